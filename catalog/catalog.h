@@ -1,0 +1,85 @@
+/* catalog.h — what a repository holds: VMs, points in time, disks, chains.
+ *
+ * Layout recognisers (CloudStack NAS, CloudStack KBOSS, generic) turn
+ * repository files into backups; the SQLite catalog (outside the repository)
+ * remembers them so rescans only reopen what changed.  This module is the
+ * only place that calls sqlite3_*.
+ *
+ * A catalog_t is safe to use from several threads (calls are serialised
+ * inside; none of them does image I/O beyond header probes during a scan).
+ * All functions return 0 / a value or -errno with bfs_last_error() set.
+ */
+#ifndef BFS_CATALOG_H
+#define BFS_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct catalog catalog_t;
+
+struct catalog_opts {
+  const char *catalog_path;         /* NULL: default per-repository file */
+  const char *cloudstack_backups;   /* optional listBackups JSON export */
+  bool progress;                    /* progress on stderr during scans */
+};
+
+int catalog_open(const char *repo, const struct catalog_opts *opts,
+                 catalog_t **out);
+void catalog_close(catalog_t *cat);
+const char *catalog_repo(const catalog_t *cat);   /* absolute path */
+
+struct catalog_scan_stats {
+  unsigned vms, backups, images, broken;
+  unsigned reopened;                /* images whose header was (re)read */
+  double seconds;
+};
+/* Build or update: unchanged files (size, mtime, inode) are not reopened,
+ * vanished backups disappear, new ones appear. */
+int catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats);
+
+struct catalog_disk {
+  char *name;                 /* vda, sdb, root, datadisk-<id> */
+  char *image;                /* repo-relative path of the top image */
+  char **chain;               /* repo-relative paths, top first */
+  size_t chain_len;
+  uint64_t virtual_size;
+  uint64_t allocated;         /* bytes on disk of the top image */
+  char *format;               /* "qcow2" or "raw" */
+  char *compression;          /* "none", "zlib" or "zstd" */
+  bool encrypted;
+  char *status;               /* "ok" or why it is broken */
+};
+
+struct catalog_backup {
+  char *vm;
+  char *name;                 /* YYYY-MM-DDTHHMMSSZ, -1/-2 for same second */
+  int64_t time;               /* UTC seconds */
+  char *source;               /* "cloudstack-nas", "cloudstack-kboss", "generic" */
+  char *domain_xml;           /* repo-relative path, or NULL */
+  char *status;               /* "ok" or why it is broken */
+  size_t ndisks;
+  struct catalog_disk *disks;
+};
+
+/* VM names, sorted. */
+int catalog_vms(catalog_t *cat, char ***names, size_t *n);
+void catalog_names_free(char **names, size_t n);
+/* A VM's backups, oldest first. */
+int catalog_backups(catalog_t *cat, const char *vm,
+                    struct catalog_backup **out, size_t *n);
+void catalog_backups_free(struct catalog_backup *b, size_t n);
+
+/* backup.json text of one backup (malloc'd, json-c). */
+char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);
+
+/* chain_opts.resolve for images of this repository: the recorded name if it
+ * exists, else the longest matching path suffix inside the repository. */
+int catalog_resolve_backing(void *cat, const char *overlay_path,
+                            const char *backing_name, char **path_out);
+
+/* commands */
+int catalog_scan_cmd(int argc, char **argv);
+int catalog_list_cmd(int argc, char **argv);
+
+#endif

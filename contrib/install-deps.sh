@@ -1,0 +1,20 @@
+#!/bin/sh
+# install-deps.sh — every Debian 12 package backupfs needs to build, test and
+# run its demo.  Idempotent; run as root.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+PKGS="build-essential meson ninja-build pkg-config clang llvm
+ fuse3 libfuse3-dev qemu-utils qemu-system-x86
+ libguestfs-tools libguestfs-dev libguestfs-xfs linux-image-amd64 ntfs-3g
+ libzstd-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev
+ sqlite3 xxhash jq attr rsync python3 libxml2-utils"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q $missing
+fi

@@ -1,0 +1,70 @@
+/* main.c — the backupfs command dispatcher.
+ *
+ * One binary, one command per module (see DESIGN.md §1).  When the first
+ * argument is not a command name, the call is the mount.fuse3 form
+ * (`backupfs REPO MOUNTPOINT -o OPTS`) and goes to the mount command.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "fs/fs.h"
+#include "image/image.h"
+#include "restore/restore.h"
+
+#ifndef BFS_VERSION
+#define BFS_VERSION "unknown"
+#endif
+
+static const struct command {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *usage;
+} commands[] = {
+  { "mount", fs_mount_cmd, "mount [-f] [-o OPTS] REPO MOUNTPOINT" },
+  { "scan", catalog_scan_cmd, "scan REPO" },
+  { "list", catalog_list_cmd, "list [--json] REPO [VM]" },
+  { "verify", restore_verify_cmd, "verify REPO [VM[@TIME]]" },
+  { "restore", restore_cmd, "restore file|disk|quick ..." },
+  { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
+  { "find", fs_find_cmd, "find REPO [VM] GLOB" },
+  { "image", image_cmd, "image info|map|cat IMAGE" },
+};
+
+static void
+usage(FILE *f)
+{
+  fprintf(f, "usage: backupfs COMMAND [ARGS]\n"
+             "       backupfs REPO MOUNTPOINT -o OPTS   (mount.fuse3 form)\n\n"
+             "Browse, copy from and boot qcow2 VM backups.\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  backupfs %s\n", commands[i].usage);
+  fprintf(f, "\nEvery command has --help.  See backupfs(1).\n");
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("backupfs %s\n", BFS_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name))
+      return commands[i].fn(argc - 1, argv + 1);
+  if (argv[1][0] != '-' && argc >= 3)
+    return fs_mount_cmd(argc, argv);   /* mount.fuse3 form */
+  fprintf(stderr, "backupfs: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
