@@ -95,6 +95,11 @@ typedef struct chain chain_t;
  * over the cap, unsupported features: -errno with the reason. */
 int chain_open(const char *top_path, const struct chain_opts *opts,
                chain_t **out);
+/* The same over an already open top image (ownership passes, also on
+ * failure); its backing layers are opened through opts->resolve.  Used by
+ * the fuzzer with a resolver that refuses. */
+int chain_open_image(img_t *top, const struct chain_opts *opts,
+                     chain_t **out);
 void chain_close(chain_t *c);
 
 uint64_t chain_size(const chain_t *c);        /* virtual size of the top */

@@ -265,7 +265,7 @@ open_qcow2(img_t *img)
 }
 
 int
-img_open_io(struct img_io *io, const char *name, img_t **out)
+img_open_io_fmt(struct img_io *io, const char *name, int fmt, img_t **out)
 {
   img_t *img;
   unsigned char magic[4];
@@ -292,7 +292,12 @@ img_open_io(struct img_io *io, const char *name, img_t **out)
     if (r < 0)
       goto fail;
   }
-  if (io->size >= 4 && be32(magic) == QCOW2_MAGIC) {
+  if (fmt == IMG_FORMAT_QCOW2 && (io->size < 4 || be32(magic) != QCOW2_MAGIC)) {
+    r = bfs_error(-EIO, "%s: recorded as qcow2 but has no qcow2 magic",
+                  img->name);
+    goto fail;
+  }
+  if (fmt != IMG_FORMAT_RAW && io->size >= 4 && be32(magic) == QCOW2_MAGIC) {
     r = open_qcow2(img);
     if (r < 0)
       goto fail;
@@ -310,7 +315,13 @@ fail:
 }
 
 int
-img_open(const char *path, img_t **out)
+img_open_io(struct img_io *io, const char *name, img_t **out)
+{
+  return img_open_io_fmt(io, name, -1, out);
+}
+
+int
+img_open_fmt(const char *path, int fmt, img_t **out)
 {
   struct img_io io;
   int r;
@@ -319,7 +330,13 @@ img_open(const char *path, img_t **out)
   r = img_io_file(path, &io);
   if (r < 0)
     return r;
-  return img_open_io(&io, path, out);
+  return img_open_io_fmt(&io, path, fmt, out);
+}
+
+int
+img_open(const char *path, img_t **out)
+{
+  return img_open_fmt(path, -1, out);
 }
 
 const struct img_info *

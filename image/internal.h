@@ -72,6 +72,12 @@ struct img {
   uint64_t l2_clock;
 };
 
+/* Open with a known format (IMG_FORMAT_*), or -1 to probe.  A raw layer is
+ * never probed (its first bytes are guest data). */
+int img_open_fmt(const char *path, int fmt, img_t **out);
+int img_open_io_fmt(struct img_io *io, const char *name, int fmt,
+                    img_t **out);
+
 /* The mapping at guest offset off (< virtual size); len is clamped to max. */
 int img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m);
 /* Decompress one compressed cluster into out (cluster_size bytes). */
@@ -80,5 +86,60 @@ int img_decompress(img_t *img, const struct img_map *m, void *out);
  * the file when it lies past the end). */
 int img_read_host(img_t *img, void *buf, size_t len, uint64_t off,
                   const char *what);
+
+/* ---- chains (chain.c opens them, extmap.c reads them) ---- */
+
+#define CHAIN_REGION_BITS 26                      /* 64 MiB per map region */
+#define CHAIN_MAP_CAP (64u * 1024 * 1024)         /* extent map bytes */
+#define CHAIN_CACHE_DEFAULT (32u * 1024 * 1024)   /* decompressed clusters */
+#define CHAIN_MAP_BUCKETS 4096
+#define CHAIN_CC_BUCKETS 1024
+
+/* One piece of the merged map: [off, off+len) reads from one place. */
+enum seg_kind { SEG_ZERO, SEG_DATA, SEG_COMPRESSED };
+struct seg {
+  uint64_t off, len;
+  uint64_t host;        /* DATA: host offset of off; COMPRESSED: payload */
+  uint64_t cl_off;      /* COMPRESSED: guest offset of the cluster start */
+  uint32_t csize;       /* COMPRESSED: payload bytes */
+  uint8_t kind;
+  int16_t layer;        /* -1 for ZERO */
+};
+
+struct region {
+  struct region *next;  /* hash chain */
+  uint64_t index;
+  uint64_t stamp;       /* last use (atomic) */
+  size_t n;
+  struct seg segs[];
+};
+
+struct centry {         /* one decompressed cluster */
+  struct centry *next, *lru_prev, *lru_next;
+  int layer;
+  uint64_t host;
+  size_t len;
+  unsigned char data[];
+};
+
+struct chain {
+  size_t depth;
+  img_t **layers;
+  char **paths;
+  uint64_t size;
+
+  pthread_rwlock_t map_lock;        /* regions, map_bytes */
+  struct region *buckets[CHAIN_MAP_BUCKETS];
+  size_t map_bytes, map_cap, nregions;
+  uint64_t clock;
+
+  pthread_mutex_t cc_lock;          /* the decompressed-cluster LRU */
+  struct centry *cc_buckets[CHAIN_CC_BUCKETS];
+  struct centry lru;                /* list head: lru.lru_next is newest */
+  size_t cc_bytes, cc_cap;
+};
+
+void chain_map_init(chain_t *c, size_t cache_bytes);
+void chain_map_free(chain_t *c);
 
 #endif
