@@ -82,11 +82,15 @@ restore_backup_json(const char *backup_dir, json_object **out)
 
   if (asprintf(&path, "%s/backup.json", backup_dir) < 0)
     return bfs_error(-ENOMEM, "out of memory");
+  if (access(path, R_OK) < 0)
+    return bfs_error(-errno, "%s: %s (is %s a point-in-time directory of a "
+                     "backupfs mount?)", path, strerror(errno), backup_dir);
   j = json_object_from_file(path);
-  if (!j)
-    return bfs_error(-EINVAL, "%s: cannot read: %s (is %s a point-in-time "
-                     "directory of a backupfs mount?)", path,
-                     json_util_get_last_err(), backup_dir);
+  if (!j) {
+    const char *m = json_util_get_last_err();
+    return bfs_error(-EINVAL, "%s: not valid JSON: %.*s", path,
+                     m ? (int) strcspn(m, "\n") : 7, m ? m : "unknown");
+  }
   if (!json_object_is_type(j, json_type_object)) {
     json_object_put(j);
     return bfs_error(-EINVAL, "%s: not a JSON object", path);
