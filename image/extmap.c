@@ -27,6 +27,9 @@
 #include "image/internal.h"
 
 #define REGION_SIZE (1ull << CHAIN_REGION_BITS)
+/* chain_extent_at() looks at most this far each way: a huge empty disk is
+ * reported as several long ZERO extents rather than scanned to its end */
+#define CHAIN_EXTENT_SCAN (1ull << 34)
 
 struct segvec {
   struct seg *v;
@@ -443,14 +446,14 @@ chain_extent_at(chain_t *c, uint64_t off, struct chain_extent *out)
     return r;
   start = s.off;
   end = s.off + s.len;
-  while (end < c->size) {
+  while (end < c->size && end - off < CHAIN_EXTENT_SCAN) {
     if ((r = get_seg(c, end, &t)) < 0)
       return r;
     if (!same_extent(&s, &t))
       break;
     end = t.off + t.len;
   }
-  while (start > 0) {
+  while (start > 0 && off - start < CHAIN_EXTENT_SCAN) {
     if ((r = get_seg(c, start - 1, &t)) < 0)
       return r;
     if (!same_extent(&s, &t))

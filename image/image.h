@@ -120,7 +120,9 @@ struct chain_extent {
   enum chain_extent_kind kind;
   int layer;           /* layer index holding the data; -1 for ZERO */
 };
-/* The maximal extent of one kind (and layer) that contains off. */
+/* The maximal extent of one kind (and layer) that contains off, but looking
+ * at most 16 GiB either way from off (callers iterate: a huge empty disk
+ * comes back as several long ZERO extents). */
 int chain_extent_at(chain_t *c, uint64_t off, struct chain_extent *out);
 /* Bytes of the point in time that hold data (sum of DATA extents). */
 int chain_allocated(chain_t *c, uint64_t *bytes);
