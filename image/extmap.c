@@ -324,6 +324,7 @@ read_compressed(chain_t *c, const struct seg *s, void *buf, uint64_t off,
   e = malloc(sizeof *e + cs);
   if (!e)
     return bfs_error(-ENOMEM, "out of memory for a compressed cluster");
+  e->data = (unsigned char *)(e + 1);
   r = img_decompress(img, &m, e->data);
   if (r < 0) {
     free(e);

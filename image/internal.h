@@ -119,7 +119,7 @@ struct centry {         /* one decompressed cluster */
   int layer;
   uint64_t host;
   size_t len;
-  unsigned char data[];
+  unsigned char *data;  /* right after the struct, same allocation */
 };
 
 struct chain {
