@@ -243,6 +243,7 @@ get_seg(chain_t *c, uint64_t off, struct seg *s)
     free(mine);
   else {
     reg = mine;
+    reg->stamp = c->clock;
     reg->next = c->buckets[idx % CHAIN_MAP_BUCKETS];
     c->buckets[idx % CHAIN_MAP_BUCKETS] = reg;
     c->map_bytes += region_bytes(reg);
@@ -359,11 +360,11 @@ read_compressed(chain_t *c, const struct seg *s, void *buf, uint64_t off,
 /* ---- public ---- */
 
 void
-chain_map_init(chain_t *c, size_t cache_bytes)
+chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes)
 {
   pthread_rwlock_init(&c->map_lock, NULL);
   pthread_mutex_init(&c->cc_lock, NULL);
-  c->map_cap = CHAIN_MAP_CAP;
+  c->map_cap = map_bytes ? map_bytes : CHAIN_MAP_CAP;
   c->cc_cap = cache_bytes ? cache_bytes : CHAIN_CACHE_DEFAULT;
   c->lru.lru_next = c->lru.lru_prev = &c->lru;
 }

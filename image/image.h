@@ -87,6 +87,7 @@ struct chain_opts {
   void *resolve_opaque;
   unsigned max_depth;               /* 0: CHAIN_MAX_DEPTH */
   size_t cache_bytes;               /* decompressed-cluster LRU; 0: default */
+  size_t map_bytes;                 /* extent map memory cap; 0: default */
 };
 
 typedef struct chain chain_t;

@@ -139,7 +139,7 @@ struct chain {
   size_t cc_bytes, cc_cap;
 };
 
-void chain_map_init(chain_t *c, size_t cache_bytes);
+void chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes);
 void chain_map_free(chain_t *c);
 
 #endif
