@@ -28,6 +28,7 @@ int catalog_open(const char *repo, const struct catalog_opts *opts,
                  catalog_t **out);
 void catalog_close(catalog_t *cat);
 const char *catalog_repo(const catalog_t *cat);   /* absolute path */
+const char *catalog_path(const catalog_t *cat);   /* the SQLite file */
 
 struct catalog_scan_stats {
   unsigned vms, backups, images, broken;
@@ -49,6 +50,7 @@ struct catalog_disk {
   char *compression;          /* "none", "zlib" or "zstd" */
   bool encrypted;
   char *status;               /* "ok" or why it is broken */
+  char *volume;               /* CloudStack volume id when known, or NULL */
 };
 
 struct catalog_backup {
@@ -60,6 +62,9 @@ struct catalog_backup {
   char *status;               /* "ok" or why it is broken */
   size_t ndisks;
   struct catalog_disk *disks;
+  char *extra;                /* layout-specific fields (JSON object text:
+                                 domain_name/uuid, account/volume,
+                                 backup_id/vm_id) merged into backup.json */
 };
 
 /* VM names, sorted. */
