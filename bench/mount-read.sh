@@ -36,7 +36,7 @@ for i in range(1, 9):
     img = d + "/vda.qcow2"
     if prev is None:
         subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", img, "2G"])
-        writes = [(o * 1048576, 1048576) for o in rnd.sample(range(2048), 512)]
+        writes = [(o * 1048576, 1048576) for o in rnd.sample(range(2048), 680)]
     else:
         subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
                                "-b", "../" + os.path.basename(prev) + "/vda.qcow2", img])
