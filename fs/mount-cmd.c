@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -170,12 +171,16 @@ parse_args(int argc, char **argv, struct opts *o)
   return 0;
 }
 
-/* A stale FUSE mount (daemon gone) answers ENOTCONN. */
+/* A stale FUSE mount (daemon gone) answers ENOTCONN.  statfs() always
+ * reaches the file system; stat() may be answered from cached attributes. */
 static int
 check_mountpoint(const char *mp)
 {
   struct stat st;
-  if (stat(mp, &st) == 0) {
+  struct statfs sfs;
+  if (statfs(mp, &sfs) < 0 && errno == ENOTCONN)
+    errno = ENOTCONN;
+  else if (stat(mp, &st) == 0) {
     if (!S_ISDIR(st.st_mode))
       return bfs_error(-ENOTDIR, "%s: mount point is not a directory", mp);
     return 0;
@@ -259,6 +264,8 @@ run(struct opts *o)
 
   /* libfuse options */
   r = add_fuse_opt(o, "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
+  if (r == 0 && !strstr(o->fuse_o, "max_read="))
+    r = add_fuse_opt(o, "max_read=1048576");
   if (r == 0 && o->allow_other)
     r = add_fuse_opt(o, "allow_other,default_permissions");
   if (r == 0 && !strstr(o->fuse_o, "fsname=")) {

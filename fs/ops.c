@@ -90,7 +90,7 @@ static void
 op_init(void *userdata, struct fuse_conn_info *conn)
 {
   conn->max_write = MAX_IO;                 /* sets max_pages: 1 MiB reads */
-  conn->max_read = MAX_IO;
+  conn->max_read = MAX_IO;                  /* = -o max_read (mount-cmd.c) */
   conn->max_readahead = MAX_IO;
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;

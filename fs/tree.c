@@ -209,6 +209,7 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     if (latest && (!latest->blob || strcmp(latest->blob->data, target))) {
       blob_unref(latest->blob);
       latest->blob = blob_new(target, strlen(target));
+      latest->mtime = ws[nw - 1].b->time;
       tree_queue_inval_inode(latest->ino);
     }
     if (latest)
