@@ -8,7 +8,9 @@
  * holes stay holes.  After fdatasync and dropping the page cache, the data
  * extents are read back from the destination and hashed again, and the
  * holes are checked to hold no data: success is only reported when both
- * agree.  A block device (with --force) gets its holes zeroed instead.
+ * agree.  The bandwidth limit applies to the read-back too (it is I/O on
+ * the same busy storage).  A block device (with --force) gets its holes
+ * zeroed instead.
  *
  * qcow2 output is qemu-img convert from the raw source (the mounted disk
  * image, or the repository chain spelled as a json: filename), checked with
@@ -210,6 +212,7 @@ check(struct job *j, XXH128_hash_t want)
     }
     for (uint64_t o = e->off; o < e->off + e->len;) {
       size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
+      restore_throttle(&j->th, n);
       if (pread(j->fd, j->buf, n, o) != (ssize_t) n) {
         r = bfs_error(-EIO, "%s: read back: %s", j->dest, strerror(errno));
         break;
