@@ -234,8 +234,8 @@ list_dir(struct scan *s, const char *rel, struct names *files,
     into->v[into->n++] = cat_xstrdup(e->d_name);
   }
   closedir(d);
-  if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-  if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
 }
 
 static void
@@ -406,7 +406,8 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
   size_t vcap = 0;
   if (!h) abort();
 
-  qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
+  if (s->nbackups > 1)
+    qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
   unsigned dup = 0;
   for (size_t i = 0; i < s->nbackups; i++) {
     struct model_backup *b = &s->backups[i];
