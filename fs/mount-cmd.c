@@ -29,7 +29,7 @@
 
 struct opts {
   bool foreground, debug, single;
-  bool allow_other;
+  bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups;
   unsigned max_threads;
   char fuse_o[4096];                /* options passed to libfuse */
@@ -56,6 +56,8 @@ usage(FILE *f)
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     max_threads=N            FUSE worker threads (default %d)\n"
+"     noinotify                do not watch the repository; rescan when a\n"
+"                              directory is listed (at most every 2 s)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
           DEFAULT_MAX_THREADS);
@@ -111,6 +113,8 @@ parse_o(struct opts *o, const char *arg)
                          tok + 12);
       o->max_threads = n;
     }
+    else if (!strcmp(tok, "noinotify"))
+      o->no_inotify = true;
     else if (!strcmp(tok, "debug"))
       o->debug = o->foreground = true;
     else if (!strcmp(tok, "allow_other"))
@@ -251,6 +255,7 @@ run(struct opts *o)
   mnt.entry_timeout = 3600;
   mnt.max_threads = o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS;
   mnt.wake_fd = mnt.ino_fd = -1;
+  mnt.no_inotify = o->no_inotify;
   pthread_mutex_init(&mnt.scan_lock, NULL);
   pthread_rwlock_init(&mnt.tree_lock, NULL);
   pthread_mutex_init(&mnt.q_lock, NULL);

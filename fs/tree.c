@@ -9,9 +9,10 @@
  *
  * The watcher thread owns inotify (watches on the repository and its
  * directories down to WATCH_DEPTH), debounces events into rescans, and sends
- * the queued invalidations with no lock held.  Without inotify (or in
- * addition to it, when events are pending), listing the root or a VM
- * directory triggers a rescan, at most every RESCAN_INTERVAL seconds.
+ * the queued invalidations with no lock held.  Listing the root or a VM
+ * directory rescans at once when events are pending; without inotify, or on
+ * a network file system (whose remote writers inotify cannot see), listing
+ * rescans at most every RESCAN_INTERVAL seconds.
  */
 #include "fs/mount.h"
 
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -488,6 +490,27 @@ watcher(void *arg)
   return NULL;
 }
 
+/* inotify sees only this host's writes on network file systems */
+static bool
+network_fs(const char *path)
+{
+  static const unsigned long magic[] = {
+    0x6969,       /* NFS */       0xff534d42,   /* CIFS */
+    0xfe534d42,   /* SMB2 */      0x517b,       /* SMB */
+    0x65735546,   /* FUSE */      0x00c36400,   /* Ceph */
+    0x01021997,   /* 9P */        0x5346414f,   /* AFS */
+    0x01161970,   /* GFS2 */      0x7461636f,   /* OCFS2 */
+    0x0bd00bd0,   /* Lustre */    0x47504653,   /* GPFS */
+  };
+  struct statfs sfs;
+  if (statfs(path, &sfs) < 0)
+    return false;
+  for (size_t i = 0; i < sizeof magic / sizeof magic[0]; i++)
+    if ((unsigned long)sfs.f_type == magic[i])
+      return true;
+  return false;
+}
+
 int
 tree_watch_start(void)
 {
@@ -495,12 +518,12 @@ tree_watch_start(void)
   mnt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (mnt.wake_fd < 0)
     return bfs_error(-errno, "eventfd: %m");
-  mnt.ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (mnt.ino_fd >= 0) {
-    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0;
-  }
+  mnt.ino_fd = mnt.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (mnt.ino_fd >= 0)
+    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0 && !network_fs(mnt.repo);
   if (!mnt.inotify_ok)
-    bfs_log(BFS_LOG_INFO, "no inotify on %s: rescanning on listing", mnt.repo);
+    bfs_log(BFS_LOG_INFO, "%s: inotify unavailable or blind to remote "
+            "writers: rescanning on listing", mnt.repo);
   int r = pthread_create(&mnt.watcher, NULL, watcher, NULL);
   if (r)
     return bfs_error(-r, "pthread_create: %s", strerror(r));
