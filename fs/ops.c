@@ -91,7 +91,7 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 {
   conn->max_write = MAX_IO;                 /* sets max_pages: 1 MiB reads */
   conn->max_read = MAX_IO;                  /* = -o max_read (mount-cmd.c) */
-  conn->max_readahead = MAX_IO;
+  conn->max_readahead = 64 * MAX_IO;        /* the bdi setting decides */
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE)
