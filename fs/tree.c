@@ -108,6 +108,14 @@ struct want {                       /* one backup as the catalog has it */
   char *json;
 };
 
+/* Names come from the repository: never '/', '.', '..' or empty. */
+static bool
+valid_name(const char *s)
+{
+  return s && *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..") &&
+         strlen(s) <= NAME_MAX;
+}
+
 static void
 drop_kid(struct node *dir, struct node *kid)
 {
@@ -154,7 +162,7 @@ build_backup(struct node *bn, const struct want *w)
   for (size_t i = 0; i < b->ndisks; i++) {
     const struct catalog_disk *cd = &b->disks[i];
     char name[NAME_MAX + 1];
-    if (!cd->name || !cd->image ||
+    if (!valid_name(cd->name) || !cd->image ||
         snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
         snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
         (int)sizeof path || node_kid(dd, name))
@@ -223,6 +231,8 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     node_unlink(latest);
   }
   for (size_t j = 0; j < nw; j++) {
+    if (!valid_name(ws[j].b->name) || !strcmp(ws[j].b->name, "latest"))
+      continue;
     struct node *bn = node_kid(vn, ws[j].b->name);
     if (bn && bn->kind == N_BACKUP) {
       struct node *jn = node_kid(bn, "backup.json");
@@ -324,7 +334,7 @@ tree_refresh(bool scan)
       drop_kid(root, root->kids[i]);
   }
   for (size_t j = 0; j < nnames; j++) {
-    if (vms[j].n == 0 || !vms[j].ws)
+    if (vms[j].n == 0 || !vms[j].ws || !valid_name(names[j]))
       continue;
     struct node *vn = node_kid(root, names[j]);
     if (!vn && !(vn = add_kid(root, N_VM, names[j])))
