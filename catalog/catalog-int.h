@@ -140,6 +140,8 @@ struct scan_file {              /* one probed file (cached in the files table) *
   char *backing_path;           /* resolved, repo-relative, or NULL */
   char *info;                   /* FILE_META: parsed content (JSON) */
   bool seen, dirty, in_db;
+  bool resolved, counted;       /* this scan: backing resolved, counted */
+  char *resolve_error;          /* why the backing was not found */
 };
 
 struct model_disk {
@@ -166,8 +168,15 @@ struct model_backup {
   char *status;                 /* computed */
 };
 
+struct model_vm {
+  const char *name;             /* owned by its first backup */
+  size_t first, n;              /* its backups in scan.backups */
+  uint64_t hash;                /* of everything stored for it */
+};
+
 struct scan {
   catalog_t *cat;
+  const char *only_vm;          /* partial scan of one directory-based VM */
   int repo_fd;
   struct cat_map files;         /* path -> struct scan_file* */
   struct scan_file **filev;
@@ -176,7 +185,9 @@ struct scan {
   size_t nbackups, backups_cap;
   struct kboss_image *kboss;    /* layout-kboss.c collects, then groups */
   size_t nkboss, kboss_cap;
-  unsigned reopened, walked;
+  struct model_vm *vms;
+  size_t nvms;
+  unsigned reopened, walked, nimages;
   double last_progress;
 };
 
@@ -212,9 +223,13 @@ bool resolve_fs_exists(const char *repo, const char *rel);
 
 /* db.c */
 int db_open(const char *path, sqlite3 **out);
-int db_load_files(sqlite3 *db, struct scan *s);
-int db_store(sqlite3 *db, struct scan *s, bool model_changed,
-             uint64_t model_hash);
+/* the file cache: all of it, or the paths under prefix/ */
+int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
+/* store the file cache and every VM whose hash changed; VMs that vanished
+ * are removed (only s->only_vm in a partial scan) */
+int db_store(sqlite3 *db, struct scan *s);
+/* the source of a VM as stored, or NULL */
+int db_vm_source(sqlite3 *db, const char *vm, char **source);
 int db_get_meta(sqlite3 *db, const char *key, char **val);
 int db_set_meta(sqlite3 *db, const char *key, const char *val);
 int db_sqlerr(sqlite3 *db, const char *what);

@@ -38,6 +38,11 @@ struct catalog_scan_stats {
 /* Build or update: unchanged files (size, mtime, inode) are not reopened,
  * vanished backups disappear, new ones appear. */
 int catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats);
+/* The same for one VM only, when it is a directory of the repository
+ * (generic, CloudStack NAS): cheap enough before every listing of it.
+ * Other VMs (KBOSS, or not in the catalog yet) get a full scan. */
+int catalog_scan_vm(catalog_t *cat, const char *vm,
+                    struct catalog_scan_stats *stats);
 
 struct catalog_disk {
   char *name;                 /* vda, sdb, root, datadisk-<id> */

@@ -179,8 +179,15 @@ catalog_list_cmd(int argc, char **argv)
   if (parse(argc, argv, &a, true, list_help) < 0) return 2;
   if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("list");
   CLEANUP_FREE char *scanned = NULL;
-  if ((!a.no_scan || (db_get_meta(cat->db, "model_hash", &scanned) == 0 &&
-                      !scanned)) && catalog_scan(cat, NULL) < 0) {
+  if (db_get_meta(cat->db, "scanned_at", &scanned) < 0) {
+    catalog_close(cat);
+    return fail("list");
+  }
+  /* a never-scanned catalog is scanned even with --no-scan; one VM is
+   * rescanned on its own when it is a directory of the repository */
+  if ((!a.no_scan || !scanned) &&
+      (a.vm && scanned ? catalog_scan_vm(cat, a.vm, NULL)
+                       : catalog_scan(cat, NULL)) < 0) {
     catalog_close(cat);
     return fail("list");
   }

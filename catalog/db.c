@@ -7,10 +7,11 @@
  * once.  A catalog newer than this binary is refused.  WAL mode lets the
  * mount keep reading while a scan writes.
  *
- *   meta(key, value)       repo, model_hash, model_version, scanned_at,
- *                          cloudstack_backups
+ *   meta(key, value)       repo, scanned_at, cloudstack_backups
  *   files(path, ...)       every probed file: stat identity + header
- *   vms, backups, disks, chains   the model, rewritten when it changes
+ *   vms, backups, disks, chains   the model; each VM carries the hash of
+ *                          what is stored for it (v2) and is rewritten
+ *                          only when a scan computes a different one
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +46,8 @@ static const char *const migrations[] = {
   "CREATE TABLE chains (backup_id INTEGER NOT NULL, disk_idx INTEGER NOT NULL,"
   "  depth INTEGER NOT NULL, path TEXT NOT NULL,"
   "  PRIMARY KEY (backup_id, disk_idx, depth)) WITHOUT ROWID;",
+  /* 1 -> 2: per-VM model hash, so a rescan rewrites only what changed */
+  "ALTER TABLE vms ADD COLUMN hash TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -164,14 +167,19 @@ col_str(sqlite3_stmt *st, int i)
 }
 
 int
-db_load_files(sqlite3 *db, struct scan *s)
+db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
 {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
+  if (sqlite3_prepare_v2(db, prefix ?
+        "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
+        " vsize, encrypted, external, backing, backing_format, backing_path,"
+        " error, info FROM files WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
         " error, info FROM files", -1, &st, NULL) != SQLITE_OK)
     return db_sqlerr(db, "load files");
+  if (prefix)
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     struct scan_file *f = cat_xcalloc(1, sizeof *f);
@@ -265,34 +273,30 @@ out:
 }
 
 static int
-store_model(sqlite3 *db, struct scan *s)
+delete_vm(sqlite3 *db, sqlite3_stmt **del, int64_t id)
 {
-  static const char *const sql[] = {
-    "INSERT INTO vms (name, source) VALUES (?1, ?2)",
-    "INSERT INTO backups (vm_id, name, time, source, domain_xml, status, extra)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    "INSERT INTO disks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    "INSERT INTO chains VALUES (?1, ?2, ?3, ?4)",
-  };
-  sqlite3_stmt *st[4] = { 0 };
+  int r = 0;
+  for (int i = 0; i < 4 && r == 0; i++) {
+    sqlite3_bind_int64(del[i], 1, id);
+    r = step(db, del[i], "delete VM");
+  }
+  return r;
+}
+
+static int
+store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
+{
+  char hs[32];
   int r;
-  if ((r = exec(db, "DELETE FROM chains; DELETE FROM disks;"
-                    "DELETE FROM backups; DELETE FROM vms;")) < 0)
-    return r;
-  for (int i = 0; i < 4; i++)
-    if (sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
-      r = db_sqlerr(db, "store model");
-      goto out;
-    }
-  int64_t vm_id = 0;
-  for (size_t i = 0; i < s->nbackups && r == 0; i++) {
+  snprintf(hs, sizeof hs, "%016" PRIx64, vm->hash);
+  bind_str(st[0], 1, vm->name);
+  bind_str(st[0], 2, s->backups[vm->first].source);
+  bind_str(st[0], 3, hs);
+  if ((r = step(db, st[0], "store vm")) < 0) return r;
+  int64_t vm_id = sqlite3_last_insert_rowid(db);
+
+  for (size_t i = vm->first; i < vm->first + vm->n && r == 0; i++) {
     struct model_backup *b = &s->backups[i];
-    if (i == 0 || strcmp(b->vm, s->backups[i - 1].vm)) {
-      bind_str(st[0], 1, b->vm);
-      bind_str(st[0], 2, b->source);
-      if ((r = step(db, st[0], "store vm")) < 0) break;
-      vm_id = sqlite3_last_insert_rowid(db);
-    }
     sqlite3_bind_int64(st[1], 1, vm_id);
     bind_str(st[1], 2, b->name);
     sqlite3_bind_int64(st[1], 3, b->time);
@@ -328,30 +332,94 @@ store_model(sqlite3 *db, struct scan *s)
       }
     }
   }
+  return r;
+}
+
+/* Rewrite the VMs whose hash differs from the stored one; drop the VMs
+ * that are gone (all of them, or only s->only_vm in a partial scan). */
+static int
+store_model(sqlite3 *db, struct scan *s, bool *changed)
+{
+  static const char *const sql[] = {
+    "INSERT INTO vms (name, source, hash) VALUES (?1, ?2, ?3)",
+    "INSERT INTO backups (vm_id, name, time, source, domain_xml, status, extra)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT INTO disks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    "INSERT INTO chains VALUES (?1, ?2, ?3, ?4)",
+    "DELETE FROM chains WHERE backup_id IN"
+    " (SELECT id FROM backups WHERE vm_id = ?1)",
+    "DELETE FROM disks WHERE backup_id IN"
+    " (SELECT id FROM backups WHERE vm_id = ?1)",
+    "DELETE FROM backups WHERE vm_id = ?1",
+    "DELETE FROM vms WHERE id = ?1",
+    "SELECT id, name, hash FROM vms WHERE ?1 IS NULL OR name = ?1",
+  };
+  enum { NST = sizeof sql / sizeof sql[0] };
+  sqlite3_stmt *st[NST] = { 0 };
+  struct cat_map model;
+  int r = 0, rc;
+
+  cat_map_init(&model);
+  for (size_t i = 0; i < s->nvms; i++)
+    cat_map_put(&model, s->vms[i].name, &s->vms[i]);
+  for (size_t i = 0; i < NST; i++)
+    if (sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+      r = db_sqlerr(db, "store model");
+      goto out;
+    }
+
+  /* stored VMs: unchanged ones are kept (and marked), others deleted */
+  struct keep { int64_t id; struct model_vm *vm; } *gone = NULL;
+  size_t ngone = 0, gcap = 0;
+  bool *same = cat_xcalloc(s->nvms + 1, sizeof *same);
+  bind_str(st[8], 1, s->only_vm);
+  while ((rc = sqlite3_step(st[8])) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st[8], 1);
+    const char *hash = (const char *)sqlite3_column_text(st[8], 2);
+    struct model_vm *vm = name ? cat_map_get(&model, name) : NULL;
+    char hs[32];
+    if (vm) snprintf(hs, sizeof hs, "%016" PRIx64, vm->hash);
+    if (vm && hash && !strcmp(hash, hs)) {
+      same[vm - s->vms] = true;
+      continue;
+    }
+    CAT_GROW(gone, gcap, ngone);
+    gone[ngone++] = (struct keep){ sqlite3_column_int64(st[8], 0), vm };
+  }
+  sqlite3_reset(st[8]);
+  if (rc != SQLITE_DONE) r = db_sqlerr(db, "store model");
+  for (size_t i = 0; i < ngone && r == 0; i++)
+    r = delete_vm(db, st + 4, gone[i].id);
+  for (size_t i = 0; i < s->nvms && r == 0; i++)
+    if (!same[i])
+      r = store_vm(db, s, &s->vms[i], st);
+  *changed = ngone > 0;
+  for (size_t i = 0; i < s->nvms; i++)
+    if (!same[i]) *changed = true;
+  free(same);
+  free(gone);
 out:
-  for (int i = 0; i < 4; i++) sqlite3_finalize(st[i]);
+  for (size_t i = 0; i < NST; i++) sqlite3_finalize(st[i]);
+  cat_map_free(&model);
   return r;
 }
 
 int
-db_store(sqlite3 *db, struct scan *s, bool model_changed, uint64_t hash)
+db_store(sqlite3 *db, struct scan *s)
 {
   int r;
-  bool files_changed = false;
-  for (size_t i = 0; i < s->nfiles && !files_changed; i++)
-    files_changed = s->filev[i]->seen ? s->filev[i]->dirty : s->filev[i]->in_db;
-  if (!files_changed && !model_changed)
-    return 0;                         /* nothing to write at all */
+  bool changed = false;
+  CLEANUP_FREE char *scanned = NULL;
 
   if ((r = exec(db, "BEGIN IMMEDIATE")) < 0) return r;
-  if ((r = store_files(db, s)) < 0) goto fail;
-  if (model_changed) {
-    char hs[32], ts[32];
-    snprintf(hs, sizeof hs, "%016" PRIx64, hash);
+  if ((r = store_files(db, s)) < 0 ||
+      (r = store_model(db, s, &changed)) < 0 ||
+      (r = db_get_meta(db, "scanned_at", &scanned)) < 0)
+    goto fail;
+  if (changed || !scanned) {
+    char ts[32];
     snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-    if ((r = store_model(db, s)) < 0 ||
-        (r = db_set_meta(db, "model_hash", hs)) < 0 ||
-        (r = db_set_meta(db, "scanned_at", ts)) < 0)
+    if ((r = db_set_meta(db, "scanned_at", ts)) < 0)
       goto fail;
   }
   if ((r = exec(db, "COMMIT")) < 0) goto fail;
@@ -359,6 +427,22 @@ db_store(sqlite3 *db, struct scan *s, bool model_changed, uint64_t hash)
 fail:
   sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   return r;
+}
+
+int
+db_vm_source(sqlite3 *db, const char *vm, char **source)
+{
+  sqlite3_stmt *st;
+  *source = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT source FROM vms WHERE name = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return db_sqlerr(db, "VM source");
+  sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *source = col_str(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_sqlerr(db, "VM source");
 }
 
 int

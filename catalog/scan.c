@@ -59,7 +59,8 @@ clear_header(struct scan_file *f)
 {
   free(f->format); free(f->compression); free(f->backing);
   free(f->backing_format); free(f->error); free(f->backing_path);
-  free(f->info);
+  free(f->info); free(f->resolve_error);
+  f->resolve_error = NULL;
   f->format = f->compression = f->backing = f->backing_format = NULL;
   f->error = f->backing_path = f->info = NULL;
   f->vsize = 0;
@@ -233,8 +234,36 @@ list_dir(struct scan *s, const char *rel, struct names *files,
     into->v[into->n++] = cat_xstrdup(e->d_name);
   }
   closedir(d);
-  if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-  if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+}
+
+static void
+walk_top(struct scan *s, const char *d0, bool repo_is_backups)
+{
+  struct names d1 = { 0 };
+  list_dir(s, d0, NULL, &d1);
+  for (size_t j = 0; j < d1.n; j++) {
+    struct names files = { 0 }, d2 = { 0 };
+    CLEANUP_FREE char *rel = cat_xasprintf("%s/%s", d0, d1.v[j]);
+    list_dir(s, rel, &files, &d2);
+    if (files.n &&
+        !layout_nas_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
+        !layout_generic_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
+        repo_is_backups)
+      layout_kboss_dir(s, d0, d1.v[j], rel, files.v, files.n);
+    if (!strcmp(d0, "backups"))
+      for (size_t k = 0; k < d2.n; k++) {
+        struct names f3 = { 0 };
+        CLEANUP_FREE char *rel3 = cat_xasprintf("%s/%s", rel, d2.v[k]);
+        list_dir(s, rel3, &f3, NULL);
+        layout_kboss_dir(s, d1.v[j], d2.v[k], rel3, f3.v, f3.n);
+        names_free(&f3);
+      }
+    names_free(&files);
+    names_free(&d2);
+  }
+  names_free(&d1);
 }
 
 static void
@@ -244,32 +273,13 @@ walk(struct scan *s)
   bool repo_is_backups = base && !strcmp(base + 1, "backups");
   struct names d0 = { 0 };
 
-  list_dir(s, ".", NULL, &d0);
-  for (size_t i = 0; i < d0.n; i++) {
-    struct names d1 = { 0 };
-    list_dir(s, d0.v[i], NULL, &d1);
-    for (size_t j = 0; j < d1.n; j++) {
-      struct names files = { 0 }, d2 = { 0 };
-      CLEANUP_FREE char *rel = cat_xasprintf("%s/%s", d0.v[i], d1.v[j]);
-      list_dir(s, rel, &files, &d2);
-      if (files.n &&
-          !layout_nas_dir(s, d0.v[i], d1.v[j], rel, files.v, files.n) &&
-          !layout_generic_dir(s, d0.v[i], d1.v[j], rel, files.v, files.n) &&
-          repo_is_backups)
-        layout_kboss_dir(s, d0.v[i], d1.v[j], rel, files.v, files.n);
-      if (!strcmp(d0.v[i], "backups"))
-        for (size_t k = 0; k < d2.n; k++) {
-          struct names f3 = { 0 };
-          CLEANUP_FREE char *rel3 = cat_xasprintf("%s/%s", rel, d2.v[k]);
-          list_dir(s, rel3, &f3, NULL);
-          layout_kboss_dir(s, d1.v[j], d2.v[k], rel3, f3.v, f3.n);
-          names_free(&f3);
-        }
-      names_free(&files);
-      names_free(&d2);
-    }
-    names_free(&d1);
+  if (s->only_vm) {
+    walk_top(s, s->only_vm, false);
+    return;
   }
+  list_dir(s, ".", NULL, &d0);
+  for (size_t i = 0; i < d0.n; i++)
+    walk_top(s, d0.v[i], repo_is_backups);
   names_free(&d0);
 }
 
@@ -291,6 +301,41 @@ ends_with(const char *s, const char *suf)
   return l >= sl && !strcmp(s + l - sl, suf);
 }
 
+/* the backing of f, resolved once per scan (chains share their layers) */
+static const char *
+resolve_layer(struct scan *s, struct scan_file *f)
+{
+  if (!f->resolved) {
+    char *next;
+    f->resolved = true;
+    free(f->resolve_error);
+    f->resolve_error = NULL;
+    if (resolve_backing_rel(s->cat->repo, f->path, f->backing, scan_exists,
+                            s, &next) < 0) {
+      f->resolve_error = cat_xstrdup(bfs_last_error());
+      next = NULL;
+    }
+    if (!next != !f->backing_path ||
+        (next && strcmp(f->backing_path, next))) {
+      free(f->backing_path);
+      f->backing_path = next;
+      f->dirty = true;
+    }
+    else
+      free(next);
+  }
+  return f->resolve_error ? NULL : f->backing_path;
+}
+
+static void
+count(struct scan *s, struct scan_file *f)
+{
+  if (f && !f->counted) {
+    f->counted = true;
+    s->nimages++;
+  }
+}
+
 static void
 resolve_disk(struct scan *s, struct model_disk *d)
 {
@@ -298,6 +343,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
   size_t cap = 0;
   char *why = NULL;
 
+  count(s, f);
   CAT_GROW(d->chain, cap, d->chain_len);
   d->chain[d->chain_len++] = cat_xstrdup(d->top);
   if (f && f->format && !strcmp(f->format, "raw") && ends_with(f->path, ".qcow2"))
@@ -314,17 +360,8 @@ resolve_disk(struct scan *s, struct model_disk *d)
       break;
     }
     if (!f->backing) break;
-    char *next;
-    if (resolve_backing_rel(s->cat->repo, f->path, f->backing, scan_exists,
-                            s, &next) < 0) {
-      why = cat_xstrdup(bfs_last_error());
-      break;
-    }
-    if (!f->backing_path || strcmp(f->backing_path, next)) {
-      free(f->backing_path);
-      f->backing_path = cat_xstrdup(next);
-      f->dirty = true;
-    }
+    const char *next = resolve_layer(s, f);
+    if (!next) { why = cat_xstrdup(f->resolve_error); break; }
     bool loop = false;
     for (size_t i = 0; i < d->chain_len && !loop; i++)
       loop = !strcmp(d->chain[i], next);
@@ -333,12 +370,12 @@ resolve_disk(struct scan *s, struct model_disk *d)
                                  d->top, next)
                  : cat_xasprintf("%s: chain deeper than %d", d->top,
                                  CHAIN_MAX_DEPTH);
-      free(next);
       break;
     }
     f = scan_file_get(s, next, FILE_IMAGE);
+    count(s, f);
     CAT_GROW(d->chain, cap, d->chain_len);
-    d->chain[d->chain_len++] = next;
+    d->chain[d->chain_len++] = cat_xstrdup(next);
   }
   if (!f && !why)
     why = cat_xasprintf("%s: not a regular file",
@@ -362,27 +399,33 @@ hash_str(XXH3_state_t *h, const char *s)
   XXH3_64bits_update(h, s ? s : "\1", s ? strlen(s) + 1 : 1);
 }
 
-static uint64_t
+static void
 finish_model(struct scan *s, struct catalog_scan_stats *st)
 {
-  struct cat_map images, vms;
   XXH3_state_t *h = XXH3_createState();
+  size_t vcap = 0;
   if (!h) abort();
-  XXH3_64bits_reset(h);
-  cat_map_init(&images);
-  cat_map_init(&vms);
 
-  qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
+  if (s->nbackups > 1)
+    qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
   unsigned dup = 0;
   for (size_t i = 0; i < s->nbackups; i++) {
     struct model_backup *b = &s->backups[i];
     char tn[32];
+    bool same_vm = i > 0 && !strcmp(b->vm, s->backups[i - 1].vm);
+    if (!same_vm) {
+      if (s->nvms)
+        s->vms[s->nvms - 1].hash = XXH3_64bits_digest(h);
+      CAT_GROW(s->vms, vcap, s->nvms);
+      s->vms[s->nvms++] = (struct model_vm){ .name = b->vm, .first = i };
+      XXH3_64bits_reset(h);
+      uint64_t v = CATALOG_MODEL_VERSION;
+      XXH3_64bits_update(h, &v, sizeof v);
+    }
+    s->vms[s->nvms - 1].n++;
     cat_time_name(b->time, tn);
-    bool same = i > 0 && !strcmp(b->vm, s->backups[i - 1].vm) &&
-                b->time == s->backups[i - 1].time;
-    dup = same ? dup + 1 : 0;
+    dup = same_vm && b->time == s->backups[i - 1].time ? dup + 1 : 0;
     b->name = dup ? cat_xasprintf("%s-%u", tn, dup) : cat_xstrdup(tn);
-    if (!cat_map_get(&vms, b->vm)) cat_map_put(&vms, b->vm, b);
 
     for (size_t j = 0; j < b->ndisks; j++) {
       struct model_disk *d = &b->disks[j];
@@ -398,9 +441,6 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
       }
       if (!b->status && strcmp(d->status, "ok"))
         b->status = cat_xasprintf("%s: %s", d->name, d->status);
-      for (size_t k = 0; k < d->chain_len; k++)
-        if (!cat_map_get(&images, d->chain[k]))
-          cat_map_put(&images, d->chain[k], d);
       hash_str(h, d->name); hash_str(h, d->top); hash_str(h, d->volume);
       hash_str(h, d->status);
       for (size_t k = 0; k < d->chain_len; k++) hash_str(h, d->chain[k]);
@@ -419,23 +459,19 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
     uint64_t nd = b->ndisks;
     XXH3_64bits_update(h, &nd, sizeof nd);
   }
-  st->vms = vms.n;
-  st->backups = s->nbackups;
-  st->images = images.n;
-  uint64_t v = CATALOG_MODEL_VERSION;
-  XXH3_64bits_update(h, &v, sizeof v);
-  uint64_t r = XXH3_64bits_digest(h);
+  if (s->nvms)
+    s->vms[s->nvms - 1].hash = XXH3_64bits_digest(h);
   XXH3_freeState(h);
-  cat_map_free(&images);
-  cat_map_free(&vms);
-  return r;
+  st->vms = s->nvms;
+  st->backups = s->nbackups;
+  st->images = s->nimages;
 }
 
-int
-catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats)
+static int
+scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
 {
   struct catalog_scan_stats st = { 0 };
-  struct scan s = { .cat = cat, .repo_fd = -1 };
+  struct scan s = { .cat = cat, .repo_fd = -1, .only_vm = only_vm };
   double t0 = now();
   int r;
 
@@ -448,24 +484,45 @@ catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats)
   }
   if (!cat->scan_db && (r = db_open(cat->db_path, &cat->scan_db)) < 0)
     goto out;
-  if ((r = db_load_files(cat->scan_db, &s)) < 0)
+  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
     goto out;
   walk(&s);
-  layout_kboss_finish(&s);
-  uint64_t hash = finish_model(&s, &st);
-  CLEANUP_FREE char *old = NULL;
-  if ((r = db_get_meta(cat->scan_db, "model_hash", &old)) < 0)
-    goto out;
-  char hs[32];
-  snprintf(hs, sizeof hs, "%016llx", (unsigned long long)hash);
-  r = db_store(cat->scan_db, &s, !old || strcmp(old, hs), hash);
+  if (!only_vm)
+    layout_kboss_finish(&s);
+  finish_model(&s, &st);
+  r = db_store(cat->scan_db, &s);
   progress(&s, true);
 out:
   st.reopened = s.reopened;
   st.seconds = now() - t0;
   if (stats) *stats = st;
   free_model(&s);
+  free(s.vms);
   if (s.repo_fd >= 0) close(s.repo_fd);
   pthread_mutex_unlock(&cat->scan_lock);
   return r < 0 ? r : 0;
+}
+
+int
+catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats)
+{
+  return scan_run(cat, NULL, stats);
+}
+
+int
+catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats)
+{
+  CLEANUP_FREE char *source = NULL;
+  int r;
+
+  /* only VMs that are one directory of the repository can be rescanned on
+   * their own (KBOSS volumes are grouped across the whole tree) */
+  pthread_mutex_lock(&cat->lock);
+  r = db_vm_source(cat->db, vm, &source);
+  pthread_mutex_unlock(&cat->lock);
+  if (r < 0) return r;
+  if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
+      strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
+    return scan_run(cat, NULL, stats);
+  return scan_run(cat, vm, stats);
 }

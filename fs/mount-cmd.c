@@ -26,12 +26,14 @@
 #include "fs/fs.h"
 
 #define DEFAULT_MAX_THREADS 16
+#define DEFAULT_READAHEAD_KB 4096
 
 struct opts {
   bool foreground, debug, single;
-  bool allow_other;
+  bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups;
   unsigned max_threads;
+  unsigned readahead_kb;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
 };
@@ -56,9 +58,13 @@ usage(FILE *f)
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     max_threads=N            FUSE worker threads (default %d)\n"
+"     readahead_kb=N           kernel readahead of the mount (root only;\n"
+"                              default %d, 0 leaves the kernel's 128)\n"
+"     noinotify                do not watch the repository; rescan when a\n"
+"                              directory is listed (at most every 2 s)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
-          DEFAULT_MAX_THREADS);
+          DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
 }
 
 static bool
@@ -111,6 +117,16 @@ parse_o(struct opts *o, const char *arg)
                          tok + 12);
       o->max_threads = n;
     }
+    else if (!strncmp(tok, "readahead_kb=", 13)) {
+      char *end;
+      unsigned long n = strtoul(tok + 13, &end, 10);
+      if (*end || n > 1048576)
+        return bfs_error(-EINVAL, "readahead_kb: want 0..1048576, got '%s'",
+                         tok + 13);
+      o->readahead_kb = n;
+    }
+    else if (!strcmp(tok, "noinotify"))
+      o->no_inotify = true;
     else if (!strcmp(tok, "debug"))
       o->debug = o->foreground = true;
     else if (!strcmp(tok, "allow_other"))
@@ -204,6 +220,43 @@ escape_opt(char *dst, size_t size, const char *s)
   dst[j] = '\0';
 }
 
+/* Kernel readahead on a FUSE mount is capped at the bdi's default 128 KiB
+ * whatever max_readahead says; a larger window keeps several 1 MiB reads
+ * in flight across our worker threads.  Root only; best effort. */
+static void
+set_readahead(const char *mp, unsigned kb)
+{
+  CLEANUP_FCLOSE FILE *f = fopen("/proc/self/mountinfo", "re");
+  char line[8192], dev[64], path[PATH_MAX + 64];
+  bool found = false;
+
+  if (!f || !kb)
+    return;
+  while (!found && fgets(line, sizeof line, f)) {
+    char escaped[PATH_MAX * 4 + 1], *p;
+    if (sscanf(line, "%*s %*s %63s %*s %4096s", dev, escaped) != 2)
+      continue;
+    /* unescape \040 and friends */
+    char *q = p = escaped;
+    while (*p) {
+      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] && p[3]) {
+        *q++ = (char)strtol((char[]){ p[1], p[2], p[3], 0 }, NULL, 8);
+        p += 4;
+      }
+      else
+        *q++ = *p++;
+    }
+    *q = '\0';
+    found = !strcmp(escaped, mp);
+  }
+  if (!found)
+    return;
+  snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+  CLEANUP_FCLOSE FILE *ra = fopen(path, "we");
+  if (!ra || fprintf(ra, "%u\n", kb) < 0)
+    bfs_log(BFS_LOG_DEBUG, "%s: cannot set readahead", path);
+}
+
 static int
 open_catalog(const struct opts *o, bool progress)
 {
@@ -251,6 +304,7 @@ run(struct opts *o)
   mnt.entry_timeout = 3600;
   mnt.max_threads = o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS;
   mnt.wake_fd = mnt.ino_fd = -1;
+  mnt.no_inotify = o->no_inotify;
   pthread_mutex_init(&mnt.scan_lock, NULL);
   pthread_rwlock_init(&mnt.tree_lock, NULL);
   pthread_mutex_init(&mnt.q_lock, NULL);
@@ -289,6 +343,7 @@ run(struct opts *o)
   mnt.cat = NULL;
   if (fuse_session_mount(mnt.se, mnt.mountpoint) < 0)
     return bfs_error(-EIO, "%s: mount failed (see above)", mnt.mountpoint);
+  set_readahead(mnt.mountpoint, o->readahead_kb);
   if (fuse_daemonize(o->foreground) < 0)
     return bfs_error(-EIO, "cannot daemonise");
   if (!o->foreground)
@@ -329,7 +384,7 @@ run(struct opts *o)
 int
 fs_mount_cmd(int argc, char **argv)
 {
-  struct opts o = { 0 };
+  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB };
   int r = parse_args(argc, argv, &o);
 
   if (r < 0) {

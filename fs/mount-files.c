@@ -32,7 +32,7 @@
 bool
 files_enabled(void)
 {
-  return mnt.guests != NULL;
+  return mnt.guests != NULL || guest_pool_new != NULL;
 }
 
 int

@@ -132,7 +132,8 @@ struct mnt {
   pthread_mutex_t scan_lock;
   time_t last_scan;
   atomic_bool dirty;                /* inotify saw a change not yet scanned */
-  bool inotify_ok;
+  bool inotify_ok;                  /* events are trusted */
+  bool no_inotify;                  /* -o noinotify */
 
   pthread_rwlock_t tree_lock;
   struct node *root;

@@ -91,7 +91,7 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 {
   conn->max_write = MAX_IO;                 /* sets max_pages: 1 MiB reads */
   conn->max_read = MAX_IO;                  /* = -o max_read (mount-cmd.c) */
-  conn->max_readahead = MAX_IO;
+  conn->max_readahead = 64 * MAX_IO;        /* the bdi setting decides */
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -244,8 +244,10 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       break;
     case N_JSON: case N_LATEST:
       h->blob = blob_ref(n->blob);
+      h->size = n->blob ? n->blob->len : 0;
       break;
     case N_DOMAIN:
+      h->size = n->size;
       h->fd = open(n->path, O_RDONLY | O_CLOEXEC);
       if (h->fd < 0) {
         bfs_log(BFS_LOG_WARN, "%s: %m", n->path);
@@ -264,6 +266,11 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     r = disk_chain(h->disk, &h->chain);     /* lazily, outside the tree lock */
     if (r == 0 && chain_size(h->chain) < h->size)
       h->size = chain_size(h->chain);
+  }
+  if (r == 0 && h->kind == N_GUEST) {
+    struct stat st;
+    if (files_stat(&h->gref, &st) == 0)
+      h->size = st.st_size;
   }
   if (r < 0) {
     if (h->disk)
@@ -380,18 +387,16 @@ op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
   struct chain_extent ext;
   uint64_t pos = off;
 
+  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
   if (h->kind != N_DISK) {
-    /* small files: all data, one hole at the end */
-    uint64_t size = h->blob ? h->blob->len : 0;
-    if (h->kind == N_DOMAIN || h->kind == N_GUEST || off < 0 ||
-        (whence != SEEK_DATA && whence != SEEK_HOLE)) {
-      fuse_reply_err(req, EINVAL);
-      return;
-    }
-    if (pos >= size)
+    /* small files: all data, the only hole is the end */
+    if (pos >= h->size)
       fuse_reply_err(req, ENXIO);
     else
-      fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)size);
+      fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)h->size);
     return;
   }
   if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {

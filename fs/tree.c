@@ -9,9 +9,10 @@
  *
  * The watcher thread owns inotify (watches on the repository and its
  * directories down to WATCH_DEPTH), debounces events into rescans, and sends
- * the queued invalidations with no lock held.  Without inotify (or in
- * addition to it, when events are pending), listing the root or a VM
- * directory triggers a rescan, at most every RESCAN_INTERVAL seconds.
+ * the queued invalidations with no lock held.  Listing the root or a VM
+ * directory rescans at once when events are pending; without inotify, or on
+ * a network file system (whose remote writers inotify cannot see), listing
+ * rescans at most every RESCAN_INTERVAL seconds.
  */
 #include "fs/mount.h"
 
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -106,6 +108,14 @@ struct want {                       /* one backup as the catalog has it */
   char *json;
 };
 
+/* Names come from the repository: never '/', '.', '..' or empty. */
+static bool
+valid_name(const char *s)
+{
+  return s && *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..") &&
+         strlen(s) <= NAME_MAX;
+}
+
 static void
 drop_kid(struct node *dir, struct node *kid)
 {
@@ -152,7 +162,7 @@ build_backup(struct node *bn, const struct want *w)
   for (size_t i = 0; i < b->ndisks; i++) {
     const struct catalog_disk *cd = &b->disks[i];
     char name[NAME_MAX + 1];
-    if (!cd->name || !cd->image ||
+    if (!valid_name(cd->name) || !cd->image ||
         snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
         snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
         (int)sizeof path || node_kid(dd, name))
@@ -221,6 +231,8 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     node_unlink(latest);
   }
   for (size_t j = 0; j < nw; j++) {
+    if (!valid_name(ws[j].b->name) || !strcmp(ws[j].b->name, "latest"))
+      continue;
     struct node *bn = node_kid(vn, ws[j].b->name);
     if (bn && bn->kind == N_BACKUP) {
       struct node *jn = node_kid(bn, "backup.json");
@@ -322,7 +334,7 @@ tree_refresh(bool scan)
       drop_kid(root, root->kids[i]);
   }
   for (size_t j = 0; j < nnames; j++) {
-    if (vms[j].n == 0 || !vms[j].ws)
+    if (vms[j].n == 0 || !vms[j].ws || !valid_name(names[j]))
       continue;
     struct node *vn = node_kid(root, names[j]);
     if (!vn && !(vn = add_kid(root, N_VM, names[j])))
@@ -488,6 +500,27 @@ watcher(void *arg)
   return NULL;
 }
 
+/* inotify sees only this host's writes on network file systems */
+static bool
+network_fs(const char *path)
+{
+  static const unsigned long magic[] = {
+    0x6969,       /* NFS */       0xff534d42,   /* CIFS */
+    0xfe534d42,   /* SMB2 */      0x517b,       /* SMB */
+    0x65735546,   /* FUSE */      0x00c36400,   /* Ceph */
+    0x01021997,   /* 9P */        0x5346414f,   /* AFS */
+    0x01161970,   /* GFS2 */      0x7461636f,   /* OCFS2 */
+    0x0bd00bd0,   /* Lustre */    0x47504653,   /* GPFS */
+  };
+  struct statfs sfs;
+  if (statfs(path, &sfs) < 0)
+    return false;
+  for (size_t i = 0; i < sizeof magic / sizeof magic[0]; i++)
+    if ((unsigned long)sfs.f_type == magic[i])
+      return true;
+  return false;
+}
+
 int
 tree_watch_start(void)
 {
@@ -495,12 +528,12 @@ tree_watch_start(void)
   mnt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (mnt.wake_fd < 0)
     return bfs_error(-errno, "eventfd: %m");
-  mnt.ino_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (mnt.ino_fd >= 0) {
-    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0;
-  }
+  mnt.ino_fd = mnt.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (mnt.ino_fd >= 0)
+    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0 && !network_fs(mnt.repo);
   if (!mnt.inotify_ok)
-    bfs_log(BFS_LOG_INFO, "no inotify on %s: rescanning on listing", mnt.repo);
+    bfs_log(BFS_LOG_INFO, "%s: inotify unavailable or blind to remote "
+            "writers: rescanning on listing", mnt.repo);
   int r = pthread_create(&mnt.watcher, NULL, watcher, NULL);
   if (r)
     return bfs_error(-r, "pthread_create: %s", strerror(r));

@@ -39,6 +39,16 @@ out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
 check "unknown VM: exit 1" "1" "$rc"
 check_match "unknown VM: message" "no VM named 'c'" "$out"
 
+# list of one VM rescans that VM only
+qcow2 "$R/a/2026-10-07T00:00:00Z/vda.qcow2" 1G ../2026-10-06T00:00:00Z/vda.qcow2
+qcow2 "$R/b/2026-10-07T00:00:00Z/vda.qcow2" 1G
+check "list a: a's new backup" "7" "$(listj "$R" a | jq '.vms[0].backups | length')"
+check "b not rescanned by it" "4" "$(listj --no-scan "$R" b | jq '.vms[0].backups | length')"
+check "full scan finds b's (a's not reopened)" "2 12 12 0 1" "$(sj)"
+rm -r "$R/a/2026-10-07T00:00:00Z" "$R/b/2026-10-07T00:00:00Z"
+check "list a: gone again" "6" "$(listj "$R" a | jq '.vms[0].backups | length')"
+check "back to 10" "2 10 10 0 0" "$(sj)"
+
 # the base of a chain disappears, then comes back
 mv "$R/a/2026-10-01T00:00:00Z/vda.qcow2" "$T/saved.qcow2"
 check "broken once the base is gone" "2 9 9 5 0" "$(sj)"
@@ -47,7 +57,7 @@ check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
 
 # schema version and migrations
 py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
-check "schema version" "1" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "schema version" "2" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
 check "tables" "backups chains disks files meta vms" \
   "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
 py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"

@@ -54,3 +54,19 @@ wait_for test ! -e "$M/newvm" || fail "newvm still there"
 ok "removed VM disappears"
 [ "$(ls "$M/app" | tr '\n' ' ')" = "$t2 $t3 latest " ] || fail "app lists $(ls "$M/app")"
 bfs_umount "$M"
+
+# without inotify: listing a VM directory rescans (rate-limited to 2 s)
+M2=$T/mnt2
+bfs_mount "$R" "$M2" -o noinotify
+t4=2026-09-04T010000Z
+mkdir "$R/app/$t4"
+qemu-img create -q -f qcow2 "$R/app/$t4/sda.qcow2" 8M
+sleep 2.1
+ls "$M2/app" | grep -qx $t4 || fail "noinotify: $t4 not listed: $(ls "$M2/app")"
+[ "$(readlink "$M2/app/latest")" = $t4 ] || fail "noinotify: latest -> $(readlink "$M2/app/latest")"
+rm -rf "${R:?}/app/$t2"
+sleep 2.1
+ls "$M2/app" | grep -qx $t2 && fail "noinotify: $t2 still listed"
+[ ! -e "$M2/app/$t2" ] || fail "noinotify: $t2 still found"
+ok "noinotify: listing rescans"
+bfs_umount "$M2"

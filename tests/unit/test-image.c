@@ -361,6 +361,7 @@ test_header(void)
   img_io_memory("", 0, &io);
   CHECK(img_open_io(&io, "e.raw", &img) == -EIO, "empty file refused");
   /* every truncation of a valid header fails cleanly or opens */
+  free(q.buf);
   q_init(&q, 16, 1 << 20, 3, 0, 0);
   for (size_t n = 0; n < 200; n++) {
     img_io_memory(q.buf, n, &io);
