@@ -58,6 +58,8 @@ done
 [ "$(readlink "$A/rel")" = ../app ] || fail "relative symlink"
 if [ "$(stat -c %i "$app/conf")" = "$(stat -c %i "$app/conf.hard")" ]; then
   [ "$(stat -c %i "$A/conf")" = "$(stat -c %i "$A/conf.hard")" ] || fail "hard link not kept"
+else
+  echo "note: the mount shows hard links with different inode numbers; not checked"
 fi
 ok "guest tree restored: contents, modes, owner, times, links"
 
