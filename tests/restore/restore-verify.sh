@@ -98,6 +98,11 @@ v rot "$T/rot"
 [ "$rc" = 0 ] || fail "rot: after reset"
 ok "changed content found by checksum; --reset-checksums records anew"
 
+v clean "$T/clean" nosuchvm
+[ "$rc" != 0 ] && grep -q nosuchvm "$T/clean.out" || fail "unknown VM accepted"
+mkdir "$T/empty"
+v empty "$T/empty"
+[ "$rc" != 0 ] || fail "an empty repository verified as fine"
 "$BACKUPFS" verify --help | grep -q reset-checksums || fail "--help"
 "$BACKUPFS" verify "$T/does-not-exist" >/dev/null 2>&1 && fail "missing repository accepted"
 exit 0
