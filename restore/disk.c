@@ -243,7 +243,7 @@ open_dest(struct job *j, bool force, bool *created)
     if (S_ISBLK(st.st_mode)) {
       uint64_t size = 0;
       j->blockdev = true;
-      j->fd = open(j->dest, O_WRONLY | O_CLOEXEC | O_EXCL);
+      j->fd = open(j->dest, O_RDWR | O_CLOEXEC | O_EXCL);
       if (j->fd < 0)
         return bfs_error(-errno, "%s: %s", j->dest, strerror(errno));
       if (ioctl(j->fd, BLKGETSIZE64, &size) < 0 ||

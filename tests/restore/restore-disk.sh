@@ -54,6 +54,23 @@ cmp "$B/disks/vda.img" "$T/slow.raw" || fail "--bandwidth result differs"
 awk -v s="$secs" 'BEGIN { exit !(s >= 3.0) }' || fail "--bandwidth 20: 65 MiB took only $secs s"
 ok "--bandwidth 20 took $secs s for 65 MiB"
 
+# onto a block device (--force): holes are zeroed over old contents
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
+  truncate -s 520M "$T/lo.img"
+  if LO=$(losetup -f --show "$T/lo.img" 2>/dev/null); then
+    dd if=/dev/urandom of="$LO" bs=1M count=520 status=none
+    "$BACKUPFS" restore disk "$B" vda "$LO" 2>/dev/null && { losetup -d "$LO"; fail "wrote a device without --force"; }
+    "$BACKUPFS" restore disk --force "$B" vda "$LO" >/dev/null; rc=$?
+    cmp -n 536870912 "$LO" "$B/disks/vda.img"; same=$?
+    losetup -d "$LO"
+    [ $rc = 0 ] && [ $same = 0 ] || fail "restore onto a block device"
+    ok "restore onto a block device"
+  else
+    echo "note: no loop device here; block device restore not tested"
+  fi
+  rm -f "$T/lo.img"
+fi
+
 # errors name the thing and exit non-zero
 "$BACKUPFS" restore disk "$B" vdz "$T/nope.raw" 2>"$T/err" && fail "unknown disk accepted"
 grep -q vdz "$T/err" || fail "message does not name the disk"
