@@ -149,7 +149,7 @@ chain_open_image(img_t *top, const struct chain_opts *opts, chain_t **out)
     img_close(top);
     return bfs_error(-ENOMEM, "out of memory");
   }
-  chain_map_init(c, opts ? opts->cache_bytes : 0);
+  chain_map_init(c, opts ? opts->cache_bytes : 0, opts ? opts->map_bytes : 0);
   r = open_chain(c, top, opts);
   if (r < 0) {
     chain_close(c);

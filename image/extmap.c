@@ -27,6 +27,9 @@
 #include "image/internal.h"
 
 #define REGION_SIZE (1ull << CHAIN_REGION_BITS)
+/* chain_extent_at() looks at most this far each way: a huge empty disk is
+ * reported as several long ZERO extents rather than scanned to its end */
+#define CHAIN_EXTENT_SCAN (1ull << 34)
 
 struct segvec {
   struct seg *v;
@@ -240,6 +243,7 @@ get_seg(chain_t *c, uint64_t off, struct seg *s)
     free(mine);
   else {
     reg = mine;
+    reg->stamp = c->clock;
     reg->next = c->buckets[idx % CHAIN_MAP_BUCKETS];
     c->buckets[idx % CHAIN_MAP_BUCKETS] = reg;
     c->map_bytes += region_bytes(reg);
@@ -321,6 +325,7 @@ read_compressed(chain_t *c, const struct seg *s, void *buf, uint64_t off,
   e = malloc(sizeof *e + cs);
   if (!e)
     return bfs_error(-ENOMEM, "out of memory for a compressed cluster");
+  e->data = (unsigned char *)(e + 1);
   r = img_decompress(img, &m, e->data);
   if (r < 0) {
     free(e);
@@ -355,11 +360,11 @@ read_compressed(chain_t *c, const struct seg *s, void *buf, uint64_t off,
 /* ---- public ---- */
 
 void
-chain_map_init(chain_t *c, size_t cache_bytes)
+chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes)
 {
   pthread_rwlock_init(&c->map_lock, NULL);
   pthread_mutex_init(&c->cc_lock, NULL);
-  c->map_cap = CHAIN_MAP_CAP;
+  c->map_cap = map_bytes ? map_bytes : CHAIN_MAP_CAP;
   c->cc_cap = cache_bytes ? cache_bytes : CHAIN_CACHE_DEFAULT;
   c->lru.lru_next = c->lru.lru_prev = &c->lru;
 }
@@ -443,14 +448,14 @@ chain_extent_at(chain_t *c, uint64_t off, struct chain_extent *out)
     return r;
   start = s.off;
   end = s.off + s.len;
-  while (end < c->size) {
+  while (end < c->size && end - off < CHAIN_EXTENT_SCAN) {
     if ((r = get_seg(c, end, &t)) < 0)
       return r;
     if (!same_extent(&s, &t))
       break;
     end = t.off + t.len;
   }
-  while (start > 0) {
+  while (start > 0 && off - start < CHAIN_EXTENT_SCAN) {
     if ((r = get_seg(c, start - 1, &t)) < 0)
       return r;
     if (!same_extent(&s, &t))

@@ -119,7 +119,7 @@ struct centry {         /* one decompressed cluster */
   int layer;
   uint64_t host;
   size_t len;
-  unsigned char data[];
+  unsigned char *data;  /* right after the struct, same allocation */
 };
 
 struct chain {
@@ -139,7 +139,7 @@ struct chain {
   size_t cc_bytes, cc_cap;
 };
 
-void chain_map_init(chain_t *c, size_t cache_bytes);
+void chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes);
 void chain_map_free(chain_t *c);
 
 #endif

@@ -209,6 +209,7 @@ map_qcow2(img_t *img, uint64_t off, uint64_t max, struct img_map *m)
   if (l1i >= img->l1_size)          /* excluded by the open-time checks */
     return bfs_error(-EIO, "%s: guest offset %#" PRIx64 " beyond the L1 "
                      "table", img->name, off);
+  const uint64_t max0 = max;
   /* never scan past the end of this L2 table's coverage */
   limit = ((l1i + 1) << (img->l2_bits + cb)) - off;
   if (max > limit)
@@ -216,8 +217,14 @@ map_qcow2(img_t *img, uint64_t off, uint64_t max, struct img_map *m)
 
   l2off = img->l1[l1i] & QCOW2_OFFSET_MASK;
   if (l2off == 0) {
+    /* a run of empty L1 entries is one unallocated run */
+    uint64_t j = l1i + 1, cover = 1ull << (img->l2_bits + cb);
+    while (j < img->l1_size && !(img->l1[j] & QCOW2_OFFSET_MASK))
+      j++;
     m->kind = MAP_UNALLOC;
-    m->len = max;
+    m->len = j * cover - off;
+    if (m->len > max0)
+      m->len = max0;
     return 0;
   }
   if (l2off & (cs - 1))
@@ -356,6 +363,8 @@ unzstd(img_t *img, const void *in, size_t inlen, void *out, size_t outlen)
     d = ZSTD_createDCtx();
     if (!d)
       return bfs_error(-ENOMEM, "%s: cannot set up zstd", img->name);
+    /* a cluster is at most 2 MiB: refuse frames that ask for huge windows */
+    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 24);
     pthread_setspecific(zstd_key, d);
   }
   ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
