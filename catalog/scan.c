@@ -213,8 +213,9 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   int fd = openat(s->repo_fd, rel,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    bfs_log(BFS_LOG_WARN, "%s/%s: %s (skipped)", s->cat->repo, rel,
-            strerror(errno));
+    if (errno != ENOENT)          /* vanished meanwhile: nothing to say */
+      bfs_log(BFS_LOG_WARN, "%s/%s: %s (skipped)", s->cat->repo, rel,
+              strerror(errno));
     return;
   }
   DIR *d = fdopendir(fd);

@@ -333,6 +333,7 @@ run(struct opts *o)
                     (char *)"-d", NULL };
   struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, fargv);
   mnt.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
+  fuse_opt_free_args(&args);
   if (!mnt.se)
     return bfs_error(-EINVAL, "cannot start FUSE session (options: %s)",
                      o->fuse_o);
@@ -369,11 +370,12 @@ run(struct opts *o)
     r = fuse_session_loop_mt(mnt.se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  struct fuse_session *se = mnt.se;
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
-  fuse_session_unmount(mnt.se);
-  fuse_remove_signal_handlers(mnt.se);
-  fuse_session_destroy(mnt.se);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
   mnt.se = NULL;
   files_shutdown();
   catalog_close(mnt.cat);

@@ -36,6 +36,7 @@ struct handle {
 };
 
 struct dirbuf {
+  atomic_uint refs;                 /* opendir + each readdir in flight */
   char *p;
   size_t size, cap;
   size_t *ends;                     /* end offset of each entry */
@@ -458,6 +459,16 @@ dirbuf_add(fuse_req_t req, struct dirbuf *d, const char *name,
 }
 
 static void
+dirbuf_unref(struct dirbuf *d)
+{
+  if (atomic_fetch_sub(&d->refs, 1) == 1) {
+    free(d->ends);
+    free(d->p);
+    free(d);
+  }
+}
+
+static void
 op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct dirbuf *d = calloc(1, sizeof *d);
@@ -468,6 +479,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, ENOMEM);
     return;
   }
+  atomic_init(&d->refs, 1);
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *n = node_find(ino);
   bool rescan = n && (n->kind == N_ROOT || n->kind == N_VM);
@@ -530,6 +542,9 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
   struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
 
+  /* a reference while the reply is written: a racing releasedir (after an
+   * interrupted request) must not free the buffer under writev */
+  atomic_fetch_add(&d->refs, 1);
   /* hand out whole entries only: the largest entry end within size */
   size_t lo = 0, hi = d->n, end = off;
   while (lo < hi) {
@@ -542,15 +557,13 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   if (lo > 0 && d->ends[lo - 1] > (size_t)off)
     end = d->ends[lo - 1];
   fuse_reply_buf(req, end > (size_t)off ? d->p + off : NULL, end - off);
+  dirbuf_unref(d);
 }
 
 static void
 op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
-  free(d->ends);
-  free(d->p);
-  free(d);
+  dirbuf_unref((struct dirbuf *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 

@@ -47,6 +47,8 @@ struct inval {
 static void
 queue(fuse_ino_t ino, const char *name)
 {
+  if (!mnt.se)
+    return;                         /* not mounted: the kernel knows nothing */
   struct inval *v = calloc(1, sizeof *v);
   if (!v)
     return;
@@ -546,6 +548,8 @@ tree_watch_stop(void)
   atomic_store(&mnt.stop, true);
   wake();
   pthread_join(mnt.watcher, NULL);
+  mnt.se = NULL;                    /* drop what is still queued */
+  send_invalidations();
   if (mnt.ino_fd >= 0)
     close(mnt.ino_fd);
   close(mnt.wake_fd);
