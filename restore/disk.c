@@ -58,6 +58,7 @@ usage(FILE *f)
 "       backupfs restore disk [OPTIONS] --repo REPO VM[@TIME] DISK DEST\n\n"
 "Restore one whole disk of a backup into DEST, sparse (holes stay holes),\n"
 "and check the result against the backup before reporting success.\n"
+"When DEST is a directory the disk goes to DEST/DISK.raw (or .qcow2).\n"
 "BACKUP_DIR is a point-in-time directory of a backupfs mount\n"
 "(/mnt/backups/web01/latest); with --repo the repository is read directly.\n\n"
 "  --format raw|qcow2   output format (default raw)\n"
@@ -417,6 +418,18 @@ restore_disk_cmd(int argc, char **argv)
     return 2;
   }
   j.dest = argv[optind + 2];
+  struct stat dst;
+  CLEANUP_FREE char *in_dir = NULL;
+  if (stat(j.dest, &dst) == 0 && S_ISDIR(dst.st_mode)) {  /* DEST/<disk>.<fmt> */
+    const char *disk = argv[optind + 1];
+    if (strchr(disk, '/') ||
+        asprintf(&in_dir, "%s/%s.%s", j.dest, disk,
+                 !strcmp(format, "raw") ? "raw" : "qcow2") < 0) {
+      fprintf(stderr, "backupfs: restore disk: %s: not a disk name\n", disk);
+      return 2;
+    }
+    j.dest = in_dir;
+  }
   if (repo)
     r = restore_src_repo(repo, catalog, argv[optind], argv[optind + 1], &j.src);
   else {

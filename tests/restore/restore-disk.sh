@@ -34,6 +34,13 @@ ok "raw restore equals the oracle, $used KiB used"
 cmp "$B/disks/vda.img" "$T/out.raw" || fail "--force result differs"
 ok "no overwrite without --force"
 
+# DEST a directory: DEST/<disk>.raw
+mkdir "$T/dir"
+"$BACKUPFS" restore disk "$B" vda "$T/dir" >/dev/null || fail "restore into a directory"
+cmp "$B/disks/vda.img" "$T/dir/vda.raw" || fail "DEST/vda.raw differs"
+rm -rf "$T/dir"
+ok "DEST directory"
+
 # qcow2 output, plain and compressed
 "$BACKUPFS" restore disk --format qcow2 "$B" vda "$T/out.qcow2" || fail "qcow2"
 oracle "$T/out.qcow2" "$T/out2.raw"
