@@ -53,7 +53,7 @@ static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs verify [OPTIONS] REPO [VM[@TIME]]\n\n"
+"usage: backupfs verify [--json] [OPTIONS] REPO [VM[@TIME]]\n\n"
 "Check backups end to end: the structure of every image in each chain\n"
 "(header, tables inside the file, compressed clusters decompress, the\n"
 "backing chain resolves), a full read of every point in time, and the\n"
@@ -65,6 +65,7 @@ usage(FILE *f)
 "                       to the catalog)\n"
 "  --no-checksum        skip the file checksums\n"
 "  --reset-checksums    record the current checksums, forgetting old ones\n"
+"  --json               results as JSON on stdout\n"
 "  -h, --help           this help\n");
 }
 
@@ -322,6 +323,34 @@ verify_vm(struct vctx *v, const char *vm, const char *time)
 }
 
 static void
+print_json(struct vctx *v)
+{
+  json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+  json_object_object_add(o, "repository", json_object_new_string(v->repo));
+  for (size_t i = 0; i < v->nrows; i++) {
+    struct row *r = &v->rows[i];
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "vm", json_object_new_string(r->vm));
+    json_object_object_add(e, "time", json_object_new_string(r->time));
+    json_object_object_add(e, "disk", json_object_new_string(r->disk));
+    json_object_object_add(e, "layers", json_object_new_int64(r->layers));
+    json_object_object_add(e, "checked_bytes", json_object_new_int64(r->bytes));
+    json_object_object_add(e, "ok",
+                           json_object_new_boolean(!strncmp(r->result, "ok", 2)));
+    json_object_object_add(e, "result", json_object_new_string(r->result));
+    json_object_array_add(a, e);
+  }
+  json_object_object_add(o, "results", a);
+  json_object_object_add(o, "faults", json_object_new_int64(v->faults));
+  if (v->state)
+    json_object_object_add(o, "checksums",
+                           json_object_new_string(vstate_path(v->state)));
+  printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+  json_object_put(o);
+}
+
+static void
 print_table(struct vctx *v)
 {
   int w[3] = { 2, 4, 4 };
@@ -353,6 +382,7 @@ restore_verify_cmd(int argc, char **argv)
     { "state", required_argument, NULL, 's' },
     { "no-checksum", no_argument, NULL, 'n' },
     { "reset-checksums", no_argument, NULL, 'R' },
+    { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -361,6 +391,7 @@ restore_verify_cmd(int argc, char **argv)
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   char **vms = NULL;
   size_t nvms = 0;
+  bool json = false;
   int c, r = 0;
 
   optind = 1;
@@ -370,6 +401,7 @@ restore_verify_cmd(int argc, char **argv)
     case 's': state = optarg; break;
     case 'n': v.no_checksum = true; break;
     case 'R': v.reset = true; break;
+    case 'j': json = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -406,6 +438,12 @@ restore_verify_cmd(int argc, char **argv)
     r = bfs_error(-ENOENT, "no backups found in %s: nothing verified", v.repo);
   if (r < 0)
     goto out;
+  if (v.state)
+    r = vstate_save(v.state);
+  if (json) {
+    print_json(&v);
+    goto out;
+  }
   print_table(&v);
   printf("\n%zu disk%s checked, %zu fault%s", v.nrows, v.nrows == 1 ? "" : "s",
          v.faults, v.faults == 1 ? "" : "s");
@@ -413,7 +451,6 @@ restore_verify_cmd(int argc, char **argv)
     printf("; checksums: %s", vstate_path(v.state));
     if (v.recorded)
       printf(" (%zu recorded now)", v.recorded);
-    r = vstate_save(v.state);
   }
   printf("\n");
 

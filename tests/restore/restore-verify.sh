@@ -50,7 +50,16 @@ v trunc "$T/trunc"
 expect_fault trunc "$T1  vda"
 expect_fault trunc "$T2  vda"
 grep -E "$T1  vdb" "$T/trunc.out" | grep -q ' ok$' || fail "trunc: the healthy disk is not ok"
-ok "truncated image found"
+"$BACKUPFS" verify --json --catalog "$T/trunc.db" "$T/trunc" > "$T/trunc.json" && fail "--json: exit 0"
+python3 - "$T/trunc.json" <<'PY' || fail "--json: $(cat "$T/trunc.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+bad = sorted((r["time"], r["disk"]) for r in j["results"] if not r["ok"])
+assert j["faults"] == 2 and len(j["results"]) == 4, j
+assert bad == [("2026-10-01T030000Z", "vda"), ("2026-10-02T030000Z", "vda")], bad
+assert all(r["checked_bytes"] > 0 for r in j["results"] if r["ok"])
+PY
+ok "truncated image found (table and --json)"
 
 copy l1
 $CORRUPT l1-past-eof "$T/l1/web01/$T2/vda.qcow2"
