@@ -34,6 +34,9 @@ qcow2 "$R/c/2026-10-01T00:00:00Z/vda.qcow2" 1G
 check "list --no-scan: not yet" "a b" "$(listj --no-scan "$R" | jq -r '[.vms[].name] | join(" ")')"
 check "list picks up the new VM" "a b c" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
 rm -r "$R/c"
+out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
+check "list of a VM just removed: exit 1" "1" "$rc"
+check "list of a VM just removed: one clear line" "backupfs: list: $R: no VM named 'c' in the catalog" "$out"
 check "and drops it" "a b" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
 out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
 check "unknown VM: exit 1" "1" "$rc"
