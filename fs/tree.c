@@ -172,6 +172,10 @@ build_backup(struct node *bn, const struct want *w)
     struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
     if (!d)
       continue;
+    if (mnt.scratch &&
+        asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
+                 b->name, name) < 0)
+      d->scratch_path = NULL;
     struct node *dn = add_kid(dd, N_DISK, name);
     if (dn)
       dn->disk = d;
