@@ -10,7 +10,10 @@
  *      missing layers and depth are chain_open's faults);
  *   3. a full read: every DATA extent of the point in time through
  *      chain_pread, so each cluster of each layer that the point in time
- *      shows is read and decoded once.
+ *      shows is read and decoded.  Points in time go oldest first; data
+ *      showing through from a lower layer whose own point in time was read
+ *      in full earlier in the run is not read again (--reread does), so a
+ *      chain of N incrementals costs its data once, not N times.
  * A table (VM, time, disk, layers, bytes checked, result) goes to stdout;
  * the exit status is 1 when anything is wrong, 2 on usage errors.
  */
@@ -34,7 +37,12 @@
 
 #define CHUNK (4u << 20)
 
-struct fres { char *path; int r; char *msg; };
+struct fres {
+  char *path;
+  int r;
+  char *msg;
+  bool data_read;    /* every data cluster read: its point in time passed */
+};
 
 struct row { char *vm, *time, *disk, *result; size_t layers; uint64_t bytes; };
 
@@ -42,7 +50,8 @@ struct vctx {
   catalog_t *cat;
   const char *repo;               /* absolute, from the catalog */
   struct vstate *state;
-  bool no_checksum, reset;
+  bool no_checksum, reset, reread;
+  uint64_t read_bytes, reused_bytes;
   void *files;                    /* tsearch tree of struct fres */
   char *buf;
   struct row *rows;
@@ -66,6 +75,8 @@ usage(FILE *f)
 "  --no-checksum        skip the file checksums\n"
 "  --reset-checksums    record the current checksums, forgetting old ones\n"
 "  --json               results as JSON on stdout\n"
+"  --reread             read each point in time in full, also the layers\n"
+"                       already read for an older point in time this run\n"
 "  -h, --help           this help\n");
 }
 
@@ -142,7 +153,7 @@ checksum(struct vctx *v, const char *path, bool record)
 static int
 check_file(struct vctx *v, const char *path)
 {
-  struct fres key = { (char *) path, 0, NULL }, **found, *f;
+  struct fres key = { .path = (char *) path }, **found, *f;
   img_t *img = NULL;
   int r;
 
@@ -185,15 +196,35 @@ check_file(struct vctx *v, const char *path)
   return r;
 }
 
-/* read every data extent of the point in time */
+static struct fres *
+fres_get(struct vctx *v, const char *path)
+{
+  struct fres key = { .path = (char *) path }, **found;
+
+  found = tfind(&key, &v->files, fres_cmp);
+  return found ? *found : NULL;
+}
+
+/* Read every data extent of the point in time.  Data that lives in a lower
+ * layer whose own point in time was read in full earlier in this run was
+ * read then (each layer's clusters are all visible in its own point in
+ * time, and a lower layer only shows through where nothing covers it): it
+ * counts as checked without being read again, unless --reread. */
 static int
 full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
 {
   uint64_t size = chain_size(c), off = 0, total = 0;
+  size_t depth = chain_depth(c);
+  CLEANUP_FREE bool *done = calloc(depth, sizeof *done);
   struct chain_extent e;
   struct progress pr;
+  struct fres *f;
   int r = 0;
 
+  if (!done)
+    return bfs_error(-ENOMEM, "out of memory");
+  for (size_t i = 1; i < depth && !v->reread; i++)
+    done[i] = (f = fres_get(v, chain_layer_path(c, i))) && f->data_read;
   chain_allocated(c, &total);
   restore_progress_init(&pr, label, total, false);
   *bytes = 0;
@@ -206,13 +237,20 @@ full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
       r = bfs_error(-EIO, "%s: empty extent at %" PRIu64, label, off);
       break;
     }
-    if (e.kind == CHAIN_EXTENT_DATA)
+    if (e.kind == CHAIN_EXTENT_DATA && e.layer > 0 && (size_t) e.layer < depth
+        && done[e.layer]) {
+      *bytes += end - off;
+      v->reused_bytes += end - off;
+      restore_progress_add(&pr, end - off);
+    }
+    else if (e.kind == CHAIN_EXTENT_DATA)
       for (uint64_t o = off; o < end && r == 0;) {
         size_t n = end - o < CHUNK ? end - o : CHUNK;
         r = chain_pread(c, v->buf, n, o);
         if (r < 0)
           bfs_error_prefix(r, "read at %" PRIu64 ": ", o);
         *bytes += n;
+        v->read_bytes += n;
         restore_progress_add(&pr, n);
         o += n;
       }
@@ -220,6 +258,8 @@ full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
   }
   if (pr.tty)
     fprintf(stderr, "\r\033[K");
+  if (r == 0 && (f = fres_get(v, chain_layer_path(c, 0))))
+    f->data_read = true;
   return r;
 }
 
@@ -383,6 +423,7 @@ restore_verify_cmd(int argc, char **argv)
     { "no-checksum", no_argument, NULL, 'n' },
     { "reset-checksums", no_argument, NULL, 'R' },
     { "json", no_argument, NULL, 'j' },
+    { "reread", no_argument, NULL, 'A' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -402,6 +443,7 @@ restore_verify_cmd(int argc, char **argv)
     case 'n': v.no_checksum = true; break;
     case 'R': v.reset = true; break;
     case 'j': json = true; break;
+    case 'A': v.reread = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -452,6 +494,11 @@ restore_verify_cmd(int argc, char **argv)
     if (v.recorded)
       printf(" (%zu recorded now)", v.recorded);
   }
+  char rd[32], ru[32];
+  printf("\n%s read through the chains", restore_human(v.read_bytes, rd, sizeof rd));
+  if (v.reused_bytes)
+    printf("; %s more shared with older points in time, not read twice",
+           restore_human(v.reused_bytes, ru, sizeof ru));
   printf("\n");
 
 out:

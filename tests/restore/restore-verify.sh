@@ -35,6 +35,9 @@ if command -v xxhsum >/dev/null; then
 fi
 v clean "$T/clean"
 [ "$rc" = 0 ] && ! grep -q "recorded now" "$T/clean.out" || fail "second clean run: $(cat "$T/clean.out")"
+grep -q "not read twice" "$T/clean.out" || fail "shared layers read again: $(tail -1 "$T/clean.out")"
+v clean --reread "$T/clean"
+[ "$rc" = 0 ] && ! grep -q "not read twice" "$T/clean.out" || fail "--reread: $(cat "$T/clean.out")"
 v clean "$T/clean" web01@$T1
 [ "$rc" = 0 ] && [ "$(grep -c ' ok$' "$T/clean.out")" = 2 ] && ! grep -q "$T2" "$T/clean.out" \
   || fail "web01@$T1 selection: $(cat "$T/clean.out")"
