@@ -63,13 +63,16 @@ default_path(const char *repo, const char *catalog_path)
     CLEANUP_FREE char *c = strdup(catalog_path);
     dir = c ? strdup(dirname(c)) : NULL;
   }
-  else if (geteuid() == 0)
-    dir = strdup("/var/cache/backupfs");
   else {
+    /* the catalog's own rule (catalog/catalog.c), so the two sit together */
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    int r = xdg && xdg[0] ? asprintf(&dir, "%s/backupfs", xdg)
-                          : asprintf(&dir, "%s/.cache/backupfs",
-                                     home ? home : "/tmp");
+    int r = 0;
+    if (geteuid() == 0 && !xdg)
+      dir = strdup("/var/cache/backupfs");
+    else if (xdg && xdg[0] == '/')
+      r = asprintf(&dir, "%s/backupfs", xdg);
+    else
+      r = asprintf(&dir, "%s/.cache/backupfs", home && home[0] == '/' ? home : "/tmp");
     if (r < 0)
       dir = NULL;
   }

@@ -118,6 +118,11 @@ v luks "$T/luks"
 [ "$rc" = 0 ] && grep -q "ok (encrypted" "$T/luks.out" || fail "encrypted: $(cat "$T/luks.out")"
 ok "encrypted image: header and checksum only"
 
+# defaults: catalog and checksum record together under $XDG_CACHE_HOME
+XDG_CACHE_HOME=$T/cache "$BACKUPFS" verify "$T/clean" >/dev/null || fail "default catalog"
+ls "$T"/cache/backupfs/*.db >/dev/null && ls "$T"/cache/backupfs/verify-*.json >/dev/null \
+  || fail "catalog and checksums not together: $(ls -R "$T/cache")"
+
 v clean "$T/clean" nosuchvm
 [ "$rc" != 0 ] && grep -q nosuchvm "$T/clean.out" || fail "unknown VM accepted"
 mkdir "$T/empty"
