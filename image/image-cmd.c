@@ -309,7 +309,9 @@ cat_parallel(chain_t *c, int fd, const char *out, unsigned nthreads)
   for (; started < nthreads; started++)
     if (pthread_create(&th[started], NULL, cat_reader, &j) != 0)
       break;
-  j.readers_left = started;
+  pthread_mutex_lock(&j.lock);
+  j.readers_left -= nthreads - started;       /* never started */
+  pthread_mutex_unlock(&j.lock);
   if (started == 0) {
     r = bfs_error(-EAGAIN, "cannot start threads");
     goto out;
