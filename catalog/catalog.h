@@ -28,6 +28,7 @@ int catalog_open(const char *repo, const struct catalog_opts *opts,
                  catalog_t **out);
 void catalog_close(catalog_t *cat);
 const char *catalog_repo(const catalog_t *cat);   /* absolute path */
+const char *catalog_path(const catalog_t *cat);   /* the SQLite file */
 
 struct catalog_scan_stats {
   unsigned vms, backups, images, broken;
@@ -37,6 +38,11 @@ struct catalog_scan_stats {
 /* Build or update: unchanged files (size, mtime, inode) are not reopened,
  * vanished backups disappear, new ones appear. */
 int catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats);
+/* The same for one VM only, when it is a directory of the repository
+ * (generic, CloudStack NAS): cheap enough before every listing of it.
+ * Other VMs (KBOSS, or not in the catalog yet) get a full scan. */
+int catalog_scan_vm(catalog_t *cat, const char *vm,
+                    struct catalog_scan_stats *stats);
 
 struct catalog_disk {
   char *name;                 /* vda, sdb, root, datadisk-<id> */
@@ -49,6 +55,7 @@ struct catalog_disk {
   char *compression;          /* "none", "zlib" or "zstd" */
   bool encrypted;
   char *status;               /* "ok" or why it is broken */
+  char *volume;               /* CloudStack volume id when known, or NULL */
 };
 
 struct catalog_backup {
@@ -60,6 +67,9 @@ struct catalog_backup {
   char *status;               /* "ok" or why it is broken */
   size_t ndisks;
   struct catalog_disk *disks;
+  char *extra;                /* layout-specific fields (JSON object text:
+                                 domain_name/uuid, account/volume,
+                                 backup_id/vm_id) merged into backup.json */
 };
 
 /* VM names, sorted. */

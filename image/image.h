@@ -87,6 +87,7 @@ struct chain_opts {
   void *resolve_opaque;
   unsigned max_depth;               /* 0: CHAIN_MAX_DEPTH */
   size_t cache_bytes;               /* decompressed-cluster LRU; 0: default */
+  size_t map_bytes;                 /* extent map memory cap; 0: default */
 };
 
 typedef struct chain chain_t;
@@ -95,6 +96,11 @@ typedef struct chain chain_t;
  * over the cap, unsupported features: -errno with the reason. */
 int chain_open(const char *top_path, const struct chain_opts *opts,
                chain_t **out);
+/* The same over an already open top image (ownership passes, also on
+ * failure); its backing layers are opened through opts->resolve.  Used by
+ * the fuzzer with a resolver that refuses. */
+int chain_open_image(img_t *top, const struct chain_opts *opts,
+                     chain_t **out);
 void chain_close(chain_t *c);
 
 uint64_t chain_size(const chain_t *c);        /* virtual size of the top */
@@ -115,7 +121,9 @@ struct chain_extent {
   enum chain_extent_kind kind;
   int layer;           /* layer index holding the data; -1 for ZERO */
 };
-/* The maximal extent of one kind (and layer) that contains off. */
+/* The maximal extent of one kind (and layer) that contains off, but looking
+ * at most 16 GiB either way from off (callers iterate: a huge empty disk
+ * comes back as several long ZERO extents). */
 int chain_extent_at(chain_t *c, uint64_t off, struct chain_extent *out);
 /* Bytes of the point in time that hold data (sum of DATA extents). */
 int chain_allocated(chain_t *c, uint64_t *bytes);

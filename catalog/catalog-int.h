@@ -1,0 +1,247 @@
+/* catalog-int.h — internals shared by the catalog's files.
+ *
+ * A scan builds an in-memory model of the repository and then stores it:
+ *
+ *   scan.c     walks the repository (lstat only, never follows symlinks),
+ *              hands each leaf directory to the layout recognisers, probes
+ *              image headers (only for files whose size/mtime/inode changed),
+ *              resolves chains and names the points in time;
+ *   layout-*.c recognisers: pure name/content parsers (fuzzable, taking
+ *              buffers) plus a directory handler adding backups to the model;
+ *   resolve.c  backing-name resolution inside the repository;
+ *   db.c       SQLite: schema, migrations, the file cache, storing the model;
+ *   query.c    reading VMs and backups back for list, mount and restore;
+ *   json.c     backup.json and the JSON forms of list/scan;
+ *   cmd.c      the scan and list commands.
+ *
+ * Internal allocation failures abort (cat_xmalloc & co): they can only
+ * happen on a machine already out of memory, and every caller would have to
+ * give up anyway.  Errors from the repository (bad files, broken chains) are
+ * data, recorded as a status, never a failure of the scan.
+ */
+#ifndef BFS_CATALOG_INT_H
+#define BFS_CATALOG_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "catalog/catalog.h"
+
+/* bump when recognisers change what they produce from the same files:
+ * forces the stored model to be rebuilt on the next scan */
+#define CATALOG_MODEL_VERSION 1
+
+struct catalog {
+  pthread_mutex_t lock;         /* serialises db (queries) */
+  pthread_mutex_t scan_lock;    /* serialises scans (scan_db) */
+  char *repo;                   /* realpath, no trailing slash */
+  char *db_path;
+  sqlite3 *db;                  /* queries */
+  sqlite3 *scan_db;             /* scans (own connection: WAL lets queries
+                                   read the previous state meanwhile) */
+  char *cloudstack_backups;     /* absolute path or NULL */
+  bool progress;
+};
+
+/* ---- small helpers (util.c) ---- */
+void *cat_xmalloc(size_t n);
+void *cat_xcalloc(size_t n, size_t sz);
+void *cat_xrealloc(void *p, size_t n, size_t sz);
+char *cat_xstrdup(const char *s);
+char *cat_xstrndup(const char *s, size_t n);
+char *cat_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* grow *p (element size sz) so that index n fits */
+#define CAT_GROW(p, cap, n) \
+  do { if ((n) >= (cap)) { (cap) = (cap) ? (cap) * 2 : 16; \
+       (p) = cat_xrealloc((p), (cap), sizeof *(p)); } } while (0)
+
+/* string-keyed hash map (open addressing, keys owned by the caller) */
+struct cat_map {
+  const char **keys;
+  void **vals;
+  size_t cap, n;
+};
+void cat_map_init(struct cat_map *m);
+void cat_map_free(struct cat_map *m);
+void *cat_map_get(const struct cat_map *m, const char *key);
+void cat_map_put(struct cat_map *m, const char *key, void *val);
+
+/* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes) and ISO 8601 "...T03:00:00Z" */
+void cat_time_name(int64_t t, char buf[static 32]);
+void cat_time_iso(int64_t t, char buf[static 32]);
+/* 1, 1.5K, 20G ... */
+void cat_human_size(uint64_t n, char buf[static 16]);
+/* read a whole (small) file at dirfd/rel: 0 or -errno with the error set */
+int cat_read_file(int dirfd, const char *rel, size_t max, char **buf,
+                  size_t *len);
+
+/* ---- name parsers (layout-*.c; buffers, not C strings, for fuzzing) ---- */
+/* Timestamps of generic backup directories: 2026-10-01T03:00:00Z (any ISO
+ * 8601 offset), 2026-10-01T030000Z, 20261001T030000Z, 2026.10.01.03.00.00,
+ * 2026-10-01_03-00-00, epoch seconds (9-11 digits).  0 or -EINVAL. */
+int layout_parse_time(const char *s, size_t len, int64_t *t);
+/* CloudStack NAS stamp yyyy.MM.dd.HH.mm.ss only */
+int nas_parse_stamp(const char *s, size_t len, int64_t *t);
+enum nas_disk_kind { NAS_NOT_DISK = 0, NAS_ROOT, NAS_DATADISK, NAS_IGNORED };
+/* root.<volid>.qcow2 / datadisk.<volid>.qcow2; *.qcow2.tmp, *.qcow2.luks
+ * are NAS_IGNORED.  volid: offset/length inside s. */
+enum nas_disk_kind nas_parse_disk_name(const char *s, size_t len,
+                                       size_t *volid_off, size_t *volid_len);
+/* generic <disk>.{qcow2,img,raw}: length of the disk name, or 0 */
+size_t generic_disk_name(const char *s, size_t len, const char **format);
+/* KBOSS image file names: no extension, not hidden, not *.comp */
+bool kboss_is_image_name(const char *s, size_t len);
+
+/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk */
+struct domain_disk { char *target, *source; };
+struct domain_info {
+  char *name, *uuid;
+  struct domain_disk *disks;
+  size_t ndisks;
+};
+int nas_parse_domain_xml(const char *buf, size_t len, struct domain_info *d);
+int nas_parse_domblklist(const char *buf, size_t len, struct domain_info *d);
+void domain_info_free(struct domain_info *d);
+/* target for a NAS volid (source path's last component is, or starts
+ * with, the volid), or NULL */
+const char *domain_target_for(const struct domain_info *d, const char *volid);
+/* cache form (json.c) */
+char *domain_info_to_json(const struct domain_info *d);
+int domain_info_from_json(const char *s, struct domain_info *d);
+
+/* CloudStack listBackups export (layout-kboss.c documents the format) */
+struct lb_volume { char *uuid, *type, *path; int deviceid; };
+struct lb_backup {
+  char *id, *vm, *vm_id;
+  int64_t time;
+  struct lb_volume *vols;
+  size_t nvols;
+};
+int kboss_parse_listbackups(const char *buf, size_t len,
+                            struct lb_backup **out, size_t *n);
+void kboss_listbackups_free(struct lb_backup *b, size_t n);
+
+/* ---- the scan model ---- */
+enum file_kind { FILE_IMAGE = 0, FILE_META = 1 };
+
+struct scan_file {              /* one probed file (cached in the files table) */
+  char *path;                   /* repo-relative */
+  int kind;
+  uint64_t size, alloc, ino;
+  int64_t mtime_ns;
+  /* header (FILE_IMAGE) */
+  char *format, *compression, *backing, *backing_format, *error;
+  uint64_t vsize;
+  bool encrypted, external;
+  char *backing_path;           /* resolved, repo-relative, or NULL */
+  char *info;                   /* FILE_META: parsed content (JSON) */
+  bool seen, dirty, in_db;
+  bool resolved, counted;       /* this scan: backing resolved, counted */
+  char *resolve_error;          /* why the backing was not found */
+};
+
+struct model_disk {
+  char *name;                   /* before de-duplication */
+  char *top;                    /* repo-relative */
+  char *volume;                 /* volume id when known */
+  int order;                    /* sort key inside the backup */
+  /* computed by scan_resolve */
+  char **chain;
+  size_t chain_len;
+  char *status;
+};
+
+struct model_backup {
+  char *vm;
+  int64_t time;
+  const char *source;           /* static string */
+  char *key;                    /* stable tie-break (top image path) */
+  char *domain_xml;
+  char *extra;                  /* JSON object text or NULL */
+  struct model_disk *disks;
+  size_t ndisks, cap;
+  char *name;                   /* computed */
+  char *status;                 /* computed */
+};
+
+struct model_vm {
+  const char *name;             /* owned by its first backup */
+  size_t first, n;              /* its backups in scan.backups */
+  uint64_t hash;                /* of everything stored for it */
+};
+
+struct scan {
+  catalog_t *cat;
+  const char *only_vm;          /* partial scan of one directory-based VM */
+  int repo_fd;
+  struct cat_map files;         /* path -> struct scan_file* */
+  struct scan_file **filev;
+  size_t nfiles, files_cap;
+  struct model_backup *backups;
+  size_t nbackups, backups_cap;
+  struct kboss_image *kboss;    /* layout-kboss.c collects, then groups */
+  size_t nkboss, kboss_cap;
+  struct model_vm *vms;
+  size_t nvms;
+  unsigned reopened, walked, nimages;
+  double last_progress;
+};
+
+/* scan.c services for layouts */
+/* stat + probe (or reuse) a file: NULL if it is not a regular file */
+struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind);
+struct model_backup *scan_add_backup(struct scan *s, const char *vm,
+                                     int64_t time, const char *source,
+                                     const char *key);
+void scan_add_disk(struct model_backup *b, const char *name, const char *top,
+                   const char *volume, int order);
+/* layout directory handlers: return true when they claimed the directory */
+bool layout_nas_dir(struct scan *s, const char *vm, const char *stamp,
+                    const char *reldir, char **names, size_t n);
+bool layout_generic_dir(struct scan *s, const char *vm, const char *bdir,
+                        const char *reldir, char **names, size_t n);
+bool layout_kboss_dir(struct scan *s, const char *account, const char *volume,
+                      const char *reldir, char **names, size_t n);
+/* after the walk: group KBOSS images into backups */
+void layout_kboss_finish(struct scan *s);
+
+/* resolve.c */
+/* Resolve backing name of overlay (repo-relative) to a repo-relative path.
+ * exists(rel) says whether a regular file is there. */
+typedef bool (*resolve_exists_fn)(void *opaque, const char *rel);
+int resolve_backing_rel(const char *repo, const char *overlay_rel,
+                        const char *backing, resolve_exists_fn exists,
+                        void *opaque, char **out_rel);
+/* lexical: join a repo-relative dir and a relative name; NULL if it escapes */
+char *resolve_join(const char *dir, const char *name);
+/* realpath(repo/rel) is a regular file inside repo */
+bool resolve_fs_exists(const char *repo, const char *rel);
+
+/* db.c */
+int db_open(const char *path, sqlite3 **out);
+/* the file cache: all of it, or the paths under prefix/ */
+int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
+/* store the file cache and every VM whose hash changed; VMs that vanished
+ * are removed (only s->only_vm in a partial scan) */
+int db_store(sqlite3 *db, struct scan *s);
+/* the source of a VM as stored, or NULL */
+int db_vm_source(sqlite3 *db, const char *vm, char **source);
+int db_get_meta(sqlite3 *db, const char *key, char **val);
+int db_set_meta(sqlite3 *db, const char *key, const char *val);
+int db_sqlerr(sqlite3 *db, const char *what);
+/* the backing path the last scan resolved for (overlay, name), or NULL */
+int db_lookup_backing(sqlite3 *db, const char *rel, const char *name,
+                      char **out);
+
+/* json.c */
+struct json_object;
+struct json_object *catalog_backup_jobj(const struct catalog_backup *b);
+/* {"k1": "v1", ...} from npairs (key, value) string pairs; NULL values are
+ * left out; NULL when nothing is left */
+char *cat_json_kv(int npairs, ...);
+
+#endif

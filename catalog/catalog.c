@@ -1,0 +1,173 @@
+/* catalog.c — opening and closing a catalog.
+ *
+ * One SQLite file per repository, outside it: $XDG_CACHE_HOME/backupfs/
+ * (~/.cache/backupfs/), or /var/cache/backupfs/ for root, named after the
+ * repository's realpath ("/srv/backups" -> "srv_backups-<hash>.db"; the
+ * hash of the whole path keeps "/a_b" and "/a/b" apart).  --catalog FILE
+ * overrides.  A catalog file last used for another repository is emptied
+ * (its cache would be wrong) and then rebuilt by the next scan.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <xxhash.h>
+
+#include "catalog/catalog-int.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+
+static int
+mkdir_p(char *dir, mode_t mode)
+{
+  struct stat st;
+  if (stat(dir, &st) == 0)
+    return S_ISDIR(st.st_mode) ? 0 : bfs_error(-ENOTDIR, "%s: not a directory", dir);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    int r = mkdir_p(dir, mode);
+    *slash = '/';
+    if (r < 0) return r;
+  }
+  if (mkdir(dir, mode) < 0 && errno != EEXIST)
+    return bfs_error(-errno, "%s: cannot create catalog directory: %s", dir,
+                     strerror(errno));
+  return 0;
+}
+
+static int
+default_path(const char *repo, char **out)
+{
+  CLEANUP_FREE char *dir = NULL;
+  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  if (geteuid() == 0 && !xdg)
+    dir = cat_xstrdup("/var/cache/backupfs");
+  else if (xdg && xdg[0] == '/')
+    dir = cat_xasprintf("%s/backupfs", xdg);
+  else if (home && home[0] == '/')
+    dir = cat_xasprintf("%s/.cache/backupfs", home);
+  else
+    return bfs_error(-ENOENT, "no catalog directory: set XDG_CACHE_HOME or "
+                     "HOME, or use --catalog FILE");
+  int r = mkdir_p(dir, geteuid() == 0 ? 0755 : 0700);
+  if (r < 0) return r;
+
+  char name[128];
+  size_t n = 0;
+  for (const char *p = repo + 1; *p && n < 96; p++)
+    name[n++] = (*p == '/' || *p == ' ' || (unsigned char)*p < 0x20) ? '_' : *p;
+  if (n == 0) name[n++] = '_';
+  name[n] = '\0';
+  *out = cat_xasprintf("%s/%s-%08llx.db", dir, name,
+                       (unsigned long long)(XXH3_64bits(repo, strlen(repo)) &
+                                            0xffffffffu));
+  return 0;
+}
+
+static int
+claim_repo(catalog_t *cat)
+{
+  CLEANUP_FREE char *old = NULL;
+  int r = db_get_meta(cat->db, "repo", &old);
+  if (r < 0 || (old && !strcmp(old, cat->repo))) return r;
+  if (old)
+    bfs_log(BFS_LOG_WARN, "catalog %s was for %s; rebuilding it for %s",
+            cat->db_path, old, cat->repo);
+  if (sqlite3_exec(cat->db, "BEGIN IMMEDIATE; DELETE FROM files;"
+                   " DELETE FROM meta; DELETE FROM chains; DELETE FROM disks;"
+                   " DELETE FROM backups; DELETE FROM vms;", NULL, NULL,
+                   NULL) != SQLITE_OK) {
+    r = db_sqlerr(cat->db, "claim");
+    sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+  }
+  if ((r = db_set_meta(cat->db, "repo", cat->repo)) < 0) {
+    sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+  }
+  return sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+         ? 0 : db_sqlerr(cat->db, "claim");
+}
+
+int
+catalog_open(const char *repo, const struct catalog_opts *opts,
+             catalog_t **out)
+{
+  struct catalog_opts none = { 0 };
+  struct stat st;
+  int r;
+
+  if (!opts) opts = &none;
+  xmlInitParser();
+  catalog_t *cat = cat_xcalloc(1, sizeof *cat);
+  pthread_mutex_init(&cat->lock, NULL);
+  pthread_mutex_init(&cat->scan_lock, NULL);
+  cat->progress = opts->progress;
+
+  cat->repo = realpath(repo, NULL);
+  if (!cat->repo || stat(cat->repo, &st) < 0) {
+    r = bfs_error(-errno, "%s: %s", repo, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    r = bfs_error(-ENOTDIR, "%s: not a directory", repo);
+    goto fail;
+  }
+  if (opts->catalog_path)
+    cat->db_path = cat_xstrdup(opts->catalog_path);
+  else if ((r = default_path(cat->repo, &cat->db_path)) < 0)
+    goto fail;
+  if ((r = db_open(cat->db_path, &cat->db)) < 0 || (r = claim_repo(cat)) < 0)
+    goto fail;
+
+  /* the listBackups export is remembered, so later mounts use it too */
+  if (opts->cloudstack_backups) {
+    cat->cloudstack_backups = realpath(opts->cloudstack_backups, NULL);
+    if (!cat->cloudstack_backups) {
+      r = bfs_error(-errno, "%s: %s", opts->cloudstack_backups, strerror(errno));
+      goto fail;
+    }
+    if ((r = db_set_meta(cat->db, "cloudstack_backups",
+                         cat->cloudstack_backups)) < 0)
+      goto fail;
+  }
+  else if ((r = db_get_meta(cat->db, "cloudstack_backups",
+                            &cat->cloudstack_backups)) < 0)
+    goto fail;
+  *out = cat;
+  return 0;
+fail:
+  catalog_close(cat);
+  return r;
+}
+
+void
+catalog_close(catalog_t *cat)
+{
+  if (!cat) return;
+  sqlite3_close(cat->db);
+  sqlite3_close(cat->scan_db);
+  pthread_mutex_destroy(&cat->lock);
+  pthread_mutex_destroy(&cat->scan_lock);
+  free(cat->repo);
+  free(cat->db_path);
+  free(cat->cloudstack_backups);
+  free(cat);
+}
+
+const char *
+catalog_repo(const catalog_t *cat)
+{
+  return cat->repo;
+}
+
+const char *
+catalog_path(const catalog_t *cat)
+{
+  return cat->db_path;
+}

@@ -1,0 +1,466 @@
+/* db.c — the SQLite side of the catalog: schema, migrations, file cache,
+ * storing a scan's model.
+ *
+ * The schema version is PRAGMA user_version; migrations[v] takes a catalog
+ * from version v to v + 1 and they run in order inside one IMMEDIATE
+ * transaction, so two processes opening an old catalog at once migrate it
+ * once.  A catalog newer than this binary is refused.  WAL mode lets the
+ * mount keep reading while a scan writes.
+ *
+ *   meta(key, value)       repo, scanned_at, cloudstack_backups
+ *   files(path, ...)       every probed file: stat identity + header
+ *   vms, backups, disks, chains   the model; each VM carries the hash of
+ *                          what is stored for it (v2) and is rewritten
+ *                          only when a scan computes a different one
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog/catalog-int.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+
+static const char *const migrations[] = {
+  /* 0 -> 1 */
+  "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
+  "CREATE TABLE files ("
+  "  path TEXT PRIMARY KEY, kind INTEGER NOT NULL,"
+  "  size INTEGER, alloc INTEGER, ino INTEGER, mtime_ns INTEGER,"
+  "  format TEXT, compression TEXT, vsize INTEGER, encrypted INTEGER,"
+  "  external INTEGER, backing TEXT, backing_format TEXT, backing_path TEXT,"
+  "  error TEXT, info TEXT);"
+  "CREATE TABLE vms (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+  "  source TEXT);"
+  "CREATE TABLE backups (id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL,"
+  "  name TEXT NOT NULL, time INTEGER NOT NULL, source TEXT,"
+  "  domain_xml TEXT, status TEXT NOT NULL, extra TEXT,"
+  "  UNIQUE (vm_id, name));"
+  "CREATE TABLE disks (backup_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+  "  name TEXT NOT NULL, image TEXT NOT NULL, volume TEXT,"
+  "  virtual_size INTEGER, allocated INTEGER, format TEXT, compression TEXT,"
+  "  encrypted INTEGER, status TEXT NOT NULL, depth INTEGER NOT NULL,"
+  "  PRIMARY KEY (backup_id, idx)) WITHOUT ROWID;"
+  "CREATE TABLE chains (backup_id INTEGER NOT NULL, disk_idx INTEGER NOT NULL,"
+  "  depth INTEGER NOT NULL, path TEXT NOT NULL,"
+  "  PRIMARY KEY (backup_id, disk_idx, depth)) WITHOUT ROWID;",
+  /* 1 -> 2: per-VM model hash, so a rescan rewrites only what changed */
+  "ALTER TABLE vms ADD COLUMN hash TEXT;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+int
+db_sqlerr(sqlite3 *db, const char *what)
+{
+  int code = sqlite3_errcode(db);
+  int e = code == SQLITE_BUSY || code == SQLITE_LOCKED ? EBUSY
+        : code == SQLITE_NOMEM ? ENOMEM
+        : code == SQLITE_READONLY || code == SQLITE_PERM ? EROFS
+        : code == SQLITE_CANTOPEN ? EACCES
+        : code == SQLITE_FULL ? ENOSPC : EIO;
+  return bfs_error(-e, "catalog %s: %s: %s", sqlite3_db_filename(db, "main"),
+                   what, sqlite3_errmsg(db));
+}
+
+static int
+exec(sqlite3 *db, const char *sql)
+{
+  if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    return db_sqlerr(db, sql);
+  return 0;
+}
+
+static int
+user_version(sqlite3 *db, int *v)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "user_version");
+  int rc = sqlite3_step(st);
+  *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : db_sqlerr(db, "user_version");
+}
+
+static int
+migrate(sqlite3 *db, const char *path)
+{
+  int v, r;
+  if ((r = user_version(db, &v)) < 0) return r;
+  if (v == SCHEMA_VERSION) return 0;
+  if (v > SCHEMA_VERSION)
+    return bfs_error(-EPROTO, "catalog %s: schema version %d is newer than "
+                     "this backupfs understands (%d)", path, v, SCHEMA_VERSION);
+  if ((r = exec(db, "BEGIN IMMEDIATE")) < 0) return r;
+  if ((r = user_version(db, &v)) < 0) goto fail;      /* someone else did? */
+  for (; v < SCHEMA_VERSION; v++)
+    if ((r = exec(db, migrations[v])) < 0) goto fail;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+  if ((r = exec(db, sql)) < 0 || (r = exec(db, "COMMIT")) < 0) goto fail;
+  return 0;
+fail:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+int
+db_open(const char *path, sqlite3 **out)
+{
+  sqlite3 *db;
+  int r;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                      SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    r = bfs_error(-EACCES, "catalog %s: %s", path,
+                  db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  if ((r = exec(db, "PRAGMA journal_mode = WAL")) < 0 ||
+      (r = exec(db, "PRAGMA synchronous = NORMAL")) < 0 ||
+      (r = migrate(db, path)) < 0) {
+    sqlite3_close(db);
+    return r;
+  }
+  *out = db;
+  return 0;
+}
+
+int
+db_get_meta(sqlite3 *db, const char *key, char **val)
+{
+  sqlite3_stmt *st;
+  *val = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return db_sqlerr(db, "meta");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
+    *val = cat_xstrdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_sqlerr(db, "meta");
+}
+
+int
+db_set_meta(sqlite3 *db, const char *key, const char *val)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES (?, ?)", -1,
+                         &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "meta");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "meta");
+}
+
+static char *
+col_str(sqlite3_stmt *st, int i)
+{
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? cat_xstrdup((const char *)t) : NULL;
+}
+
+int
+db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, prefix ?
+        "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
+        " vsize, encrypted, external, backing, backing_format, backing_path,"
+        " error, info FROM files WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
+        "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
+        " vsize, encrypted, external, backing, backing_format, backing_path,"
+        " error, info FROM files", -1, &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "load files");
+  if (prefix)
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct scan_file *f = cat_xcalloc(1, sizeof *f);
+    f->path = col_str(st, 0);
+    f->kind = sqlite3_column_int(st, 1);
+    f->size = sqlite3_column_int64(st, 2);
+    f->alloc = sqlite3_column_int64(st, 3);
+    f->ino = sqlite3_column_int64(st, 4);
+    f->mtime_ns = sqlite3_column_int64(st, 5);
+    f->format = col_str(st, 6);
+    f->compression = col_str(st, 7);
+    f->vsize = sqlite3_column_int64(st, 8);
+    f->encrypted = sqlite3_column_int(st, 9);
+    f->external = sqlite3_column_int(st, 10);
+    f->backing = col_str(st, 11);
+    f->backing_format = col_str(st, 12);
+    f->backing_path = col_str(st, 13);
+    f->error = col_str(st, 14);
+    f->info = col_str(st, 15);
+    f->in_db = true;
+    if (!f->path) { free(f); continue; }
+    CAT_GROW(s->filev, s->files_cap, s->nfiles);
+    s->filev[s->nfiles++] = f;
+    cat_map_put(&s->files, f->path, f);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load files");
+}
+
+static void
+bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+  if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, i);
+}
+
+static int
+step(sqlite3 *db, sqlite3_stmt *st, const char *what)
+{
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? 0 : db_sqlerr(db, what);
+}
+
+static int
+store_files(sqlite3 *db, struct scan *s)
+{
+  sqlite3_stmt *ins = NULL, *del = NULL;
+  int r = 0;
+  if (sqlite3_prepare_v2(db,
+        "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)", -1, &ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM files WHERE path = ?", -1, &del,
+                         NULL) != SQLITE_OK) {
+    r = db_sqlerr(db, "store files");
+    goto out;
+  }
+  for (size_t i = 0; i < s->nfiles && r == 0; i++) {
+    struct scan_file *f = s->filev[i];
+    if (!f->seen) {
+      if (f->in_db) {
+        bind_str(del, 1, f->path);
+        r = step(db, del, "delete file");
+      }
+      continue;
+    }
+    if (!f->dirty) continue;
+    bind_str(ins, 1, f->path);
+    sqlite3_bind_int(ins, 2, f->kind);
+    sqlite3_bind_int64(ins, 3, (int64_t)f->size);
+    sqlite3_bind_int64(ins, 4, (int64_t)f->alloc);
+    sqlite3_bind_int64(ins, 5, (int64_t)f->ino);
+    sqlite3_bind_int64(ins, 6, f->mtime_ns);
+    bind_str(ins, 7, f->format);
+    bind_str(ins, 8, f->compression);
+    sqlite3_bind_int64(ins, 9, (int64_t)f->vsize);
+    sqlite3_bind_int(ins, 10, f->encrypted);
+    sqlite3_bind_int(ins, 11, f->external);
+    bind_str(ins, 12, f->backing);
+    bind_str(ins, 13, f->backing_format);
+    bind_str(ins, 14, f->backing_path);
+    bind_str(ins, 15, f->error);
+    bind_str(ins, 16, f->info);
+    r = step(db, ins, "store file");
+  }
+out:
+  sqlite3_finalize(ins);
+  sqlite3_finalize(del);
+  return r;
+}
+
+static int
+delete_vm(sqlite3 *db, sqlite3_stmt **del, int64_t id)
+{
+  int r = 0;
+  for (int i = 0; i < 4 && r == 0; i++) {
+    sqlite3_bind_int64(del[i], 1, id);
+    r = step(db, del[i], "delete VM");
+  }
+  return r;
+}
+
+static int
+store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
+{
+  char hs[32];
+  int r;
+  snprintf(hs, sizeof hs, "%016" PRIx64, vm->hash);
+  bind_str(st[0], 1, vm->name);
+  bind_str(st[0], 2, s->backups[vm->first].source);
+  bind_str(st[0], 3, hs);
+  if ((r = step(db, st[0], "store vm")) < 0) return r;
+  int64_t vm_id = sqlite3_last_insert_rowid(db);
+
+  for (size_t i = vm->first; i < vm->first + vm->n && r == 0; i++) {
+    struct model_backup *b = &s->backups[i];
+    sqlite3_bind_int64(st[1], 1, vm_id);
+    bind_str(st[1], 2, b->name);
+    sqlite3_bind_int64(st[1], 3, b->time);
+    bind_str(st[1], 4, b->source);
+    bind_str(st[1], 5, b->domain_xml);
+    bind_str(st[1], 6, b->status);
+    bind_str(st[1], 7, b->extra);
+    if ((r = step(db, st[1], "store backup")) < 0) break;
+    int64_t bid = sqlite3_last_insert_rowid(db);
+    for (size_t j = 0; j < b->ndisks && r == 0; j++) {
+      struct model_disk *d = &b->disks[j];
+      struct scan_file *f = cat_map_get(&s->files, d->top);
+      bool ok = f && f->format;
+      sqlite3_bind_int64(st[2], 1, bid);
+      sqlite3_bind_int64(st[2], 2, (int64_t)j);
+      bind_str(st[2], 3, d->name);
+      bind_str(st[2], 4, d->top);
+      bind_str(st[2], 5, d->volume);
+      sqlite3_bind_int64(st[2], 6, ok ? (int64_t)f->vsize : 0);
+      sqlite3_bind_int64(st[2], 7, f ? (int64_t)f->alloc : 0);
+      bind_str(st[2], 8, ok ? f->format : NULL);
+      bind_str(st[2], 9, ok ? f->compression : NULL);
+      sqlite3_bind_int(st[2], 10, f && f->encrypted);
+      bind_str(st[2], 11, d->status);
+      sqlite3_bind_int64(st[2], 12, (int64_t)d->chain_len);
+      if ((r = step(db, st[2], "store disk")) < 0) break;
+      for (size_t k = 0; k < d->chain_len && r == 0; k++) {
+        sqlite3_bind_int64(st[3], 1, bid);
+        sqlite3_bind_int64(st[3], 2, (int64_t)j);
+        sqlite3_bind_int64(st[3], 3, (int64_t)k);
+        bind_str(st[3], 4, d->chain[k]);
+        r = step(db, st[3], "store chain");
+      }
+    }
+  }
+  return r;
+}
+
+/* Rewrite the VMs whose hash differs from the stored one; drop the VMs
+ * that are gone (all of them, or only s->only_vm in a partial scan). */
+static int
+store_model(sqlite3 *db, struct scan *s, bool *changed)
+{
+  static const char *const sql[] = {
+    "INSERT INTO vms (name, source, hash) VALUES (?1, ?2, ?3)",
+    "INSERT INTO backups (vm_id, name, time, source, domain_xml, status, extra)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT INTO disks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    "INSERT INTO chains VALUES (?1, ?2, ?3, ?4)",
+    "DELETE FROM chains WHERE backup_id IN"
+    " (SELECT id FROM backups WHERE vm_id = ?1)",
+    "DELETE FROM disks WHERE backup_id IN"
+    " (SELECT id FROM backups WHERE vm_id = ?1)",
+    "DELETE FROM backups WHERE vm_id = ?1",
+    "DELETE FROM vms WHERE id = ?1",
+    "SELECT id, name, hash FROM vms WHERE ?1 IS NULL OR name = ?1",
+  };
+  enum { NST = sizeof sql / sizeof sql[0] };
+  sqlite3_stmt *st[NST] = { 0 };
+  struct cat_map model;
+  int r = 0, rc;
+
+  cat_map_init(&model);
+  for (size_t i = 0; i < s->nvms; i++)
+    cat_map_put(&model, s->vms[i].name, &s->vms[i]);
+  for (size_t i = 0; i < NST; i++)
+    if (sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+      r = db_sqlerr(db, "store model");
+      goto out;
+    }
+
+  /* stored VMs: unchanged ones are kept (and marked), others deleted */
+  struct keep { int64_t id; struct model_vm *vm; } *gone = NULL;
+  size_t ngone = 0, gcap = 0;
+  bool *same = cat_xcalloc(s->nvms + 1, sizeof *same);
+  bind_str(st[8], 1, s->only_vm);
+  while ((rc = sqlite3_step(st[8])) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st[8], 1);
+    const char *hash = (const char *)sqlite3_column_text(st[8], 2);
+    struct model_vm *vm = name ? cat_map_get(&model, name) : NULL;
+    char hs[32];
+    if (vm) snprintf(hs, sizeof hs, "%016" PRIx64, vm->hash);
+    if (vm && hash && !strcmp(hash, hs)) {
+      same[vm - s->vms] = true;
+      continue;
+    }
+    CAT_GROW(gone, gcap, ngone);
+    gone[ngone++] = (struct keep){ sqlite3_column_int64(st[8], 0), vm };
+  }
+  sqlite3_reset(st[8]);
+  if (rc != SQLITE_DONE) r = db_sqlerr(db, "store model");
+  for (size_t i = 0; i < ngone && r == 0; i++)
+    r = delete_vm(db, st + 4, gone[i].id);
+  for (size_t i = 0; i < s->nvms && r == 0; i++)
+    if (!same[i])
+      r = store_vm(db, s, &s->vms[i], st);
+  *changed = ngone > 0;
+  for (size_t i = 0; i < s->nvms; i++)
+    if (!same[i]) *changed = true;
+  free(same);
+  free(gone);
+out:
+  for (size_t i = 0; i < NST; i++) sqlite3_finalize(st[i]);
+  cat_map_free(&model);
+  return r;
+}
+
+int
+db_store(sqlite3 *db, struct scan *s)
+{
+  int r;
+  bool changed = false;
+  CLEANUP_FREE char *scanned = NULL;
+
+  if ((r = exec(db, "BEGIN IMMEDIATE")) < 0) return r;
+  if ((r = store_files(db, s)) < 0 ||
+      (r = store_model(db, s, &changed)) < 0 ||
+      (r = db_get_meta(db, "scanned_at", &scanned)) < 0)
+    goto fail;
+  if (changed || !scanned) {
+    char ts[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    if ((r = db_set_meta(db, "scanned_at", ts)) < 0)
+      goto fail;
+  }
+  if ((r = exec(db, "COMMIT")) < 0) goto fail;
+  return 0;
+fail:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+int
+db_vm_source(sqlite3 *db, const char *vm, char **source)
+{
+  sqlite3_stmt *st;
+  *source = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT source FROM vms WHERE name = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return db_sqlerr(db, "VM source");
+  sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *source = col_str(st, 0);
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_sqlerr(db, "VM source");
+}
+
+int
+db_lookup_backing(sqlite3 *db, const char *rel, const char *name, char **out)
+{
+  sqlite3_stmt *st;
+  *out = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT backing, backing_path FROM files"
+                         " WHERE path = ?", -1, &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "lookup backing");
+  sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *b = (const char *)sqlite3_column_text(st, 0);
+    if (b && !strcmp(b, name))
+      *out = col_str(st, 1);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+         : db_sqlerr(db, "lookup backing");
+}

@@ -1,0 +1,527 @@
+/* scan.c — walk a repository and build the catalog's model of it.
+ *
+ * One scan:
+ *   1. load the file cache (path -> size, mtime, inode, header) from SQLite;
+ *   2. walk: <d0>/<d1>/ leaf directories go to the NAS, then the generic
+ *      recogniser; backups/<account>/<volume>/ to KBOSS.  Only lstat-level
+ *      information is used; symlinks are never followed and hidden entries
+ *      (".name") are skipped.  A file whose size, mtime and inode match the
+ *      cache is not reopened;
+ *   3. resolve every disk's chain (resolve.c) and its status, name the
+ *      points in time (YYYY-MM-DDTHHMMSSZ, -1, -2 within one second);
+ *   4. hash the model: if it is what the catalog already holds, only the
+ *      file cache is touched; otherwise the model is rewritten.  All of it
+ *      in one transaction (db_store).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "catalog/catalog-int.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "image/image.h"
+
+static double
+now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+progress(struct scan *s, bool final)
+{
+  if (!s->cat->progress) return;
+  double t = now();
+  if (!final && t - s->last_progress < 0.2) return;
+  s->last_progress = t;
+  if (final)
+    fprintf(stderr, "\r\033[K");
+  else
+    fprintf(stderr, "\r\033[Kscanning: %u files, %zu backups, %u headers read",
+            s->walked, s->nbackups, s->reopened);
+}
+
+/* ---- the file cache ---- */
+
+static void
+clear_header(struct scan_file *f)
+{
+  free(f->format); free(f->compression); free(f->backing);
+  free(f->backing_format); free(f->error); free(f->backing_path);
+  free(f->info); free(f->resolve_error);
+  f->resolve_error = NULL;
+  f->format = f->compression = f->backing = f->backing_format = NULL;
+  f->error = f->backing_path = f->info = NULL;
+  f->vsize = 0;
+  f->encrypted = f->external = false;
+}
+
+static void
+probe(struct scan *s, struct scan_file *f)
+{
+  CLEANUP_FREE char *path = cat_xasprintf("%s/%s", s->cat->repo, f->path);
+  img_t *img;
+  s->reopened++;
+  bfs_clear_error();
+  if (img_open(path, &img) < 0) {
+    f->error = cat_xstrdup(bfs_last_error());
+    return;
+  }
+  const struct img_info *in = img_get_info(img);
+  bool q = in->format == IMG_FORMAT_QCOW2;
+  f->format = cat_xstrdup(q ? "qcow2" : "raw");
+  f->compression = cat_xstrdup(!q ? "none" :
+                               in->compression == IMG_COMPRESSION_ZSTD ? "zstd"
+                               : "zlib");
+  f->vsize = in->virtual_size;
+  f->encrypted = in->encrypted;
+  f->external = in->external_data;
+  f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
+  f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
+                                         : NULL;
+  img_close(img);
+}
+
+struct scan_file *
+scan_file_get(struct scan *s, const char *rel, int kind)
+{
+  struct scan_file *f = cat_map_get(&s->files, rel);
+  struct stat st;
+
+  if (f && f->seen)
+    return f->kind == kind ? f : NULL;
+  if (fstatat(s->repo_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+      !S_ISREG(st.st_mode))
+    return NULL;
+  s->walked++;
+  progress(s, false);
+
+  int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  uint64_t alloc = (uint64_t)st.st_blocks * 512;
+  if (f && f->kind == kind && f->size == (uint64_t)st.st_size &&
+      f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino) {
+    f->seen = true;
+    if (f->alloc != alloc) { f->alloc = alloc; f->dirty = true; }
+    return f;
+  }
+  if (!f) {
+    f = cat_xcalloc(1, sizeof *f);
+    f->path = cat_xstrdup(rel);
+    CAT_GROW(s->filev, s->files_cap, s->nfiles);
+    s->filev[s->nfiles++] = f;
+    cat_map_put(&s->files, f->path, f);
+  }
+  clear_header(f);
+  f->kind = kind;
+  f->size = st.st_size;
+  f->alloc = alloc;
+  f->ino = st.st_ino;
+  f->mtime_ns = mtime;
+  f->seen = f->dirty = true;
+  if (kind == FILE_IMAGE)
+    probe(s, f);
+  return f;
+}
+
+/* ---- the model ---- */
+
+struct model_backup *
+scan_add_backup(struct scan *s, const char *vm, int64_t time,
+                const char *source, const char *key)
+{
+  CAT_GROW(s->backups, s->backups_cap, s->nbackups);
+  struct model_backup *b = &s->backups[s->nbackups++];
+  memset(b, 0, sizeof *b);
+  b->vm = cat_xstrdup(vm);
+  b->time = time;
+  b->source = source;
+  b->key = cat_xstrdup(key);
+  return b;
+}
+
+void
+scan_add_disk(struct model_backup *b, const char *name, const char *top,
+              const char *volume, int order)
+{
+  CAT_GROW(b->disks, b->cap, b->ndisks);
+  struct model_disk *d = &b->disks[b->ndisks++];
+  memset(d, 0, sizeof *d);
+  d->name = cat_xstrdup(name);
+  d->top = cat_xstrdup(top);
+  d->volume = volume ? cat_xstrdup(volume) : NULL;
+  d->order = order;
+}
+
+static void
+free_model(struct scan *s)
+{
+  for (size_t i = 0; i < s->nbackups; i++) {
+    struct model_backup *b = &s->backups[i];
+    for (size_t j = 0; j < b->ndisks; j++) {
+      struct model_disk *d = &b->disks[j];
+      free(d->name); free(d->top); free(d->volume); free(d->status);
+      for (size_t k = 0; k < d->chain_len; k++) free(d->chain[k]);
+      free(d->chain);
+    }
+    free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
+    free(b->extra); free(b->name); free(b->status);
+  }
+  free(s->backups);
+  for (size_t i = 0; i < s->nfiles; i++) {
+    clear_header(s->filev[i]);
+    free(s->filev[i]->path);
+    free(s->filev[i]);
+  }
+  free(s->filev);
+  cat_map_free(&s->files);
+}
+
+/* ---- the walk ---- */
+
+struct names { char **v; size_t n, cap; };
+
+static void
+names_free(struct names *n)
+{
+  for (size_t i = 0; i < n->n; i++) free(n->v[i]);
+  free(n->v);
+  memset(n, 0, sizeof *n);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* regular files and directories (not symlinks) of repo/rel, sorted */
+static void
+list_dir(struct scan *s, const char *rel, struct names *files,
+         struct names *dirs)
+{
+  int fd = openat(s->repo_fd, rel,
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    bfs_log(BFS_LOG_WARN, "%s/%s: %s (skipped)", s->cat->repo, rel,
+            strerror(errno));
+    return;
+  }
+  DIR *d = fdopendir(fd);
+  if (!d) { close(fd); return; }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    unsigned char type = e->d_type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : 0;
+    }
+    struct names *into = type == DT_DIR ? dirs : type == DT_REG ? files : NULL;
+    if (!into) continue;
+    CAT_GROW(into->v, into->cap, into->n);
+    into->v[into->n++] = cat_xstrdup(e->d_name);
+  }
+  closedir(d);
+  if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+}
+
+static void
+walk_top(struct scan *s, const char *d0, bool repo_is_backups)
+{
+  struct names d1 = { 0 };
+  list_dir(s, d0, NULL, &d1);
+  for (size_t j = 0; j < d1.n; j++) {
+    struct names files = { 0 }, d2 = { 0 };
+    CLEANUP_FREE char *rel = cat_xasprintf("%s/%s", d0, d1.v[j]);
+    list_dir(s, rel, &files, &d2);
+    if (files.n &&
+        !layout_nas_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
+        !layout_generic_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
+        repo_is_backups)
+      layout_kboss_dir(s, d0, d1.v[j], rel, files.v, files.n);
+    if (!strcmp(d0, "backups"))
+      for (size_t k = 0; k < d2.n; k++) {
+        struct names f3 = { 0 };
+        CLEANUP_FREE char *rel3 = cat_xasprintf("%s/%s", rel, d2.v[k]);
+        list_dir(s, rel3, &f3, NULL);
+        layout_kboss_dir(s, d1.v[j], d2.v[k], rel3, f3.v, f3.n);
+        names_free(&f3);
+      }
+    names_free(&files);
+    names_free(&d2);
+  }
+  names_free(&d1);
+}
+
+static void
+walk(struct scan *s)
+{
+  const char *base = strrchr(s->cat->repo, '/');
+  bool repo_is_backups = base && !strcmp(base + 1, "backups");
+  struct names d0 = { 0 };
+
+  if (s->only_vm) {
+    walk_top(s, s->only_vm, false);
+    return;
+  }
+  list_dir(s, ".", NULL, &d0);
+  for (size_t i = 0; i < d0.n; i++)
+    walk_top(s, d0.v[i], repo_is_backups);
+  names_free(&d0);
+}
+
+/* ---- chains, statuses and names ---- */
+
+static bool
+scan_exists(void *opaque, const char *rel)
+{
+  struct scan *s = opaque;
+  struct scan_file *f = cat_map_get(&s->files, rel);
+  if (f && f->seen) return f->kind == FILE_IMAGE;
+  return resolve_fs_exists(s->cat->repo, rel);
+}
+
+static bool
+ends_with(const char *s, const char *suf)
+{
+  size_t l = strlen(s), sl = strlen(suf);
+  return l >= sl && !strcmp(s + l - sl, suf);
+}
+
+/* the backing of f, resolved once per scan (chains share their layers) */
+static const char *
+resolve_layer(struct scan *s, struct scan_file *f)
+{
+  if (!f->resolved) {
+    char *next;
+    f->resolved = true;
+    free(f->resolve_error);
+    f->resolve_error = NULL;
+    if (resolve_backing_rel(s->cat->repo, f->path, f->backing, scan_exists,
+                            s, &next) < 0) {
+      f->resolve_error = cat_xstrdup(bfs_last_error());
+      next = NULL;
+    }
+    if (!next != !f->backing_path ||
+        (next && strcmp(f->backing_path, next))) {
+      free(f->backing_path);
+      f->backing_path = next;
+      f->dirty = true;
+    }
+    else
+      free(next);
+  }
+  return f->resolve_error ? NULL : f->backing_path;
+}
+
+static void
+count(struct scan *s, struct scan_file *f)
+{
+  if (f && !f->counted) {
+    f->counted = true;
+    s->nimages++;
+  }
+}
+
+static void
+resolve_disk(struct scan *s, struct model_disk *d)
+{
+  struct scan_file *f = scan_file_get(s, d->top, FILE_IMAGE);
+  size_t cap = 0;
+  char *why = NULL;
+
+  count(s, f);
+  CAT_GROW(d->chain, cap, d->chain_len);
+  d->chain[d->chain_len++] = cat_xstrdup(d->top);
+  if (f && f->format && !strcmp(f->format, "raw") && ends_with(f->path, ".qcow2"))
+    why = cat_xasprintf("%s: not a qcow2 image", f->path);
+  while (f && !why) {
+    if (f->error) { why = cat_xstrdup(f->error); break; }
+    if (f->encrypted) {
+      why = cat_xasprintf("%s: encrypted (LUKS/AES), reading is not supported",
+                          f->path);
+      break;
+    }
+    if (f->external) {
+      why = cat_xasprintf("%s: external data file, not supported", f->path);
+      break;
+    }
+    if (!f->backing) break;
+    const char *next = resolve_layer(s, f);
+    if (!next) { why = cat_xstrdup(f->resolve_error); break; }
+    bool loop = false;
+    for (size_t i = 0; i < d->chain_len && !loop; i++)
+      loop = !strcmp(d->chain[i], next);
+    if (loop || d->chain_len >= CHAIN_MAX_DEPTH) {
+      why = loop ? cat_xasprintf("%s: backing file loop through %s",
+                                 d->top, next)
+                 : cat_xasprintf("%s: chain deeper than %d", d->top,
+                                 CHAIN_MAX_DEPTH);
+      break;
+    }
+    f = scan_file_get(s, next, FILE_IMAGE);
+    count(s, f);
+    CAT_GROW(d->chain, cap, d->chain_len);
+    d->chain[d->chain_len++] = cat_xstrdup(next);
+  }
+  if (!f && !why)
+    why = cat_xasprintf("%s: not a regular file",
+                        d->chain[d->chain_len - 1]);
+  d->status = why ? why : cat_xstrdup("ok");
+}
+
+static int
+cmp_backup(const void *a, const void *b)
+{
+  const struct model_backup *x = a, *y = b;
+  int c = strcmp(x->vm, y->vm);
+  if (c) return c;
+  if (x->time != y->time) return x->time < y->time ? -1 : 1;
+  return strcmp(x->key, y->key);
+}
+
+static void
+hash_str(XXH3_state_t *h, const char *s)
+{
+  XXH3_64bits_update(h, s ? s : "\1", s ? strlen(s) + 1 : 1);
+}
+
+static void
+finish_model(struct scan *s, struct catalog_scan_stats *st)
+{
+  XXH3_state_t *h = XXH3_createState();
+  size_t vcap = 0;
+  if (!h) abort();
+
+  qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
+  unsigned dup = 0;
+  for (size_t i = 0; i < s->nbackups; i++) {
+    struct model_backup *b = &s->backups[i];
+    char tn[32];
+    bool same_vm = i > 0 && !strcmp(b->vm, s->backups[i - 1].vm);
+    if (!same_vm) {
+      if (s->nvms)
+        s->vms[s->nvms - 1].hash = XXH3_64bits_digest(h);
+      CAT_GROW(s->vms, vcap, s->nvms);
+      s->vms[s->nvms++] = (struct model_vm){ .name = b->vm, .first = i };
+      XXH3_64bits_reset(h);
+      uint64_t v = CATALOG_MODEL_VERSION;
+      XXH3_64bits_update(h, &v, sizeof v);
+    }
+    s->vms[s->nvms - 1].n++;
+    cat_time_name(b->time, tn);
+    dup = same_vm && b->time == s->backups[i - 1].time ? dup + 1 : 0;
+    b->name = dup ? cat_xasprintf("%s-%u", tn, dup) : cat_xstrdup(tn);
+
+    for (size_t j = 0; j < b->ndisks; j++) {
+      struct model_disk *d = &b->disks[j];
+      resolve_disk(s, d);
+      for (unsigned k = 2; ; k++) {          /* unique disk names */
+        bool clash = false;
+        for (size_t m = 0; m < j && !clash; m++)
+          clash = !strcmp(b->disks[m].name, d->name);
+        if (!clash) break;
+        char *n2 = cat_xasprintf("%s-%u", d->name, k);
+        free(d->name);
+        d->name = n2;
+      }
+      if (!b->status && strcmp(d->status, "ok"))
+        b->status = cat_xasprintf("%s: %s", d->name, d->status);
+      hash_str(h, d->name); hash_str(h, d->top); hash_str(h, d->volume);
+      hash_str(h, d->status);
+      for (size_t k = 0; k < d->chain_len; k++) hash_str(h, d->chain[k]);
+      struct scan_file *f = cat_map_get(&s->files, d->top);
+      if (f) {
+        uint64_t nums[3] = { f->vsize, f->alloc, f->encrypted };
+        XXH3_64bits_update(h, nums, sizeof nums);
+        hash_str(h, f->format); hash_str(h, f->compression);
+      }
+    }
+    if (!b->status) b->status = cat_xstrdup("ok");
+    if (strcmp(b->status, "ok")) st->broken++;
+    hash_str(h, b->vm); hash_str(h, b->name); hash_str(h, b->source);
+    hash_str(h, b->domain_xml); hash_str(h, b->extra); hash_str(h, b->status);
+    XXH3_64bits_update(h, &b->time, sizeof b->time);
+    uint64_t nd = b->ndisks;
+    XXH3_64bits_update(h, &nd, sizeof nd);
+  }
+  if (s->nvms)
+    s->vms[s->nvms - 1].hash = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
+  st->vms = s->nvms;
+  st->backups = s->nbackups;
+  st->images = s->nimages;
+}
+
+static int
+scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
+{
+  struct catalog_scan_stats st = { 0 };
+  struct scan s = { .cat = cat, .repo_fd = -1, .only_vm = only_vm };
+  double t0 = now();
+  int r;
+
+  pthread_mutex_lock(&cat->scan_lock);
+  cat_map_init(&s.files);
+  s.repo_fd = open(cat->repo, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s.repo_fd < 0) {
+    r = bfs_error(-errno, "%s: %s", cat->repo, strerror(errno));
+    goto out;
+  }
+  if (!cat->scan_db && (r = db_open(cat->db_path, &cat->scan_db)) < 0)
+    goto out;
+  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
+    goto out;
+  walk(&s);
+  if (!only_vm)
+    layout_kboss_finish(&s);
+  finish_model(&s, &st);
+  r = db_store(cat->scan_db, &s);
+  progress(&s, true);
+out:
+  st.reopened = s.reopened;
+  st.seconds = now() - t0;
+  if (stats) *stats = st;
+  free_model(&s);
+  free(s.vms);
+  if (s.repo_fd >= 0) close(s.repo_fd);
+  pthread_mutex_unlock(&cat->scan_lock);
+  return r < 0 ? r : 0;
+}
+
+int
+catalog_scan(catalog_t *cat, struct catalog_scan_stats *stats)
+{
+  return scan_run(cat, NULL, stats);
+}
+
+int
+catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats)
+{
+  CLEANUP_FREE char *source = NULL;
+  int r;
+
+  /* only VMs that are one directory of the repository can be rescanned on
+   * their own (KBOSS volumes are grouped across the whole tree) */
+  pthread_mutex_lock(&cat->lock);
+  r = db_vm_source(cat->db, vm, &source);
+  pthread_mutex_unlock(&cat->lock);
+  if (r < 0) return r;
+  if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
+      strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
+    return scan_run(cat, NULL, stats);
+  return scan_run(cat, vm, stats);
+}

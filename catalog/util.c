@@ -1,0 +1,198 @@
+/* util.c — small helpers for the catalog: allocation that aborts on OOM,
+ * a string-keyed open-addressing hash map (FNV-1a, linear probing, grows at
+ * 50% load; no deletion, the scan only adds), time and size formatting.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog/catalog-int.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+
+static void __attribute__((noreturn))
+oom(void)
+{
+  fprintf(stderr, "backupfs: out of memory\n");
+  abort();
+}
+
+void *
+cat_xmalloc(size_t n)
+{
+  void *p = malloc(n ? n : 1);
+  if (!p) oom();
+  return p;
+}
+
+void *
+cat_xcalloc(size_t n, size_t sz)
+{
+  void *p = calloc(n ? n : 1, sz ? sz : 1);
+  if (!p) oom();
+  return p;
+}
+
+void *
+cat_xrealloc(void *p, size_t n, size_t sz)
+{
+  size_t bytes;
+  if (__builtin_mul_overflow(n, sz, &bytes)) oom();
+  p = realloc(p, bytes ? bytes : 1);
+  if (!p) oom();
+  return p;
+}
+
+char *
+cat_xstrdup(const char *s)
+{
+  char *r = strdup(s);
+  if (!r) oom();
+  return r;
+}
+
+char *
+cat_xstrndup(const char *s, size_t n)
+{
+  char *r = strndup(s, n);
+  if (!r) oom();
+  return r;
+}
+
+char *
+cat_xasprintf(const char *fmt, ...)
+{
+  va_list ap;
+  char *r;
+  va_start(ap, fmt);
+  if (vasprintf(&r, fmt, ap) < 0) oom();
+  va_end(ap);
+  return r;
+}
+
+static uint64_t
+fnv1a(const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++) { h ^= (unsigned char)*s; h *= 0x100000001b3ull; }
+  return h;
+}
+
+void
+cat_map_init(struct cat_map *m)
+{
+  memset(m, 0, sizeof *m);
+}
+
+void
+cat_map_free(struct cat_map *m)
+{
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof *m);
+}
+
+static size_t
+slot(const struct cat_map *m, const char *key)
+{
+  size_t i = fnv1a(key) & (m->cap - 1);
+  while (m->keys[i] && strcmp(m->keys[i], key))
+    i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+void *
+cat_map_get(const struct cat_map *m, const char *key)
+{
+  if (!m->cap) return NULL;
+  size_t i = slot(m, key);
+  return m->keys[i] ? m->vals[i] : NULL;
+}
+
+void
+cat_map_put(struct cat_map *m, const char *key, void *val)
+{
+  if (2 * (m->n + 1) > m->cap) {
+    struct cat_map big = { .cap = m->cap ? m->cap * 2 : 64 };
+    big.keys = cat_xcalloc(big.cap, sizeof *big.keys);
+    big.vals = cat_xcalloc(big.cap, sizeof *big.vals);
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->keys[i]) {
+        size_t j = slot(&big, m->keys[i]);
+        big.keys[j] = m->keys[i];
+        big.vals[j] = m->vals[i];
+        big.n++;
+      }
+    cat_map_free(m);
+    *m = big;
+  }
+  size_t i = slot(m, key);
+  if (!m->keys[i]) { m->keys[i] = key; m->n++; }
+  m->vals[i] = val;
+}
+
+void
+cat_time_name(int64_t t, char buf[static 32])
+{
+  struct tm tm;
+  time_t tt = (time_t)t;
+  if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H%M%SZ", &tm))
+    snprintf(buf, 32, "%lld", (long long)t);
+}
+
+void
+cat_time_iso(int64_t t, char buf[static 32])
+{
+  struct tm tm;
+  time_t tt = (time_t)t;
+  if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(buf, 32, "%lld", (long long)t);
+}
+
+void
+cat_human_size(uint64_t n, char buf[static 16])
+{
+  static const char units[] = "KMGTPE";
+  if (n < 1024) { snprintf(buf, 16, "%u", (unsigned)n); return; }
+  double v = (double)n;
+  int u = -1;
+  while (v >= 1024 && u < 5) { v /= 1024; u++; }
+  snprintf(buf, 16, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+int
+cat_read_file(int dirfd, const char *rel, size_t max, char **buf, size_t *len)
+{
+  CLEANUP_CLOSE int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0)
+    return bfs_error(-errno, "%s: %s", rel, strerror(errno));
+  if (fstat(fd, &st) < 0)
+    return bfs_error(-errno, "%s: %s", rel, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return bfs_error(-EINVAL, "%s: not a regular file", rel);
+  if ((uint64_t)st.st_size > max)
+    return bfs_error(-EFBIG, "%s: larger than %zu bytes", rel, max);
+  char *b = cat_xmalloc((size_t)st.st_size + 1);
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int e = r < 0 ? errno : EIO;
+      free(b);
+      return bfs_error(-e, "%s: read: %s", rel, strerror(e));
+    }
+    got += (size_t)r;
+  }
+  b[got] = '\0';
+  *buf = b;
+  *len = got;
+  return 0;
+}

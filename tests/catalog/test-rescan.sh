@@ -1,0 +1,70 @@
+#!/bin/bash
+# Incremental rescans: nothing changed -> no image reopened; added and
+# removed backups appear and disappear; a changed image is reopened; the
+# catalog schema is versioned.
+. "$(dirname "$0")/lib.sh"
+command -v python3 >/dev/null || { echo "SKIP: python3 needed"; exit 77; }
+R=$T/repo
+for vm in a b; do
+  prev=
+  for d in 01 02 03 04 05; do
+    qcow2 "$R/$vm/2026-10-${d}T00:00:00Z/vda.qcow2" 1G ${prev:+../$prev/vda.qcow2}
+    prev=2026-10-${d}T00:00:00Z
+  done
+done
+qcow2 "$R/b/2026-10-05T00:00:00Z/vdb.qcow2" 1G
+sj() { "$BACKUPFS" scan --json "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"'; }
+check "first scan" "2 10 11 0 11" "$(sj)"
+check "rescan, nothing changed" "2 10 11 0 0" "$(sj)"
+DB=$(ls "$XDG_CACHE_HOME"/backupfs/*.db)
+m1=$(stat -c %Y.%s "$DB")
+
+qcow2 "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 1G ../2026-10-05T00:00:00Z/vda.qcow2
+check "new backup: one header read" "2 11 12 0 1" "$(sj)"
+rm -r "$R/b/2026-10-05T00:00:00Z"
+check "vanished backup gone, nothing reopened" "2 10 10 0 0" "$(sj)"
+qemu-img resize -q "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 2G
+check "changed image reopened" "2 10 10 0 1" "$(sj)"
+J=$(listj --no-scan "$R" a)
+check "new size stored" "2147483648" \
+  "$(jq -r '.disks[0].virtual_size' <<<"$(backup a 2026-10-06T000000Z)")"
+
+# list rescans on its own; --no-scan does not
+qcow2 "$R/c/2026-10-01T00:00:00Z/vda.qcow2" 1G
+check "list --no-scan: not yet" "a b" "$(listj --no-scan "$R" | jq -r '[.vms[].name] | join(" ")')"
+check "list picks up the new VM" "a b c" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
+rm -r "$R/c"
+check "and drops it" "a b" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
+out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
+check "unknown VM: exit 1" "1" "$rc"
+check_match "unknown VM: message" "no VM named 'c'" "$out"
+
+# list of one VM rescans that VM only
+qcow2 "$R/a/2026-10-07T00:00:00Z/vda.qcow2" 1G ../2026-10-06T00:00:00Z/vda.qcow2
+qcow2 "$R/b/2026-10-07T00:00:00Z/vda.qcow2" 1G
+check "list a: a's new backup" "7" "$(listj "$R" a | jq '.vms[0].backups | length')"
+check "b not rescanned by it" "4" "$(listj --no-scan "$R" b | jq '.vms[0].backups | length')"
+check "full scan finds b's (a's not reopened)" "2 12 12 0 1" "$(sj)"
+rm -r "$R/a/2026-10-07T00:00:00Z" "$R/b/2026-10-07T00:00:00Z"
+check "list a: gone again" "6" "$(listj "$R" a | jq '.vms[0].backups | length')"
+check "back to 10" "2 10 10 0 0" "$(sj)"
+
+# the base of a chain disappears, then comes back
+mv "$R/a/2026-10-01T00:00:00Z/vda.qcow2" "$T/saved.qcow2"
+check "broken once the base is gone" "2 9 9 5 0" "$(sj)"
+mv "$T/saved.qcow2" "$R/a/2026-10-01T00:00:00Z/vda.qcow2"
+check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
+
+# schema version and migrations
+py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
+check "schema version" "2" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "tables" "backups chains disks files meta vms" \
+  "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
+py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"
+out=$("$BACKUPFS" scan --catalog "$T/new.db" "$R" 2>&1) && rc=0 || rc=$?
+check "newer schema refused" "1" "$rc"
+check_match "newer schema message" "new.db.*schema version 99 is newer" "$out"
+: > "$T/empty.db"                         # version 0: migrated forward
+check_match "empty catalog migrated" "2 VMs, 10 backups" \
+  "$("$BACKUPFS" scan --catalog "$T/empty.db" "$R")"
+finish
