@@ -25,7 +25,7 @@ mountpoint -q "$mnt" && fusermount3 -u "$mnt"
 grep -qs " $mnt fuse" /proc/mounts && fusermount3 -uz "$mnt"
 
 echo "== backupfs mount $repo $mnt"
-"$bfs" mount --catalog "$top/demo/catalog.sqlite" "$repo" "$mnt"
+"$bfs" mount -o catalog="$top/demo/catalog.sqlite" "$repo" "$mnt"
 echo "== backupfs list"
 "$bfs" list --catalog "$top/demo/catalog.sqlite" "$repo"
 echo "== the tree"
