@@ -130,6 +130,7 @@ catalog_scan_cmd(int argc, char **argv)
     json_object_object_add(o, "images", json_object_new_int64(st.images));
     json_object_object_add(o, "broken", json_object_new_int64(st.broken));
     json_object_object_add(o, "reopened", json_object_new_int64(st.reopened));
+    json_object_object_add(o, "changed_vms", json_object_new_int64(st.changed));
     json_object_object_add(o, "seconds", json_object_new_double(st.seconds));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                   JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -157,7 +157,15 @@ catalog_backups(catalog_t *cat, const char *vm, struct catalog_backup **out,
                 size_t *n)
 {
   pthread_mutex_lock(&cat->lock);
+  /* one read transaction: the three statements see one snapshot even if a
+   * scan commits meanwhile (WAL) */
+  if (sqlite3_exec(cat->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    int e = db_sqlerr(cat->db, "begin");
+    pthread_mutex_unlock(&cat->lock);
+    return e;
+  }
   int r = load(cat, vm, out, n);
+  sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
   if (r == 0 && *n == 0) {
     /* tell "no such VM" from "a VM without backups" (which cannot exist) */
     free(*out);

@@ -1,0 +1,134 @@
+/* catalog-api.c — the catalog API as the mount and restore use it, driven
+ * by test-api.sh:
+ *   catalog-api REPO CATALOG RAW VM TIME TOUCH
+ * 1. scan; the backup VM@TIME exists and its backup.json parses;
+ * 2. its first disk's chain opens through chain_open with
+ *    catalog_resolve_backing (the repository was moved: absolute backing
+ *    names dangle) and reads exactly like RAW (qemu-img convert output);
+ * 3. 8 threads list VMs and backups while the main thread rescans 20 times,
+ *    changing TOUCH's mtime before each (it dates an undated backup, so
+ *    each rescan rewrites the VM): every listing is complete.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "image/image.h"
+
+#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); \
+                       fputc('\n', stderr); exit(1); } while (0)
+
+static catalog_t *cat;
+static const char *vm;
+static size_t expect_backups;
+static atomic_int stop, bad, rounds;
+
+static void *
+reader(void *arg)
+{
+  while (!atomic_load(&stop)) {
+    char **names;
+    size_t n;
+    struct catalog_backup *b;
+    size_t nb;
+    if (catalog_vms(cat, &names, &n) < 0 || n == 0) atomic_fetch_add(&bad, 1);
+    else catalog_names_free(names, n);
+    if (catalog_backups(cat, vm, &b, &nb) < 0 || nb != expect_backups)
+      atomic_fetch_add(&bad, 1);
+    else {
+      for (size_t i = 0; i < nb; i++)
+        if (b[i].ndisks == 0 || b[i].disks[0].chain_len == 0)
+          atomic_fetch_add(&bad, 1);
+      catalog_backups_free(b, nb);
+    }
+    atomic_fetch_add(&rounds, 1);
+  }
+  return arg;
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc != 7) FAIL("usage: catalog-api REPO CATALOG RAW VM TIME TOUCH");
+  struct catalog_opts o = { .catalog_path = argv[2] };
+  struct catalog_scan_stats st;
+  vm = argv[4];
+
+  if (catalog_open(argv[1], &o, &cat) < 0 || catalog_scan(cat, &st) < 0)
+    FAIL("open/scan: %s", bfs_last_error());
+  struct catalog_backup *b;
+  size_t nb, i;
+  if (catalog_backups(cat, vm, &b, &nb) < 0)
+    FAIL("backups: %s", bfs_last_error());
+  for (i = 0; i < nb && strcmp(b[i].name, argv[5]); i++) ;
+  if (i == nb) FAIL("no backup %s@%s", vm, argv[5]);
+  expect_backups = nb;
+  if (strcmp(b[i].status, "ok")) FAIL("status: %s", b[i].status);
+
+  char *js = catalog_backup_json(cat, &b[i]);
+  struct json_object *jo = js ? json_tokener_parse(js) : NULL, *v;
+  if (!jo || !json_object_object_get_ex(jo, "disks", &v) ||
+      json_object_array_length(v) != b[i].ndisks)
+    FAIL("backup.json: %s", js ? js : "(null)");
+  json_object_put(jo);
+  free(js);
+  printf("ok: backup.json of %s@%s\n", vm, argv[5]);
+
+  /* the chain through the catalog's resolver, compared with qemu-img */
+  char top[4096];
+  snprintf(top, sizeof top, "%s/%s", catalog_repo(cat), b[i].disks[0].image);
+  struct chain_opts co = { .resolve = catalog_resolve_backing,
+                           .resolve_opaque = cat };
+  chain_t *c;
+  if (chain_open(top, &co, &c) < 0) FAIL("chain_open: %s", bfs_last_error());
+  if (chain_depth(c) != b[i].disks[0].chain_len)
+    FAIL("depth %zu, catalog says %zu", chain_depth(c), b[i].disks[0].chain_len);
+  FILE *raw = fopen(argv[3], "rb");
+  if (!raw) FAIL("%s: %s", argv[3], strerror(errno));
+  uint64_t size = chain_size(c);
+  static char want[1 << 16], got[1 << 16];
+  for (uint64_t off = 0; off < size; off += sizeof got) {
+    size_t len = size - off < sizeof got ? size - off : sizeof got;
+    if (chain_pread(c, got, len, off) < 0) FAIL("read: %s", bfs_last_error());
+    if (fread(want, 1, len, raw) != len) FAIL("%s: short", argv[3]);
+    if (memcmp(want, got, len)) FAIL("data differs at %llu", (unsigned long long)off);
+  }
+  fclose(raw);
+  chain_close(c);
+  printf("ok: moved chain of %zu layers reads like qemu-img convert\n",
+         b[i].disks[0].chain_len);
+
+  /* hostile names never resolve outside */
+  char *out;
+  if (catalog_resolve_backing(cat, top, "../../../../../../../etc/passwd", &out) == 0)
+    FAIL("resolved outside: %s", out);
+  if (catalog_resolve_backing(cat, "/etc/hostname", "x", &out) == 0)
+    FAIL("overlay outside the repository accepted");
+  printf("ok: hostile backing names refused\n");
+  catalog_backups_free(b, nb);
+
+  pthread_t th[8];
+  for (int t = 0; t < 8; t++) pthread_create(&th[t], NULL, reader, NULL);
+  for (int r = 0; r < 20; r++) {
+    struct timespec ts[2] = { { 1790000000 + r, 0 }, { 1790000000 + r, 0 } };
+    if (utimensat(AT_FDCWD, argv[6], ts, 0) < 0) FAIL("%s: %s", argv[6], strerror(errno));
+    if (catalog_scan(cat, &st) < 0) FAIL("rescan: %s", bfs_last_error());
+    if (st.reopened != 1) FAIL("rescan %d reopened %u", r, st.reopened);
+  }
+  while (atomic_load(&rounds) < 200) ;
+  atomic_store(&stop, 1);
+  for (int t = 0; t < 8; t++) pthread_join(th[t], NULL);
+  if (atomic_load(&bad)) FAIL("%d inconsistent listings", atomic_load(&bad));
+  printf("ok: %d concurrent listings during 20 rescans\n", atomic_load(&rounds));
+  catalog_close(cat);
+  return 0;
+}
