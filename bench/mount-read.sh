@@ -111,17 +111,20 @@ print("%.3f" % (time.monotonic() - t0))
 PY
 }
 
-best() { sort -n | head -1; }
+median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 declare -a s_ours s_peer r_ours r_peer
 for i in $(seq "$ROUNDS"); do
   s_ours+=("$(seq_read "$OURS")"); s_peer+=("$(seq_read "$PEER")")
   r_ours+=("$(rand_read "$OURS")"); r_peer+=("$(rand_read "$PEER")")
-  echo "round $i: seq ours ${s_ours[-1]}s peer ${s_peer[-1]}s; random ours ${r_ours[-1]}s peer ${r_peer[-1]}s"
+  printf 'round %d: seq ours %.2fs peer %.2fs (%.2fx); random ours %.2fs peer %.2fs (%.2fx)\n' "$i" \
+    "${s_ours[-1]}" "${s_peer[-1]}" "$(echo "${s_peer[-1]} / ${s_ours[-1]}" | bc -l)" \
+    "${r_ours[-1]}" "${r_peer[-1]}" "$(echo "${r_peer[-1]} / ${r_ours[-1]}" | bc -l)"
 done
-so=$(printf '%s\n' "${s_ours[@]}" | best); sp=$(printf '%s\n' "${s_peer[@]}" | best)
-ro=$(printf '%s\n' "${r_ours[@]}" | best); rp=$(printf '%s\n' "${r_peer[@]}" | best)
+so=$(printf '%s\n' "${s_ours[@]}" | median); sp=$(printf '%s\n' "${s_peer[@]}" | median)
+ro=$(printf '%s\n' "${r_ours[@]}" | median); rp=$(printf '%s\n' "${r_peer[@]}" | median)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$BFS_PID/status)
-printf '\n%-28s %10s %10s %8s %6s\n' test backupfs qsd ratio goal
+printf '\nmedians of %d rounds; load average %s\n' "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-28s %10s %10s %8s %6s\n' test backupfs qsd ratio goal
 printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "sequential 1 MiB (2 GiB)" "$so" "$sp" "$(echo "$sp / $so" | bc -l)" ">=2.5"
 printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "random 4 KiB x 20000" "$ro" "$rp" "$(echo "$rp / $ro" | bc -l)" ">=1.5"
 printf '%-28s %9s %10s %8s %6s\n' "peak RSS of backupfs" "$((hwm / 1024)) MiB" "" "" "<100"

@@ -11,7 +11,8 @@
 #include "fs/guest.h"
 #include "fs/guest-cache.h"
 
-#define RA_CHUNK (2u << 20)     /* bytes per guestfs_pread (protocol max 4M) */
+#define RA_CHUNK ((4u << 20) - (64u << 10)) /* per guestfs_pread: the
+                                 protocol caps a message at 4 MiB */
 #define RA_BUFS 4               /* read-ahead buffers per guest */
 #define NAMES_BATCH 1000        /* names per lstatnslist/readlinklist call */
 #define CACHE_CAP 1000000       /* cached paths before the cache is reset */

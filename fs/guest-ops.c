@@ -490,6 +490,15 @@ guest_pread(guest_t *g, const char *path, void *vbuf, size_t len,
     size_t sz = 0;
     char *data = NULL;
     pthread_mutex_lock(&g->lock);
+    /* another reader may have fetched it while we waited for the lock */
+    pthread_mutex_lock(&g->clock);
+    k = ra_copy(g, path, buf + done, len - done, off + done);
+    pthread_mutex_unlock(&g->clock);
+    if (k) {
+      pthread_mutex_unlock(&g->lock);
+      done += k;
+      continue;
+    }
     r = guest_ensure_launched(g);
     if (r == 0) {
       data = guestfs_pread(g->h, path, want, at, &sz);

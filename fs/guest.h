@@ -60,6 +60,10 @@ int guest_pread(guest_t *g, const char *path, void *buf, size_t len,
  * keys) on first use; or for one guest, now.  guest_use_index returns
  * -ENOENT when the database has no index for it. */
 int guest_pool_set_index(guest_pool_t *pool, const char *index_db);
+/* The index database of a repository: next to its catalog file, e.g.
+ *   guest_pool_set_index(pool, idx = guest_index_db_path(catalog_path(cat)))
+ * (malloc'd; NULL on ENOMEM). */
+char *guest_index_db_path(const char *catalog_db);
 int guest_use_index(guest_t *g, const char *index_db);
 
 /* Walk every guest filesystem of g once and store the listing in index_db

@@ -77,13 +77,14 @@ start_mount(const char *repo, const char *catalog, const char *mnt)
   pid_t pid = fork();
   if (pid == 0) {
     const char *args[8];
+    char *copt = NULL;
     int i = 0;
     args[i++] = "backupfs";
     args[i++] = "mount";
     args[i++] = "-f";
-    if (catalog) {
-      args[i++] = "--catalog";
-      args[i++] = catalog;
+    if (catalog && asprintf(&copt, "catalog=%s", catalog) > 0) {
+      args[i++] = "-o";
+      args[i++] = copt;
     }
     args[i++] = repo;
     args[i++] = mnt;

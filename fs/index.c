@@ -27,7 +27,9 @@
 #include <zstd.h>
 
 #include "common/cleanup.h"
+#include "catalog/catalog.h"
 #include "common/error.h"
+#include "fs/guest.h"
 
 #define NFIELDS 13
 #define MAX_BLOB ((size_t)1 << 32)   /* decompressed listing cap */
@@ -370,35 +372,26 @@ index_foreach(const char *dbpath, const char *vm, index_visit_fn fn,
 }
 
 char *
-index_default_path(const char *repo, const char *catalog_path)
+index_default_path(const char *repo, const char *catalog_db)
 {
   char *p = NULL;
-  if (catalog_path) {
-    if (asprintf(&p, "%s.index.sqlite", catalog_path) < 0)
-      p = NULL;
-    return p;
-  }
-  /* same directory as the catalog's default; named after the repository */
-  CLEANUP_FREE char *abs = realpath(repo, NULL);
-  const char *r = abs ? abs : repo;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char *s = r; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-  const char *base = strrchr(r, '/');
-  base = base && base[1] ? base + 1 : "repo";
-  CLEANUP_FREE char *dir = NULL;
-  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-  if (geteuid() == 0)
-    dir = strdup("/var/cache/backupfs");
-  else if (xdg && xdg[0]) {
-    if (asprintf(&dir, "%s/backupfs", xdg) < 0) dir = NULL;
-  }
-  else if (asprintf(&dir, "%s/.cache/backupfs", home ? home : "/tmp") < 0)
-    dir = NULL;
-  if (!dir)
+  if (catalog_db)
+    return guest_index_db_path(catalog_db);
+  /* the catalog names its default file; the index sits next to it */
+  catalog_t *cat = NULL;
+  struct catalog_opts opts = { 0 };
+  if (catalog_open(repo, &opts, &cat) < 0)
     return NULL;
-  mkdir(dir, 0755);   /* parents are the user's cache directory */
-  if (asprintf(&p, "%s/%s-%016" PRIx64 ".index.sqlite", dir, base, h) < 0)
-    p = NULL;
+  p = guest_index_db_path(catalog_path(cat));
+  catalog_close(cat);
+  return p;
+}
+
+char *
+guest_index_db_path(const char *catalog_db)
+{
+  char *p;
+  if (asprintf(&p, "%s.index.sqlite", catalog_db) < 0)
+    return NULL;
   return p;
 }

@@ -26,12 +26,15 @@
 #include "fs/fs.h"
 
 #define DEFAULT_MAX_THREADS 16
+#define DEFAULT_READAHEAD_KB 4096
 
 struct opts {
   bool foreground, debug, single;
   bool allow_other, no_inotify;
-  char *catalog, *cloudstack_backups;
+  char *catalog, *cloudstack_backups, *scratch;
+  bool writable;
   unsigned max_threads;
+  unsigned readahead_kb;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
 };
@@ -40,7 +43,7 @@ static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs mount [-f] [-d] [-s] [-o OPTS] REPO MOUNTPOINT\n"
+"usage: backupfs mount [-f] [-d] [-s] [--scratch DIR] [-o OPTS] REPO MOUNTPOINT\n"
 "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)\n"
 "\n"
 "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
@@ -55,12 +58,18 @@ usage(FILE *f)
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
+"     writable                 disks/<disk>.img take writes, kept in sparse\n"
+"                              scratch files (the backup never changes)\n"
+"     scratch=DIR              where (also --scratch DIR; outside REPO);\n"
+"                              found again at the next mount\n"
 "     max_threads=N            FUSE worker threads (default %d)\n"
+"     readahead_kb=N           kernel readahead of the mount (root only;\n"
+"                              default %d, 0 leaves the kernel's 128)\n"
 "     noinotify                do not watch the repository; rescan when a\n"
 "                              directory is listed (at most every 2 s)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
-          DEFAULT_MAX_THREADS);
+          DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
 }
 
 static bool
@@ -70,7 +79,7 @@ is_ignored(const char *o)
     "rw", "ro", "defaults", "auto", "noauto", "user", "nouser", "users",
     "owner", "group", "_netdev", "nofail", "suid", "nosuid", "dev", "nodev",
     "atime", "noatime", "relatime", "strictatime", "nodiratime", "async",
-    "sync", "dirsync", "auto_unmount", "writable",
+    "sync", "dirsync", "auto_unmount",
   };
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (!strcmp(o, words[i]))
@@ -113,6 +122,14 @@ parse_o(struct opts *o, const char *arg)
                          tok + 12);
       o->max_threads = n;
     }
+    else if (!strncmp(tok, "readahead_kb=", 13)) {
+      char *end;
+      unsigned long n = strtoul(tok + 13, &end, 10);
+      if (*end || n > 1048576)
+        return bfs_error(-EINVAL, "readahead_kb: want 0..1048576, got '%s'",
+                         tok + 13);
+      o->readahead_kb = n;
+    }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
     else if (!strcmp(tok, "debug"))
@@ -121,9 +138,12 @@ parse_o(struct opts *o, const char *arg)
       o->allow_other = true;
     else if (!strcmp(tok, "default_permissions"))
       ;                               /* added below when it matters */
-    else if (!strncmp(tok, "scratch=", 8))
-      return bfs_error(-ENOTSUP, "-o %s: writable mounts are not supported "
-                       "yet", tok);
+    else if (!strncmp(tok, "scratch=", 8)) {
+      free(o->scratch);
+      o->scratch = strdup(tok + 8);
+    }
+    else if (!strcmp(tok, "writable"))
+      o->writable = true;
     else if (is_ignored(tok))
       ;
     else {
@@ -153,6 +173,13 @@ parse_args(int argc, char **argv, struct opts *o)
       o->debug = o->foreground = true;
     else if (!strcmp(a, "-s"))
       o->single = true;
+    else if (!strcmp(a, "--scratch") || !strncmp(a, "--scratch=", 10)) {
+      const char *v = a[9] ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!v)
+        return bfs_error(-EINVAL, "--scratch needs a directory");
+      free(o->scratch);
+      o->scratch = strdup(v);
+    }
     else if (!strcmp(a, "-o") || !strncmp(a, "-o", 2)) {
       const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v)
@@ -208,6 +235,43 @@ escape_opt(char *dst, size_t size, const char *s)
   dst[j] = '\0';
 }
 
+/* Kernel readahead on a FUSE mount is capped at the bdi's default 128 KiB
+ * whatever max_readahead says; a larger window keeps several 1 MiB reads
+ * in flight across our worker threads.  Root only; best effort. */
+static void
+set_readahead(const char *mp, unsigned kb)
+{
+  CLEANUP_FCLOSE FILE *f = fopen("/proc/self/mountinfo", "re");
+  char line[8192], dev[64], path[PATH_MAX + 64];
+  bool found = false;
+
+  if (!f || !kb)
+    return;
+  while (!found && fgets(line, sizeof line, f)) {
+    char escaped[PATH_MAX * 4 + 1], *p;
+    if (sscanf(line, "%*s %*s %63s %*s %4096s", dev, escaped) != 2)
+      continue;
+    /* unescape \040 and friends */
+    char *q = p = escaped;
+    while (*p) {
+      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] && p[3]) {
+        *q++ = (char)strtol((char[]){ p[1], p[2], p[3], 0 }, NULL, 8);
+        p += 4;
+      }
+      else
+        *q++ = *p++;
+    }
+    *q = '\0';
+    found = !strcmp(escaped, mp);
+  }
+  if (!found)
+    return;
+  snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+  CLEANUP_FCLOSE FILE *ra = fopen(path, "we");
+  if (!ra || fprintf(ra, "%u\n", kb) < 0)
+    bfs_log(BFS_LOG_DEBUG, "%s: cannot set readahead", path);
+}
+
 static int
 open_catalog(const struct opts *o, bool progress)
 {
@@ -238,6 +302,17 @@ run(struct opts *o)
   if (!strcmp(mnt.repo, mnt.mountpoint))
     return bfs_error(-EINVAL, "%s: the mount point is the repository itself",
                      mnt.repo);
+  if (o->scratch && !o->writable)
+    return bfs_error(-EINVAL, "scratch=%s without -o writable", o->scratch);
+  if (o->writable) {
+    if (!o->scratch)
+      return bfs_error(-EINVAL, "-o writable needs a scratch directory "
+                       "outside the repository (scratch=DIR or --scratch DIR)");
+    r = scratch_init(o->scratch);
+    if (r < 0)
+      return r;
+    mnt.writable = true;
+  }
 
   r = open_catalog(o, isatty(2));
   if (r < 0)
@@ -268,7 +343,8 @@ run(struct opts *o)
     return r;
 
   /* libfuse options */
-  r = add_fuse_opt(o, "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
+  r = add_fuse_opt(o, o->writable ? "nosuid,nodev,auto_unmount,subtype=backupfs"
+                                  : "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
   if (r == 0 && !strstr(o->fuse_o, "max_read="))
     r = add_fuse_opt(o, "max_read=1048576");
   if (r == 0 && o->allow_other)
@@ -284,6 +360,7 @@ run(struct opts *o)
                     (char *)"-d", NULL };
   struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, fargv);
   mnt.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
+  fuse_opt_free_args(&args);
   if (!mnt.se)
     return bfs_error(-EINVAL, "cannot start FUSE session (options: %s)",
                      o->fuse_o);
@@ -294,6 +371,7 @@ run(struct opts *o)
   mnt.cat = NULL;
   if (fuse_session_mount(mnt.se, mnt.mountpoint) < 0)
     return bfs_error(-EIO, "%s: mount failed (see above)", mnt.mountpoint);
+  set_readahead(mnt.mountpoint, o->readahead_kb);
   if (fuse_daemonize(o->foreground) < 0)
     return bfs_error(-EIO, "cannot daemonise");
   if (!o->foreground)
@@ -319,11 +397,12 @@ run(struct opts *o)
     r = fuse_session_loop_mt(mnt.se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  struct fuse_session *se = mnt.se;
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
-  fuse_session_unmount(mnt.se);
-  fuse_remove_signal_handlers(mnt.se);
-  fuse_session_destroy(mnt.se);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
   mnt.se = NULL;
   files_shutdown();
   catalog_close(mnt.cat);
@@ -334,7 +413,7 @@ run(struct opts *o)
 int
 fs_mount_cmd(int argc, char **argv)
 {
-  struct opts o = { 0 };
+  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB };
   int r = parse_args(argc, argv, &o);
 
   if (r < 0) {
@@ -345,6 +424,7 @@ fs_mount_cmd(int argc, char **argv)
   r = run(&o);
   free(o.catalog);
   free(o.cloudstack_backups);
+  free(o.scratch);
   if (r < 0) {
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());
     return 1;

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 
@@ -29,6 +30,8 @@ disk_new(const char *path, uint64_t size, uint64_t allocated)
     return NULL;
   }
   atomic_init(&d->refs, 1);
+  d->scratch_fd = -1;
+  pthread_rwlock_init(&d->wlock, NULL);
   d->size = size;
   d->allocated = allocated;
   pthread_mutex_init(&d->lock, NULL);
@@ -49,6 +52,10 @@ disk_unref(struct disk *d)
     return;
   if (d->chain)
     chain_close(d->chain);
+  if (d->scratch_fd >= 0)
+    close(d->scratch_fd);
+  free(d->scratch_path);
+  pthread_rwlock_destroy(&d->wlock);
   pthread_mutex_destroy(&d->lock);
   free(d->path);
   free(d);

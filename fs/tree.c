@@ -47,6 +47,8 @@ struct inval {
 static void
 queue(fuse_ino_t ino, const char *name)
 {
+  if (!mnt.se)
+    return;                         /* not mounted: the kernel knows nothing */
   struct inval *v = calloc(1, sizeof *v);
   if (!v)
     return;
@@ -108,6 +110,14 @@ struct want {                       /* one backup as the catalog has it */
   char *json;
 };
 
+/* Names come from the repository: never '/', '.', '..' or empty. */
+static bool
+valid_name(const char *s)
+{
+  return s && *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..") &&
+         strlen(s) <= NAME_MAX;
+}
+
 static void
 drop_kid(struct node *dir, struct node *kid)
 {
@@ -154,7 +164,7 @@ build_backup(struct node *bn, const struct want *w)
   for (size_t i = 0; i < b->ndisks; i++) {
     const struct catalog_disk *cd = &b->disks[i];
     char name[NAME_MAX + 1];
-    if (!cd->name || !cd->image ||
+    if (!valid_name(cd->name) || !cd->image ||
         snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
         snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
         (int)sizeof path || node_kid(dd, name))
@@ -162,6 +172,10 @@ build_backup(struct node *bn, const struct want *w)
     struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
     if (!d)
       continue;
+    if (mnt.scratch &&
+        asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
+                 b->name, name) < 0)
+      d->scratch_path = NULL;
     struct node *dn = add_kid(dd, N_DISK, name);
     if (dn)
       dn->disk = d;
@@ -223,6 +237,8 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     node_unlink(latest);
   }
   for (size_t j = 0; j < nw; j++) {
+    if (!valid_name(ws[j].b->name) || !strcmp(ws[j].b->name, "latest"))
+      continue;
     struct node *bn = node_kid(vn, ws[j].b->name);
     if (bn && bn->kind == N_BACKUP) {
       struct node *jn = node_kid(bn, "backup.json");
@@ -324,7 +340,7 @@ tree_refresh(bool scan)
       drop_kid(root, root->kids[i]);
   }
   for (size_t j = 0; j < nnames; j++) {
-    if (vms[j].n == 0 || !vms[j].ws)
+    if (vms[j].n == 0 || !vms[j].ws || !valid_name(names[j]))
       continue;
     struct node *vn = node_kid(root, names[j]);
     if (!vn && !(vn = add_kid(root, N_VM, names[j])))
@@ -536,6 +552,8 @@ tree_watch_stop(void)
   atomic_store(&mnt.stop, true);
   wake();
   pthread_join(mnt.watcher, NULL);
+  mnt.se = NULL;                    /* drop what is still queued */
+  send_invalidations();
   if (mnt.ino_fd >= 0)
     close(mnt.ino_fd);
   close(mnt.wake_fd);
