@@ -8,7 +8,9 @@
  * holes stay holes.  After fdatasync and dropping the page cache, the data
  * extents are read back from the destination and hashed again, and the
  * holes are checked to hold no data: success is only reported when both
- * agree.  A block device (with --force) gets its holes zeroed instead.
+ * agree.  The bandwidth limit applies to the read-back too (it is I/O on
+ * the same busy storage).  A block device (with --force) gets its holes
+ * zeroed instead.
  *
  * qcow2 output is qemu-img convert from the raw source (the mounted disk
  * image, or the repository chain spelled as a json: filename), checked with
@@ -56,6 +58,7 @@ usage(FILE *f)
 "       backupfs restore disk [OPTIONS] --repo REPO VM[@TIME] DISK DEST\n\n"
 "Restore one whole disk of a backup into DEST, sparse (holes stay holes),\n"
 "and check the result against the backup before reporting success.\n"
+"When DEST is a directory the disk goes to DEST/DISK.raw (or .qcow2).\n"
 "BACKUP_DIR is a point-in-time directory of a backupfs mount\n"
 "(/mnt/backups/web01/latest); with --repo the repository is read directly.\n\n"
 "  --format raw|qcow2   output format (default raw)\n"
@@ -210,6 +213,7 @@ check(struct job *j, XXH128_hash_t want)
     }
     for (uint64_t o = e->off; o < e->off + e->len;) {
       size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
+      restore_throttle(&j->th, n);
       if (pread(j->fd, j->buf, n, o) != (ssize_t) n) {
         r = bfs_error(-EIO, "%s: read back: %s", j->dest, strerror(errno));
         break;
@@ -240,7 +244,7 @@ open_dest(struct job *j, bool force, bool *created)
     if (S_ISBLK(st.st_mode)) {
       uint64_t size = 0;
       j->blockdev = true;
-      j->fd = open(j->dest, O_WRONLY | O_CLOEXEC | O_EXCL);
+      j->fd = open(j->dest, O_RDWR | O_CLOEXEC | O_EXCL);
       if (j->fd < 0)
         return bfs_error(-errno, "%s: %s", j->dest, strerror(errno));
       if (ioctl(j->fd, BLKGETSIZE64, &size) < 0 ||
@@ -414,6 +418,18 @@ restore_disk_cmd(int argc, char **argv)
     return 2;
   }
   j.dest = argv[optind + 2];
+  struct stat dst;
+  CLEANUP_FREE char *in_dir = NULL;
+  if (stat(j.dest, &dst) == 0 && S_ISDIR(dst.st_mode)) {  /* DEST/<disk>.<fmt> */
+    const char *disk = argv[optind + 1];
+    if (strchr(disk, '/') ||
+        asprintf(&in_dir, "%s/%s.%s", j.dest, disk,
+                 !strcmp(format, "raw") ? "raw" : "qcow2") < 0) {
+      fprintf(stderr, "backupfs: restore disk: %s: not a disk name\n", disk);
+      return 2;
+    }
+    j.dest = in_dir;
+  }
   if (repo)
     r = restore_src_repo(repo, catalog, argv[optind], argv[optind + 1], &j.src);
   else {

@@ -12,7 +12,8 @@
  * never removes a directory).
  *
  * Kept: contents (sparse: all-zero blocks become holes), mode, owner and
- * group (when run as root), access and modification times (directories
+ * group (when run as root), extended attributes where both sides have them
+ * (best effort), access and modification times (directories
  * after their contents), hard links (a (dev, ino) map of the files copied
  * so far: later names become links to the first copy), FIFOs and, as root,
  * device nodes.  Sockets are skipped.  Errors are reported per file and the
@@ -30,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -88,8 +90,28 @@ link_free(void *p)
   free(l);
 }
 
+/* extended attributes (SELinux labels, capabilities, ACLs, user.*), best
+ * effort: a source or destination that has none or refuses some is fine */
 static void
-set_attrs(struct fctx *c, int fd, int dirfd, const char *name,
+copy_xattrs(int sfd, int dfd, const char *rel)
+{
+  char list[65536], *val = NULL;
+  ssize_t n = flistxattr(sfd, list, sizeof list);
+
+  for (char *k = list; n > 0 && k < list + n; k += strlen(k) + 1) {
+    ssize_t len = fgetxattr(sfd, k, NULL, 0);
+    if (len < 0 || !(val = realloc(val, len + 1)))
+      continue;
+    len = fgetxattr(sfd, k, val, len);
+    if (len >= 0 && fsetxattr(dfd, k, val, len, 0) < 0 &&
+        errno != ENOTSUP && errno != EPERM && errno != EACCES)
+      bfs_log(BFS_LOG_WARN, "%s: xattr %s: %s", rel, k, strerror(errno));
+  }
+  free(val);
+}
+
+static void
+set_attrs(struct fctx *c, int sfd, int fd, int dirfd, const char *name,
           const struct stat *st, const char *rel)
 {
   struct timespec ts[2] = { st->st_atim, st->st_mtim };
@@ -105,6 +127,8 @@ set_attrs(struct fctx *c, int fd, int dirfd, const char *name,
   /* chown first: it clears set-id bits that fchmod then restores */
   if (c->root && fchown(fd, st->st_uid, st->st_gid) < 0)
     fail(c, rel, errno, "chown");
+  if (sfd >= 0)             /* after chown, which drops capabilities */
+    copy_xattrs(sfd, fd, rel);
   if (fchmod(fd, st->st_mode & 07777) < 0)
     fail(c, rel, errno, "chmod");
   if (futimens(fd, ts) < 0)
@@ -171,7 +195,7 @@ copy_file(struct fctx *c, int sdir, const char *sname, int ddir,
   }
   if (ftruncate(out, off) < 0)
     return fail(c, rel, errno, "truncate");
-  set_attrs(c, out, ddir, dname, st, rel);
+  set_attrs(c, in, out, ddir, dname, st, rel);
   if (close(TAKE_FD(out)) < 0)
     return fail(c, rel, errno, "close");
   return 0;
@@ -215,7 +239,7 @@ copy_dir(struct fctx *c, int sdir, const char *sname, int ddir,
   if (errno)
     fail(c, rel, errno, "readdir");
   closedir(d);
-  set_attrs(c, out, ddir, dname, st, rel);
+  set_attrs(c, in, out, ddir, dname, st, rel);
   return 0;
 }
 
@@ -252,7 +276,7 @@ copy_special(struct fctx *c, int sdir, const char *sname, int ddir,
     return 0;
   }
   if (S_ISLNK(st->st_mode))
-    set_attrs(c, -1, ddir, dname, st, rel);
+    set_attrs(c, -1, -1, ddir, dname, st, rel);
   else {
     struct timespec ts[2] = { st->st_atim, st->st_mtim };
     if (c->root && fchownat(ddir, dname, st->st_uid, st->st_gid,

@@ -307,7 +307,9 @@ verify_vm(struct vctx *v, const char *vm, const char *time)
   r = catalog_backups(v->cat, vm, &b, &n);
   if (r < 0)
     return r;
-  if (time) {
+  if (n == 0)
+    r = bfs_error(-ENOENT, "%s: no backups of this VM in %s", vm, v->repo);
+  else if (time) {
     r = restore_find_backup(b, n, vm, time);
     if (r >= 0)
       verify_backup(v, &b[r]);
@@ -400,6 +402,8 @@ restore_verify_cmd(int argc, char **argv)
   else if ((r = catalog_vms(v.cat, &vms, &nvms)) == 0)
     for (size_t i = 0; i < nvms && r == 0; i++)
       r = verify_vm(&v, vms[i], NULL);
+  if (r == 0 && v.nrows == 0)
+    r = bfs_error(-ENOENT, "no backups found in %s: nothing verified", v.repo);
   if (r < 0)
     goto out;
   print_table(&v);
@@ -412,8 +416,6 @@ restore_verify_cmd(int argc, char **argv)
     r = vstate_save(v.state);
   }
   printf("\n");
-  if (v.nrows == 0 && r == 0)
-    fprintf(stderr, "backupfs: verify: no backups found in %s\n", v.repo);
 
 out:
   if (r < 0)

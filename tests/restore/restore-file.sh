@@ -26,6 +26,10 @@ touch -d '2021-02-03 04:05:06' "$S/etc/app/conf" "$S/etc/app/sub/blob" "$S/etc/a
 touch -h -d '2019-01-01 00:00:00' "$S/etc/app/passwd"
 touch -d '2020-05-05 05:05:05' "$S/etc/app"
 
+XATTR=
+if python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.bfs", b"kept")' \
+     "$S/etc/app/conf" 2>/dev/null; then XATTR=1; fi
+
 D=$T/out; mkdir "$D"
 "$BACKUPFS" restore file "$S/etc/app" "$D" || fail "restore file of a tree"
 A=$D/app
@@ -48,7 +52,11 @@ if [ "$(id -u)" = 0 ]; then
   [ "$(stat -c %u:%g "$A/conf")" = 1234:4321 ] || fail "owner not kept"
   [ "$(stat -c %u:%g "$A/passwd")" = 1234:4321 ] || fail "symlink owner not kept"
 fi
-ok "tree restored with modes, times, links"
+if [ -n "$XATTR" ]; then
+  python3 -c 'import os, sys; sys.exit(os.getxattr(sys.argv[1], "user.bfs") != b"kept")' \
+    "$A/conf" || fail "user xattr not kept"
+fi
+ok "tree restored with modes, times, links${XATTR:+, xattrs}"
 
 # never overwrite without --force
 echo changed > "$A/conf"

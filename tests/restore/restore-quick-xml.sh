@@ -154,6 +154,23 @@ cmp "$T/expect" "$T/vda.check" || fail "consolidated overlay differs"
 mv "$T/gone" "$T/mnt"
 ok "consolidated overlay stands alone"
 
+# --start runs virsh define + start (a stand-in virsh records its calls);
+# without virsh it fails clearly and keeps the files
+mkdir -p "$T/bin"
+printf '#!/bin/sh\necho "$*" >> "%s/virsh.log"\n' "$T" > "$T/bin/virsh"
+chmod +x "$T/bin/virsh"
+PATH=$T/bin:$PATH "$BACKUPFS" restore quick --start --name web01-test "$B" "$T/started" >/dev/null \
+  || fail "--start with virsh"
+printf 'define %s\nstart web01-test\n' "$T/started/domain.xml" | cmp - "$T/virsh.log" \
+  || fail "--start ran: $(cat "$T/virsh.log")"
+rm "$T/bin/virsh"
+if ! command -v virsh >/dev/null; then
+  "$BACKUPFS" restore quick --start "$B" "$T/nostart" >/dev/null 2>"$T/err" && fail "--start without virsh"
+  grep -q "virsh not found" "$T/err" || fail "--start: no clear message"
+  [ -f "$T/nostart/domain.xml" ] && [ -f "$T/nostart/vda.qcow2" ] || fail "--start removed the files"
+fi
+ok "--start"
+
 # no domain.xml: a minimal valid definition
 B2=$T/mnt/db01/$T1
 mkdir -p "$B2/disks"

@@ -98,6 +98,19 @@ v rot "$T/rot"
 [ "$rc" = 0 ] || fail "rot: after reset"
 ok "changed content found by checksum; --reset-checksums records anew"
 
+# a LUKS-encrypted image: header and checksum checked, data not readable
+mkdir -p "$T/luks/sec01/$T1"
+qemu-img create -q --object secret,id=s0,data=pw -f qcow2 \
+  -o encrypt.format=luks,encrypt.key-secret=s0 "$T/luks/sec01/$T1/vda.qcow2" 16M
+v luks "$T/luks"
+[ "$rc" = 0 ] && grep -q "ok (encrypted" "$T/luks.out" || fail "encrypted: $(cat "$T/luks.out")"
+ok "encrypted image: header and checksum only"
+
+v clean "$T/clean" nosuchvm
+[ "$rc" != 0 ] && grep -q nosuchvm "$T/clean.out" || fail "unknown VM accepted"
+mkdir "$T/empty"
+v empty "$T/empty"
+[ "$rc" != 0 ] || fail "an empty repository verified as fine"
 "$BACKUPFS" verify --help | grep -q reset-checksums || fail "--help"
 "$BACKUPFS" verify "$T/does-not-exist" >/dev/null 2>&1 && fail "missing repository accepted"
 exit 0
