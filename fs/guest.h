@@ -2,7 +2,7 @@
  *
  * The mount (fs/ops) asks this module about paths under <vm>/<time>/files/;
  * it never calls guestfs itself.  A guest_t is one point in time: the raw
- * disk images of that backup (the mount's own disks/*.img, format raw).  Its
+ * disk images of that backup (the mount's own disks/<disk>.img, format raw).  Its
  * appliance is launched lazily on first use, read-only, journals not
  * replayed; it is closed after an idle timeout, and a pool caps how many run
  * at once (LRU).  With inspection the tree is the guest's root assembled from
@@ -54,5 +54,21 @@ int guest_readlink(guest_t *g, const char *path, char **target);
  * (0 at end of file). */
 int guest_pread(guest_t *g, const char *path, void *buf, size_t len,
                 uint64_t off, size_t *got);
+
+/* Answer listings and stats from the stored file index (`backupfs index`):
+ * for the pool, the index database every guest looks itself up in ("vm/time"
+ * keys) on first use; or for one guest, now.  guest_use_index returns
+ * -ENOENT when the database has no index for it. */
+int guest_pool_set_index(guest_pool_t *pool, const char *index_db);
+/* The index database of a repository: next to its catalog file, e.g.
+ *   guest_pool_set_index(pool, idx = guest_index_db_path(catalog_path(cat)))
+ * (malloc'd; NULL on ENOMEM). */
+char *guest_index_db_path(const char *catalog_db);
+int guest_use_index(guest_t *g, const char *index_db);
+
+/* Walk every guest filesystem of g once and store the listing in index_db
+ * under vm/time (replacing an older one); *nfiles is the number of entries. */
+int guest_index_build(guest_t *g, const char *index_db, const char *vm,
+                      const char *time, uint64_t *nfiles);
 
 #endif

@@ -1,0 +1,130 @@
+#!/bin/bash
+# mount-read.sh — read the newest point in time of a depth-8 qcow2 chain
+# (2 GiB virtual, ~1 GiB data) through backupfs and through
+# qemu-storage-daemon's FUSE export of the same image, in the same run,
+# alternated, each from a cold page cache (drop_caches; needs root):
+#   sequential: dd bs=1M of the whole disk
+#   random:     20,000 preads of 4 KiB at seeded offsets (POSIX_FADV_RANDOM)
+# Prints times and ratios (peer time / ours: > 1 means backupfs is faster)
+# and the peak RSS (VmHWM) of the backupfs daemon.  Not part of meson test.
+#
+# usage: bench/mount-read.sh [BACKUPFS] [WORKDIR]   (ROUNDS=N, default 3)
+set -eu
+BACKUPFS=${1:-${BACKUPFS:-build/backupfs}}
+W=${2:-/var/tmp/bfs-bench}
+ROUNDS=${ROUNDS:-3}
+BACKUPFS=$(realpath "$BACKUPFS")
+[ "$(id -u)" = 0 ] || { echo "needs root (drop_caches)"; exit 1; }
+for t in qemu-img qemu-io qemu-storage-daemon fusermount3 python3; do
+  command -v $t >/dev/null || { echo "missing $t"; exit 1; }
+done
+
+R=$W/repo
+TOP=$R/bench/2026-01-08T000000Z/vda.qcow2
+mkdir -p "$W"
+
+make_chain() {
+  rm -rf "$R"
+  python3 - "$R" <<'PY'
+import os, random, subprocess, sys
+r = sys.argv[1]
+rnd = random.Random(42)
+prev = None
+for i in range(1, 9):
+    d = "%s/bench/2026-01-%02dT000000Z" % (r, i)
+    os.makedirs(d)
+    img = d + "/vda.qcow2"
+    if prev is None:
+        subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", img, "2G"])
+        writes = [(o * 1048576, 1048576) for o in rnd.sample(range(2048), 680)]
+    else:
+        subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                               "-b", "../" + os.path.basename(prev) + "/vda.qcow2", img])
+        writes = [(rnd.randrange(2048) * 1048576, 1048576) for _ in range(64)]
+        writes += [(rnd.randrange(32768) * 65536, 65536) for _ in range(256)]
+    cmds = []
+    for off, ln in writes:
+        cmds += ["-c", "write -P 0x%02x %d %d" % (rnd.randrange(1, 256), off, ln)]
+    for k in range(0, len(cmds), 400):
+        subprocess.check_call(["qemu-io", "-f", "qcow2"] + cmds[k:k + 400] + [img],
+                              stdout=subprocess.DEVNULL)
+    prev = d
+PY
+}
+[ -f "$TOP" ] || { echo "creating the depth-8 chain in $R ..."; make_chain; }
+
+M1=$W/mnt-backupfs
+M2=$W/mnt-qsd
+mkdir -p "$M1"
+touch "$M2"
+QSD_PID=
+cleanup() {
+  fusermount3 -u "$M1" 2>/dev/null || true
+  [ -n "$QSD_PID" ] && kill "$QSD_PID" 2>/dev/null && wait "$QSD_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$BACKUPFS" mount -o "catalog=$W/catalog.db" "$R" "$M1"
+OURS=$M1/bench/latest/disks/vda.img
+for _ in $(seq 50); do [ -e "$OURS" ] && break; sleep 0.1; done
+BFS_PID=$(pgrep -n -f "^$BACKUPFS mount -o catalog=$W/catalog.db") ||
+  { echo "backupfs daemon not found"; exit 1; }
+
+qemu-storage-daemon \
+  --blockdev "driver=file,node-name=file0,filename=$TOP,read-only=on" \
+  --blockdev "driver=qcow2,node-name=fmt0,file=file0,read-only=on" \
+  --export "type=fuse,id=exp0,node-name=fmt0,mountpoint=$M2,writable=off" &
+QSD_PID=$!
+for _ in $(seq 50); do
+  [ "$(stat -c %s "$M2")" = $((2 << 30)) ] && break
+  sleep 0.1
+done
+PEER=$M2
+
+echo "data: $("$BACKUPFS" image map "$TOP" | awk '$3=="DATA"{s+=$2} END{printf "%.0f MiB", s/1048576}') of 2 GiB, depth $("$BACKUPFS" image info "$TOP" | grep -c '^layer')"
+
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+seq_read() {            # seconds for dd of the whole file
+  cold
+  local t0 t1
+  t0=$(date +%s.%N)
+  dd if="$1" of=/dev/null bs=1M status=none
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
+
+rand_read() {
+  cold
+  python3 - "$1" <<'PY'
+import os, random, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+rnd = random.Random(20000)
+offs = [rnd.randrange(size // 4096) * 4096 for _ in range(20000)]
+t0 = time.monotonic()
+for o in offs:
+    if len(os.pread(fd, 4096, o)) != 4096:
+        sys.exit("short read")
+print("%.3f" % (time.monotonic() - t0))
+PY
+}
+
+median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+declare -a s_ours s_peer r_ours r_peer
+for i in $(seq "$ROUNDS"); do
+  s_ours+=("$(seq_read "$OURS")"); s_peer+=("$(seq_read "$PEER")")
+  r_ours+=("$(rand_read "$OURS")"); r_peer+=("$(rand_read "$PEER")")
+  printf 'round %d: seq ours %.2fs peer %.2fs (%.2fx); random ours %.2fs peer %.2fs (%.2fx)\n' "$i" \
+    "${s_ours[-1]}" "${s_peer[-1]}" "$(echo "${s_peer[-1]} / ${s_ours[-1]}" | bc -l)" \
+    "${r_ours[-1]}" "${r_peer[-1]}" "$(echo "${r_peer[-1]} / ${r_ours[-1]}" | bc -l)"
+done
+so=$(printf '%s\n' "${s_ours[@]}" | median); sp=$(printf '%s\n' "${s_peer[@]}" | median)
+ro=$(printf '%s\n' "${r_ours[@]}" | median); rp=$(printf '%s\n' "${r_peer[@]}" | median)
+hwm=$(awk '/VmHWM/{print $2}' /proc/$BFS_PID/status)
+printf '\nmedians of %d rounds; load average %s\n' "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-28s %10s %10s %8s %6s\n' test backupfs qsd ratio goal
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "sequential 1 MiB (2 GiB)" "$so" "$sp" "$(echo "$sp / $so" | bc -l)" ">=2.5"
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "random 4 KiB x 20000" "$ro" "$rp" "$(echo "$rp / $ro" | bc -l)" ">=1.5"
+printf '%-28s %9s %10s %8s %6s\n' "peak RSS of backupfs" "$((hwm / 1024)) MiB" "" "" "<100"

@@ -1,0 +1,301 @@
+/* index-cmd.c — `backupfs index REPO [VM[@TIME]]`.
+ *
+ * The appliance must read the mount's own disks/<disk>.img (chain resolution
+ * has one implementation), so without --mountpoint this command mounts the
+ * repository itself: it runs `/proc/self/exe mount -f REPO TMPDIR` as a
+ * child, waits for the tree, walks each selected point in time with one
+ * appliance at a time (guest_index_build), then closes the appliances before
+ * unmounting with `fusermount3 -u` and reaping the child.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "fs/fs.h"
+#include "fs/guest.h"
+#include "fs/index.h"
+
+#define MOUNT_WAIT_SECONDS 600
+
+static int
+cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir (no dot files); with suffix, only names ending so. */
+static char **
+list_names(const char *dir, const char *suffix, size_t *n)
+{
+  DIR *d = opendir(dir);
+  *n = 0;
+  if (!d)
+    return NULL;
+  char **v = NULL;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name), sl = suffix ? strlen(suffix) : 0;
+    if (e->d_name[0] == '.' || (suffix && (l <= sl ||
+                                           strcmp(e->d_name + l - sl, suffix))))
+      continue;
+    char **nv = realloc(v, (*n + 2) * sizeof *nv);
+    if (!nv)
+      break;
+    v = nv;
+    v[(*n)++] = strdup(e->d_name);
+    v[*n] = NULL;
+  }
+  closedir(d);
+  if (v)
+    qsort(v, *n, sizeof *v, cmp_str);
+  return v;
+}
+
+static void
+free_names(char **v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+static pid_t
+start_mount(const char *repo, const char *catalog, const char *mnt)
+{
+  pid_t pid = fork();
+  if (pid == 0) {
+    const char *args[8];
+    char *copt = NULL;
+    int i = 0;
+    args[i++] = "backupfs";
+    args[i++] = "mount";
+    args[i++] = "-f";
+    if (catalog && asprintf(&copt, "catalog=%s", catalog) > 0) {
+      args[i++] = "-o";
+      args[i++] = copt;
+    }
+    args[i++] = repo;
+    args[i++] = mnt;
+    args[i] = NULL;
+    execv("/proc/self/exe", (char *const *)args);
+    _exit(127);
+  }
+  if (pid < 0)
+    return -1;
+
+  struct stat parent, here;
+  CLEANUP_FREE char *up = NULL;
+  if (asprintf(&up, "%s/..", mnt) < 0 || stat(up, &parent) < 0)
+    return -1;
+  for (int i = 0; i < MOUNT_WAIT_SECONDS * 10; i++) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      bfs_error(-EIO, "%s: mount exited with status %d", repo,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+      return -1;
+    }
+    if (stat(mnt, &here) == 0 && here.st_dev != parent.st_dev)
+      return pid;
+    usleep(100 * 1000);
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  bfs_error(-ETIMEDOUT, "%s: mount did not appear", repo);
+  return -1;
+}
+
+static void
+stop_mount(pid_t pid, const char *mnt)
+{
+  pid_t um = fork();
+  if (um == 0) {
+    execlp("fusermount3", "fusermount3", "-u", mnt, (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (um > 0)
+    waitpid(um, &status, 0);
+  if (um < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+}
+
+/* Index one point in time.  0 ok, -errno failed (reported). */
+static int
+index_one(guest_pool_t *pool, const char *db, const char *mnt,
+          const char *vm, const char *time_name)
+{
+  CLEANUP_FREE char *disks_dir = NULL, *key = NULL;
+  if (asprintf(&disks_dir, "%s/%s/%s/disks", mnt, vm, time_name) < 0 ||
+      asprintf(&key, "%s/%s", vm, time_name) < 0)
+    return -ENOMEM;
+  size_t n;
+  char **names = list_names(disks_dir, ".img", &n);
+  if (!names || n == 0) {
+    fprintf(stderr, "backupfs: index: %s@%s: no disks in %s\n", vm, time_name,
+            disks_dir);
+    free_names(names, n);
+    return -ENOENT;
+  }
+  char **paths = calloc(n, sizeof *paths);
+  if (!paths) {
+    free_names(names, n);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (asprintf(&paths[i], "%s/%s", disks_dir, names[i]) < 0)
+      paths[i] = NULL;
+  free_names(names, n);
+
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  guest_t *g = guest_get(pool, key, (const char *const *)paths, n);
+  uint64_t nfiles = 0;
+  int r = g ? guest_index_build(g, db, vm, time_name, &nfiles) : -ENOMEM;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  for (size_t i = 0; i < n; i++)
+    free(paths[i]);
+  free(paths);
+  if (r < 0)
+    fprintf(stderr, "backupfs: index: %s@%s: %s\n", vm, time_name,
+            bfs_last_error());
+  else
+    printf("%s@%s: %" PRIu64 " entries indexed in %.1f s\n", vm, time_name,
+           nfiles, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+  return r;
+}
+
+static void
+usage(FILE *f)
+{
+  fprintf(f,
+    "usage: backupfs index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
+    "                      REPO [VM[@TIME]]\n\n"
+    "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
+    "or one VM@TIME; TIME may be `latest`) once, and store their file listing\n"
+    "(zstd-compressed) next to the catalog, so that files/ lists without\n"
+    "starting an appliance and `backupfs find` can search it.  Re-indexing a\n"
+    "point in time replaces its listing.\n\n"
+    "  --catalog FILE     the repository's catalog (index: FILE.index.sqlite)\n"
+    "  --index FILE       the index database itself\n"
+    "  --mountpoint MNT   use REPO already mounted on MNT instead of mounting\n"
+    "                     it on a temporary directory\n");
+}
+
+int
+fs_index_cmd(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "catalog", required_argument, NULL, 'c' },
+    { "index", required_argument, NULL, 'x' },
+    { "mountpoint", required_argument, NULL, 'm' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *catalog = NULL, *index = NULL, *mnt = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+    switch (c) {
+    case 'h': usage(stdout); return 0;
+    case 'c': catalog = optarg; break;
+    case 'x': index = optarg; break;
+    case 'm': mnt = optarg; break;
+    default: usage(stderr); return 2;
+    }
+  if (argc - optind < 1 || argc - optind > 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *repo = argv[optind];
+  CLEANUP_FREE char *vm = argc - optind == 2 ? strdup(argv[optind + 1]) : NULL;
+  char *want_time = vm ? strchr(vm, '@') : NULL;
+  if (want_time)
+    *want_time++ = '\0';
+
+  CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
+  if (!db) {
+    fprintf(stderr, "backupfs: index: out of memory\n");
+    return 2;
+  }
+
+  char tmp[] = "/tmp/backupfs-index.XXXXXX";
+  pid_t child = 0;
+  if (!mnt) {
+    if (!mkdtemp(tmp)) {
+      fprintf(stderr, "backupfs: index: %s: %m\n", tmp);
+      return 2;
+    }
+    mnt = tmp;
+    if ((child = start_mount(repo, catalog, mnt)) < 0) {
+      fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
+      rmdir(tmp);
+      return 2;
+    }
+  }
+
+  int failures = 0, done = 0;
+  guest_pool_t *pool = guest_pool_new(1, 60);
+  size_t nvms;
+  char **vms = list_names(mnt, NULL, &nvms);
+  for (size_t i = 0; i < nvms; i++) {
+    if (vm && strcmp(vms[i], vm))
+      continue;
+    CLEANUP_FREE char *vdir = NULL;
+    if (asprintf(&vdir, "%s/%s", mnt, vms[i]) < 0)
+      break;
+    CLEANUP_FREE char *latest = NULL;
+    if (want_time && !strcmp(want_time, "latest")) {
+      CLEANUP_FREE char *lp = NULL;
+      char buf[256];
+      ssize_t l;
+      if (asprintf(&lp, "%s/latest", vdir) >= 0 &&
+          (l = readlink(lp, buf, sizeof buf - 1)) > 0) {
+        buf[l] = '\0';
+        latest = strdup(buf);
+      }
+    }
+    size_t nt;
+    char **times = list_names(vdir, NULL, &nt);
+    for (size_t j = 0; j < nt; j++) {
+      struct stat st;
+      CLEANUP_FREE char *tp = NULL;
+      if (asprintf(&tp, "%s/%s", vdir, times[j]) < 0 ||
+          lstat(tp, &st) < 0 || !S_ISDIR(st.st_mode))
+        continue;
+      if (want_time && strcmp(times[j], latest ? latest : want_time))
+        continue;
+      done++;
+      if (index_one(pool, db, mnt, vms[i], times[j]) < 0)
+        failures++;
+    }
+    free_names(times, nt);
+  }
+  free_names(vms, nvms);
+  guest_pool_free(pool);   /* appliances close before the unmount */
+
+  if (child > 0) {
+    stop_mount(child, mnt);
+    rmdir(mnt);
+  }
+  if (!done) {
+    fprintf(stderr, "backupfs: index: %s: no point in time matches %s%s%s\n",
+            repo, vm ? vm : "", want_time ? "@" : "", want_time ? want_time : "");
+    return 2;
+  }
+  if (!failures)
+    printf("index: %s\n", db);
+  return failures ? 1 : 0;
+}

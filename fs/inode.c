@@ -1,0 +1,333 @@
+/* inode.c — the mount's nodes and inode numbers.
+ *
+ * Every node the kernel may know has a fuse_ino_t, never reused, found
+ * through an open hash table.  The fixed part of the tree (VMs, backups and
+ * what is inside them) lives in kids[] arrays; guest files under files/ are
+ * created on lookup and also hashed by (files/ inode, guest path) so a path
+ * keeps its inode number while the kernel remembers it.
+ *
+ * Lifetime: a node is freed when it is unreachable (unlinked from the tree
+ * by a refresh, or a guest node) and the kernel has forgotten it
+ * (nlookup == 0).  See the THREAD MODEL in mount.h for the locks.
+ */
+#include "fs/mount.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+struct mnt mnt;
+
+struct blob *
+blob_new(const char *s, size_t len)
+{
+  struct blob *b = malloc(sizeof *b + len + 1);
+  if (!b)
+    return NULL;
+  atomic_init(&b->refs, 1);
+  b->len = len;
+  memcpy(b->data, s, len);
+  b->data[len] = '\0';
+  return b;
+}
+
+struct blob *
+blob_ref(struct blob *b)
+{
+  if (b)
+    atomic_fetch_add(&b->refs, 1);
+  return b;
+}
+
+void
+blob_unref(struct blob *b)
+{
+  if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+    free(b);
+}
+
+static size_t
+hash_ino(fuse_ino_t ino, size_t size)
+{
+  return (ino * 0x9E3779B97F4A7C15ull >> 17) & (size - 1);
+}
+
+static size_t
+hash_guest(fuse_ino_t files_ino, const char *path, size_t size)
+{
+  uint64_t h = 1469598103934665603ull ^ files_ino;
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return h & (size - 1);
+}
+
+int
+nodes_init(void)
+{
+  mnt.itab_size = 1024;
+  mnt.itab = calloc(mnt.itab_size, sizeof *mnt.itab);
+  mnt.gtab_size = 1024;
+  mnt.gtab = calloc(mnt.gtab_size, sizeof *mnt.gtab);
+  if (!mnt.itab || !mnt.gtab)
+    return bfs_error(-ENOMEM, "out of memory");
+  mnt.next_ino = FUSE_ROOT_ID;
+  mnt.root = node_new(N_ROOT, "", NULL);
+  if (!mnt.root)
+    return bfs_error(-ENOMEM, "out of memory");
+  atomic_store(&mnt.root->nlookup, 1);    /* the kernel never forgets root */
+  return 0;
+}
+
+static void
+itab_grow(void)
+{
+  size_t nsize = mnt.itab_size * 2;
+  struct node **nt = calloc(nsize, sizeof *nt);
+  if (!nt)
+    return;                               /* keep the longer chains */
+  for (size_t i = 0; i < mnt.itab_size; i++)
+    for (struct node *n = mnt.itab[i], *next; n; n = next) {
+      next = n->hnext;
+      size_t h = hash_ino(n->ino, nsize);
+      n->hnext = nt[h];
+      nt[h] = n;
+    }
+  free(mnt.itab);
+  mnt.itab = nt;
+  mnt.itab_size = nsize;
+}
+
+struct node *
+node_new(enum node_kind kind, const char *name, struct node *parent)
+{
+  struct node *n = calloc(1, sizeof *n);
+  if (!n)
+    return NULL;
+  n->name = strdup(name);
+  if (!n->name) {
+    free(n);
+    return NULL;
+  }
+  n->kind = kind;
+  n->parent = parent;
+  n->ino = mnt.next_ino++;
+  n->mtime = parent ? parent->mtime : mnt.start;
+  atomic_init(&n->nlookup, 0);
+  if (mnt.nnodes >= mnt.itab_size)
+    itab_grow();
+  size_t h = hash_ino(n->ino, mnt.itab_size);
+  n->hnext = mnt.itab[h];
+  mnt.itab[h] = n;
+  mnt.nnodes++;
+  return n;
+}
+
+int
+node_add_kid(struct node *dir, struct node *kid)
+{
+  if (dir->nkids == dir->kids_cap) {
+    size_t ncap = dir->kids_cap ? dir->kids_cap * 2 : 4;
+    struct node **nk = realloc(dir->kids, ncap * sizeof *nk);
+    if (!nk)
+      return -ENOMEM;
+    dir->kids = nk;
+    dir->kids_cap = ncap;
+  }
+  dir->kids[dir->nkids++] = kid;
+  kid->parent = dir;
+  return 0;
+}
+
+void
+node_remove_kid(struct node *dir, struct node *kid)
+{
+  for (size_t i = 0; i < dir->nkids; i++)
+    if (dir->kids[i] == kid) {
+      memmove(&dir->kids[i], &dir->kids[i + 1],
+              (dir->nkids - i - 1) * sizeof *dir->kids);
+      dir->nkids--;
+      return;
+    }
+}
+
+struct node *
+node_find(fuse_ino_t ino)
+{
+  for (struct node *n = mnt.itab[hash_ino(ino, mnt.itab_size)]; n;
+       n = n->hnext)
+    if (n->ino == ino)
+      return n;
+  return NULL;
+}
+
+struct node *
+node_kid(const struct node *dir, const char *name)
+{
+  for (size_t i = 0; i < dir->nkids; i++)
+    if (!strcmp(dir->kids[i]->name, name))
+      return dir->kids[i];
+  return NULL;
+}
+
+struct node *
+node_guest_find(fuse_ino_t files_ino, const char *path)
+{
+  for (struct node *n = mnt.gtab[hash_guest(files_ino, path, mnt.gtab_size)];
+       n; n = n->gnext)
+    if (n->files_ino == files_ino && !strcmp(n->path, path))
+      return n;
+  return NULL;
+}
+
+void
+node_guest_insert(struct node *n)
+{
+  size_t h = hash_guest(n->files_ino, n->path, mnt.gtab_size);
+  n->gnext = mnt.gtab[h];
+  mnt.gtab[h] = n;
+}
+
+static void
+unhash(struct node *n)
+{
+  struct node **pp = &mnt.itab[hash_ino(n->ino, mnt.itab_size)];
+  for (; *pp; pp = &(*pp)->hnext)
+    if (*pp == n) {
+      *pp = n->hnext;
+      mnt.nnodes--;
+      break;
+    }
+  if (n->kind == N_GUEST) {
+    pp = &mnt.gtab[hash_guest(n->files_ino, n->path, mnt.gtab_size)];
+    for (; *pp; pp = &(*pp)->gnext)
+      if (*pp == n) {
+        *pp = n->gnext;
+        break;
+      }
+  }
+}
+
+static void
+node_free(struct node *n)
+{
+  unhash(n);
+  blob_unref(n->blob);
+  if (n->disk)
+    disk_unref(n->disk);
+  free(n->kids);
+  free(n->path);
+  free(n->key);
+  free(n->name);
+  free(n);
+}
+
+/* Detach n and everything below it from the tree; free what the kernel
+ * does not reference. */
+void
+node_unlink(struct node *n)
+{
+  for (size_t i = 0; i < n->nkids; i++)
+    node_unlink(n->kids[i]);
+  free(n->kids);
+  n->kids = NULL;
+  n->nkids = n->kids_cap = 0;
+  n->parent = NULL;
+  n->unlinked = true;
+  if (atomic_load(&n->nlookup) == 0)
+    node_free(n);
+}
+
+void
+node_forget(fuse_ino_t ino, uint64_t nlookup)
+{
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  bool last = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup;
+  bool freeable = last && (n->unlinked || n->kind == N_GUEST);
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (!freeable)
+    return;
+  pthread_rwlock_wrlock(&mnt.tree_lock);
+  n = node_find(ino);                     /* a lookup may have revived it */
+  if (n && atomic_load(&n->nlookup) == 0 &&
+      (n->unlinked || n->kind == N_GUEST))
+    node_free(n);
+  pthread_rwlock_unlock(&mnt.tree_lock);
+}
+
+void
+nodes_free_all(void)
+{
+  for (size_t i = 0; i < mnt.itab_size; i++)
+    for (struct node *n = mnt.itab[i], *next; n; n = next) {
+      next = n->hnext;
+      blob_unref(n->blob);
+      if (n->disk)
+        disk_unref(n->disk);
+      free(n->kids);
+      free(n->path);
+      free(n->key);
+      free(n->name);
+      free(n);
+    }
+  free(mnt.itab);
+  free(mnt.gtab);
+  mnt.itab = mnt.gtab = NULL;
+  mnt.root = NULL;
+}
+
+bool
+node_is_dir(const struct node *n)
+{
+  switch (n->kind) {
+  case N_ROOT: case N_VM: case N_BACKUP: case N_DISKS: case N_FILES:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Attributes of the fixed tree (guest nodes: mount-files.c). */
+void
+node_fill_stat(const struct node *n, struct stat *st)
+{
+  memset(st, 0, sizeof *st);
+  st->st_ino = n->ino;
+  st->st_uid = mnt.uid;
+  st->st_gid = mnt.gid;
+  st->st_blksize = 65536;
+  st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = n->mtime;
+  st->st_nlink = 1;
+  switch (n->kind) {
+  case N_ROOT: case N_VM: case N_BACKUP: case N_DISKS: case N_FILES:
+    st->st_mode = S_IFDIR | 0555;
+    st->st_nlink = 2;
+    for (size_t i = 0; i < n->nkids; i++)
+      if (node_is_dir(n->kids[i]))
+        st->st_nlink++;
+    break;
+  case N_LATEST:
+    st->st_mode = S_IFLNK | 0777;
+    st->st_size = n->blob ? n->blob->len : 0;
+    break;
+  case N_JSON:
+    st->st_mode = S_IFREG | 0444;
+    st->st_size = n->blob ? n->blob->len : 0;
+    st->st_blocks = (st->st_size + 511) / 512;
+    break;
+  case N_DOMAIN:
+    st->st_mode = S_IFREG | 0444;
+    st->st_size = n->size;
+    st->st_blocks = (st->st_size + 511) / 512;
+    break;
+  case N_DISK:
+    st->st_mode = S_IFREG | (mnt.writable ? 0644 : 0444);
+    st->st_size = n->disk->size;
+    st->st_blocks = (n->disk->allocated + 511) / 512;
+    break;
+  case N_GUEST:
+    break;
+  }
+}

@@ -1,0 +1,239 @@
+/* mount.h — internals of the FUSE mount (fs/mount-*.c, tree.c, inode.c, ops.c).
+ *
+ * THREAD MODEL (who locks what)
+ *
+ *   The FUSE session runs a multithreaded loop: any number of worker threads
+ *   call the operations in ops.c at once.  One background thread (tree.c,
+ *   "watcher") reads inotify events, runs debounced rescans and sends kernel
+ *   cache invalidations.  Locks, always taken in this order:
+ *
+ *   mnt.scan_lock   (mutex)   one catalog scan + tree rebuild at a time.  Held
+ *                             by whoever refreshes (watcher or a readdir of the
+ *                             root / a VM dir); never held by the read path.
+ *   mnt.tree_lock   (rwlock)  the tree shape: every node's kids[], parent,
+ *                             name, payload pointers, and the inode hash.
+ *                             Read-locked by lookup/getattr/opendir/open;
+ *                             write-locked only by a refresh applying its diff
+ *                             and by forget freeing nodes.  Never held while
+ *                             calling the catalog, the image core, guestfs or
+ *                             fuse_lowlevel_notify_*.
+ *   disk.lock       (mutex)   one disk's lazy chain_open.  Once d->chain is
+ *                             set it never changes while the disk lives.
+ *   disk.wlock      (rwlock)  -o writable only: a write covering part of a
+ *                             scratch block (read-modify-write) holds it
+ *                             exclusively, whole-block writes shared.  Reads
+ *                             do not take it.  Taken before disk.lock.
+ *   mnt.q_lock      (mutex)   the queue of pending kernel invalidations.
+ *
+ *   The read path takes no lock of ours: open() resolves the node under the
+ *   read lock, takes counted references to the payload (a struct disk or a
+ *   struct blob) and stores them in fi->fh; read()/lseek() use only that
+ *   handle, and the image core is thread-safe.  node.nlookup is atomic;
+ *   payload reference counts are atomic.
+ *
+ *   Invalidations are never sent from a request thread (the kernel may hold
+ *   the very directory lock the invalidation needs): refresh queues them and
+ *   the watcher thread sends them with no lock held.
+ *
+ *   Guest files: guest_* calls may wait a long time on an appliance that
+ *   itself reads our disks/<disk>.img through this mount.  They run with no lock
+ *   of ours held, and at most max_threads/2 worker threads may be inside a
+ *   guest call at once (mnt.guest_slots), so disk reads always find a free
+ *   worker thread.
+ */
+#ifndef BFS_FS_MOUNT_H
+#define BFS_FS_MOUNT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "catalog/catalog.h"
+#include "fs/mount-config.h"
+#include "image/image.h"
+
+#if HAVE_GUESTFS
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcomment"   /* guest.h's comment has a slash-star */
+#include "fs/guest.h"
+#pragma GCC diagnostic pop
+#else
+typedef struct guest guest_t;
+typedef struct guest_pool guest_pool_t;
+#endif
+
+/* ---- payloads shared by nodes and open handles (refcounted) ---- */
+
+struct blob {                       /* backup.json text, latest's target */
+  atomic_uint refs;
+  size_t len;
+  char data[];
+};
+struct blob *blob_new(const char *s, size_t len);
+struct blob *blob_ref(struct blob *b);
+void blob_unref(struct blob *b);
+
+struct disk {                       /* disks/<disk>.img */
+  atomic_uint refs;
+  char *path;                       /* absolute path of the top image */
+  uint64_t size, allocated;
+  pthread_mutex_t lock;
+  chain_t *chain;                   /* opened lazily, then immutable */
+  bool warned;                      /* open failure logged once */
+  char *scratch_path;               /* -o writable: its scratch file */
+  int scratch_fd;                   /* -1 until opened (under lock) */
+  pthread_rwlock_t wlock;           /* partial-block writes: exclusive */
+};
+struct disk *disk_new(const char *path, uint64_t size, uint64_t allocated);
+struct disk *disk_ref(struct disk *d);
+void disk_unref(struct disk *d);
+/* the disk's chain, opened on first use: 0 or -EIO */
+int disk_chain(struct disk *d, chain_t **out);
+
+/* mount-scratch.c — -o writable */
+int scratch_init(const char *dir);
+int scratch_fd(struct disk *d, bool create);
+int scratch_pread(struct disk *d, chain_t *c, void *buf, size_t len,
+                  uint64_t off);
+int scratch_pwrite(struct disk *d, chain_t *c, const void *buf, size_t len,
+                   uint64_t off);
+int scratch_lseek(struct disk *d, uint64_t size, uint64_t pos, int whence,
+                  int (*chain_seek)(void *, uint64_t, int, uint64_t *),
+                  void *opaque, uint64_t *out);
+
+/* ---- the tree ---- */
+
+enum node_kind {
+  N_ROOT, N_VM, N_LATEST, N_BACKUP, N_JSON, N_DOMAIN, N_DISKS, N_DISK,
+  N_FILES, N_GUEST,
+};
+
+struct node {
+  fuse_ino_t ino;
+  enum node_kind kind;
+  char *name;
+  struct node *parent;              /* NULL once unlinked, and for root */
+  struct node **kids;               /* directories in the tree; not N_GUEST */
+  size_t nkids, kids_cap;
+  atomic_uint_fast64_t nlookup;     /* kernel references */
+  bool unlinked;                    /* no longer reachable from the root */
+  struct node *hnext;               /* inode hash chain */
+  struct node *gnext;               /* guest path hash chain */
+  time_t mtime;
+  /* payload by kind */
+  struct blob *blob;                /* N_JSON, N_LATEST */
+  struct disk *disk;                /* N_DISK */
+  char *path;                       /* N_DOMAIN: repo file; N_GUEST: guest path */
+  uint64_t size;                    /* N_DOMAIN */
+  guest_t *guest;                   /* N_FILES, N_GUEST */
+  fuse_ino_t files_ino;             /* N_GUEST: its files/ directory */
+  char *key;                        /* N_FILES: "vm/time" */
+};
+
+struct mnt {
+  catalog_t *cat;
+  struct fuse_session *se;
+  char *repo;                       /* absolute */
+  char *mountpoint;                 /* absolute */
+  uid_t uid;
+  gid_t gid;
+  time_t start;
+  double entry_timeout;
+  bool writable;                    /* -o writable: disks take writes */
+  char *scratch;                    /* their scratch directory */
+
+  pthread_mutex_t scan_lock;
+  time_t last_scan;
+  atomic_bool dirty;                /* inotify saw a change not yet scanned */
+  bool inotify_ok;                  /* events are trusted */
+  bool no_inotify;                  /* -o noinotify */
+
+  pthread_rwlock_t tree_lock;
+  struct node *root;
+  struct node **itab;               /* inode hash */
+  size_t itab_size, nnodes;
+  struct node **gtab;               /* guest (files_ino, path) hash */
+  size_t gtab_size;
+  fuse_ino_t next_ino;
+
+  pthread_mutex_t q_lock;
+  struct inval *q_head, **q_tail;
+  int wake_fd;                      /* eventfd: wake the watcher */
+  int ino_fd;                       /* inotify, or -1 */
+  pthread_t watcher;
+  atomic_bool stop;
+
+  guest_pool_t *guests;
+  sem_t guest_slots;
+  unsigned max_threads;
+};
+
+extern struct mnt mnt;
+
+/* inode.c — nodes and the inode hash (callers hold tree_lock as noted) */
+struct node *node_new(enum node_kind kind, const char *name,
+                      struct node *parent);          /* write lock */
+int node_add_kid(struct node *dir, struct node *kid); /* write lock */
+void node_remove_kid(struct node *dir, struct node *kid); /* write lock */
+struct node *node_find(fuse_ino_t ino);               /* read lock */
+struct node *node_kid(const struct node *dir, const char *name); /* read */
+void node_unlink(struct node *n);                     /* write lock */
+void node_forget(fuse_ino_t ino, uint64_t nlookup);   /* takes the lock */
+struct node *node_guest_find(fuse_ino_t files_ino, const char *path); /* read */
+void node_guest_insert(struct node *n);               /* write lock */
+void node_fill_stat(const struct node *n, struct stat *st);
+bool node_is_dir(const struct node *n);
+int nodes_init(void);
+void nodes_free_all(void);
+
+/* tree.c — catalog to tree, inotify, invalidations */
+int tree_refresh(bool scan);        /* scan the catalog and apply the diff */
+void tree_maybe_refresh(void);      /* readdir of root / VM dir */
+int tree_watch_start(void);
+void tree_watch_stop(void);
+void tree_queue_inval_entry(fuse_ino_t parent, const char *name);
+void tree_queue_inval_inode(fuse_ino_t ino);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* mount-files.c — files/ through fs/guest.h.  files_ref() is called under
+ * the tree read lock and copies what the other calls need; those run with
+ * no lock held (they may wait on an appliance). */
+struct gref {
+  guest_t *g;                       /* NULL until files_guest() */
+  char *key;                        /* "vm/time" */
+  char **disks;                     /* the mount's own disks/<disk>.img */
+  size_t ndisks;
+  fuse_ino_t files_ino;             /* the files/ directory */
+  fuse_ino_t ino;                   /* this node */
+  char *path;                       /* guest path, "/" for files/ itself */
+};
+struct guest_listing {
+  char **names;
+  fuse_ino_t *inos;
+  mode_t *modes;
+  size_t n;
+};
+bool files_enabled(void);
+int files_init(void);
+void files_shutdown(void);
+int files_ref(const struct node *n, struct gref *ref);
+void files_ref_free(struct gref *ref);
+int files_lookup(const struct gref *dir, const char *name,
+                 struct fuse_entry_param *e);
+int files_stat(const struct gref *ref, struct stat *st);
+int files_list(const struct gref *dir, struct guest_listing *gl);
+void files_list_free(struct guest_listing *gl);
+int files_readlink(const struct gref *ref, char **target);
+int files_pread(const struct gref *ref, void *buf, size_t len, uint64_t off,
+                size_t *got);
+
+#endif

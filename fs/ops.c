@@ -1,0 +1,756 @@
+/* ops.c — the FUSE low-level operations.
+ *
+ * Metadata requests resolve inodes under the tree read lock and copy out
+ * what they need.  open() turns a node into a handle holding counted
+ * references (disk + its chain, a blob, a file descriptor, a guest path);
+ * read() and lseek() then touch only the handle — no lock of ours on the
+ * read path (THREAD MODEL in mount.h).  Directory listings are snapshotted
+ * at opendir so offsets stay stable while the tree changes.
+ *
+ * Everything is read-only: each modifying operation answers EROFS.  Read
+ * failures are EIO; nothing here can take the mount down.
+ */
+#include "fs/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+#define MAX_IO (1024 * 1024)
+
+struct handle {
+  enum node_kind kind;
+  struct disk *disk;
+  chain_t *chain;
+  uint64_t size;
+  struct blob *blob;
+  int fd;
+  struct gref gref;
+};
+
+struct dirbuf {
+  atomic_uint refs;                 /* opendir + each readdir in flight */
+  char *p;
+  size_t size, cap;
+  size_t *ends;                     /* end offset of each entry */
+  size_t n;
+};
+
+/* ---- per-thread read buffer (threads come and go with the loop) ---- */
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void
+buf_key_init(void)
+{
+  pthread_key_create(&buf_key, free);
+}
+
+static void *
+thread_buf(void)
+{
+  pthread_once(&buf_once, buf_key_init);
+  void *b = pthread_getspecific(buf_key);
+  if (!b && (b = malloc(MAX_IO)))
+    pthread_setspecific(buf_key, b);
+  return b;
+}
+
+/* ---- helpers ---- */
+
+static double
+timeout_of(const struct node *n)
+{
+  return mnt.entry_timeout;
+}
+
+static void
+fill_entry(const struct node *n, struct fuse_entry_param *e)
+{
+  memset(e, 0, sizeof *e);
+  e->ino = n->ino;
+  e->attr_timeout = e->entry_timeout = timeout_of(n);
+  node_fill_stat(n, &e->attr);
+}
+
+static bool
+is_files(const struct node *n)
+{
+  return n->kind == N_FILES || n->kind == N_GUEST;
+}
+
+static void
+op_init(void *userdata, struct fuse_conn_info *conn)
+{
+  conn->max_write = MAX_IO;                 /* sets max_pages: 1 MiB reads */
+  conn->max_read = MAX_IO;                  /* = -o max_read (mount-cmd.c) */
+  conn->max_readahead = 64 * MAX_IO;        /* the bdi setting decides */
+  if (conn->capable & FUSE_CAP_ASYNC_READ)
+    conn->want |= FUSE_CAP_ASYNC_READ;
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->time_gran = 1;
+}
+
+static void
+op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  struct fuse_entry_param e;
+  struct gref ref = { 0 };
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *p = node_find(parent);
+  if (!p || (!node_is_dir(p) && p->kind != N_GUEST)) {
+    pthread_rwlock_unlock(&mnt.tree_lock);
+    fuse_reply_err(req, p ? ENOTDIR : ENOENT);
+    return;
+  }
+  if (is_files(p)) {
+    int r = files_ref(p, &ref);
+    pthread_rwlock_unlock(&mnt.tree_lock);
+    if (r == 0)
+      r = files_lookup(&ref, name, &e);
+    files_ref_free(&ref);
+    if (r < 0)
+      fuse_reply_err(req, -r);
+    else
+      fuse_reply_entry(req, &e);
+    return;
+  }
+  struct node *n = node_kid(p, name);
+  if (n) {
+    atomic_fetch_add(&n->nlookup, 1);
+    fill_entry(n, &e);
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (!n)
+    fuse_reply_err(req, ENOENT);
+  else if (fuse_reply_entry(req, &e) == -ENOENT)
+    node_forget(e.ino, 1);                  /* the request was interrupted */
+}
+
+static void
+op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+  node_forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+static void
+op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fs)
+{
+  for (size_t i = 0; i < count; i++)
+    node_forget(fs[i].ino, fs[i].nlookup);
+  fuse_reply_none(req);
+}
+
+static void
+op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct stat st;
+  struct gref ref = { 0 };
+  double t;
+  int r = 0;
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  if (!n)
+    r = -ENOENT;
+  else if (n->kind == N_GUEST)
+    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
+  else
+    node_fill_stat(n, &st);
+  t = n ? timeout_of(n) : 0;
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (r == 1) {
+    r = files_stat(&ref, &st);
+    files_ref_free(&ref);
+  }
+  if (r < 0)
+    fuse_reply_err(req, -r);
+  else
+    fuse_reply_attr(req, &st, t);
+}
+
+static void
+op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+  struct gref ref = { 0 };
+  struct blob *b = NULL;
+  int r = -EINVAL;
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  if (!n)
+    r = -ENOENT;
+  else if (n->kind == N_LATEST && n->blob)
+    b = blob_ref(n->blob);
+  else if (n->kind == N_GUEST)
+    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (b) {
+    fuse_reply_readlink(req, b->data);
+    blob_unref(b);
+    return;
+  }
+  if (r == 1) {
+    char *target = NULL;
+    r = files_readlink(&ref, &target);
+    files_ref_free(&ref);
+    if (r == 0) {
+      fuse_reply_readlink(req, target);
+      free(target);
+      return;
+    }
+  }
+  fuse_reply_err(req, -r);
+}
+
+static void
+op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct handle *h = calloc(1, sizeof *h);
+  int r = 0;
+
+  if (!h) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  h->fd = -1;
+  bool wr = (fi->flags & O_ACCMODE) != O_RDONLY ||
+            (fi->flags & (O_TRUNC | O_APPEND));
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  if (!n)
+    r = -ENOENT;
+  else if (wr && !(mnt.writable && n->kind == N_DISK))
+    r = -EROFS;
+  else if (wr && (fi->flags & (O_TRUNC | O_APPEND)))
+    r = -EPERM;                             /* fixed-size disks */
+  else {
+    h->kind = n->kind;
+    switch (n->kind) {
+    case N_DISK:
+      h->disk = disk_ref(n->disk);
+      h->size = n->disk->size;
+      break;
+    case N_JSON: case N_LATEST:
+      h->blob = blob_ref(n->blob);
+      h->size = n->blob ? n->blob->len : 0;
+      break;
+    case N_DOMAIN:
+      h->size = n->size;
+      h->fd = open(n->path, O_RDONLY | O_CLOEXEC);
+      if (h->fd < 0) {
+        bfs_log(BFS_LOG_WARN, "%s: %m", n->path);
+        r = -EIO;
+      }
+      break;
+    case N_GUEST:
+      r = files_ref(n, &h->gref);
+      break;
+    default:
+      r = -EISDIR;
+    }
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (r == 0 && h->disk) {
+    r = disk_chain(h->disk, &h->chain);     /* lazily, outside the tree lock */
+    if (r == 0 && chain_size(h->chain) < h->size)
+      h->size = chain_size(h->chain);
+  }
+  if (r == 0 && h->kind == N_GUEST) {
+    struct stat st;
+    if (files_stat(&h->gref, &st) == 0)
+      h->size = st.st_size;
+  }
+  if (r < 0) {
+    if (h->disk)
+      disk_unref(h->disk);
+    blob_unref(h->blob);
+    files_ref_free(&h->gref);
+    free(h);
+    fuse_reply_err(req, -r);
+    return;
+  }
+  fi->fh = (uintptr_t)h;
+  fi->keep_cache = h->kind != N_GUEST;
+  fi->noflush = 1;
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    if (h->disk)
+      disk_unref(h->disk);
+    blob_unref(h->blob);
+    if (h->fd >= 0)
+      close(h->fd);
+    files_ref_free(&h->gref);
+    free(h);
+  }
+}
+
+static void
+op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->disk)
+    disk_unref(h->disk);
+  blob_unref(h->blob);
+  if (h->fd >= 0)
+    close(h->fd);
+  files_ref_free(&h->gref);
+  free(h);
+  fuse_reply_err(req, 0);
+}
+
+static void
+read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+  if ((uint64_t)off >= h->size) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  if (size > h->size - off)
+    size = h->size - off;
+  if (size > MAX_IO)
+    size = MAX_IO;
+  void *buf = thread_buf();
+  if (!buf) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  bfs_clear_error();
+  int r = mnt.writable ? scratch_pread(h->disk, h->chain, buf, size, off)
+                       : chain_pread(h->chain, buf, size, off);
+  if (r < 0) {
+    bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
+            size, (uint64_t)off, bfs_last_error());
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  fuse_reply_buf(req, buf, size);
+}
+
+static void
+op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+        struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+  if (size > MAX_IO)
+    size = MAX_IO;
+  switch (h->kind) {
+  case N_DISK:
+    read_disk(req, h, size, off);
+    return;
+  case N_JSON: case N_LATEST:
+    if ((uint64_t)off >= h->blob->len)
+      fuse_reply_buf(req, NULL, 0);
+    else
+      fuse_reply_buf(req, h->blob->data + off,
+                     size < h->blob->len - off ? size : h->blob->len - off);
+    return;
+  case N_DOMAIN: {
+    void *buf = thread_buf();
+    ssize_t n = buf ? pread(h->fd, buf, size, off) : -1;
+    if (n < 0)
+      fuse_reply_err(req, EIO);
+    else
+      fuse_reply_buf(req, buf, n);
+    return;
+  }
+  case N_GUEST: {
+    void *buf = thread_buf();
+    size_t got = 0;
+    int r = buf ? files_pread(&h->gref, buf, size, off, &got) : -ENOMEM;
+    if (r < 0)
+      fuse_reply_err(req, -r);
+    else
+      fuse_reply_buf(req, buf, got);
+    return;
+  }
+  default:
+    fuse_reply_err(req, EISDIR);
+  }
+}
+
+/* Where data (or a hole) starts at or after pos in the chain; size when
+ * there is none. */
+static int
+chain_seek(void *opaque, uint64_t pos, int whence, uint64_t *out)
+{
+  struct handle *h = opaque;
+  struct chain_extent ext;
+
+  while (pos < h->size) {
+    if (chain_extent_at(h->chain, pos, &ext) < 0 || ext.len == 0) {
+      bfs_log(BFS_LOG_WARN, "%s: extent at %" PRIu64 ": %s", h->disk->path,
+              pos, bfs_last_error());
+      return -EIO;
+    }
+    if ((ext.kind == CHAIN_EXTENT_DATA) == (whence == SEEK_DATA))
+      break;
+    pos = ext.off + ext.len;
+  }
+  *out = pos < h->size ? pos : h->size;
+  return 0;
+}
+
+static void
+op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+         struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  uint64_t pos = off;
+
+  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  if (h->kind != N_DISK) {
+    /* small files: all data, the only hole is the end */
+    if (pos >= h->size)
+      fuse_reply_err(req, ENXIO);
+    else
+      fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)h->size);
+    return;
+  }
+  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  if (pos >= h->size) {
+    fuse_reply_err(req, ENXIO);
+    return;
+  }
+  int r = mnt.writable
+    ? scratch_lseek(h->disk, h->size, pos, whence, chain_seek, h, &pos)
+    : chain_seek(h, pos, whence, &pos);
+  if (r < 0)
+    fuse_reply_err(req, EIO);
+  else if (whence == SEEK_DATA && pos >= h->size)
+    fuse_reply_err(req, ENXIO);
+  else
+    fuse_reply_lseek(req, pos);
+}
+
+/* ---- directories ---- */
+
+static int
+dirbuf_add(fuse_req_t req, struct dirbuf *d, const char *name,
+           fuse_ino_t ino, mode_t mode)
+{
+  struct stat st = { .st_ino = ino, .st_mode = mode };
+  size_t len = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+  if (d->size + len > d->cap) {
+    size_t ncap = d->cap ? d->cap * 2 : 4096;
+    while (ncap < d->size + len)
+      ncap *= 2;
+    char *np = realloc(d->p, ncap);
+    if (!np)
+      return -ENOMEM;
+    d->p = np;
+    d->cap = ncap;
+    size_t *ne = realloc(d->ends, ncap / 24 * sizeof *ne);
+    if (!ne)
+      return -ENOMEM;
+    d->ends = ne;
+  }
+  fuse_add_direntry(req, d->p + d->size, len, name, &st, d->size + len);
+  d->size += len;
+  d->ends[d->n++] = d->size;
+  return 0;
+}
+
+static void
+dirbuf_unref(struct dirbuf *d)
+{
+  if (atomic_fetch_sub(&d->refs, 1) == 1) {
+    free(d->ends);
+    free(d->p);
+    free(d);
+  }
+}
+
+static void
+op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct dirbuf *d = calloc(1, sizeof *d);
+  struct gref ref = { 0 };
+  int r = 0;
+
+  if (!d) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  atomic_init(&d->refs, 1);
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  bool rescan = n && (n->kind == N_ROOT || n->kind == N_VM);
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (rescan)
+    tree_maybe_refresh();
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  n = node_find(ino);
+  if (!n)
+    r = -ENOENT;
+  else if (is_files(n))
+    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
+  else if (!node_is_dir(n))
+    r = -ENOTDIR;
+  else {
+    fuse_ino_t up = n->parent ? n->parent->ino : n->ino;
+    r = dirbuf_add(req, d, ".", n->ino, S_IFDIR);
+    if (r == 0)
+      r = dirbuf_add(req, d, "..", up, S_IFDIR);
+    for (size_t i = 0; r == 0 && i < n->nkids; i++) {
+      struct stat st;
+      node_fill_stat(n->kids[i], &st);
+      r = dirbuf_add(req, d, n->kids[i]->name, n->kids[i]->ino, st.st_mode);
+    }
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+
+  if (r == 1) {                             /* files/: ask the guest */
+    struct guest_listing gl = { 0 };
+    r = files_list(&ref, &gl);
+    files_ref_free(&ref);
+    if (r == 0)
+      r = dirbuf_add(req, d, ".", ino, S_IFDIR);
+    if (r == 0)
+      r = dirbuf_add(req, d, "..", ino, S_IFDIR);
+    for (size_t i = 0; r == 0 && i < gl.n; i++)
+      r = dirbuf_add(req, d, gl.names[i], gl.inos[i], gl.modes[i]);
+    files_list_free(&gl);
+  }
+  if (r < 0) {
+    free(d->ends);
+    free(d->p);
+    free(d);
+    fuse_reply_err(req, -r);
+    return;
+  }
+  fi->fh = (uintptr_t)d;
+  fi->cache_readdir = 0;
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    free(d->ends);
+    free(d->p);
+    free(d);
+  }
+}
+
+static void
+op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+           struct fuse_file_info *fi)
+{
+  struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
+
+  /* a reference while the reply is written: a racing releasedir (after an
+   * interrupted request) must not free the buffer under writev */
+  atomic_fetch_add(&d->refs, 1);
+  /* hand out whole entries only: the largest entry end within size */
+  size_t lo = 0, hi = d->n, end = off;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (d->ends[mid] <= (size_t)off + size)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo > 0 && d->ends[lo - 1] > (size_t)off)
+    end = d->ends[lo - 1];
+  fuse_reply_buf(req, end > (size_t)off ? d->p + off : NULL, end - off);
+  dirbuf_unref(d);
+}
+
+static void
+op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  dirbuf_unref((struct dirbuf *)(uintptr_t)fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+static void
+op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+  struct statvfs sv = {
+    .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255,
+    .f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV,
+  };
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  sv.f_files = mnt.nnodes;
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  fuse_reply_statfs(req, &sv);
+}
+
+/* ---- everything that would modify: EROFS ---- */
+
+static void
+op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+           struct fuse_file_info *fi)
+{
+  struct stat st;
+  int err = EROFS;
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  /* a writable disk keeps its size; time updates are accepted and ignored */
+  if (n && n->kind == N_DISK && mnt.writable) {
+    node_fill_stat(n, &st);
+    if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+                   FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                   FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+      err = EPERM;
+    else if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
+      err = EPERM;
+    else
+      err = 0;
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (err)
+    fuse_reply_err(req, err);
+  else
+    fuse_reply_attr(req, &st, mnt.entry_timeout);
+}
+
+static void
+op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+         dev_t rdev)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+           const char *name)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+          fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+        const char *newname)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+         off_t off, struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+  if (!mnt.writable || h->kind != N_DISK) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (off < 0 || (uint64_t)off >= h->size) {
+    fuse_reply_err(req, size ? ENOSPC : 0);
+    return;
+  }
+  if (size > h->size - off)
+    size = h->size - off;
+  bfs_clear_error();
+  int r = scratch_pwrite(h->disk, h->chain, buf, size, off);
+  if (r < 0) {
+    bfs_log(BFS_LOG_WARN, "%s: write %zu at %" PRIu64 ": %s",
+            h->disk->scratch_path, size, (uint64_t)off, bfs_last_error());
+    fuse_reply_err(req, -r == ENOMEM || -r == ENOSPC ? -r : EIO);
+  }
+  else
+    fuse_reply_write(req, size);
+}
+
+static void
+op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+         struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  int fd = h->kind == N_DISK && mnt.writable ? scratch_fd(h->disk, false) : -1;
+  fuse_reply_err(req, fd >= 0 && fdatasync(fd) < 0 ? EIO : 0);
+}
+
+static void
+op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+          struct fuse_file_info *fi)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+             off_t length, struct fuse_file_info *fi)
+{
+  fuse_reply_err(req, mnt.writable ? EOPNOTSUPP : EROFS);
+}
+
+static void
+op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+            const char *value, size_t size, int flags)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+  fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+  .init = op_init,
+  .lookup = op_lookup,
+  .forget = op_forget,
+  .forget_multi = op_forget_multi,
+  .getattr = op_getattr,
+  .readlink = op_readlink,
+  .open = op_open,
+  .read = op_read,
+  .release = op_release,
+  .lseek = op_lseek,
+  .opendir = op_opendir,
+  .readdir = op_readdir,
+  .releasedir = op_releasedir,
+  .statfs = op_statfs,
+  .setattr = op_setattr,
+  .mknod = op_mknod,
+  .mkdir = op_mkdir,
+  .unlink = op_unlink,
+  .rmdir = op_unlink,
+  .symlink = op_symlink,
+  .rename = op_rename,
+  .link = op_link,
+  .write = op_write,
+  .fsync = op_fsync,
+  .create = op_create,
+  .fallocate = op_fallocate,
+  .setxattr = op_setxattr,
+  .removexattr = op_removexattr,
+};

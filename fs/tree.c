@@ -1,0 +1,566 @@
+/* tree.c — the catalog as a tree, kept current while mounted.
+ *
+ * tree_refresh() optionally rescans the catalog (incremental), reads every
+ * VM's backups and their backup.json text with no tree lock held, then
+ * applies the difference to the tree under the write lock: vanished VMs and
+ * backups are unlinked, new ones added, changed ones rebuilt, `latest`
+ * retargeted.  Every dentry or inode the kernel may have cached for
+ * something that changed is queued for invalidation.
+ *
+ * The watcher thread owns inotify (watches on the repository and its
+ * directories down to WATCH_DEPTH), debounces events into rescans, and sends
+ * the queued invalidations with no lock held.  Listing the root or a VM
+ * directory rescans at once when events are pending; without inotify, or on
+ * a network file system (whose remote writers inotify cannot see), listing
+ * rescans at most every RESCAN_INTERVAL seconds.
+ */
+#include "fs/mount.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+
+#define WATCH_DEPTH 3
+#define RESCAN_INTERVAL 2           /* seconds, without inotify */
+#define DEBOUNCE_MS 500             /* quiet time after the last event */
+#define DEBOUNCE_MAX_MS 3000        /* rescan anyway after this long */
+
+struct inval {
+  struct inval *next;
+  fuse_ino_t ino;                   /* parent for an entry, else the inode */
+  char *name;                       /* NULL: inode invalidation */
+};
+
+/* ---- invalidation queue ---- */
+
+static void
+queue(fuse_ino_t ino, const char *name)
+{
+  if (!mnt.se)
+    return;                         /* not mounted: the kernel knows nothing */
+  struct inval *v = calloc(1, sizeof *v);
+  if (!v)
+    return;
+  v->ino = ino;
+  v->name = name ? strdup(name) : NULL;
+  pthread_mutex_lock(&mnt.q_lock);
+  *mnt.q_tail = v;
+  mnt.q_tail = &v->next;
+  pthread_mutex_unlock(&mnt.q_lock);
+}
+
+void
+tree_queue_inval_entry(fuse_ino_t parent, const char *name)
+{
+  queue(parent, name);
+}
+
+void
+tree_queue_inval_inode(fuse_ino_t ino)
+{
+  queue(ino, NULL);
+}
+
+static void
+wake(void)
+{
+  uint64_t one = 1;
+  if (mnt.wake_fd >= 0 && write(mnt.wake_fd, &one, sizeof one) < 0)
+    bfs_log(BFS_LOG_DEBUG, "eventfd: %m");
+}
+
+static void
+send_invalidations(void)
+{
+  pthread_mutex_lock(&mnt.q_lock);
+  struct inval *v = mnt.q_head;
+  mnt.q_head = NULL;
+  mnt.q_tail = &mnt.q_head;
+  pthread_mutex_unlock(&mnt.q_lock);
+  while (v) {
+    struct inval *next = v->next;
+    if (mnt.se) {
+      if (v->name)
+        fuse_lowlevel_notify_inval_entry(mnt.se, v->ino, v->name,
+                                         strlen(v->name));
+      else
+        fuse_lowlevel_notify_inval_inode(mnt.se, v->ino, 0, 0);
+    }
+    free(v->name);
+    free(v);
+    v = next;
+  }
+}
+
+/* ---- building ---- */
+
+struct want {                       /* one backup as the catalog has it */
+  struct catalog_backup *b;
+  char *json;
+};
+
+/* Names come from the repository: never '/', '.', '..' or empty. */
+static bool
+valid_name(const char *s)
+{
+  return s && *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..") &&
+         strlen(s) <= NAME_MAX;
+}
+
+static void
+drop_kid(struct node *dir, struct node *kid)
+{
+  tree_queue_inval_entry(dir->ino, kid->name);
+  node_remove_kid(dir, kid);
+  node_unlink(kid);
+}
+
+static struct node *
+add_kid(struct node *dir, enum node_kind kind, const char *name)
+{
+  struct node *n = node_new(kind, name, dir);
+  if (n && node_add_kid(dir, n) < 0) {
+    node_unlink(n);
+    return NULL;
+  }
+  return n;
+}
+
+/* Fill an empty backup directory. */
+static void
+build_backup(struct node *bn, const struct want *w)
+{
+  const struct catalog_backup *b = w->b;
+  char path[PATH_MAX];
+  struct stat st;
+
+  bn->mtime = b->time;
+  struct node *j = add_kid(bn, N_JSON, "backup.json");
+  if (j)
+    j->blob = blob_new(w->json, strlen(w->json));
+  if (b->domain_xml &&
+      snprintf(path, sizeof path, "%s/%s", mnt.repo, b->domain_xml) <
+      (int)sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    struct node *x = add_kid(bn, N_DOMAIN, "domain.xml");
+    if (x) {
+      x->path = strdup(path);
+      x->size = st.st_size;
+    }
+  }
+  struct node *dd = add_kid(bn, N_DISKS, "disks");
+  if (!dd)
+    return;
+  for (size_t i = 0; i < b->ndisks; i++) {
+    const struct catalog_disk *cd = &b->disks[i];
+    char name[NAME_MAX + 1];
+    if (!valid_name(cd->name) || !cd->image ||
+        snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
+        snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
+        (int)sizeof path || node_kid(dd, name))
+      continue;
+    struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
+    if (!d)
+      continue;
+    if (mnt.scratch &&
+        asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
+                 b->name, name) < 0)
+      d->scratch_path = NULL;
+    struct node *dn = add_kid(dd, N_DISK, name);
+    if (dn)
+      dn->disk = d;
+    else
+      disk_unref(d);
+  }
+  if (files_enabled() && dd->nkids > 0) {
+    struct node *f = add_kid(bn, N_FILES, "files");
+    if (f && asprintf(&f->key, "%s/%s", b->vm, b->name) < 0)
+      f->key = NULL;
+  }
+}
+
+static void
+clear_dir(struct node *dir)
+{
+  while (dir->nkids)
+    drop_kid(dir, dir->kids[dir->nkids - 1]);
+}
+
+/* Bring one VM directory in line with its backups (write lock held). */
+static void
+apply_vm(struct node *vn, struct want *ws, size_t nw)
+{
+  struct node **kids = calloc(nw + 1, sizeof *kids);
+  size_t nk = 0;
+  struct node *latest = node_kid(vn, "latest");
+
+  if (!kids)
+    return;
+  /* unlink backups that vanished */
+  for (size_t i = vn->nkids; i-- > 0;) {
+    struct node *k = vn->kids[i];
+    if (k->kind != N_BACKUP)
+      continue;
+    bool keep = false;
+    for (size_t j = 0; j < nw && !keep; j++)
+      keep = !strcmp(ws[j].b->name, k->name);
+    if (!keep)
+      drop_kid(vn, k);
+  }
+  /* new and changed ones, in catalog (chronological) order */
+  if (nw > 0) {
+    const char *target = ws[nw - 1].b->name;
+    if (!latest)
+      latest = node_new(N_LATEST, "latest", vn);
+    if (latest && (!latest->blob || strcmp(latest->blob->data, target))) {
+      blob_unref(latest->blob);
+      latest->blob = blob_new(target, strlen(target));
+      latest->mtime = ws[nw - 1].b->time;
+      tree_queue_inval_inode(latest->ino);
+    }
+    if (latest)
+      kids[nk++] = latest;
+    vn->mtime = ws[nw - 1].b->time;
+  }
+  else if (latest) {
+    tree_queue_inval_entry(vn->ino, "latest");
+    node_unlink(latest);
+  }
+  for (size_t j = 0; j < nw; j++) {
+    if (!valid_name(ws[j].b->name) || !strcmp(ws[j].b->name, "latest"))
+      continue;
+    struct node *bn = node_kid(vn, ws[j].b->name);
+    if (bn && bn->kind == N_BACKUP) {
+      struct node *jn = node_kid(bn, "backup.json");
+      if (!jn || !jn->blob || strcmp(jn->blob->data, ws[j].json)) {
+        clear_dir(bn);
+        build_backup(bn, &ws[j]);
+        tree_queue_inval_inode(bn->ino);
+      }
+    }
+    else if ((bn = node_new(N_BACKUP, ws[j].b->name, vn)))
+      build_backup(bn, &ws[j]);
+    if (bn)
+      kids[nk++] = bn;
+  }
+  free(vn->kids);
+  vn->kids = kids;
+  vn->nkids = nk;
+  vn->kids_cap = nw + 1;
+  for (size_t i = 0; i < nk; i++)
+    kids[i]->parent = vn;
+}
+
+struct want_vm {
+  char *name;
+  struct catalog_backup *bs;
+  struct want *ws;
+  size_t n;
+};
+
+static void
+free_want_vms(struct want_vm *vms, size_t nvms)
+{
+  for (size_t i = 0; i < nvms; i++) {
+    for (size_t j = 0; j < vms[i].n; j++)
+      free(vms[i].ws[j].json);
+    free(vms[i].ws);
+    catalog_backups_free(vms[i].bs, vms[i].n);
+  }
+  free(vms);
+}
+
+int
+tree_refresh(bool scan)
+{
+  char **names = NULL;
+  size_t nnames = 0;
+  struct want_vm *vms = NULL;
+  int r;
+
+  pthread_mutex_lock(&mnt.scan_lock);
+  atomic_store(&mnt.dirty, false);
+  mnt.last_scan = time(NULL);
+  if (scan) {
+    struct catalog_scan_stats stats;
+    r = catalog_scan(mnt.cat, &stats);
+    if (r < 0) {
+      bfs_log(BFS_LOG_WARN, "rescan of %s: %s", mnt.repo, bfs_last_error());
+      goto out;
+    }
+  }
+  r = catalog_vms(mnt.cat, &names, &nnames);
+  if (r < 0)
+    goto out;
+  vms = calloc(nnames ? nnames : 1, sizeof *vms);
+  if (!vms) {
+    r = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < nnames; i++) {
+    vms[i].name = names[i];
+    r = catalog_backups(mnt.cat, names[i], &vms[i].bs, &vms[i].n);
+    if (r < 0) {
+      bfs_log(BFS_LOG_WARN, "%s: %s", names[i], bfs_last_error());
+      vms[i].bs = NULL;
+      vms[i].n = 0;
+      continue;
+    }
+    vms[i].ws = calloc(vms[i].n ? vms[i].n : 1, sizeof *vms[i].ws);
+    if (!vms[i].ws) {
+      r = -ENOMEM;
+      nnames = i + 1;
+      goto out;
+    }
+    for (size_t j = 0; j < vms[i].n; j++) {
+      vms[i].ws[j].b = &vms[i].bs[j];
+      vms[i].ws[j].json = catalog_backup_json(mnt.cat, &vms[i].bs[j]);
+      if (!vms[i].ws[j].json)
+        vms[i].ws[j].json = strdup("{}\n");
+    }
+  }
+
+  pthread_rwlock_wrlock(&mnt.tree_lock);
+  struct node *root = mnt.root;
+  for (size_t i = root->nkids; i-- > 0;) {
+    bool keep = false;
+    for (size_t j = 0; j < nnames && !keep; j++)
+      keep = !strcmp(names[j], root->kids[i]->name) && vms[j].n > 0;
+    if (!keep)
+      drop_kid(root, root->kids[i]);
+  }
+  for (size_t j = 0; j < nnames; j++) {
+    if (vms[j].n == 0 || !vms[j].ws || !valid_name(names[j]))
+      continue;
+    struct node *vn = node_kid(root, names[j]);
+    if (!vn && !(vn = add_kid(root, N_VM, names[j])))
+      continue;
+    apply_vm(vn, vms[j].ws, vms[j].n);
+    if (vn->mtime > root->mtime)
+      root->mtime = vn->mtime;
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  r = 0;
+
+out:
+  if (vms)
+    free_want_vms(vms, nnames);
+  catalog_names_free(names, nnames);
+  pthread_mutex_unlock(&mnt.scan_lock);
+  wake();                           /* the watcher sends the invalidations */
+  return r;
+}
+
+void
+tree_maybe_refresh(void)
+{
+  if (mnt.inotify_ok ? atomic_load(&mnt.dirty)
+                     : time(NULL) - mnt.last_scan >= RESCAN_INTERVAL)
+    tree_refresh(true);
+}
+
+/* ---- inotify ---- */
+
+static char **wd_paths;             /* indexed by watch descriptor */
+static int *wd_depth;
+static size_t wd_cap;
+
+static int
+watch_dir(const char *path, int depth)
+{
+  int wd = inotify_add_watch(mnt.ino_fd, path,
+                             IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                             IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF |
+                             IN_ONLYDIR | IN_EXCL_UNLINK);
+  if (wd < 0) {
+    bfs_log(BFS_LOG_DEBUG, "inotify %s: %m", path);
+    return -1;
+  }
+  if ((size_t)wd >= wd_cap) {
+    size_t ncap = wd_cap ? wd_cap : 64;
+    while (ncap <= (size_t)wd)
+      ncap *= 2;
+    char **np = realloc(wd_paths, ncap * sizeof *np);
+    if (np)
+      wd_paths = np;
+    int *nd = realloc(wd_depth, ncap * sizeof *nd);
+    if (nd)
+      wd_depth = nd;
+    if (!np || !nd)
+      return wd;
+    memset(wd_paths + wd_cap, 0, (ncap - wd_cap) * sizeof *np);
+    wd_cap = ncap;
+  }
+  free(wd_paths[wd]);
+  wd_paths[wd] = strdup(path);
+  wd_depth[wd] = depth;
+  if (depth >= WATCH_DEPTH)
+    return wd;
+  DIR *d = opendir(path);
+  if (!d)
+    return wd;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char sub[PATH_MAX];
+    if (de->d_name[0] == '.' ||
+        (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) ||
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >= (int)sizeof sub)
+      continue;
+    struct stat st;
+    if (de->d_type == DT_UNKNOWN && (lstat(sub, &st) < 0 || !S_ISDIR(st.st_mode)))
+      continue;
+    watch_dir(sub, depth + 1);
+  }
+  closedir(d);
+  return wd;
+}
+
+static void
+read_events(void)
+{
+  char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+  ssize_t len;
+
+  while ((len = read(mnt.ino_fd, buf, sizeof buf)) > 0) {
+    for (char *p = buf; p < buf + len;) {
+      struct inotify_event *ev = (struct inotify_event *)p;
+      p += sizeof *ev + ev->len;
+      atomic_store(&mnt.dirty, true);
+      if (ev->mask & IN_IGNORED && ev->wd >= 0 && (size_t)ev->wd < wd_cap) {
+        free(wd_paths[ev->wd]);
+        wd_paths[ev->wd] = NULL;
+      }
+      if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && (ev->mask & IN_ISDIR) &&
+          ev->len && ev->wd >= 0 && (size_t)ev->wd < wd_cap &&
+          wd_paths[ev->wd] && wd_depth[ev->wd] < WATCH_DEPTH) {
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", wd_paths[ev->wd], ev->name) <
+            (int)sizeof sub)
+          watch_dir(sub, wd_depth[ev->wd] + 1);
+      }
+      if (ev->mask & IN_Q_OVERFLOW)
+        atomic_store(&mnt.dirty, true);
+    }
+  }
+}
+
+static int64_t
+now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+watcher(void *arg)
+{
+  int64_t first = 0, last = 0;
+
+  while (!atomic_load(&mnt.stop)) {
+    struct pollfd p[2] = {
+      { .fd = mnt.wake_fd, .events = POLLIN },
+      { .fd = mnt.ino_fd, .events = POLLIN },
+    };
+    int timeout = -1;
+    if (first) {
+      int64_t t = now_ms();
+      int64_t due = last + DEBOUNCE_MS;
+      if (due > first + DEBOUNCE_MAX_MS)
+        due = first + DEBOUNCE_MAX_MS;
+      timeout = due > t ? (int)(due - t) : 0;
+    }
+    int n = poll(p, mnt.ino_fd >= 0 ? 2 : 1, timeout);
+    if (n < 0 && errno != EINTR)
+      break;
+    if (p[0].revents & POLLIN) {
+      uint64_t v;
+      if (read(mnt.wake_fd, &v, sizeof v) < 0)
+        bfs_log(BFS_LOG_DEBUG, "eventfd: %m");
+    }
+    if (mnt.ino_fd >= 0 && (p[1].revents & POLLIN)) {
+      read_events();
+      last = now_ms();
+      if (!first)
+        first = last;
+    }
+    if (first && !atomic_load(&mnt.dirty))
+      first = 0;                    /* a readdir already rescanned */
+    if (first && (now_ms() >= last + DEBOUNCE_MS ||
+                  now_ms() >= first + DEBOUNCE_MAX_MS)) {
+      first = 0;
+      tree_refresh(true);
+    }
+    send_invalidations();
+  }
+  return NULL;
+}
+
+/* inotify sees only this host's writes on network file systems */
+static bool
+network_fs(const char *path)
+{
+  static const unsigned long magic[] = {
+    0x6969,       /* NFS */       0xff534d42,   /* CIFS */
+    0xfe534d42,   /* SMB2 */      0x517b,       /* SMB */
+    0x65735546,   /* FUSE */      0x00c36400,   /* Ceph */
+    0x01021997,   /* 9P */        0x5346414f,   /* AFS */
+    0x01161970,   /* GFS2 */      0x7461636f,   /* OCFS2 */
+    0x0bd00bd0,   /* Lustre */    0x47504653,   /* GPFS */
+  };
+  struct statfs sfs;
+  if (statfs(path, &sfs) < 0)
+    return false;
+  for (size_t i = 0; i < sizeof magic / sizeof magic[0]; i++)
+    if ((unsigned long)sfs.f_type == magic[i])
+      return true;
+  return false;
+}
+
+int
+tree_watch_start(void)
+{
+  mnt.q_tail = &mnt.q_head;
+  mnt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (mnt.wake_fd < 0)
+    return bfs_error(-errno, "eventfd: %m");
+  mnt.ino_fd = mnt.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (mnt.ino_fd >= 0)
+    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0 && !network_fs(mnt.repo);
+  if (!mnt.inotify_ok)
+    bfs_log(BFS_LOG_INFO, "%s: inotify unavailable or blind to remote "
+            "writers: rescanning on listing", mnt.repo);
+  int r = pthread_create(&mnt.watcher, NULL, watcher, NULL);
+  if (r)
+    return bfs_error(-r, "pthread_create: %s", strerror(r));
+  return 0;
+}
+
+void
+tree_watch_stop(void)
+{
+  atomic_store(&mnt.stop, true);
+  wake();
+  pthread_join(mnt.watcher, NULL);
+  mnt.se = NULL;                    /* drop what is still queued */
+  send_invalidations();
+  if (mnt.ino_fd >= 0)
+    close(mnt.ino_fd);
+  close(mnt.wake_fd);
+  for (size_t i = 0; i < wd_cap; i++)
+    free(wd_paths[i]);
+  free(wd_paths);
+  free(wd_depth);
+  wd_paths = NULL;
+  wd_cap = 0;
+}
