@@ -41,7 +41,7 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
 {
   int c;
   optind = 0;                               /* full reinitialisation */
-  while ((c = getopt_long(argc, argv, "+hjq", long_opts, NULL)) != -1)
+  while ((c = getopt_long(argc, argv, "hjq", long_opts, NULL)) != -1)
     switch (c) {
     case OPT_CATALOG: a->opts.catalog_path = optarg; break;
     case OPT_CSB: a->opts.cloudstack_backups = optarg; break;

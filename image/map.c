@@ -385,13 +385,22 @@ img_decompress(img_t *img, const struct img_map *m, void *out)
   CLEANUP_FREE void *in = NULL;
   int r;
 
-  pthread_once(&keys_once, make_keys);
   in = malloc(m->csize ? m->csize : 1);
   if (!in)
     return bfs_error(-ENOMEM, "%s: out of memory", img->name);
   r = img_read_host(img, in, m->csize, m->host_off, "compressed cluster");
   if (r < 0)
     return r;
+  return img_decompress_buf(img, m, in, out);
+}
+
+int
+img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
+                   void *out)
+{
+  int r;
+
+  pthread_once(&keys_once, make_keys);
   if (img->info.compression == IMG_COMPRESSION_ZSTD)
     r = unzstd(img, in, m->csize, out, img->cluster_size);
   else
