@@ -478,6 +478,10 @@ restore_file_cmd(int argc, char **argv)
   restore_progress_init(&c.pr, "restoring", 0, true);
   copy_entry(&c, sdir, sbase, ddir, dname, dname);
   restore_progress_done(&c.pr);
+  char h[32];
+  printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
+         c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
+         c.errors ? " (with errors)" : "");
   tdestroy(c.links, link_free);
   free(c.buf);
   if (c.errors) {
