@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -92,6 +93,34 @@ claim(const char *path, char **made, size_t *nmade)
                      "overwrites" : strerror(errno));
   made[(*nmade)++] = strdup(path);
   return fd;
+}
+
+/* A FUSE mount without allow_other is only readable by the user who
+ * mounted it; qemu under libvirt runs as another user. */
+static void
+warn_allow_other(const char *bdir)
+{
+  CLEANUP_FCLOSE FILE *f = fopen("/proc/self/mountinfo", "re");
+  CLEANUP_FREE char *line = NULL;
+  size_t cap = 0;
+  struct stat st;
+
+  if (!f || stat(bdir, &st) < 0)
+    return;
+  while (getline(&line, &cap, f) > 0) {
+    unsigned maj, min;
+    const char *sep = strstr(line, " - ");
+    char fstype[64], source[4096], opts[4096];
+    if (sscanf(line, "%*u %*u %u:%u", &maj, &min) != 2 || !sep ||
+        maj != major(st.st_dev) || min != minor(st.st_dev) ||
+        sscanf(sep, " - %63s %4095s %4095s", fstype, source, opts) != 3)
+      continue;
+    if (!strncmp(fstype, "fuse", 4) && !strstr(opts, "allow_other"))
+      fprintf(stderr, "backupfs: warning: %s is on a FUSE mount without "
+              "allow_other: qemu running as another user (libvirt) cannot "
+              "read it; remount with -o allow_other\n", bdir);
+    return;
+  }
 }
 
 static void
@@ -262,6 +291,7 @@ quick(const char *backup_arg, const char *dest_arg, const char *new_name,
     printf("%s: overlay on %s\n", d[i].overlay, d[i].backing);
   }
   printf("%s: domain %s\n", dxml, dom);
+  warn_allow_other(bdir);
 
   if (start) {
     if (!restore_have_program("virsh")) {

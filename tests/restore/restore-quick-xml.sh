@@ -87,7 +87,8 @@ validate() {
 }
 
 O=$T/restored
-"$BACKUPFS" restore quick "$T/mnt/web01/$T2" "$O" > "$T/out" || fail "restore quick"
+"$BACKUPFS" restore quick "$T/mnt/web01/$T2" "$O" > "$T/out" 2>"$T/err" || fail "restore quick"
+grep -q allow_other "$T/err" && fail "allow_other warning off a FUSE mount"
 for d in vda vdb; do
   [ -f "$O/$d.qcow2" ] || fail "no overlay $d"
   info=$(qemu-img info --output=json "$O/$d.qcow2")
