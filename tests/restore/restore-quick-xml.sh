@@ -189,6 +189,11 @@ echo '{"vm":"db01","disks":[{"name":"root","status":"backing file missing"}]}' >
 "$BACKUPFS" restore quick "$B2" "$T/broken" 2>"$T/err" && fail "broken backup accepted"
 grep -q "backing file missing" "$T/err" || fail "reason not shown"
 [ -z "$(ls -A "$T/broken" 2>/dev/null)" ] || fail "left files behind"
+# hostile disk names in backup.json never leave DEST_DIR
+echo '{"vm":"db01","disks":[{"name":"../escape","status":"ok"}]}' > "$B2/backup.json"
+"$BACKUPFS" restore quick "$B2" "$T/hostile" 2>/dev/null && fail "disk name ../escape accepted"
+[ ! -e "$T/escape.qcow2" ] || fail "wrote outside DEST_DIR"
+"$BACKUPFS" restore disk "$B2" ../escape "$T/h.raw" 2>/dev/null && fail "restore disk ../escape"
 "$BACKUPFS" restore quick --help | grep -q same-identity || fail "--help"
 ok "broken backup refused"
 exit 0
