@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -36,6 +37,18 @@
 #define CHUNK (4u << 20)
 
 struct ext { uint64_t off, len; bool data; };
+
+/* SIGINT/SIGTERM/SIGHUP: stop at the next piece and remove the partial file */
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) { interrupted = sig; }
+
+static int
+check_interrupted(const char *dest)
+{
+  return interrupted ? bfs_error(-EINTR, "%s: interrupted (signal %d); the "
+                                 "partial file is removed", dest,
+                                 (int) interrupted) : 0;
+}
 
 struct job {
   struct rsrc *src;
@@ -144,6 +157,8 @@ copy(struct job *j, XXH128_hash_t *hash)
     }
     for (uint64_t o = e->off; o < e->off + e->len;) {
       size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
+      if ((r = check_interrupted(j->dest)) < 0)
+        goto out;
       restore_throttle(&j->th, n);
       r = restore_src_pread(j->src, j->buf, n, o);
       if (r < 0)
@@ -213,6 +228,8 @@ check(struct job *j, XXH128_hash_t want)
     }
     for (uint64_t o = e->off; o < e->off + e->len;) {
       size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
+      if ((r = check_interrupted(j->dest)) < 0)
+        break;
       restore_throttle(&j->th, n);
       if (pread(j->fd, j->buf, n, o) != (ssize_t) n) {
         r = bfs_error(-EIO, "%s: read back: %s", j->dest, strerror(errno));
@@ -283,6 +300,11 @@ restore_raw(struct job *j, bool force)
     return r;
   if (posix_memalign((void **) &j->buf, 4096, CHUNK))
     return bfs_error(-ENOMEM, "out of memory");
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   r = open_dest(j, force, &created);
   if (r == 0) {
     restore_progress_init(&j->pr, "restoring", j->allocated, false);

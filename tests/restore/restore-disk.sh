@@ -61,6 +61,15 @@ cmp "$B/disks/vda.img" "$T/slow.raw" || fail "--bandwidth result differs"
 awk -v s="$secs" 'BEGIN { exit !(s >= 3.0) }' || fail "--bandwidth 20: 65 MiB took only $secs s"
 ok "--bandwidth 20 took $secs s for 65 MiB"
 
+# interrupted: no partial file is left under the final name
+"$BACKUPFS" restore disk --bandwidth 10 "$B" vda "$T/int.raw" 2>/dev/null &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid && fail "an interrupted restore reported success"
+[ ! -e "$T/int.raw" ] || fail "an interrupted restore left $T/int.raw"
+ok "interrupted restore removes its partial file"
+
 # onto a block device (--force): holes are zeroed over old contents
 if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
   truncate -s 520M "$T/lo.img"
