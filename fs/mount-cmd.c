@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -314,6 +315,13 @@ run(struct opts *o)
     mnt.writable = true;
   }
 
+  /* every open chain holds a descriptor per layer */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+
   r = open_catalog(o, isatty(2));
   if (r < 0)
     return r;
@@ -405,8 +413,9 @@ run(struct opts *o)
   fuse_session_destroy(se);
   mnt.se = NULL;
   files_shutdown();
-  catalog_close(mnt.cat);
+  disk_idle_flush();
   nodes_free_all();
+  catalog_close(mnt.cat);
   return r < 0 ? bfs_error(r, "FUSE loop: %s", strerror(-r)) : 0;
 }
 

@@ -87,6 +87,9 @@ struct disk {                       /* disks/<disk>.img */
   pthread_mutex_t lock;
   chain_t *chain;                   /* opened lazily, then immutable */
   bool warned;                      /* open failure logged once */
+  unsigned opens;                   /* handles using chain (under lock) */
+  bool idle;                        /* on the idle list (idle_lock) */
+  struct disk *idle_prev, *idle_next;
   char *scratch_path;               /* -o writable: its scratch file */
   int scratch_fd;                   /* -1 until opened (under lock) */
   pthread_rwlock_t wlock;           /* partial-block writes: exclusive */
@@ -94,8 +97,11 @@ struct disk {                       /* disks/<disk>.img */
 struct disk *disk_new(const char *path, uint64_t size, uint64_t allocated);
 struct disk *disk_ref(struct disk *d);
 void disk_unref(struct disk *d);
-/* the disk's chain, opened on first use: 0 or -EIO */
+/* the disk's chain, opened on first use, for one more handle: 0 or -EIO */
 int disk_chain(struct disk *d, chain_t **out);
+/* that handle is done with the chain */
+void disk_release(struct disk *d);
+void disk_idle_flush(void);
 
 /* mount-scratch.c — -o writable */
 int scratch_init(const char *dir);

@@ -286,6 +286,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fi->keep_cache = h->kind != N_GUEST;
   fi->noflush = 1;
   if (fuse_reply_open(req, fi) == -ENOENT) {
+    if (h->chain)
+      disk_release(h->disk);
     if (h->disk)
       disk_unref(h->disk);
     blob_unref(h->blob);
@@ -300,6 +302,8 @@ static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->chain)
+    disk_release(h->disk);
   if (h->disk)
     disk_unref(h->disk);
   blob_unref(h->blob);

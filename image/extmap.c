@@ -14,8 +14,9 @@
  * dropped.  Memory is bounded by map_cap: when exceeded, the least recently
  * used half of the regions is evicted.  Decompressed clusters live in an LRU
  * (cc_lock, a mutex) bounded by cc_cap; hits are copied out under the lock.
- * Requests covering a whole compressed cluster decompress straight into the
- * caller's buffer and bypass the cache.
+ * Requests covering whole compressed clusters decompress straight into the
+ * caller's buffer, bypassing the cache, with the payloads of neighbouring
+ * clusters fetched by one pread (read_compressed_run).
  */
 #include <errno.h>
 #include <inttypes.h>

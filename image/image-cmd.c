@@ -4,9 +4,11 @@
  *   info   every layer's header (path, format, version, sizes, compression,
  *          backing name and format)
  *   map    the merged extent map: offset length DATA|ZERO layer
- *   cat    the flat point in time, to stdout or -o FILE.  To a regular file
- *          it runs -j worker threads over 8 MiB chunks, writes only DATA
- *          extents with pwrite and leaves ZERO extents as holes.
+ *   cat    the flat point in time, to stdout or -o FILE.  To a new regular
+ *          file, -j reader threads fill 2 MiB chunks (DATA pieces only,
+ *          kernel read-ahead started a few chunks ahead) and hand them to
+ *          this thread, the only writer (concurrent pwrites would queue on
+ *          the file's inode lock); ZERO extents stay holes.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -334,6 +334,19 @@ test_header(void)
     CHECK(!strcmp(img_name(img), "h.qcow2"), "name");
     img_close(img);
   }
+  /* a long extension first: the backing format lies past the first 4 KiB */
+  memset(q.buf + 112, 0, 24);
+  put32(&q, 112, 0x6803f857);
+  put32(&q, 116, 5000);
+  memcpy(q.buf + 120 + 5000, "\xe2\x79\x2a\xca\0\0\0\3raw\0\0\0\0\0", 16);
+  memcpy(q.buf + 6000, "../base.img", 11);
+  put64(&q, 8, 6000);
+  img_io_memory(q.buf, q.len, &io);
+  CHECK(img_open_io(&io, "h.qcow2", &img) == 0 &&
+        img_get_info(img)->backing_format &&
+        !strcmp(img_get_info(img)->backing_format, "raw"),
+        "extension past the first 4 KiB");
+  img_close(img);
   put64(&q, 72, (1ull << 3) | (1ull << 9));
   img_io_memory(q.buf, q.len, &io);
   CHECK(img_open_io(&io, "h.qcow2", &img) == -ENOTSUP &&
