@@ -369,8 +369,14 @@ cat_sequential(chain_t *c, int fd, const char *out)
   CLEANUP_FREE char *buf = malloc(CAT_CHUNK);
   int r;
 
+  uint64_t alloc;
+
   if (!buf)
     return bfs_error(-ENOMEM, "out of memory");
+  /* validate the whole map (tables, data ranges) before the first byte goes
+   * out: a stream cannot be taken back */
+  if ((r = chain_allocated(c, &alloc)) < 0)
+    return r;
   for (uint64_t off = 0; off < size; off += CAT_CHUNK) {
     size_t n = size - off < CAT_CHUNK ? (size_t)(size - off) : CAT_CHUNK;
     if ((r = chain_pread(c, buf, n, off)) < 0)

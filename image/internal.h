@@ -9,6 +9,7 @@
 #define BFS_IMAGE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "image/image.h"
@@ -89,6 +90,10 @@ int img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
 void img_io_hint_sequential(const struct img_io *io);
 /* Start reading [off, off+len) into the page cache (file io only). */
 void img_io_prefetch(const struct img_io *io, uint64_t off, uint64_t len);
+/* Data or hole at off in a file io (SEEK_DATA/SEEK_HOLE), clamped to max:
+ * 0, or -ENOTSUP for memory io / -errno. */
+int img_io_file_status(const struct img_io *io, uint64_t off, uint64_t max,
+                       bool *data, uint64_t *len);
 /* Read host bytes, checking the range against the file size (EIO naming
  * the file when it lies past the end). */
 int img_read_host(img_t *img, void *buf, size_t len, uint64_t off,

@@ -281,9 +281,17 @@ img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m)
   if (max > in->virtual_size - off)
     max = in->virtual_size - off;
   if (in->format == IMG_FORMAT_RAW) {
-    m->kind = MAP_DATA;
+    /* holes of a sparse raw file read as zeros: say so, so the map (and
+     * SEEK_HOLE, sparse copies) sees them */
+    bool data = true;
+    uint64_t len = max;
+    if (img_io_file_status(&img->io, off, max, &data, &len) < 0 || len == 0) {
+      data = true;
+      len = max;
+    }
+    m->kind = data ? MAP_DATA : MAP_ZERO;
     m->host_off = off;
-    m->len = max;
+    m->len = len;
     return 0;
   }
   if (in->encrypted)

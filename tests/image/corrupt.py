@@ -173,7 +173,7 @@ def cases():
                     ["cluster bits", "L1", "header", "past the end", "backing",
                      "incompatible", "refcount", "encryption", "compression"])
 
-    p = qcow2("datafile.qcow2", opts="data_file=datafile.raw")
+    p = qcow2("datafile.qcow2", opts="data_file=" + os.path.join(W, "datafile.raw"))
     expect_fail("external data file refused", p, p, ["external data file"])
 
     for ctype in ("zlib", "zstd"):
