@@ -21,15 +21,18 @@ if [ ! -d "$repo" ]; then
   contrib/make-demo-repo.sh "$repo.tmp" && mv "$repo.tmp" "$repo"
 fi
 mkdir -p "$mnt"
-mountpoint -q "$mnt" && fusermount3 -u "$mnt"
-grep -qs " $mnt fuse" /proc/mounts && fusermount3 -uz "$mnt"
+# an earlier demo's mount (or a dead one) goes first; lazily if it is busy
+if grep -qs " $mnt fuse" /proc/mounts; then
+  fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"
+fi
 
 echo "== backupfs mount $repo $mnt"
 "$bfs" mount -o catalog="$top/demo/catalog.sqlite" "$repo" "$mnt"
 echo "== backupfs list"
 "$bfs" list --catalog "$top/demo/catalog.sqlite" "$repo"
 echo "== the tree"
-(cd "$mnt" && find . -maxdepth 4 -not -path '*/files/*' | sort | sed 's|^\./||')
+# (files/ is pruned: each point in time's guest files start an appliance)
+(cd "$mnt" && find . -maxdepth 4 -name files -prune -print -o -print | sort | sed 's|^\./||')
 echo "== web01/latest -> $(readlink "$mnt/web01/latest")"
 echo "== web01/latest/backup.json"
 cat "$mnt/web01/latest/backup.json"; echo
