@@ -49,3 +49,4 @@ if [ -d "$mnt/web01/latest/files" ]; then
 fi
 echo
 echo "Mounted at $mnt — browse it, then: fusermount3 -u $mnt"
+echo "(guest appliances keep the disks open until 5 minutes idle; before that, fusermount3 -uz)"
