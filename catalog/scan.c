@@ -495,6 +495,7 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   progress(&s, true);
 out:
   st.reopened = s.reopened;
+  st.changed = s.changed_vms;
   st.seconds = now() - t0;
   if (stats) *stats = st;
   free_model(&s);

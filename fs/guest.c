@@ -499,6 +499,13 @@ guest_ensure_launched(guest_t *g)
  fail:
   if (h)
     guestfs_close(h);
+  for (size_t i = 0; i < g->nfailed; i++) {
+    free(g->failed[i].mp);
+    free(g->failed[i].msg);
+  }
+  free(g->failed);
+  g->failed = NULL;
+  g->nfailed = 0;
   release_slot(g);
   if (!g->launch_err)   /* report once; later failures are quiet */
     bfs_log(BFS_LOG_ERROR, "%s: %s (retrying in %d s)", g->key,
