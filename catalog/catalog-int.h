@@ -187,7 +187,7 @@ struct scan {
   size_t nkboss, kboss_cap;
   struct model_vm *vms;
   size_t nvms;
-  unsigned reopened, walked, nimages;
+  unsigned reopened, walked, nimages, changed_vms;
   double last_progress;
 };
 

@@ -34,6 +34,8 @@ struct catalog_scan_stats {
   unsigned vms, backups, images, broken;
   unsigned reopened;                /* images whose header was (re)read */
   double seconds;
+  unsigned changed;                 /* VMs added, changed or removed: 0 when
+                                       listings are what they were */
 };
 /* Build or update: unchanged files (size, mtime, inode) are not reopened,
  * vanished backups disappear, new ones appear. */

@@ -41,7 +41,7 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
 {
   int c;
   optind = 0;                               /* full reinitialisation */
-  while ((c = getopt_long(argc, argv, "+hjq", long_opts, NULL)) != -1)
+  while ((c = getopt_long(argc, argv, "hjq", long_opts, NULL)) != -1)
     switch (c) {
     case OPT_CATALOG: a->opts.catalog_path = optarg; break;
     case OPT_CSB: a->opts.cloudstack_backups = optarg; break;
@@ -130,6 +130,7 @@ catalog_scan_cmd(int argc, char **argv)
     json_object_object_add(o, "images", json_object_new_int64(st.images));
     json_object_object_add(o, "broken", json_object_new_int64(st.broken));
     json_object_object_add(o, "reopened", json_object_new_int64(st.reopened));
+    json_object_object_add(o, "changed_vms", json_object_new_int64(st.changed));
     json_object_object_add(o, "seconds", json_object_new_double(st.seconds));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -143,7 +144,25 @@ catalog_scan_cmd(int argc, char **argv)
   return 0;
 }
 
-struct row { char c[7][64]; };
+struct row { char c[6][64]; char *status; };
+
+/* table cells: control bytes shown as \xNN, long values cut with "..." */
+static void
+cell(char dst[64], const char *src)
+{
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+    if (o + 5 >= 64 - 4) {
+      memcpy(dst + o, "...", 4);
+      return;
+    }
+    if (*p < 0x20 || *p == 0x7f)
+      o += snprintf(dst + o, 64 - o, "\\x%02x", *p);
+    else
+      dst[o++] = (char)*p;
+  }
+  dst[o] = '\0';
+}
 
 static void
 table_row(const struct catalog_backup *b, struct row *r)
@@ -158,13 +177,18 @@ table_row(const struct catalog_backup *b, struct row *r)
   char v[16], al[16];
   cat_human_size(vsize, v);
   cat_human_size(alloc, al);
-  snprintf(r->c[0], 64, "%s", b->vm);
-  snprintf(r->c[1], 64, "%s", b->name);
+  cell(r->c[0], b->vm);
+  cell(r->c[1], b->name);
   snprintf(r->c[2], 64, "%zu", b->ndisks);
   snprintf(r->c[3], 64, "%s", v);
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
-  snprintf(r->c[6], 64, "%s", b->status);
+  r->status = cat_xmalloc(4 * strlen(b->status) + 1);   /* not cut */
+  char *q = r->status;
+  for (const unsigned char *p = (const unsigned char *)b->status; *p; p++)
+    q += (*p < 0x20 || *p == 0x7f) ? sprintf(q, "\\x%02x", *p)
+                                   : (*q = (char)*p, 1);
+  *q = '\0';
 }
 
 int
@@ -240,8 +264,8 @@ catalog_list_cmd(int argc, char **argv)
     json_object_put(o);
   }
   else if (rc == 0) {
-    int w[7];
-    for (int c = 0; c < 7; c++) {
+    int w[6];
+    for (int c = 0; c < 6; c++) {
       w[c] = (int)strlen(head[c]);
       for (size_t i = 0; i < nrows; i++)
         if ((int)strlen(rows[i].c[c]) > w[c]) w[c] = (int)strlen(rows[i].c[c]);
@@ -249,12 +273,13 @@ catalog_list_cmd(int argc, char **argv)
     for (size_t i = 0; i <= nrows; i++) {
       const char *const *c = i == 0 ? head : (const char *const[7]){
         rows[i - 1].c[0], rows[i - 1].c[1], rows[i - 1].c[2], rows[i - 1].c[3],
-        rows[i - 1].c[4], rows[i - 1].c[5], rows[i - 1].c[6] };
+        rows[i - 1].c[4], rows[i - 1].c[5], rows[i - 1].status };
       printf("%-*s  %-*s  %*s  %*s  %*s  %*s  %s\n", w[0], c[0], w[1], c[1],
              w[2], c[2], w[3], c[3], w[4], c[4], w[5], c[5], c[6]);
     }
   }
   json_object_put(jvms);
+  for (size_t i = 0; i < nrows; i++) free(rows[i].status);
   free(rows);
   catalog_names_free(vms, nvms);
   catalog_close(cat);

@@ -393,9 +393,12 @@ store_model(sqlite3 *db, struct scan *s, bool *changed)
   for (size_t i = 0; i < s->nvms && r == 0; i++)
     if (!same[i])
       r = store_vm(db, s, &s->vms[i], st);
-  *changed = ngone > 0;
+  s->changed_vms = 0;
+  for (size_t i = 0; i < ngone; i++)
+    if (!gone[i].vm) s->changed_vms++;           /* removed */
   for (size_t i = 0; i < s->nvms; i++)
-    if (!same[i]) *changed = true;
+    if (!same[i]) s->changed_vms++;              /* added or changed */
+  *changed = s->changed_vms > 0;
   free(same);
   free(gone);
 out:

@@ -149,24 +149,27 @@ int
 kboss_parse_listbackups(const char *buf, size_t len, struct lb_backup **out,
                         size_t *n)
 {
-  struct json_object *root = parse_json(buf, len), *o, *arr = NULL;
+  struct json_object *root = parse_json(buf, len), *o = root, *inner, *arr;
   *out = NULL;
   *n = 0;
   if (!root)
     return bfs_error(-EINVAL, "not valid JSON");
-  o = root;
   if (json_object_is_type(o, json_type_object) &&
-      json_object_object_get_ex(o, "listbackupsresponse", &o) && !o)
-    o = root;
+      json_object_object_get_ex(o, "listbackupsresponse", &inner) && inner)
+    o = inner;
   if (json_object_is_type(o, json_type_array))
     arr = o;
-  else if (!json_object_is_type(o, json_type_object) ||
-           !json_object_object_get_ex(o, "backup", &arr) || !arr ||
-           !json_object_is_type(arr, json_type_array)) {
+  else if (!json_object_is_type(o, json_type_object)) {
     json_object_put(root);
-    /* an empty response has no "backup" member at all */
-    if (json_object_is_type(o, json_type_object)) return 0;
-    return bfs_error(-EINVAL, "no backup list (listbackupsresponse.backup[])");
+    return bfs_error(-EINVAL, "not a listBackups response");
+  }
+  else if (!json_object_object_get_ex(o, "backup", &arr) || !arr) {
+    json_object_put(root);
+    return 0;                   /* an empty response has no "backup" at all */
+  }
+  else if (!json_object_is_type(arr, json_type_array)) {
+    json_object_put(root);
+    return bfs_error(-EINVAL, "\"backup\" is not a list");
   }
 
   size_t cnt = json_object_array_length(arr);

@@ -241,7 +241,10 @@ load_domain(struct scan *s, const char *reldir, const char *file,
     f->dirty = true;
     domain_info_free(d);
   }
-  return domain_info_from_json(f->info, d) == 0;
+  if (domain_info_from_json(f->info, d) < 0) return false;
+  if (d->ndisks || d->name) return true;
+  domain_info_free(d);          /* unreadable: let the next file speak */
+  return false;
 }
 
 static int

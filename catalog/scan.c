@@ -213,8 +213,9 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   int fd = openat(s->repo_fd, rel,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    bfs_log(BFS_LOG_WARN, "%s/%s: %s (skipped)", s->cat->repo, rel,
-            strerror(errno));
+    if (errno != ENOENT)          /* vanished meanwhile: nothing to say */
+      bfs_log(BFS_LOG_WARN, "%s/%s: %s (skipped)", s->cat->repo, rel,
+              strerror(errno));
     return;
   }
   DIR *d = fdopendir(fd);
@@ -234,8 +235,8 @@ list_dir(struct scan *s, const char *rel, struct names *files,
     into->v[into->n++] = cat_xstrdup(e->d_name);
   }
   closedir(d);
-  if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-  if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
 }
 
 static void
@@ -406,7 +407,8 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
   size_t vcap = 0;
   if (!h) abort();
 
-  qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
+  if (s->nbackups > 1)
+    qsort(s->backups, s->nbackups, sizeof *s->backups, cmp_backup);
   unsigned dup = 0;
   for (size_t i = 0; i < s->nbackups; i++) {
     struct model_backup *b = &s->backups[i];
@@ -493,6 +495,7 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   progress(&s, true);
 out:
   st.reopened = s.reopened;
+  st.changed = s.changed_vms;
   st.seconds = now() - t0;
   if (stats) *stats = st;
   free_model(&s);

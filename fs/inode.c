@@ -323,7 +323,7 @@ node_fill_stat(const struct node *n, struct stat *st)
     st->st_blocks = (st->st_size + 511) / 512;
     break;
   case N_DISK:
-    st->st_mode = S_IFREG | 0444;
+    st->st_mode = S_IFREG | (mnt.writable ? 0644 : 0444);
     st->st_size = n->disk->size;
     st->st_blocks = (n->disk->allocated + 511) / 512;
     break;

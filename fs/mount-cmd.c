@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -31,7 +32,8 @@
 struct opts {
   bool foreground, debug, single;
   bool allow_other, no_inotify;
-  char *catalog, *cloudstack_backups;
+  char *catalog, *cloudstack_backups, *scratch;
+  bool writable;
   unsigned max_threads;
   unsigned readahead_kb;
   char fuse_o[4096];                /* options passed to libfuse */
@@ -42,7 +44,7 @@ static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs mount [-f] [-d] [-s] [-o OPTS] REPO MOUNTPOINT\n"
+"usage: backupfs mount [-f] [-d] [-s] [--scratch DIR] [-o OPTS] REPO MOUNTPOINT\n"
 "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)\n"
 "\n"
 "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
@@ -57,6 +59,10 @@ usage(FILE *f)
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
+"     writable                 disks/<disk>.img take writes, kept in sparse\n"
+"                              scratch files (the backup never changes)\n"
+"     scratch=DIR              where (also --scratch DIR; outside REPO);\n"
+"                              found again at the next mount\n"
 "     max_threads=N            FUSE worker threads (default %d)\n"
 "     readahead_kb=N           kernel readahead of the mount (root only;\n"
 "                              default %d, 0 leaves the kernel's 128)\n"
@@ -74,7 +80,7 @@ is_ignored(const char *o)
     "rw", "ro", "defaults", "auto", "noauto", "user", "nouser", "users",
     "owner", "group", "_netdev", "nofail", "suid", "nosuid", "dev", "nodev",
     "atime", "noatime", "relatime", "strictatime", "nodiratime", "async",
-    "sync", "dirsync", "auto_unmount", "writable",
+    "sync", "dirsync", "auto_unmount",
   };
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (!strcmp(o, words[i]))
@@ -133,9 +139,12 @@ parse_o(struct opts *o, const char *arg)
       o->allow_other = true;
     else if (!strcmp(tok, "default_permissions"))
       ;                               /* added below when it matters */
-    else if (!strncmp(tok, "scratch=", 8))
-      return bfs_error(-ENOTSUP, "-o %s: writable mounts are not supported "
-                       "yet", tok);
+    else if (!strncmp(tok, "scratch=", 8)) {
+      free(o->scratch);
+      o->scratch = strdup(tok + 8);
+    }
+    else if (!strcmp(tok, "writable"))
+      o->writable = true;
     else if (is_ignored(tok))
       ;
     else {
@@ -165,6 +174,13 @@ parse_args(int argc, char **argv, struct opts *o)
       o->debug = o->foreground = true;
     else if (!strcmp(a, "-s"))
       o->single = true;
+    else if (!strcmp(a, "--scratch") || !strncmp(a, "--scratch=", 10)) {
+      const char *v = a[9] ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!v)
+        return bfs_error(-EINVAL, "--scratch needs a directory");
+      free(o->scratch);
+      o->scratch = strdup(v);
+    }
     else if (!strcmp(a, "-o") || !strncmp(a, "-o", 2)) {
       const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v)
@@ -287,6 +303,24 @@ run(struct opts *o)
   if (!strcmp(mnt.repo, mnt.mountpoint))
     return bfs_error(-EINVAL, "%s: the mount point is the repository itself",
                      mnt.repo);
+  if (o->scratch && !o->writable)
+    return bfs_error(-EINVAL, "scratch=%s without -o writable", o->scratch);
+  if (o->writable) {
+    if (!o->scratch)
+      return bfs_error(-EINVAL, "-o writable needs a scratch directory "
+                       "outside the repository (scratch=DIR or --scratch DIR)");
+    r = scratch_init(o->scratch);
+    if (r < 0)
+      return r;
+    mnt.writable = true;
+  }
+
+  /* every open chain holds a descriptor per layer */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 
   r = open_catalog(o, isatty(2));
   if (r < 0)
@@ -317,7 +351,8 @@ run(struct opts *o)
     return r;
 
   /* libfuse options */
-  r = add_fuse_opt(o, "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
+  r = add_fuse_opt(o, o->writable ? "nosuid,nodev,auto_unmount,subtype=backupfs"
+                                  : "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
   if (r == 0 && !strstr(o->fuse_o, "max_read="))
     r = add_fuse_opt(o, "max_read=1048576");
   if (r == 0 && o->allow_other)
@@ -333,6 +368,7 @@ run(struct opts *o)
                     (char *)"-d", NULL };
   struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, fargv);
   mnt.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
+  fuse_opt_free_args(&args);
   if (!mnt.se)
     return bfs_error(-EINVAL, "cannot start FUSE session (options: %s)",
                      o->fuse_o);
@@ -369,15 +405,17 @@ run(struct opts *o)
     r = fuse_session_loop_mt(mnt.se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  struct fuse_session *se = mnt.se;
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
-  fuse_session_unmount(mnt.se);
-  fuse_remove_signal_handlers(mnt.se);
-  fuse_session_destroy(mnt.se);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
   mnt.se = NULL;
   files_shutdown();
-  catalog_close(mnt.cat);
+  disk_idle_flush();
   nodes_free_all();
+  catalog_close(mnt.cat);
   return r < 0 ? bfs_error(r, "FUSE loop: %s", strerror(-r)) : 0;
 }
 
@@ -395,6 +433,7 @@ fs_mount_cmd(int argc, char **argv)
   r = run(&o);
   free(o.catalog);
   free(o.cloudstack_backups);
+  free(o.scratch);
   if (r < 0) {
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());
     return 1;

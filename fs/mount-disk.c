@@ -7,6 +7,11 @@
  * the last handle closes.  A chain that cannot be opened is not cached: the
  * open fails with EIO (the reason goes to the log once) and a later open
  * tries again, so a repaired repository heals without a remount.
+ *
+ * Open chains hold a descriptor per layer, so chains no handle uses go on
+ * an idle LRU (idle_lock; taken after a disk's lock, never before) and the
+ * oldest are closed beyond IDLE_CHAINS.  d->opens (under d->lock) counts
+ * handles using d->chain; a chain is only closed when it is zero.
  */
 #include "fs/mount.h"
 
@@ -14,8 +19,25 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
+
+#define IDLE_CHAINS 64
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct disk *idle_head, *idle_tail;  /* oldest first; each holds a ref */
+static size_t nidle;
+
+static void
+idle_remove(struct disk *d)                 /* idle_lock held */
+{
+  *(d->idle_prev ? &d->idle_prev->idle_next : &idle_head) = d->idle_next;
+  *(d->idle_next ? &d->idle_next->idle_prev : &idle_tail) = d->idle_prev;
+  d->idle_prev = d->idle_next = NULL;
+  d->idle = false;
+  nidle--;
+}
 
 struct disk *
 disk_new(const char *path, uint64_t size, uint64_t allocated)
@@ -29,6 +51,8 @@ disk_new(const char *path, uint64_t size, uint64_t allocated)
     return NULL;
   }
   atomic_init(&d->refs, 1);
+  d->scratch_fd = -1;
+  pthread_rwlock_init(&d->wlock, NULL);
   d->size = size;
   d->allocated = allocated;
   pthread_mutex_init(&d->lock, NULL);
@@ -47,8 +71,13 @@ disk_unref(struct disk *d)
 {
   if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
     return;
+  /* the idle list holds a reference: d is not on it */
   if (d->chain)
     chain_close(d->chain);
+  if (d->scratch_fd >= 0)
+    close(d->scratch_fd);
+  free(d->scratch_path);
+  pthread_rwlock_destroy(&d->wlock);
   pthread_mutex_destroy(&d->lock);
   free(d->path);
   free(d);
@@ -58,6 +87,7 @@ int
 disk_chain(struct disk *d, chain_t **out)
 {
   int r = 0;
+  bool was_idle = false;
 
   pthread_mutex_lock(&d->lock);
   if (!d->chain) {
@@ -82,7 +112,73 @@ disk_chain(struct disk *d, chain_t **out)
                 "catalog's %" PRIu64, d->path, chain_size(c), d->size);
     }
   }
+  if (r == 0) {
+    d->opens++;
+    pthread_mutex_lock(&idle_lock);
+    if (d->idle) {
+      idle_remove(d);
+      was_idle = true;
+    }
+    pthread_mutex_unlock(&idle_lock);
+  }
   *out = d->chain;
   pthread_mutex_unlock(&d->lock);
+  if (was_idle)
+    disk_unref(d);                          /* the idle list's reference */
   return r;
+}
+
+/* A handle is done with d->chain: park an unused chain on the idle list
+ * and close the oldest idle ones beyond IDLE_CHAINS. */
+void
+disk_release(struct disk *d)
+{
+  pthread_mutex_lock(&d->lock);
+  if (--d->opens == 0 && d->chain) {
+    pthread_mutex_lock(&idle_lock);
+    if (!d->idle) {
+      disk_ref(d);
+      d->idle = true;
+      d->idle_prev = idle_tail;
+      d->idle_next = NULL;
+      *(idle_tail ? &idle_tail->idle_next : &idle_head) = d;
+      idle_tail = d;
+      nidle++;
+    }
+    pthread_mutex_unlock(&idle_lock);
+  }
+  pthread_mutex_unlock(&d->lock);
+
+  for (;;) {
+    pthread_mutex_lock(&idle_lock);
+    struct disk *old = nidle > IDLE_CHAINS ? idle_head : NULL;
+    if (old)
+      idle_remove(old);
+    pthread_mutex_unlock(&idle_lock);
+    if (!old)
+      break;
+    pthread_mutex_lock(&old->lock);
+    if (old->opens == 0 && old->chain && !old->idle) {
+      chain_close(old->chain);
+      old->chain = NULL;
+    }
+    pthread_mutex_unlock(&old->lock);
+    disk_unref(old);
+  }
+}
+
+/* Close every idle chain (unmount). */
+void
+disk_idle_flush(void)
+{
+  for (;;) {
+    pthread_mutex_lock(&idle_lock);
+    struct disk *d = idle_head;
+    if (d)
+      idle_remove(d);
+    pthread_mutex_unlock(&idle_lock);
+    if (!d)
+      break;
+    disk_unref(d);
+  }
 }

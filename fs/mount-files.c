@@ -28,11 +28,13 @@
 #pragma weak guest_dirents_free
 #pragma weak guest_readlink
 #pragma weak guest_pread
+#pragma weak guest_pool_set_index
+#pragma weak guest_index_db_path
 
 bool
 files_enabled(void)
 {
-  return mnt.guests != NULL;
+  return mnt.guests != NULL || guest_pool_new != NULL;
 }
 
 int
@@ -41,6 +43,12 @@ files_init(void)
   if (!guest_pool_new)
     return 0;
   mnt.guests = guest_pool_new(4, 300);
+  if (mnt.guests && mnt.cat && guest_pool_set_index && guest_index_db_path) {
+    char *idx = guest_index_db_path(catalog_path(mnt.cat));
+    if (idx)
+      guest_pool_set_index(mnt.guests, idx);
+    free(idx);
+  }
   if (!mnt.guests)
     bfs_log(BFS_LOG_WARN, "guest files disabled: %s", bfs_last_error());
   unsigned slots = mnt.max_threads / 2 ? mnt.max_threads / 2 : 1;

@@ -19,6 +19,10 @@
  *                             fuse_lowlevel_notify_*.
  *   disk.lock       (mutex)   one disk's lazy chain_open.  Once d->chain is
  *                             set it never changes while the disk lives.
+ *   disk.wlock      (rwlock)  -o writable only: a write covering part of a
+ *                             scratch block (read-modify-write) holds it
+ *                             exclusively, whole-block writes shared.  Reads
+ *                             do not take it.  Taken before disk.lock.
  *   mnt.q_lock      (mutex)   the queue of pending kernel invalidations.
  *
  *   The read path takes no lock of ours: open() resolves the node under the
@@ -83,12 +87,32 @@ struct disk {                       /* disks/<disk>.img */
   pthread_mutex_t lock;
   chain_t *chain;                   /* opened lazily, then immutable */
   bool warned;                      /* open failure logged once */
+  unsigned opens;                   /* handles using chain (under lock) */
+  bool idle;                        /* on the idle list (idle_lock) */
+  struct disk *idle_prev, *idle_next;
+  char *scratch_path;               /* -o writable: its scratch file */
+  int scratch_fd;                   /* -1 until opened (under lock) */
+  pthread_rwlock_t wlock;           /* partial-block writes: exclusive */
 };
 struct disk *disk_new(const char *path, uint64_t size, uint64_t allocated);
 struct disk *disk_ref(struct disk *d);
 void disk_unref(struct disk *d);
-/* the disk's chain, opened on first use: 0 or -EIO */
+/* the disk's chain, opened on first use, for one more handle: 0 or -EIO */
 int disk_chain(struct disk *d, chain_t **out);
+/* that handle is done with the chain */
+void disk_release(struct disk *d);
+void disk_idle_flush(void);
+
+/* mount-scratch.c — -o writable */
+int scratch_init(const char *dir);
+int scratch_fd(struct disk *d, bool create);
+int scratch_pread(struct disk *d, chain_t *c, void *buf, size_t len,
+                  uint64_t off);
+int scratch_pwrite(struct disk *d, chain_t *c, const void *buf, size_t len,
+                   uint64_t off);
+int scratch_lseek(struct disk *d, uint64_t size, uint64_t pos, int whence,
+                  int (*chain_seek)(void *, uint64_t, int, uint64_t *),
+                  void *opaque, uint64_t *out);
 
 /* ---- the tree ---- */
 
@@ -128,6 +152,8 @@ struct mnt {
   gid_t gid;
   time_t start;
   double entry_timeout;
+  bool writable;                    /* -o writable: disks take writes */
+  char *scratch;                    /* their scratch directory */
 
   pthread_mutex_t scan_lock;
   time_t last_scan;

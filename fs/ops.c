@@ -36,6 +36,7 @@ struct handle {
 };
 
 struct dirbuf {
+  atomic_uint refs;                 /* opendir + each readdir in flight */
   char *p;
   size_t size, cap;
   size_t *ends;                     /* end offset of each entry */
@@ -97,6 +98,10 @@ op_init(void *userdata, struct fuse_conn_info *conn)
   if (conn->capable & FUSE_CAP_SPLICE_WRITE)
     conn->want |= FUSE_CAP_SPLICE_WRITE;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  /* let readahead keep more requests in flight across our workers (the
+   * kernel's default is 12 background requests, congested at 9) */
+  conn->max_background = 32;
+  conn->congestion_threshold = 24;
   conn->time_gran = 1;
 }
 
@@ -225,16 +230,16 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   h->fd = -1;
-  if ((fi->flags & O_ACCMODE) != O_RDONLY ||
-      (fi->flags & (O_TRUNC | O_APPEND))) {
-    free(h);
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  bool wr = (fi->flags & O_ACCMODE) != O_RDONLY ||
+            (fi->flags & (O_TRUNC | O_APPEND));
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *n = node_find(ino);
   if (!n)
     r = -ENOENT;
+  else if (wr && !(mnt.writable && n->kind == N_DISK))
+    r = -EROFS;
+  else if (wr && (fi->flags & (O_TRUNC | O_APPEND)))
+    r = -EPERM;                             /* fixed-size disks */
   else {
     h->kind = n->kind;
     switch (n->kind) {
@@ -285,6 +290,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fi->keep_cache = h->kind != N_GUEST;
   fi->noflush = 1;
   if (fuse_reply_open(req, fi) == -ENOENT) {
+    if (h->chain)
+      disk_release(h->disk);
     if (h->disk)
       disk_unref(h->disk);
     blob_unref(h->blob);
@@ -299,6 +306,8 @@ static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  if (h->chain)
+    disk_release(h->disk);
   if (h->disk)
     disk_unref(h->disk);
   blob_unref(h->blob);
@@ -326,7 +335,8 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     return;
   }
   bfs_clear_error();
-  int r = chain_pread(h->chain, buf, size, off);
+  int r = mnt.writable ? scratch_pread(h->disk, h->chain, buf, size, off)
+                       : chain_pread(h->chain, buf, size, off);
   if (r < 0) {
     bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
             size, (uint64_t)off, bfs_last_error());
@@ -379,12 +389,33 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
 }
 
+/* Where data (or a hole) starts at or after pos in the chain; size when
+ * there is none. */
+static int
+chain_seek(void *opaque, uint64_t pos, int whence, uint64_t *out)
+{
+  struct handle *h = opaque;
+  struct chain_extent ext;
+
+  while (pos < h->size) {
+    if (chain_extent_at(h->chain, pos, &ext) < 0 || ext.len == 0) {
+      bfs_log(BFS_LOG_WARN, "%s: extent at %" PRIu64 ": %s", h->disk->path,
+              pos, bfs_last_error());
+      return -EIO;
+    }
+    if ((ext.kind == CHAIN_EXTENT_DATA) == (whence == SEEK_DATA))
+      break;
+    pos = ext.off + ext.len;
+  }
+  *out = pos < h->size ? pos : h->size;
+  return 0;
+}
+
 static void
 op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
          struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-  struct chain_extent ext;
   uint64_t pos = off;
 
   if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
@@ -407,26 +438,15 @@ op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     fuse_reply_err(req, ENXIO);
     return;
   }
-  while (pos < h->size) {
-    if (chain_extent_at(h->chain, pos, &ext) < 0 || ext.len == 0) {
-      bfs_log(BFS_LOG_WARN, "%s: extent at %" PRIu64 ": %s", h->disk->path,
-              pos, bfs_last_error());
-      fuse_reply_err(req, EIO);
-      return;
-    }
-    bool data = ext.kind == CHAIN_EXTENT_DATA;
-    if (data == (whence == SEEK_DATA))
-      break;
-    pos = ext.off + ext.len;
-  }
-  if (pos >= h->size) {
-    if (whence == SEEK_DATA) {
-      fuse_reply_err(req, ENXIO);
-      return;
-    }
-    pos = h->size;
-  }
-  fuse_reply_lseek(req, pos);
+  int r = mnt.writable
+    ? scratch_lseek(h->disk, h->size, pos, whence, chain_seek, h, &pos)
+    : chain_seek(h, pos, whence, &pos);
+  if (r < 0)
+    fuse_reply_err(req, EIO);
+  else if (whence == SEEK_DATA && pos >= h->size)
+    fuse_reply_err(req, ENXIO);
+  else
+    fuse_reply_lseek(req, pos);
 }
 
 /* ---- directories ---- */
@@ -458,6 +478,16 @@ dirbuf_add(fuse_req_t req, struct dirbuf *d, const char *name,
 }
 
 static void
+dirbuf_unref(struct dirbuf *d)
+{
+  if (atomic_fetch_sub(&d->refs, 1) == 1) {
+    free(d->ends);
+    free(d->p);
+    free(d);
+  }
+}
+
+static void
 op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct dirbuf *d = calloc(1, sizeof *d);
@@ -468,6 +498,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, ENOMEM);
     return;
   }
+  atomic_init(&d->refs, 1);
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *n = node_find(ino);
   bool rescan = n && (n->kind == N_ROOT || n->kind == N_VM);
@@ -530,6 +561,9 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
   struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
 
+  /* a reference while the reply is written: a racing releasedir (after an
+   * interrupted request) must not free the buffer under writev */
+  atomic_fetch_add(&d->refs, 1);
   /* hand out whole entries only: the largest entry end within size */
   size_t lo = 0, hi = d->n, end = off;
   while (lo < hi) {
@@ -542,15 +576,13 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   if (lo > 0 && d->ends[lo - 1] > (size_t)off)
     end = d->ends[lo - 1];
   fuse_reply_buf(req, end > (size_t)off ? d->p + off : NULL, end - off);
+  dirbuf_unref(d);
 }
 
 static void
 op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
-  free(d->ends);
-  free(d->p);
-  free(d);
+  dirbuf_unref((struct dirbuf *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -573,7 +605,28 @@ static void
 op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
            struct fuse_file_info *fi)
 {
-  fuse_reply_err(req, EROFS);
+  struct stat st;
+  int err = EROFS;
+
+  pthread_rwlock_rdlock(&mnt.tree_lock);
+  struct node *n = node_find(ino);
+  /* a writable disk keeps its size; time updates are accepted and ignored */
+  if (n && n->kind == N_DISK && mnt.writable) {
+    node_fill_stat(n, &st);
+    if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+                   FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                   FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+      err = EPERM;
+    else if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != st.st_size)
+      err = EPERM;
+    else
+      err = 0;
+  }
+  pthread_rwlock_unlock(&mnt.tree_lock);
+  if (err)
+    fuse_reply_err(req, err);
+  else
+    fuse_reply_attr(req, &st, mnt.entry_timeout);
 }
 
 static void
@@ -620,7 +673,36 @@ static void
 op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
          off_t off, struct fuse_file_info *fi)
 {
-  fuse_reply_err(req, EROFS);
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+  if (!mnt.writable || h->kind != N_DISK) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (off < 0 || (uint64_t)off >= h->size) {
+    fuse_reply_err(req, size ? ENOSPC : 0);
+    return;
+  }
+  if (size > h->size - off)
+    size = h->size - off;
+  bfs_clear_error();
+  int r = scratch_pwrite(h->disk, h->chain, buf, size, off);
+  if (r < 0) {
+    bfs_log(BFS_LOG_WARN, "%s: write %zu at %" PRIu64 ": %s",
+            h->disk->scratch_path, size, (uint64_t)off, bfs_last_error());
+    fuse_reply_err(req, -r == ENOMEM || -r == ENOSPC ? -r : EIO);
+  }
+  else
+    fuse_reply_write(req, size);
+}
+
+static void
+op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+         struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+  int fd = h->kind == N_DISK && mnt.writable ? scratch_fd(h->disk, false) : -1;
+  fuse_reply_err(req, fd >= 0 && fdatasync(fd) < 0 ? EIO : 0);
 }
 
 static void
@@ -634,7 +716,7 @@ static void
 op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
              off_t length, struct fuse_file_info *fi)
 {
-  fuse_reply_err(req, EROFS);
+  fuse_reply_err(req, mnt.writable ? EOPNOTSUPP : EROFS);
 }
 
 static void
@@ -674,6 +756,7 @@ const struct fuse_lowlevel_ops fs_ops = {
   .rename = op_rename,
   .link = op_link,
   .write = op_write,
+  .fsync = op_fsync,
   .create = op_create,
   .fallocate = op_fallocate,
   .setxattr = op_setxattr,

@@ -47,6 +47,8 @@ struct inval {
 static void
 queue(fuse_ino_t ino, const char *name)
 {
+  if (!mnt.se)
+    return;                         /* not mounted: the kernel knows nothing */
   struct inval *v = calloc(1, sizeof *v);
   if (!v)
     return;
@@ -170,6 +172,10 @@ build_backup(struct node *bn, const struct want *w)
     struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
     if (!d)
       continue;
+    if (mnt.scratch &&
+        asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
+                 b->name, name) < 0)
+      d->scratch_path = NULL;
     struct node *dn = add_kid(dd, N_DISK, name);
     if (dn)
       dn->disk = d;
@@ -546,6 +552,8 @@ tree_watch_stop(void)
   atomic_store(&mnt.stop, true);
   wake();
   pthread_join(mnt.watcher, NULL);
+  mnt.se = NULL;                    /* drop what is still queued */
+  send_invalidations();
   if (mnt.ino_fd >= 0)
     close(mnt.ino_fd);
   close(mnt.wake_fd);

@@ -203,3 +203,10 @@ chain_layer_path(const chain_t *c, size_t i)
 {
   return i < c->depth ? c->paths[i] : NULL;
 }
+
+void
+chain_hint_sequential(chain_t *c)
+{
+  for (size_t i = 0; i < c->depth; i++)
+    img_io_hint_sequential(&c->layers[i]->io);
+}

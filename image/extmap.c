@@ -14,8 +14,9 @@
  * dropped.  Memory is bounded by map_cap: when exceeded, the least recently
  * used half of the regions is evicted.  Decompressed clusters live in an LRU
  * (cc_lock, a mutex) bounded by cc_cap; hits are copied out under the lock.
- * Requests covering a whole compressed cluster decompress straight into the
- * caller's buffer and bypass the cache.
+ * Requests covering whole compressed clusters decompress straight into the
+ * caller's buffer, bypassing the cache, with the payloads of neighbouring
+ * clusters fetched by one pread (read_compressed_run).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -357,7 +358,96 @@ read_compressed(chain_t *c, const struct seg *s, void *buf, uint64_t off,
   return 0;
 }
 
+/* Whole compressed clusters at off, stored next to each other in one layer
+ * (QEMU writes them back to back): one pread for up to CHAIN_BATCH bytes of
+ * payloads, then decompress each straight into buf.  Returns the bytes of
+ * buf filled (at least the first cluster), or -errno. */
+#define CHAIN_BATCH (1u << 20)
+static int64_t
+read_compressed_run(chain_t *c, const struct seg *first, unsigned char *buf,
+                    uint64_t off, uint64_t end)
+{
+  img_t *img = c->layers[first->layer];
+  const uint64_t cs = 1ull << img_get_info(img)->cluster_bits;
+  struct seg run[64];
+  size_t n = 0;
+  uint64_t lo = first->host, hi = first->host + first->csize, pos = off;
+  unsigned char *in;
+  int r;
+
+  run[n++] = *first;
+  pos += cs;
+  while (n < 64 && pos + cs <= end) {
+    struct seg s;
+    if ((r = get_seg(c, pos, &s)) < 0)
+      return r;
+    /* QEMU compresses in parallel, so neighbours may be stored slightly
+     * out of order: accept any payload keeping the window within a batch */
+    uint64_t nlo = s.host < lo ? s.host : lo;
+    uint64_t nhi = s.host + s.csize > hi ? s.host + s.csize : hi;
+    if (s.kind != SEG_COMPRESSED || s.layer != first->layer ||
+        s.cl_off != pos || s.off != pos || s.len < cs ||
+        nhi - nlo > CHAIN_BATCH)
+      break;
+    run[n++] = s;
+    lo = nlo;
+    hi = nhi;
+    pos += cs;
+  }
+  if (n == 1) {
+    struct img_map m = { .kind = MAP_COMPRESSED, .host_off = first->host,
+                         .csize = first->csize, .cl_off = first->cl_off };
+    r = img_decompress(img, &m, buf);
+    return r < 0 ? r : (int64_t)cs;
+  }
+  in = malloc(hi - lo);
+  if (!in)
+    return bfs_error(-ENOMEM, "out of memory");
+  r = img_read_host(img, in, hi - lo, lo, "compressed clusters");
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    struct img_map m = { .kind = MAP_COMPRESSED, .host_off = run[i].host,
+                         .csize = run[i].csize, .cl_off = run[i].cl_off };
+    r = img_decompress_buf(img, &m, in + (run[i].host - lo), buf + i * cs);
+  }
+  free(in);
+  return r < 0 ? r : (int64_t)(n * cs);
+}
+
 /* ---- public ---- */
+
+void
+chain_prefetch(chain_t *c, uint64_t off, uint64_t len)
+{
+  uint64_t end = off + len > c->size ? c->size : off + len;
+  int layer = -1;
+  uint64_t lo = 0, hi = 0;
+  struct seg s;
+
+  /* coalesce neighbouring host ranges of one layer into one hint */
+  for (; off < end; off = s.off + s.len) {
+    uint64_t h0, h1;
+    if (get_seg(c, off, &s) < 0)
+      break;
+    if (s.kind == SEG_ZERO)
+      continue;
+    h0 = s.kind == SEG_DATA ? s.host + (off - s.off) : s.host;
+    h1 = s.kind == SEG_DATA ? s.host + (s.off + s.len - off) : s.host + s.csize;
+    if (s.kind == SEG_DATA && s.off + s.len > end)
+      h1 -= s.off + s.len - end;
+    if (s.layer == layer && h0 >= lo && h0 <= hi + 65536) {
+      if (h1 > hi)
+        hi = h1;
+      continue;
+    }
+    if (layer >= 0)
+      img_io_prefetch(&c->layers[layer]->io, lo, hi - lo);
+    layer = s.layer;
+    lo = h0;
+    hi = h1;
+  }
+  if (layer >= 0)
+    img_io_prefetch(&c->layers[layer]->io, lo, hi - lo);
+}
 
 void
 chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes)
@@ -414,11 +504,20 @@ chain_pread(chain_t *c, void *buf, size_t len, uint64_t off)
       if (r < 0)
         return r;
       break;
-    case SEG_COMPRESSED:
+    case SEG_COMPRESSED: {
+      uint64_t cs = 1ull << img_get_info(c->layers[s.layer])->cluster_bits;
+      if (off == s.cl_off && s.off == off && s.len >= cs && end - off >= cs) {
+        int64_t got = read_compressed_run(c, &s, p, off, end);
+        if (got < 0)
+          return (int)got;
+        n = (size_t)got;
+        break;
+      }
       r = read_compressed(c, &s, p, off, n);
       if (r < 0)
         return r;
       break;
+    }
     }
     p += n;
     off += n;
@@ -464,6 +563,24 @@ chain_extent_at(chain_t *c, uint64_t off, struct chain_extent *out)
   }
   out->off = start;
   out->len = end - start;
+  out->kind = s.kind == SEG_ZERO ? CHAIN_EXTENT_ZERO : CHAIN_EXTENT_DATA;
+  out->layer = s.kind == SEG_ZERO ? -1 : s.layer;
+  return 0;
+}
+
+int
+chain_piece_at(chain_t *c, uint64_t off, struct chain_extent *out)
+{
+  struct seg s;
+  int r;
+
+  if (off >= c->size)
+    return bfs_error(-EINVAL, "%s: offset %" PRIu64 " past the virtual size",
+                     c->paths[0], off);
+  if ((r = get_seg(c, off, &s)) < 0)
+    return r;
+  out->off = s.off;
+  out->len = s.len;
   out->kind = s.kind == SEG_ZERO ? CHAIN_EXTENT_ZERO : CHAIN_EXTENT_DATA;
   out->layer = s.kind == SEG_ZERO ? -1 : s.layer;
   return 0;

@@ -59,7 +59,7 @@ dup_name(const unsigned char *p, size_t len)
 
 static int
 parse_extensions(img_t *img, const unsigned char *hdr, size_t hdr_len,
-                  size_t start)
+                  size_t start, bool partial)
 {
   size_t pos = start;
 
@@ -70,6 +70,8 @@ parse_extensions(img_t *img, const unsigned char *hdr, size_t hdr_len,
     pos += 8;
     if (type == EXT_END)
       return 0;
+    if (padded > hdr_len - pos && partial)
+      return -EAGAIN;               /* read the whole first cluster */
     if (padded > hdr_len - pos)
       return bfs_error(-EIO, "%s: header extension %#x (%u bytes) runs past "
                        "the first cluster", img->name, type, len);
@@ -96,7 +98,7 @@ parse_extensions(img_t *img, const unsigned char *hdr, size_t hdr_len,
   }
   /* running off the cluster without an end marker: tolerated like QEMU
    * (it stops at the cluster end too) */
-  return 0;
+  return partial ? -EAGAIN : 0;
 }
 
 static int
@@ -186,17 +188,24 @@ open_qcow2(img_t *img)
   if (crypt != 0)
     in->encrypted = true;
 
-  /* the first cluster holds the header and its extensions */
+  /* the first cluster holds the header and its extensions; they are
+   * usually tiny, so read 4 KiB first and the whole cluster only if the
+   * extensions go on (scanning must stay cheap with 2 MiB clusters) */
   hdr_read = (size_t)(img->cluster_size < fsize ? img->cluster_size : fsize);
   if (hdr_read < hdr_len)
     return bfs_error(-EIO, "%s: qcow2 header truncated", img->name);
-  hdr = malloc(hdr_read);
-  if (!hdr)
-    return bfs_error(-ENOMEM, "%s: out of memory", img->name);
-  r = img_read_host(img, hdr, hdr_read, 0, "qcow2 header");
-  if (r < 0)
-    return r;
-  r = parse_extensions(img, hdr, hdr_read, hdr_len);
+  for (size_t want = hdr_read < 4096 ? hdr_read : 4096;; want = hdr_read) {
+    free(hdr);
+    hdr = malloc(want);
+    if (!hdr)
+      return bfs_error(-ENOMEM, "%s: out of memory", img->name);
+    r = img_read_host(img, hdr, want, 0, "qcow2 header");
+    if (r < 0)
+      return r;
+    r = parse_extensions(img, hdr, want, hdr_len, want < hdr_read);
+    if (r != -EAGAIN)
+      break;
+  }
   if (r < 0)
     return r;
 

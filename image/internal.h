@@ -9,6 +9,7 @@
 #define BFS_IMAGE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "image/image.h"
@@ -82,6 +83,17 @@ int img_open_io_fmt(struct img_io *io, const char *name, int fmt,
 int img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m);
 /* Decompress one compressed cluster into out (cluster_size bytes). */
 int img_decompress(img_t *img, const struct img_map *m, void *out);
+/* The same with the payload (m->csize bytes) already in memory. */
+int img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
+                       void *out);
+/* Hint the kernel that io will be read sequentially (file io only). */
+void img_io_hint_sequential(const struct img_io *io);
+/* Start reading [off, off+len) into the page cache (file io only). */
+void img_io_prefetch(const struct img_io *io, uint64_t off, uint64_t len);
+/* Data or hole at off in a file io (SEEK_DATA/SEEK_HOLE), clamped to max:
+ * 0, or -ENOTSUP for memory io / -errno. */
+int img_io_file_status(const struct img_io *io, uint64_t off, uint64_t max,
+                       bool *data, uint64_t *len);
 /* Read host bytes, checking the range against the file size (EIO naming
  * the file when it lies past the end). */
 int img_read_host(img_t *img, void *buf, size_t len, uint64_t off,
@@ -139,6 +151,14 @@ struct chain {
   size_t cc_bytes, cc_cap;
 };
 
+/* Hint every layer's file for a sequential scan (image cat). */
+void chain_hint_sequential(chain_t *c);
+/* Ask the kernel to start reading every host range behind [off, off+len)
+ * of the point in time (asynchronous; errors ignored). */
+void chain_prefetch(chain_t *c, uint64_t off, uint64_t len);
+/* Like chain_extent_at() but only the one map piece holding off (no
+ * scanning): cheap, for callers that walk the whole disk. */
+int chain_piece_at(chain_t *c, uint64_t off, struct chain_extent *out);
 void chain_map_init(chain_t *c, size_t cache_bytes, size_t map_bytes);
 void chain_map_free(chain_t *c);
 

@@ -11,7 +11,7 @@
 #include "common/checked.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/image.h"
+#include "image/internal.h"
 
 static int
 file_pread(void *opaque, void *buf, size_t len, uint64_t off)
@@ -100,4 +100,50 @@ img_io_memory(const void *buf, size_t len, struct img_io *io)
   io->close = mem_close;
   io->opaque = m;
   io->size = len;
+}
+
+void
+img_io_hint_sequential(const struct img_io *io)
+{
+  if (io->pread == file_pread)
+    posix_fadvise((int)(intptr_t)io->opaque, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+void
+img_io_prefetch(const struct img_io *io, uint64_t off, uint64_t len)
+{
+  if (io->pread == file_pread)
+    posix_fadvise((int)(intptr_t)io->opaque, (off_t)off, (off_t)len,
+                  POSIX_FADV_WILLNEED);
+}
+
+int
+img_io_file_status(const struct img_io *io, uint64_t off, uint64_t max,
+                   bool *data, uint64_t *len)
+{
+  int fd;
+  off_t d, h;
+
+  if (io->pread != file_pread)
+    return -ENOTSUP;
+  fd = (int)(intptr_t)io->opaque;
+  d = lseek(fd, (off_t)off, SEEK_DATA);
+  if (d < 0 && errno == ENXIO)        /* a hole up to the end of the file */
+    d = (off_t)io->size;
+  if (d < 0)
+    return -errno;
+  if ((uint64_t)d > off) {
+    *data = false;
+    *len = (uint64_t)d - off;
+  }
+  else {
+    h = lseek(fd, (off_t)off, SEEK_HOLE);
+    if (h < 0)
+      return -errno;
+    *data = true;
+    *len = (uint64_t)h > off ? (uint64_t)h - off : max;
+  }
+  if (*len > max)
+    *len = max;
+  return 0;
 }

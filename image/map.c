@@ -281,9 +281,17 @@ img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m)
   if (max > in->virtual_size - off)
     max = in->virtual_size - off;
   if (in->format == IMG_FORMAT_RAW) {
-    m->kind = MAP_DATA;
+    /* holes of a sparse raw file read as zeros: say so, so the map (and
+     * SEEK_HOLE, sparse copies) sees them */
+    bool data = true;
+    uint64_t len = max;
+    if (img_io_file_status(&img->io, off, max, &data, &len) < 0 || len == 0) {
+      data = true;
+      len = max;
+    }
+    m->kind = data ? MAP_DATA : MAP_ZERO;
     m->host_off = off;
-    m->len = max;
+    m->len = len;
     return 0;
   }
   if (in->encrypted)
@@ -385,13 +393,22 @@ img_decompress(img_t *img, const struct img_map *m, void *out)
   CLEANUP_FREE void *in = NULL;
   int r;
 
-  pthread_once(&keys_once, make_keys);
   in = malloc(m->csize ? m->csize : 1);
   if (!in)
     return bfs_error(-ENOMEM, "%s: out of memory", img->name);
   r = img_read_host(img, in, m->csize, m->host_off, "compressed cluster");
   if (r < 0)
     return r;
+  return img_decompress_buf(img, m, in, out);
+}
+
+int
+img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
+                   void *out)
+{
+  int r;
+
+  pthread_once(&keys_once, make_keys);
   if (img->info.compression == IMG_COMPRESSION_ZSTD)
     r = unzstd(img, in, m->csize, out, img->cluster_size);
   else

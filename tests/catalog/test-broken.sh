@@ -57,4 +57,6 @@ check "depth cap: 64 layers ok, 65+ broken" "64 ok|6" \
   "$(q '[.vms[] | select(.name=="vm7") | .backups[63].disks[0].chain_depth, .backups[63].status] | join(" ")')|$(q '[.vms[] | select(.name=="vm7") | .backups[] | select(.status != "ok")] | length')"
 check_match "depth cap reason" "deeper than 64" \
   "$(q '.vms[] | select(.name=="vm7") | .backups[69].status')"
+out=$("$BACKUPFS" list --no-scan "$R" vm1)
+check_match "table shows the whole reason" "vm1 +2026-10-02T000000Z .* vda: backing file '../2026-10-01T00:00:00Z/vda.qcow2' of vm1/2026-10-02T00:00:00Z/vda.qcow2 not found in the repository" "$out"
 finish

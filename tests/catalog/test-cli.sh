@@ -22,4 +22,7 @@ check "scan --quiet prints nothing" "" "$("$BACKUPFS" scan -q "$T/empty")"
 check "catalog in an unwritable place: exit 1" "1" \
   "$(rc "$BACKUPFS" scan --catalog /proc/nope/c.db "$T/empty")"
 check_match "catalog error names the file" "/proc/nope/c.db" "$(cat "$T/out")"
+mkdir -p "$T/r/vm/2026-10-01T00:00:00Z"
+qcow2 "$T/r/vm/2026-10-01T00:00:00Z/vda.qcow2" 1M
+check "options after the operands" "vm" "$("$BACKUPFS" list "$T/r" vm --json | jq -r '.vms[0].name')"
 finish

@@ -72,6 +72,14 @@ check "unlisted image stays a volume entry" "2026-10-03T030000Z" \
 J=$(listj --catalog "$T/b.db" "$R")
 check "export remembered" "volume-2-$VA web01" "$(q '[.vms[].name] | join(" ")')"
 
+# without the wrapper, and as a bare list
+jq .listbackupsresponse "$T/listbackups.json" > "$T/lb2.json"
+check "export without wrapper" "volume-2-$VA web01" \
+  "$(listj --catalog "$T/e.db" --cloudstack-backups "$T/lb2.json" "$R" | jq -r '[.vms[].name] | join(" ")')"
+jq .listbackupsresponse.backup "$T/listbackups.json" > "$T/lb3.json"
+check "export as a bare list" "volume-2-$VA web01" \
+  "$(listj --catalog "$T/f.db" --cloudstack-backups "$T/lb3.json" "$R" | jq -r '[.vms[].name] | join(" ")')"
+
 # the repository given as the backups directory itself
 J=$(listj --catalog "$T/c.db" "$R/backups")
 check "repo = backups/: chain" "2/$VA/$U3 2/$VA/$U2 2/$VA/$U1" \

@@ -14,8 +14,16 @@ for vm in a b; do
 done
 qcow2 "$R/b/2026-10-05T00:00:00Z/vdb.qcow2" 1G
 sj() { "$BACKUPFS" scan --json "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"'; }
+cj() { "$BACKUPFS" scan --json "$R" | jq -r .changed_vms; }
 check "first scan" "2 10 11 0 11" "$(sj)"
 check "rescan, nothing changed" "2 10 11 0 0" "$(sj)"
+check "no VM changed" "0" "$(cj)"
+touch "$R/b/2026-10-05T00:00:00Z/vdb.qcow2"
+check "touched image: reopened, VM unchanged" "0" "$(cj)"
+qcow2 "$R/b/2026-10-06T00:00:00Z/vda.qcow2" 1G
+check "a new backup changes one VM" "1" "$(cj)"
+rm -r "$R/b/2026-10-06T00:00:00Z"
+check "removing it changes one VM" "1" "$(cj)"
 DB=$(ls "$XDG_CACHE_HOME"/backupfs/*.db)
 m1=$(stat -c %Y.%s "$DB")
 
@@ -34,6 +42,9 @@ qcow2 "$R/c/2026-10-01T00:00:00Z/vda.qcow2" 1G
 check "list --no-scan: not yet" "a b" "$(listj --no-scan "$R" | jq -r '[.vms[].name] | join(" ")')"
 check "list picks up the new VM" "a b c" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
 rm -r "$R/c"
+out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
+check "list of a VM just removed: exit 1" "1" "$rc"
+check "list of a VM just removed: one clear line" "backupfs: list: $R: no VM named 'c' in the catalog" "$out"
 check "and drops it" "a b" "$(listj "$R" | jq -r '[.vms[].name] | join(" ")')"
 out=$("$BACKUPFS" list "$R" c 2>&1) && rc=0 || rc=$?
 check "unknown VM: exit 1" "1" "$rc"

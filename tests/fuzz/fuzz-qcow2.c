@@ -16,6 +16,14 @@
 #include "image/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  bfs_log_level = BFS_LOG_ERROR;      /* "marked corrupt" warnings: noise */
+  return 0;
+}
 
 static int
 refuse(void *opaque, const char *overlay, const char *name, char **out)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int
 main(int argc, char **argv)
@@ -17,6 +18,7 @@ main(int argc, char **argv)
   struct dirent *de;
   int n = 0;
 
+  LLVMFuzzerInitialize(&argc, &argv);
   if (!d) {
     perror(dir);
     return 1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -334,6 +335,19 @@ test_header(void)
     CHECK(!strcmp(img_name(img), "h.qcow2"), "name");
     img_close(img);
   }
+  /* a long extension first: the backing format lies past the first 4 KiB */
+  memset(q.buf + 112, 0, 24);
+  put32(&q, 112, 0x6803f857);
+  put32(&q, 116, 5000);
+  memcpy(q.buf + 120 + 5000, "\xe2\x79\x2a\xca\0\0\0\3raw\0\0\0\0\0", 16);
+  memcpy(q.buf + 6000, "../base.img", 11);
+  put64(&q, 8, 6000);
+  img_io_memory(q.buf, q.len, &io);
+  CHECK(img_open_io(&io, "h.qcow2", &img) == 0 &&
+        img_get_info(img)->backing_format &&
+        !strcmp(img_get_info(img)->backing_format, "raw"),
+        "extension past the first 4 KiB");
+  img_close(img);
   put64(&q, 72, (1ull << 3) | (1ull << 9));
   img_io_memory(q.buf, q.len, &io);
   CHECK(img_open_io(&io, "h.qcow2", &img) == -ENOTSUP &&
@@ -449,6 +463,77 @@ test_threads(void)
   free(q.buf);
 }
 
+/* ---- chains on disk: the caller's resolver, a shorter raw base ---- */
+
+static char tmpdir[] = "/tmp/bfs-unit-XXXXXX";
+
+static int
+resolve_into_tmp(void *opaque, const char *overlay, const char *name,
+                 char **out)
+{
+  const char *base = strrchr(name, '/');
+  (*(int *)opaque)++;
+  if (asprintf(out, "%s/%s", tmpdir, base ? base + 1 : name) < 0)
+    return -ENOMEM;
+  return 0;
+}
+
+static void
+write_file(const char *path, const void *buf, size_t len)
+{
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
+    abort();
+}
+
+static void
+test_resolver(void)
+{
+  const size_t cs = 4096;
+  struct q q;
+  unsigned char base[3 * 4096], a[4096], got[8 * 4096];
+  char top[256], basep[256];
+  int calls = 0;
+  struct chain_opts o = { .resolve = resolve_into_tmp,
+                          .resolve_opaque = &calls };
+  chain_t *c;
+
+  if (!mkdtemp(tmpdir))
+    abort();
+  snprintf(top, sizeof top, "%s/top.qcow2", tmpdir);
+  snprintf(basep, sizeof basep, "%s/base.raw", tmpdir);
+  fill(base, sizeof base, 9);
+  base[0] = 'Q'; base[1] = 'F'; base[2] = 'I'; base[3] = 0xfb; /* never probed */
+  write_file(basep, base, sizeof base);
+  /* overlay of 8 clusters over a 3-cluster raw base; cluster 1 is its own */
+  q_init(&q, 12, 8 * cs, 3, 0, 0);
+  memcpy(q.buf + 112, "\xe2\x79\x2a\xca\0\0\0\3raw\0\0\0\0\0\0\0\0\0", 16);
+  memcpy(q.buf + 1024, "/mnt/gone/pool/base.raw", 23);
+  put64(&q, 8, 1024);
+  put32(&q, 16, 23);
+  fill(a, cs, 4);
+  q_l2(&q, 1, q_data(&q, a, cs), 0);
+  write_file(top, q.buf, q.len);
+
+  CHECK(chain_open(top, NULL, &c) == -ENOENT && strstr(bfs_last_error(), top),
+        "dangling absolute backing path without a resolver");
+  CHECK(chain_open(top, &o, &c) == 0 && calls == 1, "resolver used");
+  if (c) {
+    CHECK(chain_depth(c) == 2 &&
+          img_get_info(chain_layer(c, 1))->format == IMG_FORMAT_RAW,
+          "raw base despite its qcow2 magic");
+    CHECK(chain_pread(c, got, sizeof got, 0) == 0, "read chain");
+    CHECK(!memcmp(got, base, cs) && !memcmp(got + cs, a, cs) &&
+          !memcmp(got + 2 * cs, base + 2 * cs, cs) &&
+          is_zero(got + 3 * cs, 5 * cs), "overlay, base, zeros past the base");
+    chain_close(c);
+  }
+  unlink(top);
+  unlink(basep);
+  rmdir(tmpdir);
+  free(q.buf);
+}
+
 int
 main(void)
 {
@@ -460,6 +545,7 @@ main(void)
   test_extended();
   test_header();
   test_threads();
+  test_resolver();
   printf("%d checks, %d failures\n", checks, failures);
   return failures ? 1 : 0;
 }

@@ -1,0 +1,438 @@
+/* verify.c — `backupfs verify REPO [VM[@TIME]]`: check backups end to end.
+ *
+ * For every point in time selected (after bringing the catalog up to date):
+ *   1. every image file of its chain, once per run however many points in
+ *      time share it: the header opens, img_check walks the L1/L2 tables
+ *      (inside the file) and decompresses every compressed cluster, and the
+ *      xxh3-128 of the file's raw bytes is compared with the one recorded
+ *      on its first verification (vstate.c), or recorded now;
+ *   2. the chain opens through the catalog's backing resolution (loops,
+ *      missing layers and depth are chain_open's faults);
+ *   3. a full read: every DATA extent of the point in time through
+ *      chain_pread, so each cluster of each layer that the point in time
+ *      shows is read and decoded once.
+ * A table (VM, time, disk, layers, bytes checked, result) goes to stdout;
+ * the exit status is 1 when anything is wrong, 2 on usage errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <search.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "catalog/catalog.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "image/image.h"
+#include "restore/restore.h"
+#include "restore/restore-int.h"
+
+#define CHUNK (4u << 20)
+
+struct fres { char *path; int r; char *msg; };
+
+struct row { char *vm, *time, *disk, *result; size_t layers; uint64_t bytes; };
+
+struct vctx {
+  catalog_t *cat;
+  const char *repo;               /* absolute, from the catalog */
+  struct vstate *state;
+  bool no_checksum, reset;
+  void *files;                    /* tsearch tree of struct fres */
+  char *buf;
+  struct row *rows;
+  size_t nrows, faults, recorded;
+};
+
+static void
+usage(FILE *f)
+{
+  fprintf(f,
+"usage: backupfs verify [OPTIONS] REPO [VM[@TIME]]\n\n"
+"Check backups end to end: the structure of every image in each chain\n"
+"(header, tables inside the file, compressed clusters decompress, the\n"
+"backing chain resolves), a full read of every point in time, and the\n"
+"xxh3-128 checksum of every image file against the one recorded when it\n"
+"was first verified.  TIME is a backup name (2026-10-01T030000Z) or latest.\n"
+"Prints a table of results; exits 1 when anything is wrong.\n\n"
+"  --catalog FILE       catalog database (default: per repository)\n"
+"  --state FILE         checksum record (default: verify-<hash>.json next\n"
+"                       to the catalog)\n"
+"  --no-checksum        skip the file checksums\n"
+"  --reset-checksums    record the current checksums, forgetting old ones\n"
+"  -h, --help           this help\n");
+}
+
+static int
+fres_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct fres *) a)->path, ((const struct fres *) b)->path);
+}
+
+static void
+fres_free(void *p)
+{
+  struct fres *f = p;
+  free(f->path);
+  free(f->msg);
+  free(f);
+}
+
+static const char *
+repo_rel(struct vctx *v, const char *path)
+{
+  size_t n = strlen(v->repo);
+  if (!strncmp(path, v->repo, n) && path[n] == '/')
+    return path + n + 1;
+  return path;
+}
+
+/* xxh3-128 of a file's bytes, compared with (or recorded in) the state */
+static int
+checksum(struct vctx *v, const char *path, bool record)
+{
+  CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+  XXH3_state_t *st;
+  XXH128_canonical_t can;
+  struct stat sb;
+  char hex[33];
+  uint64_t off = 0;
+  int r = 0;
+
+  if (fd < 0 || fstat(fd, &sb) < 0)
+    return bfs_error(-errno, "%s: %s", path, strerror(errno));
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if (!(st = XXH3_createState()))
+    return bfs_error(-ENOMEM, "out of memory");
+  XXH3_128bits_reset(st);
+  for (;;) {
+    ssize_t n = pread(fd, v->buf, CHUNK, off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      r = bfs_error(-errno, "%s: read at %" PRIu64 ": %s", path, off,
+                    strerror(errno));
+      break;
+    }
+    if (n == 0)
+      break;
+    XXH3_128bits_update(st, v->buf, n);
+    off += n;
+  }
+  XXH128_canonicalFromHash(&can, XXH3_128bits_digest(st));
+  XXH3_freeState(st);
+  if (r < 0)
+    return r;
+  for (int i = 0; i < 16; i++)
+    snprintf(hex + 2 * i, 3, "%02x", can.digest[i]);
+  r = vstate_check(v->state, repo_rel(v, path), hex, off, sb.st_mtime,
+                   record, v->reset);
+  if (r == 1)
+    v->recorded++;
+  return r < 0 ? r : 0;
+}
+
+/* structure and checksum of one image file, once per run */
+static int
+check_file(struct vctx *v, const char *path)
+{
+  struct fres key = { (char *) path, 0, NULL }, **found, *f;
+  img_t *img = NULL;
+  int r;
+
+  if ((found = tfind(&key, &v->files, fres_cmp))) {
+    if ((*found)->r < 0)
+      bfs_error((*found)->r, "%s", (*found)->msg);
+    return (*found)->r;
+  }
+  r = img_open(path, &img);
+  if (r == 0) {
+    const struct img_info *in = img_get_info(img);
+    /* an encrypted image's data cannot be checked: header and checksum */
+    if (!in->encrypted)
+      r = img_check(img);
+    img_close(img);
+  }
+  if (!v->no_checksum && r != -ENOENT) {
+    /* a file that fails its check is compared but never recorded */
+    int r2;
+    if (r < 0) {
+      CLEANUP_FREE char *msg = strdup(bfs_last_error());
+      r2 = checksum(v, path, false);
+      if (r2 == 0)
+        bfs_error(r, "%s", msg ? msg : "fault");
+      else
+        r = r2;
+    }
+    else
+      r = checksum(v, path, true);
+  }
+  f = calloc(1, sizeof *f);
+  if (f && (f->path = strdup(path))) {
+    f->r = r;
+    f->msg = r < 0 ? strdup(bfs_last_error()) : NULL;
+    if (!tsearch(f, &v->files, fres_cmp))
+      fres_free(f);
+  }
+  else
+    free(f);
+  return r;
+}
+
+/* read every data extent of the point in time */
+static int
+full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
+{
+  uint64_t size = chain_size(c), off = 0, total = 0;
+  struct chain_extent e;
+  struct progress pr;
+  int r = 0;
+
+  chain_allocated(c, &total);
+  restore_progress_init(&pr, label, total, false);
+  *bytes = 0;
+  while (off < size && r == 0) {
+    r = chain_extent_at(c, off, &e);
+    if (r < 0)
+      break;
+    uint64_t end = e.off + e.len < size ? e.off + e.len : size;
+    if (end <= off) {
+      r = bfs_error(-EIO, "%s: empty extent at %" PRIu64, label, off);
+      break;
+    }
+    if (e.kind == CHAIN_EXTENT_DATA)
+      for (uint64_t o = off; o < end && r == 0;) {
+        size_t n = end - o < CHUNK ? end - o : CHUNK;
+        r = chain_pread(c, v->buf, n, o);
+        if (r < 0)
+          bfs_error_prefix(r, "read at %" PRIu64 ": ", o);
+        *bytes += n;
+        restore_progress_add(&pr, n);
+        o += n;
+      }
+    off = end;
+  }
+  if (pr.tty)
+    fprintf(stderr, "\r\033[K");
+  return r;
+}
+
+static void
+add_row(struct vctx *v, const char *vm, const char *time, const char *disk,
+        size_t layers, uint64_t bytes, int r)
+{
+  struct row *rows = realloc(v->rows, (v->nrows + 1) * sizeof *rows);
+
+  if (!rows)
+    return;
+  v->rows = rows;
+  rows[v->nrows++] = (struct row) {
+    strdup(vm), strdup(time), strdup(disk),
+    strdup(r != 0 ? bfs_last_error() : "ok"), layers, bytes,
+  };
+  if (r < 0)
+    v->faults++;
+}
+
+static void
+verify_disk(struct vctx *v, const struct catalog_backup *b,
+            const struct catalog_disk *d)
+{
+  CLEANUP_FREE char *top = NULL, *label = NULL;
+  chain_t *c = NULL;
+  uint64_t bytes = 0;
+  size_t layers = d->chain_len;
+  int r = 0;
+
+  if (asprintf(&label, "%s@%s/%s", b->vm, b->name, d->name) < 0)
+    return;
+  /* every file the catalog names, then the chain as image/ resolves it */
+  for (size_t i = 0; i < d->chain_len; i++) {
+    CLEANUP_FREE char *p = NULL;
+    if (asprintf(&p, "%s/%s", v->repo, d->chain[i]) < 0)
+      return;
+    int r2 = check_file(v, p);
+    if (r2 < 0 && r == 0)
+      r = r2;
+  }
+  if (asprintf(&top, "%s/%s", v->repo, d->image) < 0)
+    return;
+  if (r == 0 && d->encrypted) {
+    bfs_error(0, "ok (encrypted: header and checksum only, data not read)");
+    add_row(v, b->vm, b->name, d->name, layers, 0, 1);
+    return;
+  }
+  if (r == 0) {
+    struct chain_opts co = { .resolve = catalog_resolve_backing,
+                             .resolve_opaque = v->cat };
+    r = chain_open(top, &co, &c);
+  }
+  if (r == 0) {
+    layers = chain_depth(c);
+    for (size_t i = 0; i < layers && r == 0; i++)
+      r = check_file(v, chain_layer_path(c, i));
+  }
+  if (r == 0)
+    r = full_read(v, c, label, &bytes);
+  if (r == 0 && d->status && strcmp(d->status, "ok"))
+    r = bfs_error(-EIO, "catalog: %s", d->status);
+  chain_close(c);
+  add_row(v, b->vm, b->name, d->name, layers, bytes, r);
+}
+
+static void
+verify_backup(struct vctx *v, const struct catalog_backup *b)
+{
+  if (b->ndisks == 0) {
+    bfs_error(-EIO, "%s", b->status && strcmp(b->status, "ok") ? b->status
+                                                            : "no disks");
+    add_row(v, b->vm, b->name, "-", 0, 0, -EIO);
+  }
+  for (size_t i = 0; i < b->ndisks; i++)
+    verify_disk(v, b, &b->disks[i]);
+}
+
+static int
+verify_vm(struct vctx *v, const char *vm, const char *time)
+{
+  struct catalog_backup *b = NULL;
+  size_t n = 0;
+  int r;
+
+  r = catalog_backups(v->cat, vm, &b, &n);
+  if (r < 0)
+    return r;
+  if (n == 0)
+    r = bfs_error(-ENOENT, "%s: no backups of this VM in %s", vm, v->repo);
+  else if (time) {
+    r = restore_find_backup(b, n, vm, time);
+    if (r >= 0)
+      verify_backup(v, &b[r]);
+  }
+  else
+    for (size_t i = 0; i < n; i++)
+      verify_backup(v, &b[i]);
+  catalog_backups_free(b, n);
+  return r < 0 ? r : 0;
+}
+
+static void
+print_table(struct vctx *v)
+{
+  int w[3] = { 2, 4, 4 };
+  char h[32];
+
+  for (size_t i = 0; i < v->nrows; i++) {
+    struct row *r = &v->rows[i];
+    int l[3] = { (int) strlen(r->vm), (int) strlen(r->time),
+                 (int) strlen(r->disk) };
+    for (int k = 0; k < 3; k++)
+      if (l[k] > w[k])
+        w[k] = l[k];
+  }
+  printf("%-*s  %-*s  %-*s  %6s  %10s  %s\n", w[0], "VM", w[1], "TIME", w[2],
+         "DISK", "LAYERS", "CHECKED", "RESULT");
+  for (size_t i = 0; i < v->nrows; i++) {
+    struct row *r = &v->rows[i];
+    printf("%-*s  %-*s  %-*s  %6zu  %10s  %s%s\n", w[0], r->vm, w[1], r->time,
+           w[2], r->disk, r->layers, restore_human(r->bytes, h, sizeof h),
+           strncmp(r->result, "ok", 2) ? "FAULT: " : "", r->result);
+  }
+}
+
+int
+restore_verify_cmd(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "catalog", required_argument, NULL, 'C' },
+    { "state", required_argument, NULL, 's' },
+    { "no-checksum", no_argument, NULL, 'n' },
+    { "reset-checksums", no_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *catalog = NULL, *state = NULL;
+  struct vctx v = { 0 };
+  CLEANUP_FREE char *vm = NULL, *time = NULL;
+  char **vms = NULL;
+  size_t nvms = 0;
+  int c, r = 0;
+
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'C': catalog = optarg; break;
+    case 's': state = optarg; break;
+    case 'n': v.no_checksum = true; break;
+    case 'R': v.reset = true; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (argc - optind < 1 || argc - optind > 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (argc - optind == 2) {
+    if ((r = restore_split_vmtime(argv[optind + 1], &vm, &time)) < 0)
+      goto out;
+    if (!strchr(argv[optind + 1], '@')) {  /* VM alone: every backup */
+      free(time);
+      time = NULL;
+    }
+  }
+  if (posix_memalign((void **) &v.buf, 4096, CHUNK)) {
+    r = bfs_error(-ENOMEM, "out of memory");
+    goto out;
+  }
+  if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
+    goto out;
+  v.repo = catalog_repo(v.cat);
+  if (!v.no_checksum &&
+      (r = vstate_open(v.repo, catalog, state, &v.state)) < 0)
+    goto out;
+
+  if (vm)
+    r = verify_vm(&v, vm, time);
+  else if ((r = catalog_vms(v.cat, &vms, &nvms)) == 0)
+    for (size_t i = 0; i < nvms && r == 0; i++)
+      r = verify_vm(&v, vms[i], NULL);
+  if (r == 0 && v.nrows == 0)
+    r = bfs_error(-ENOENT, "no backups found in %s: nothing verified", v.repo);
+  if (r < 0)
+    goto out;
+  print_table(&v);
+  printf("\n%zu disk%s checked, %zu fault%s", v.nrows, v.nrows == 1 ? "" : "s",
+         v.faults, v.faults == 1 ? "" : "s");
+  if (v.state) {
+    printf("; checksums: %s", vstate_path(v.state));
+    if (v.recorded)
+      printf(" (%zu recorded now)", v.recorded);
+    r = vstate_save(v.state);
+  }
+  printf("\n");
+
+out:
+  if (r < 0)
+    fprintf(stderr, "backupfs: verify: %s\n", bfs_last_error());
+  if (vms)
+    catalog_names_free(vms, nvms);
+  for (size_t i = 0; i < v.nrows; i++) {
+    free(v.rows[i].vm);
+    free(v.rows[i].time);
+    free(v.rows[i].disk);
+    free(v.rows[i].result);
+  }
+  free(v.rows);
+  tdestroy(v.files, fres_free);
+  vstate_close(v.state);
+  if (v.cat)
+    catalog_close(v.cat);
+  free(v.buf);
+  return r < 0 || v.faults ? 1 : 0;
+}

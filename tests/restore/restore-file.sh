@@ -1,0 +1,93 @@
+#!/bin/bash
+# restore file on a directory tree made here (the command works on any
+# tree; the mount's files/ is one): contents, modes, owner, times, sparse
+# files, symlinks kept as links (a hostile absolute one included), hard
+# links, FIFOs, no overwrite without --force, never writing through a link
+# at the destination, never following a guest symlink in the source path.
+. "$SRCDIR/tests/restore/lib.sh"
+
+S=$T/backup/files          # looks like a mount's point in time
+mkdir -p "$S/etc/app/sub" "$S/var"
+echo '{"vm":"fake","disks":[]}' > "$T/backup/backup.json"
+printf 'secret=1\n' > "$S/etc/app/conf"
+chmod 0640 "$S/etc/app/conf"
+printf '#!/bin/sh\necho hi\n' > "$S/etc/app/run.sh"
+chmod 4755 "$S/etc/app/run.sh"
+ln "$S/etc/app/conf" "$S/etc/app/conf.hard"
+ln -s /etc/passwd "$S/etc/app/passwd"          # hostile: absolute, host path
+ln -s ../../etc "$S/etc/app/up"                 # relative
+ln -s /etc "$S/var/hostetc"                     # a parent that is a link
+mkfifo "$S/etc/app/fifo"
+truncate -s 16M "$S/etc/app/sparse"; echo tail >> "$S/etc/app/sparse"
+head -c 300000 /dev/urandom > "$S/etc/app/sub/blob"
+chmod 0700 "$S/etc/app/sub"
+if [ "$(id -u)" = 0 ]; then chown -h 1234:4321 "$S/etc/app/conf" "$S/etc/app/passwd"; fi
+touch -d '2021-02-03 04:05:06' "$S/etc/app/conf" "$S/etc/app/sub/blob" "$S/etc/app/sub"
+touch -h -d '2019-01-01 00:00:00' "$S/etc/app/passwd"
+touch -d '2020-05-05 05:05:05' "$S/etc/app"
+
+XATTR=
+if python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.bfs", b"kept")' \
+     "$S/etc/app/conf" 2>/dev/null; then XATTR=1; fi
+
+D=$T/out; mkdir "$D"
+"$BACKUPFS" restore file "$S/etc/app" "$D" || fail "restore file of a tree"
+A=$D/app
+cmp "$S/etc/app/conf" "$A/conf" && cmp "$S/etc/app/sub/blob" "$A/sub/blob" \
+  && cmp "$S/etc/app/sparse" "$A/sparse" || fail "contents differ"
+for f in conf run.sh sub sub/blob; do
+  [ "$(stat -c %a "$S/etc/app/$f")" = "$(stat -c %a "$A/$f")" ] || fail "mode of $f"
+done
+for f in conf sub sub/blob .; do
+  [ "$(stat -c %Y "$S/etc/app/$f")" = "$(stat -c %Y "$A/$f")" ] || fail "mtime of $f"
+done
+[ -L "$A/passwd" ] || fail "hostile symlink not kept as a link"
+[ "$(readlink "$A/passwd")" = /etc/passwd ] || fail "symlink target changed"
+[ "$(stat -c %Y "$A/passwd")" = "$(stat -c %Y "$S/etc/app/passwd")" ] || fail "symlink mtime"
+[ "$(readlink "$A/up")" = ../../etc ] || fail "relative symlink"
+[ "$(stat -c %i "$A/conf")" = "$(stat -c %i "$A/conf.hard")" ] || fail "hard link not kept"
+[ -p "$A/fifo" ] || fail "fifo"
+[ "$(du -k "$A/sparse" | cut -f1)" -lt 1024 ] || fail "sparse file not sparse"
+if [ "$(id -u)" = 0 ]; then
+  [ "$(stat -c %u:%g "$A/conf")" = 1234:4321 ] || fail "owner not kept"
+  [ "$(stat -c %u:%g "$A/passwd")" = 1234:4321 ] || fail "symlink owner not kept"
+fi
+if [ -n "$XATTR" ]; then
+  python3 -c 'import os, sys; sys.exit(os.getxattr(sys.argv[1], "user.bfs") != b"kept")' \
+    "$A/conf" || fail "user xattr not kept"
+fi
+ok "tree restored with modes, times, links${XATTR:+, xattrs}"
+
+# never overwrite without --force
+echo changed > "$A/conf"
+"$BACKUPFS" restore file "$S/etc/app" "$D" 2>/dev/null && fail "overwrote without --force"
+[ "$(cat "$A/conf")" = changed ] || fail "file changed without --force"
+ok "no overwrite without --force"
+
+# --force replaces files, and never writes through a link at the destination
+echo victim > "$T/victim"
+rm "$A/sub/blob"; ln -s "$T/victim" "$A/sub/blob"
+"$BACKUPFS" restore file --force "$S/etc/app" "$D" || fail "--force"
+[ "$(cat "$T/victim")" = victim ] || fail "wrote through a destination symlink"
+[ ! -L "$A/sub/blob" ] && cmp "$S/etc/app/sub/blob" "$A/sub/blob" || fail "--force did not replace"
+cmp "$S/etc/app/conf" "$A/conf" || fail "--force did not restore conf"
+ok "--force replaces, never through links"
+
+# a single file to a new name; a symlink alone stays a link
+"$BACKUPFS" restore file "$S/etc/app/conf" "$T/conf.copy" || fail "single file"
+cmp "$S/etc/app/conf" "$T/conf.copy" || fail "single file contents"
+"$BACKUPFS" restore file "$S/etc/app/passwd" "$T/pw" || fail "single symlink"
+[ -L "$T/pw" ] && [ "$(readlink "$T/pw")" = /etc/passwd ] || fail "single symlink followed"
+ok "single file and single link"
+
+# a guest symlink in the source path is never followed onto the host
+if "$BACKUPFS" restore file "$S/var/hostetc/hostname" "$T/leak" 2>"$T/err"; then
+  fail "followed a guest symlink onto the host"
+fi
+[ ! -e "$T/leak" ] || fail "leaked a host file"
+grep -q symlink "$T/err" || fail "no clear message: $(cat "$T/err")"
+ok "guest symlink in the path not followed"
+
+"$BACKUPFS" restore file --help | grep -q force || fail "--help"
+"$BACKUPFS" restore file "$S/nonexistent" "$T/x" 2>/dev/null && fail "missing source accepted"
+exit 0
