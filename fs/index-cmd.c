@@ -227,7 +227,7 @@ fs_index_cmd(int argc, char **argv)
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
-    fprintf(stderr, "backupfs: index: out of memory\n");
+    fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
     return 2;
   }
 
