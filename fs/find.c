@@ -90,7 +90,7 @@ fs_find_cmd(int argc, char **argv)
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
-    fprintf(stderr, "backupfs: find: out of memory\n");
+    fprintf(stderr, "backupfs: find: %s\n", bfs_last_error());
     return 2;
   }
   int r = index_foreach(db, vm, visit, &x);

@@ -337,11 +337,12 @@ cmp_mp_len(const void *a, const void *b)
 }
 
 /* Directory name for a filesystem without an OS: /dev/sda1 → sda1,
- * /dev/vg/lv → vg-lv, /dev/mapper/x → x. */
+ * /dev/vg/lv → vg-lv, /dev/mapper/x → x, btrfsvol:/dev/sda2/sub → sda2-sub. */
 static char *
 fs_name(const char *dev)
 {
   const char *s = dev;
+  if (!strncmp(s, "btrfsvol:", 9)) s += 9;    /* btrfsvol:/dev/sda2/sub */
   if (!strncmp(s, "/dev/mapper/", 12)) s += 12;
   else if (!strncmp(s, "/dev/", 5)) s += 5;
   char *n = strdup(s);

@@ -31,8 +31,8 @@ void guest_pool_free(guest_pool_t *pool);
 
 /* The guest view of one point in time (created on first call, nothing is
  * launched yet).  key identifies it ("vm/time"); disk_paths are raw images.
- * catalog_index: optional, lets listings answer from a stored file index
- * (see `backupfs index`) without launching; may be NULL. */
+ * With guest_pool_set_index (below), listings answer from the stored file
+ * index (see `backupfs index`) without launching. */
 guest_t *guest_get(guest_pool_t *pool, const char *key,
                    const char *const *disk_paths, size_t ndisks);
 

@@ -227,7 +227,7 @@ fs_index_cmd(int argc, char **argv)
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
-    fprintf(stderr, "backupfs: index: out of memory\n");
+    fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
     return 2;
   }
 
@@ -247,6 +247,8 @@ fs_index_cmd(int argc, char **argv)
   }
 
   int failures = 0, done = 0;
+  char **seen = NULL;            /* every vm/time in the tree */
+  size_t nseen = 0;
   guest_pool_t *pool = guest_pool_new(1, 60);
   size_t nvms;
   char **vms = list_names(mnt, NULL, &nvms);
@@ -275,6 +277,11 @@ fs_index_cmd(int argc, char **argv)
       if (asprintf(&tp, "%s/%s", vdir, times[j]) < 0 ||
           lstat(tp, &st) < 0 || !S_ISDIR(st.st_mode))
         continue;
+      char **ns = realloc(seen, (nseen + 1) * sizeof *ns);
+      if (ns && asprintf(&ns[nseen], "%s/%s", vms[i], times[j]) >= 0)
+        nseen++;
+      if (ns)
+        seen = ns;
       if (want_time && strcmp(times[j], latest ? latest : want_time))
         continue;
       done++;
@@ -285,6 +292,14 @@ fs_index_cmd(int argc, char **argv)
   }
   free_names(vms, nvms);
   guest_pool_free(pool);   /* appliances close before the unmount */
+
+  /* listings of points in time that are gone (a full run, or a whole VM) */
+  unsigned dropped = 0;
+  if (!want_time && nseen &&
+      index_prune(db, vm, seen, nseen, &dropped) == 0 && dropped)
+    printf("index: dropped %u point(s) in time no longer in %s\n", dropped,
+           repo);
+  free_names(seen, nseen);
 
   if (child > 0) {
     stop_mount(child, mnt);

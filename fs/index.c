@@ -371,6 +371,69 @@ index_foreach(const char *dbpath, const char *vm, index_visit_fn fn,
   return r;
 }
 
+int
+index_prune(const char *dbpath, const char *vm, char *const *keep,
+            size_t nkeep, unsigned *dropped)
+{
+  sqlite3 *db;
+  *dropped = 0;
+  int r = open_db(dbpath, true, &db);
+  if (r < 0)
+    return r;
+  sqlite3_stmt *s = NULL, *del = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT vm, time FROM guest_index", -1, &s,
+                         NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM guest_index WHERE vm = ? AND time = ?",
+                         -1, &del, NULL) != SQLITE_OK) {
+    r = db_error(db, dbpath);
+    goto out;
+  }
+  /* collect first: no deletes while the SELECT is stepping */
+  char **gone = NULL;
+  size_t ngone = 0;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    const char *v = (const char *)sqlite3_column_text(s, 0);
+    const char *t = (const char *)sqlite3_column_text(s, 1);
+    if (!v || !t || (vm && strcmp(v, vm)))
+      continue;
+    char *key;
+    if (asprintf(&key, "%s/%s", v, t) < 0) {
+      r = -ENOMEM;
+      break;
+    }
+    bool kept = false;
+    for (size_t i = 0; i < nkeep && !kept; i++)
+      kept = !strcmp(keep[i], key);
+    char **ng = kept ? NULL : realloc(gone, (ngone + 1) * sizeof *ng);
+    if (kept || !ng) {
+      free(key);
+      if (!kept) r = -ENOMEM;
+      continue;
+    }
+    gone = ng;
+    gone[ngone++] = key;
+  }
+  for (size_t i = 0; i < ngone; i++) {
+    char *slash = strrchr(gone[i], '/');
+    *slash = '\0';
+    sqlite3_reset(del);
+    if (r == 0 &&
+        (sqlite3_bind_text(del, 1, gone[i], -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_text(del, 2, slash + 1, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_step(del) != SQLITE_DONE))
+      r = db_error(db, dbpath);
+    else if (r == 0)
+      (*dropped)++;
+    free(gone[i]);
+  }
+  free(gone);
+ out:
+  sqlite3_finalize(s);
+  sqlite3_finalize(del);
+  sqlite3_close(db);
+  return r;
+}
+
 char *
 index_default_path(const char *repo, const char *catalog_db)
 {

@@ -28,6 +28,12 @@ typedef int (*index_visit_fn)(void *opaque, const char *vm, const char *time,
 int index_foreach(const char *db, const char *vm, index_visit_fn fn,
                   void *opaque);
 
+/* Drop the stored listings of vm (or of every VM when vm is NULL) whose
+ * "vm/time" key is not in keep[] (points in time that no longer exist);
+ * *dropped counts them. */
+int index_prune(const char *db, const char *vm, char *const *keep,
+                size_t nkeep, unsigned *dropped);
+
 /* Where the index of repo lives: catalog_path + ".index.sqlite" when a
  * catalog file is named, else in the default cache directory. */
 char *index_default_path(const char *repo, const char *catalog_path);

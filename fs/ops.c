@@ -98,6 +98,10 @@ op_init(void *userdata, struct fuse_conn_info *conn)
   if (conn->capable & FUSE_CAP_SPLICE_WRITE)
     conn->want |= FUSE_CAP_SPLICE_WRITE;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  /* let readahead keep more requests in flight across our workers (the
+   * kernel's default is 12 background requests, congested at 9) */
+  conn->max_background = 32;
+  conn->congestion_threshold = 24;
   conn->time_gran = 1;
 }
 

@@ -48,6 +48,22 @@ else
 fi
 ! mountpoint -q "$M" || fail "still mounted"
 
+# through mount.fuse3 itself (what an fstab line runs), with allow_other
+if MF=$(command -v mount.fuse3 || ls /sbin/mount.fuse3 2>/dev/null); then
+  mkdir -p "$T/bin"
+  ln -sf "$BACKUPFS" "$T/bin/backupfs"
+  PATH=$T/bin:$PATH "$MF" "$R" "$M" -t backupfs \
+    -o "allow_other,nofail,_netdev,catalog=$T/c.db" || fail "mount.fuse3 failed"
+  wait_for mountpoint -q "$M" || fail "mount.fuse3: not mounted"
+  opts=$(findmnt -n -o OPTIONS "$M")
+  for o in ro allow_other default_permissions; do
+    echo ",$opts," | grep -q ",$o," || fail "mount.fuse3: options '$opts' lack $o"
+  done
+  [ -e "$M/vm1/latest/disks/vda.img" ] || fail "mount.fuse3: tree missing"
+  fusermount3 -u "$M"
+  ok "mount.fuse3 -t backupfs: $opts"
+fi
+
 # foreground mode: -f stays attached until unmounted
 "$BACKUPFS" mount -f -o "catalog=$T/c.db" "$R" "$M" &
 fg=$!

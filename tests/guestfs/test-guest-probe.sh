@@ -96,6 +96,10 @@ stat /home/alice/notes.txt
 stat /etc/nope
 guest data/$T1 /nonexistent/c.img
 cat /sdc/.backupfs-error $W/sdc-error2
+guest bad/$T1 /nonexistent/d.img
+ls /
+ls /
+cat /.backupfs-error $W/bad-error
 CMDS
 cat "$W/out"; cat "$W/err"
 grep -q 'launching' "$W/err" && fail "index did not avoid the appliance"
@@ -105,6 +109,12 @@ expect 4 "ok /etc/motd"
 res 5 | grep -q '^ok f 0600 1000 1000 12 ' || fail "indexed notes.txt: $(res 5)"
 res 6 | grep -q '^error 2 ' || fail "indexed missing file: $(res 6)"
 cmp -s "$W/sdc-error" "$W/sdc-error2" || fail "indexed error file"
+# an appliance that cannot start: files/ holds .backupfs-error, the failure
+# is reported once and not retried on every call
+expect 10 "ok 1"
+expect 11 "ok 1"
+grep -q 'nonexistent/d.img' "$W/bad-error" || fail "launch error text: $(cat "$W/bad-error")"
+[ "$(grep -c 'retrying in' "$W/err")" = 1 ] || fail "launch failure reported more than once"
 
 # find across points in time
 "$BACKUPFS" find --help | grep -q usage || fail "find --help"
