@@ -120,12 +120,22 @@ guest_of(struct gref *ref)
 static void slot_take(void) { while (sem_wait(&mnt.guest_slots) < 0) ; }
 static void slot_give(void) { sem_post(&mnt.guest_slots); }
 
+/* The kernel knows a guest file by our node id; st_ino is what stat(2)
+ * shows.  Files with several names (hard links) show one st_ino derived from
+ * the guest's inode and this files/ tree (top bit set, so it never equals a
+ * node id of ours), so cp -a, rsync -H and restore file keep the links.
+ * Guest setuid/setgid bits are shown as they are: the mount is nosuid. */
 static void
-own_stat(struct stat *st, fuse_ino_t ino)
+own_stat(struct stat *st, fuse_ino_t ino, fuse_ino_t files_ino)
 {
-  st->st_ino = ino;
+  if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+    uint64_t h = (uint64_t)st->st_ino * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)files_ino * 0xc2b2ae3d27d4eb4full;
+    st->st_ino = (ino_t)(h | (1ull << 63));
+  } else {
+    st->st_ino = ino;
+  }
   st->st_dev = 0;
-  st->st_mode &= ~(mode_t)(S_ISUID | S_ISGID);
 }
 
 int
@@ -166,7 +176,7 @@ files_lookup(const struct gref *dir, const char *name,
   memset(e, 0, sizeof *e);
   e->ino = n->ino;
   e->attr = st;
-  own_stat(&e->attr, n->ino);
+  own_stat(&e->attr, n->ino, dir->files_ino);
   e->attr_timeout = e->entry_timeout = mnt.entry_timeout;
   return 0;
 }
@@ -190,7 +200,7 @@ files_stat(const struct gref *ref0, struct stat *st)
   int r = guest_lstat(ref.g, ref.path, st);
   slot_give();
   if (r == 0)
-    own_stat(st, ref.ino);
+    own_stat(st, ref.ino, ref.files_ino);
   return r;
 }
 

@@ -60,10 +60,7 @@
 #include "image/image.h"
 
 #if HAVE_GUESTFS
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"   /* guest.h's comment has a slash-star */
 #include "fs/guest.h"
-#pragma GCC diagnostic pop
 #else
 typedef struct guest guest_t;
 typedef struct guest_pool guest_pool_t;

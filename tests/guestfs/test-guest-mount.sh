@@ -64,7 +64,8 @@ timeout 60 cat "$F2/etc/null-dev" > /dev/null 2>&1 && fail "device node opened"
 cp "$F2/var/big50.bin" "$W/big50" || fail "copy 50 MiB"
 [ "$(sha "$W/big50")" = "$(sha "$FIX/big50.bin")" ] || fail "50 MiB file differs"
 i1=$(stat -c %i "$F2/etc/motd"); i2=$(stat -c %i "$F2/etc/motd-hard")
-[ "$i1" = "$i2" ] || echo "NOTE: hard links get different inode numbers from the mount ($i1, $i2)"
+[ "$i1" = "$i2" ] || fail "hard links show different inode numbers ($i1, $i2)"
+[ "$(stat -c %h "$F2/etc/motd")" = 2 ] || fail "hard link count"
 
 # index through this mount (its own appliance), then find
 "$BACKUPFS" index --help | grep -q usage || fail "index --help"
