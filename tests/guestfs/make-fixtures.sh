@@ -60,6 +60,8 @@ mknod-c 0666 1 3 /etc/null-dev
 mkfifo 0644 /etc/fifo
 write /bin/sh "#!fake\n"
 chmod 0755 /bin/sh
+write /bin/su-like "#!fake\n"
+chmod 04755 /bin/su-like
 upload big50.bin /var/big50.bin
 mount /dev/vgdata/lvhome /home
 mkdir /home/alice

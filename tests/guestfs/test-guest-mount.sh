@@ -66,6 +66,7 @@ cp "$F2/var/big50.bin" "$W/big50" || fail "copy 50 MiB"
 i1=$(stat -c %i "$F2/etc/motd"); i2=$(stat -c %i "$F2/etc/motd-hard")
 [ "$i1" = "$i2" ] || fail "hard links show different inode numbers ($i1, $i2)"
 [ "$(stat -c %h "$F2/etc/motd")" = 2 ] || fail "hard link count"
+[ "$(stat -c %a "$F2/bin/su-like")" = 4755 ] || fail "guest setuid bit not shown: $(stat -c %a "$F2/bin/su-like")"
 
 # index through this mount (its own appliance), then find
 "$BACKUPFS" index --help | grep -q usage || fail "index --help"
