@@ -26,7 +26,7 @@
 #include "common/error.h"
 #include "fs/fs.h"
 
-#define DEFAULT_MAX_THREADS 16
+#define DEFAULT_MAX_THREADS 64
 #define DEFAULT_READAHEAD_KB 4096
 
 struct opts {
@@ -401,7 +401,7 @@ run(struct opts *o)
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, mnt.max_threads);
-    fuse_loop_cfg_set_idle_threads(cfg, mnt.max_threads / 2);
+    fuse_loop_cfg_set_idle_threads(cfg, mnt.max_threads / 4);
     r = fuse_session_loop_mt(mnt.se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }

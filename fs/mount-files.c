@@ -51,7 +51,10 @@ files_init(void)
   }
   if (!mnt.guests)
     bfs_log(BFS_LOG_WARN, "guest files disabled: %s", bfs_last_error());
-  unsigned slots = mnt.max_threads / 2 ? mnt.max_threads / 2 : 1;
+  /* Threads waiting for a slot still hold a FUSE worker: keep slots plus
+   * waiters well under max_threads so that the appliance's own reads of
+   * disks/<disk>.img through this mount always find a free worker. */
+  unsigned slots = mnt.max_threads / 8 ? mnt.max_threads / 8 : 1;
   sem_init(&mnt.guest_slots, 0, slots);
   return 0;
 }

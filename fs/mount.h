@@ -37,9 +37,12 @@
  *
  *   Guest files: guest_* calls may wait a long time on an appliance that
  *   itself reads our disks/<disk>.img through this mount.  They run with no lock
- *   of ours held, and at most max_threads/2 worker threads may be inside a
- *   guest call at once (mnt.guest_slots), so disk reads always find a free
- *   worker thread.
+ *   of ours held, and at most max_threads/8 worker threads may be inside a
+ *   guest call at once (mnt.guest_slots).  Threads waiting for a slot hold a
+ *   worker too, so guest files are opened direct_io (no kernel readahead
+ *   flooding the workers with parallel reads): only as many workers wait as
+ *   processes read guest files, and disk reads find a free worker unless
+ *   dozens of processes read guest files at once.
  */
 #ifndef BFS_FS_MOUNT_H
 #define BFS_FS_MOUNT_H

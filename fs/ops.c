@@ -288,6 +288,11 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
   fi->fh = (uintptr_t)h;
   fi->keep_cache = h->kind != N_GUEST;
+  /* Guest files bypass the page cache: kernel readahead would send many
+   * parallel reads that all wait on one appliance and hold every worker,
+   * while the appliance itself needs a worker to read disks/<disk>.img
+   * through this mount.  The guest module reads ahead on its own. */
+  fi->direct_io = h->kind == N_GUEST;
   fi->noflush = 1;
   if (fuse_reply_open(req, fi) == -ENOENT) {
     if (h->chain)

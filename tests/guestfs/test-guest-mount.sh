@@ -63,6 +63,17 @@ ls -la "$F2/etc" || fail "listing files/etc"
 timeout 60 cat "$F2/etc/null-dev" > /dev/null 2>&1 && fail "device node opened"
 cp "$F2/var/big50.bin" "$W/big50" || fail "copy 50 MiB"
 [ "$(sha "$W/big50")" = "$(sha "$FIX/big50.bin")" ] || fail "50 MiB file differs"
+# many readers of guest files at once must not take every FUSE worker (the
+# appliance reads its disks through this same mount): 24 parallel readers
+head -c 4M "$FIX/big50.bin" > "$W/head4"
+pids=""
+for i in $(seq 24); do
+  ( head -c 4M "$F2/var/big50.bin" > "$W/par$i" ) & pids="$pids $!"
+done
+for p in $pids; do
+  timeout 300 tail --pid="$p" -f /dev/null || fail "parallel reader $p hung"
+done
+for i in $(seq 24); do cmp -s "$W/head4" "$W/par$i" || fail "parallel reader $i read wrong data"; done
 i1=$(stat -c %i "$F2/etc/motd"); i2=$(stat -c %i "$F2/etc/motd-hard")
 [ "$i1" = "$i2" ] || fail "hard links show different inode numbers ($i1, $i2)"
 [ "$(stat -c %h "$F2/etc/motd")" = 2 ] || fail "hard link count"
