@@ -220,6 +220,20 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static void
+handle_free(struct handle *h)
+{
+  if (h->chain)
+    disk_release(h->disk);
+  if (h->disk)
+    disk_unref(h->disk);
+  blob_unref(h->blob);
+  if (h->fd >= 0)
+    close(h->fd);
+  files_ref_free(&h->gref);
+  free(h);
+}
+
+static void
 op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct handle *h = calloc(1, sizeof *h);
@@ -278,11 +292,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       h->size = st.st_size;
   }
   if (r < 0) {
-    if (h->disk)
-      disk_unref(h->disk);
-    blob_unref(h->blob);
-    files_ref_free(&h->gref);
-    free(h);
+    handle_free(h);
     fuse_reply_err(req, -r);
     return;
   }
@@ -294,32 +304,14 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
    * through this mount.  The guest module reads ahead on its own. */
   fi->direct_io = h->kind == N_GUEST;
   fi->noflush = 1;
-  if (fuse_reply_open(req, fi) == -ENOENT) {
-    if (h->chain)
-      disk_release(h->disk);
-    if (h->disk)
-      disk_unref(h->disk);
-    blob_unref(h->blob);
-    if (h->fd >= 0)
-      close(h->fd);
-    files_ref_free(&h->gref);
-    free(h);
-  }
+  if (fuse_reply_open(req, fi) == -ENOENT)   /* the opener went away */
+    handle_free(h);
 }
 
 static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-  if (h->chain)
-    disk_release(h->disk);
-  if (h->disk)
-    disk_unref(h->disk);
-  blob_unref(h->blob);
-  if (h->fd >= 0)
-    close(h->fd);
-  files_ref_free(&h->gref);
-  free(h);
+  handle_free((struct handle *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
