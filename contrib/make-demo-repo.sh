@@ -75,12 +75,14 @@ chmod 0700 /home/alice
 ln-s ../../etc/motd /usr/bin/motd-link
 umount /
 copy-device-to-device /dev/sda /dev/sdb
+blockdev-rereadpt /dev/sdb
 mount /dev/sdb1 /
 write /etc/motd "Welcome to web01 (incremental 1)\n"
 write-append /var/log/app.log "2026-11-21 incremental 1\n"
 write /home/alice/todo.txt "buy bread\n"
 umount /
 copy-device-to-device /dev/sdb /dev/sdc
+blockdev-rereadpt /dev/sdc
 mount /dev/sdc1 /
 write /etc/motd "Welcome to web01 (incremental 2)\n"
 write-append /var/log/app.log "2026-11-22 incremental 2\n"

@@ -74,6 +74,7 @@ umount /home
 umount /
 # ---- linux t2: the same root disk, then changed, added, deleted
 copy-device-to-device /dev/sda /dev/sdc
+blockdev-rereadpt /dev/sdc
 mount /dev/sdc1 /
 write /etc/config.txt "version 2\n"
 write /etc/new-in-t2.txt "added in t2\n"
