@@ -1,6 +1,6 @@
 #!/bin/bash
-# test.sh — build (warnings as errors) and run every meson test suite, then the
-# unit/image/catalog/fuse suites again under AddressSanitizer+UBSan.
+# test.sh — build (warnings as errors) and run every meson test suite, then
+# every suite again under AddressSanitizer+UBSan (BFS_NO_SANITIZE=1 skips it).
 # Prints "N passed, N failed, N skipped" at the end; exits non-zero on any
 # failure.  Usage: contrib/test.sh [meson test args...]
 set -uo pipefail
@@ -21,8 +21,7 @@ if [ -z "${BFS_NO_SANITIZE:-}" ]; then
   setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
     || { echo "sanitizer build failed"; exit 1; }
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs --num-processes 2 \
-      --suite unit --suite image --suite catalog --suite fuse --suite fuzz-regress || rc=1
+    meson test -C build-asan --print-errorlogs --num-processes 2 "$@" || rc=1
 fi
 
 python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
