@@ -133,6 +133,7 @@ struct scan_file {              /* one probed file (cached in the files table) *
   int kind;
   uint64_t size, alloc, ino;
   int64_t mtime_ns;
+  uint64_t dev;                 /* 0 in rows from before schema v3 */
   /* header (FILE_IMAGE) */
   char *format, *compression, *backing, *backing_format, *error;
   uint64_t vsize;

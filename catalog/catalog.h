@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/beneath.h"
+
 typedef struct catalog catalog_t;
 
 struct catalog_opts {
@@ -50,6 +52,8 @@ struct catalog_disk {
   char *name;                 /* vda, sdb, root, datadisk-<id> */
   char *image;                /* repo-relative path of the top image */
   char **chain;               /* repo-relative paths, top first */
+  struct bfs_file_id *chain_id;  /* each layer's identity at scan time
+                                    (ino 0: none recorded) */
   size_t chain_len;
   uint64_t virtual_size;
   uint64_t allocated;         /* bytes on disk of the top image */

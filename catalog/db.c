@@ -8,7 +8,8 @@
  * mount keep reading while a scan writes.
  *
  *   meta(key, value)       repo, scanned_at, cloudstack_backups
- *   files(path, ...)       every probed file: stat identity + header
+ *   files(path, ...)       every probed file: stat identity (dev since v3)
+ *                          + header
  *   vms, backups, disks, chains   the model; each VM carries the hash of
  *                          what is stored for it (v2) and is rewritten
  *                          only when a scan computes a different one
@@ -48,6 +49,10 @@ static const char *const migrations[] = {
   "  PRIMARY KEY (backup_id, disk_idx, depth)) WITHOUT ROWID;",
   /* 1 -> 2: per-VM model hash, so a rescan rewrites only what changed */
   "ALTER TABLE vms ADD COLUMN hash TEXT;",
+  /* 2 -> 3: the device of each file, so a mount can tell the file it opens
+   * is the one scanned (dev, ino, size, mtime_ns); older rows have NULL and
+   * are probed again by the next scan */
+  "ALTER TABLE files ADD COLUMN dev INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -173,10 +178,11 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
   if (sqlite3_prepare_v2(db, prefix ?
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info FROM files WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
+        " error, info, dev FROM files"
+        " WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info FROM files", -1, &st, NULL) != SQLITE_OK)
+        " error, info, dev FROM files", -1, &st, NULL) != SQLITE_OK)
     return db_sqlerr(db, "load files");
   if (prefix)
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
@@ -199,6 +205,7 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->backing_path = col_str(st, 13);
     f->error = col_str(st, 14);
     f->info = col_str(st, 15);
+    f->dev = sqlite3_column_int64(st, 16);
     f->in_db = true;
     if (!f->path) { free(f); continue; }
     CAT_GROW(s->filev, s->files_cap, s->nfiles);
@@ -232,7 +239,7 @@ store_files(sqlite3 *db, struct scan *s)
   int r = 0;
   if (sqlite3_prepare_v2(db,
         "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)", -1, &ins, NULL) != SQLITE_OK ||
+        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)", -1, &ins, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "DELETE FROM files WHERE path = ?", -1, &del,
                          NULL) != SQLITE_OK) {
     r = db_sqlerr(db, "store files");
@@ -264,6 +271,7 @@ store_files(sqlite3 *db, struct scan *s)
     bind_str(ins, 14, f->backing_path);
     bind_str(ins, 15, f->error);
     bind_str(ins, 16, f->info);
+    sqlite3_bind_int64(ins, 17, (int64_t)f->dev);
     r = step(db, ins, "store file");
   }
 out:

@@ -2,7 +2,9 @@
  *
  * Three statements per catalog_backups call (backups, their disks, their
  * chains), each walking an index in backup-id order, so listing one VM
- * costs the same however big the repository is.  Serialised by cat->lock:
+ * costs the same however big the repository is.  Each chain layer comes
+ * with the identity the scan recorded for its file (files table), which
+ * openers check before serving the file.  Serialised by cat->lock:
  * FUSE worker threads call these concurrently.
  */
 #include <errno.h>
@@ -79,9 +81,11 @@ load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
     " FROM vms v JOIN backups b ON b.vm_id = v.id"
     " JOIN disks d ON d.backup_id = b.id WHERE v.name = ?1"
     " ORDER BY d.backup_id, d.idx",
-    "SELECT c.backup_id, c.disk_idx, c.depth, c.path"
+    "SELECT c.backup_id, c.disk_idx, c.depth, c.path,"
+    " f.dev, f.ino, f.size, f.mtime_ns"
     " FROM vms v JOIN backups b ON b.vm_id = v.id"
-    " JOIN chains c ON c.backup_id = b.id WHERE v.name = ?1"
+    " JOIN chains c ON c.backup_id = b.id"
+    " LEFT JOIN files f ON f.path = c.path WHERE v.name = ?1"
     " ORDER BY c.backup_id, c.disk_idx, c.depth",
   };
   sqlite3_stmt *st[3] = { 0 };
@@ -140,6 +144,14 @@ load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
     if (di >= b->ndisks) continue;
     struct catalog_disk *d = &b->disks[di];
     d->chain = cat_xrealloc(d->chain, d->chain_len + 1, sizeof *d->chain);
+    d->chain_id = cat_xrealloc(d->chain_id, d->chain_len + 1,
+                               sizeof *d->chain_id);
+    d->chain_id[d->chain_len] = (struct bfs_file_id){
+      .dev = (uint64_t)sqlite3_column_int64(st[2], 4),
+      .ino = (uint64_t)sqlite3_column_int64(st[2], 5),   /* 0: no record */
+      .size = (uint64_t)sqlite3_column_int64(st[2], 6),
+      .mtime_ns = sqlite3_column_int64(st[2], 7),
+    };
     d->chain[d->chain_len++] = col_str(st[2], 3);
   }
   if (r == 0 && rc != SQLITE_DONE) r = db_sqlerr(cat->db, "list chains");
@@ -185,6 +197,7 @@ catalog_backups_free(struct catalog_backup *b, size_t n)
       free(d->status); free(d->volume);
       for (size_t k = 0; k < d->chain_len; k++) free(d->chain[k]);
       free(d->chain);
+      free(d->chain_id);
     }
     free(b[i].disks); free(b[i].vm); free(b[i].name); free(b[i].source);
     free(b[i].domain_xml); free(b[i].status); free(b[i].extra);

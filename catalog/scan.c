@@ -110,7 +110,8 @@ scan_file_get(struct scan *s, const char *rel, int kind)
   int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
   uint64_t alloc = (uint64_t)st.st_blocks * 512;
   if (f && f->kind == kind && f->size == (uint64_t)st.st_size &&
-      f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino) {
+      f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino &&
+      f->dev == (uint64_t)st.st_dev) {
     f->seen = true;
     if (f->alloc != alloc) { f->alloc = alloc; f->dirty = true; }
     return f;
@@ -127,6 +128,7 @@ scan_file_get(struct scan *s, const char *rel, int kind)
   f->size = st.st_size;
   f->alloc = alloc;
   f->ino = st.st_ino;
+  f->dev = st.st_dev;
   f->mtime_ns = mtime;
   f->seen = f->dirty = true;
   if (kind == FILE_IMAGE)

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 
@@ -73,6 +74,10 @@ nodes_init(void)
   if (!mnt.itab || !mnt.gtab)
     return bfs_error(-ENOMEM, "out of memory");
   mnt.next_ino = FUSE_ROOT_ID;
+  int fd = bfs_dir_open(mnt.repo);
+  if (fd < 0)
+    return fd;
+  mnt.repo_fd = fd;
   mnt.root = node_new(N_ROOT, "", NULL);
   if (!mnt.root)
     return bfs_error(-ENOMEM, "out of memory");
@@ -276,6 +281,9 @@ nodes_free_all(void)
   free(mnt.gtab);
   mnt.itab = mnt.gtab = NULL;
   mnt.root = NULL;
+  if (mnt.repo_fd >= 0)
+    close(mnt.repo_fd);
+  mnt.repo_fd = -1;
 }
 
 bool
@@ -290,6 +298,18 @@ node_is_dir(const struct node *n)
 }
 
 /* Attributes of the fixed tree (guest nodes: mount-files.c). */
+/* the repository's owner and permission bits (write bits off) of p, or
+ * dflt with the mounting user */
+static mode_t
+perm_apply(const struct perm *p, mode_t dflt, mode_t keep, struct stat *st)
+{
+  if (!mnt.repo_perms || !p->mode)
+    return dflt;
+  st->st_uid = p->uid;
+  st->st_gid = p->gid;
+  return p->mode & keep;
+}
+
 void
 node_fill_stat(const struct node *n, struct stat *st)
 {
@@ -302,28 +322,31 @@ node_fill_stat(const struct node *n, struct stat *st)
   st->st_nlink = 1;
   switch (n->kind) {
   case N_ROOT: case N_VM: case N_BACKUP: case N_DISKS: case N_FILES:
-    st->st_mode = S_IFDIR | 0555;
+    st->st_mode = S_IFDIR | perm_apply(&n->perm, 0555, 0555, st);
     st->st_nlink = 2;
     for (size_t i = 0; i < n->nkids; i++)
       if (node_is_dir(n->kids[i]))
         st->st_nlink++;
     break;
   case N_LATEST:
+    perm_apply(&n->perm, 0, 0, st);
     st->st_mode = S_IFLNK | 0777;
     st->st_size = n->blob ? n->blob->len : 0;
     break;
-  case N_JSON:
-    st->st_mode = S_IFREG | 0444;
+  case N_JSON:                      /* its backup directory's read bits */
+    st->st_mode = S_IFREG | perm_apply(&n->perm, 0444, 0444, st);
     st->st_size = n->blob ? n->blob->len : 0;
     st->st_blocks = (st->st_size + 511) / 512;
     break;
   case N_DOMAIN:
-    st->st_mode = S_IFREG | 0444;
+    st->st_mode = S_IFREG | perm_apply(&n->perm, 0444, 0555, st);
     st->st_size = n->size;
     st->st_blocks = (st->st_size + 511) / 512;
     break;
   case N_DISK:
-    st->st_mode = S_IFREG | (mnt.writable ? 0644 : 0444);
+    st->st_mode = S_IFREG | perm_apply(&n->disk->perm, 0444, 0555, st);
+    if (mnt.writable)
+      st->st_mode |= S_IWUSR;
     st->st_size = n->disk->size;
     st->st_blocks = (n->disk->allocated + 511) / 512;
     break;

@@ -333,6 +333,7 @@ run(struct opts *o)
             mnt.repo, stats.vms, stats.backups, stats.broken);
 
   mnt.uid = getuid();
+  mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
   mnt.gid = getgid();
   mnt.start = time(NULL);
   mnt.entry_timeout = 3600;

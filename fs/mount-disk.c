@@ -8,6 +8,11 @@
  * open fails with EIO (the reason goes to the log once) and a later open
  * tries again, so a repaired repository heals without a remount.
  *
+ * Every layer is opened beneath mnt.repo_fd (no symlink followed) and must
+ * be the file the catalog recorded for it (path, device, inode, size,
+ * mtime): one that is not is a changed backup, so the open fails with EIO,
+ * the reason is logged and a rescan is asked for; its bytes are never served.
+ *
  * Open chains hold a descriptor per layer, so chains no handle uses go on
  * an idle LRU (idle_lock; taken after a disk's lock, never before) and the
  * oldest are closed beyond IDLE_CHAINS.  d->opens (under d->lock) counts
@@ -79,8 +84,50 @@ disk_unref(struct disk *d)
   free(d->scratch_path);
   pthread_rwlock_destroy(&d->wlock);
   pthread_mutex_destroy(&d->lock);
+  for (size_t i = 0; i < d->expect.n; i++)
+    free(d->expect.rel[i]);
+  free((void *)d->expect.rel);
+  free((void *)d->expect.id);
   free(d->path);
   free(d);
+}
+
+int
+disk_set_chain(struct disk *d, const struct catalog_disk *cd)
+{
+  char **rel = calloc(cd->chain_len + 1, sizeof *rel);
+  struct bfs_file_id *id = calloc(cd->chain_len + 1, sizeof *id);
+
+  if (!rel || !id) {
+    free(rel);
+    free(id);
+    return -ENOMEM;
+  }
+  d->expect.rel = rel;
+  d->expect.id = id;
+  for (size_t i = 0; i < cd->chain_len; i++) {
+    if (!(rel[i] = strdup(cd->chain[i])))
+      return -ENOMEM;                       /* disk_unref frees what is set */
+    d->expect.n = i + 1;
+    if (cd->chain_id)
+      id[i] = cd->chain_id[i];
+  }
+  return 0;
+}
+
+struct check_ctx {
+  const struct bfs_chain_ids *expect;
+  bool changed;
+};
+
+static int
+check_layer(void *opaque, size_t depth, const char *rel, const struct stat *st)
+{
+  struct check_ctx *x = opaque;
+  int r = bfs_chain_ids_check((void *)x->expect, depth, rel, st);
+  if (r < 0)
+    x->changed = true;
+  return r;
 }
 
 int
@@ -91,14 +138,29 @@ disk_chain(struct disk *d, chain_t **out)
 
   pthread_mutex_lock(&d->lock);
   if (!d->chain) {
+    struct check_ctx x = { .expect = &d->expect };
     struct chain_opts opts = {
       .resolve = catalog_resolve_backing,
       .resolve_opaque = mnt.cat,
+      .root = mnt.repo,
+      .root_fd = mnt.repo_fd,
+      .check = check_layer,
+      .check_opaque = &x,
     };
     chain_t *c;
     bfs_clear_error();
     r = chain_open(d->path, &opts, &c);
-    if (r < 0) {
+    /* a symlink, a vanished or non-regular file where the catalog has an
+     * image: the repository changed since the scan, like a failed check */
+    if (r == -ELOOP || r == -EXDEV || r == -ENOENT || r == -EINVAL)
+      x.changed = true;
+    if (r < 0 && x.changed) {
+      bfs_log(BFS_LOG_WARN, "%s: refused, the backup changed since the "
+              "catalog was built: %s; rescanning", d->path, bfs_last_error());
+      tree_request_rescan();
+      r = -EIO;
+    }
+    else if (r < 0) {
       if (!d->warned)
         bfs_log(BFS_LOG_WARN, "%s: cannot open chain: %s", d->path,
                 bfs_last_error());

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +29,76 @@
 
 static size_t blk = 4096;
 
+/* real (a resolved path) is the repository or lies inside it: by name, or
+ * through another path to the same directory (a bind mount) */
+static bool
+inside_repo(const char *real)
+{
+  CLEANUP_FREE char *p = strdup(real);
+  struct stat rs, st;
+  size_t rl = strlen(mnt.repo);
+
+  if (!strncmp(real, mnt.repo, rl) && (real[rl] == '/' || real[rl] == '\0'))
+    return true;
+  if (!p || stat(mnt.repo, &rs) < 0)
+    return true;                    /* cannot tell: refuse */
+  for (;;) {
+    if (stat(p[0] ? p : "/", &st) == 0 && st.st_dev == rs.st_dev &&
+        st.st_ino == rs.st_ino)
+      return true;
+    char *slash = strrchr(p, '/');
+    if (!slash || !p[0])
+      return false;
+    *slash = '\0';
+  }
+}
+
+/* Resolve and check before creating anything: the directory's parent is
+ * opened and checked, and the directory made beneath that descriptor, so
+ * a symlink into the repository can never have us create a file there. */
 int
 scratch_init(const char *dir)
 {
+  CLEANUP_FREE char *c1 = strdup(dir), *c2 = strdup(dir), *preal = NULL;
+  CLEANUP_CLOSE int pfd = -1;
+  char fdpath[64];
   struct statvfs sv;
-  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+
+  if (!c1 || !c2)
+    return bfs_error(-ENOMEM, "out of memory");
+  if ((mnt.scratch = realpath(dir, NULL))) {      /* it exists */
+    if (inside_repo(mnt.scratch))
+      return bfs_error(-EINVAL, "scratch %s: inside the repository %s; "
+                       "backups are never written", mnt.scratch, mnt.repo);
+  }
+  else if (errno != ENOENT)
     return bfs_error(-errno, "scratch %s: %m", dir);
-  mnt.scratch = realpath(dir, NULL);
-  if (!mnt.scratch)
-    return bfs_error(-errno, "scratch %s: %m", dir);
-  size_t rl = strlen(mnt.repo);
-  if (!strncmp(mnt.scratch, mnt.repo, rl) &&
-      (mnt.scratch[rl] == '/' || mnt.scratch[rl] == '\0'))
-    return bfs_error(-EINVAL, "scratch %s: inside the repository %s; "
-                     "backups are never written", mnt.scratch, mnt.repo);
+  else {
+    const char *parent = dirname(c1), *base = basename(c2);
+    pfd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0)
+      return bfs_error(-errno, "scratch %s: %s: %m", dir, parent);
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", pfd);
+    if (!(preal = realpath(fdpath, NULL)))
+      return bfs_error(-errno, "scratch %s: %s: %m", dir, parent);
+    if (inside_repo(preal))
+      return bfs_error(-EINVAL, "scratch %s: inside the repository %s (in "
+                       "%s); backups are never written: nothing created",
+                       dir, mnt.repo, preal);
+    if (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))
+      return bfs_error(-EINVAL, "scratch %s: not a directory name", dir);
+    if (mkdirat(pfd, base, 0700) < 0 && errno != EEXIST)
+      return bfs_error(-errno, "scratch %s: %m", dir);
+    mnt.scratch = realpath(dir, NULL);
+    if (!mnt.scratch)
+      return bfs_error(-errno, "scratch %s: %m", dir);
+    if (inside_repo(mnt.scratch))       /* raced: a symlink put in place */
+      return bfs_error(-EINVAL, "scratch %s: inside the repository %s; "
+                       "backups are never written", mnt.scratch, mnt.repo);
+  }
+  struct stat st;
+  if (stat(mnt.scratch, &st) < 0 || !S_ISDIR(st.st_mode))
+    return bfs_error(-ENOTDIR, "scratch %s: not a directory", mnt.scratch);
   if (statvfs(mnt.scratch, &sv) == 0 && sv.f_bsize > blk &&
       sv.f_bsize <= 1024 * 1024)
     blk = sv.f_bsize;

@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include "catalog/catalog.h"
+#include "common/beneath.h"
 #include "fs/mount-config.h"
 #include "image/image.h"
 
@@ -70,6 +71,14 @@ typedef struct guest_pool guest_pool_t;
 #endif
 
 /* ---- payloads shared by nodes and open handles (refcounted) ---- */
+
+/* The repository's owner, group and mode of what a node shows (mode 0: not
+ * known, the defaults apply).  Used only when mnt.repo_perms. */
+struct perm {
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
+};
 
 struct blob {                       /* backup.json text, latest's target */
   atomic_uint refs;
@@ -84,6 +93,8 @@ struct disk {                       /* disks/<disk>.img */
   atomic_uint refs;
   char *path;                       /* absolute path of the top image */
   uint64_t size, allocated;
+  struct bfs_chain_ids expect;      /* the catalog's layers and identities */
+  struct perm perm;                 /* all layers' permissions combined */
   pthread_mutex_t lock;
   chain_t *chain;                   /* opened lazily, then immutable */
   bool warned;                      /* open failure logged once */
@@ -95,6 +106,8 @@ struct disk {                       /* disks/<disk>.img */
   pthread_rwlock_t wlock;           /* partial-block writes: exclusive */
 };
 struct disk *disk_new(const char *path, uint64_t size, uint64_t allocated);
+/* copy the catalog's chain (paths and identities) into d: 0 or -ENOMEM */
+int disk_set_chain(struct disk *d, const struct catalog_disk *cd);
 struct disk *disk_ref(struct disk *d);
 void disk_unref(struct disk *d);
 /* the disk's chain, opened on first use, for one more handle: 0 or -EIO */
@@ -136,8 +149,11 @@ struct node {
   /* payload by kind */
   struct blob *blob;                /* N_JSON, N_LATEST */
   struct disk *disk;                /* N_DISK */
-  char *path;                       /* N_DOMAIN: repo file; N_GUEST: guest path */
+  char *path;                       /* N_DOMAIN: repo-relative file;
+                                       N_GUEST: guest path */
   uint64_t size;                    /* N_DOMAIN */
+  struct bfs_file_id id;            /* N_DOMAIN: the file as stat'd */
+  struct perm perm;                 /* not N_GUEST, N_DISK (disk->perm) */
   guest_t *guest;                   /* N_FILES, N_GUEST */
   fuse_ino_t files_ino;             /* N_GUEST: its files/ directory */
   char *key;                        /* N_FILES: "vm/time" */
@@ -148,6 +164,9 @@ struct mnt {
   struct fuse_session *se;
   char *repo;                       /* absolute */
   char *mountpoint;                 /* absolute */
+  int repo_fd;                      /* O_PATH: repository files open beneath */
+  bool repo_perms;                  /* show the repository's owners and
+                                       modes (allow_other, or root) */
   uid_t uid;
   gid_t gid;
   time_t start;
@@ -202,6 +221,7 @@ void nodes_free_all(void);
 /* tree.c — catalog to tree, inotify, invalidations */
 int tree_refresh(bool scan);        /* scan the catalog and apply the diff */
 void tree_maybe_refresh(void);      /* readdir of root / VM dir */
+void tree_request_rescan(void);     /* a file changed under us: rescan soon */
 int tree_watch_start(void);
 void tree_watch_stop(void);
 void tree_queue_inval_entry(fuse_ino_t parent, const char *name);

@@ -265,14 +265,23 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       h->blob = blob_ref(n->blob);
       h->size = n->blob ? n->blob->len : 0;
       break;
-    case N_DOMAIN:
+    case N_DOMAIN: {                        /* beneath the repository */
+      struct stat st;
       h->size = n->size;
-      h->fd = open(n->path, O_RDONLY | O_CLOEXEC);
+      h->fd = bfs_open_beneath(mnt.repo_fd, mnt.repo, n->path);
+      if (h->fd >= 0 && (fstat(h->fd, &st) < 0 ||
+                         bfs_file_id_check(n->path, &n->id, &st) < 0)) {
+        close(h->fd);
+        h->fd = -EIO;
+      }
       if (h->fd < 0) {
-        bfs_log(BFS_LOG_WARN, "%s: %m", n->path);
+        bfs_log(BFS_LOG_WARN, "%s; rescanning", bfs_last_error());
+        tree_request_rescan();
+        h->fd = -1;
         r = -EIO;
       }
       break;
+    }
     case N_GUEST:
       r = files_ref(n, &h->gref);
       break;

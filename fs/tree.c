@@ -13,6 +13,14 @@
  * directory rescans at once when events are pending; without inotify, or on
  * a network file system (whose remote writers inotify cannot see), listing
  * rescans at most every RESCAN_INTERVAL seconds.
+ *
+ * Permissions: each node carries the repository's owner, group and mode
+ * of what it stands for (struct perm, stat'd here with no lock held,
+ * never through a symlink): a disk the combination of its layers' modes, a
+ * backup (and its disks/, files/, backup.json) the directory holding its
+ * first disk's top image, a VM the directory above that.  A backup whose
+ * layers' identities or permissions changed is rebuilt like one whose
+ * backup.json changed.
  */
 #include "fs/mount.h"
 
@@ -108,7 +116,123 @@ send_invalidations(void)
 struct want {                       /* one backup as the catalog has it */
   struct catalog_backup *b;
   char *json;
+  struct perm dir;                  /* the directory of its first image */
+  struct perm *disks;               /* per catalog disk: layers combined */
+  struct perm domain;               /* domain.xml (mode 0: none) */
+  struct bfs_file_id domain_id;
 };
+
+/* ---- the repository's permissions ---- */
+
+static bool
+perm_of(const char *rel, struct perm *p, struct stat *out)
+{
+  struct stat st;
+  if (fstatat(mnt.repo_fd, rel && *rel ? rel : ".", &st,
+              AT_SYMLINK_NOFOLLOW | (rel && *rel ? 0 : AT_EMPTY_PATH)) < 0)
+    return false;
+  p->uid = st.st_uid;
+  p->gid = st.st_gid;
+  p->mode = st.st_mode;
+  if (out)
+    *out = st;
+  return true;
+}
+
+/* rel's directory ("" for the repository root), malloc'd */
+static char *
+dir_of(const char *rel)
+{
+  const char *slash = strrchr(rel, '/');
+  return strndup(rel, slash ? (size_t)(slash - rel) : 0);
+}
+
+/* What a user may do with a disk is what every layer allows: a class keeps
+ * a permission only if each layer grants it to that class (a layer with
+ * another owner or group counts with what it grants everybody). */
+static void
+perm_meet(struct perm *a, const struct perm *b)
+{
+  mode_t ob = b->mode & 07, gb = (b->mode >> 3) & 07, ub = (b->mode >> 6) & 07;
+  mode_t u = b->uid == a->uid ? ub : gb & ob;
+  mode_t g = b->gid == a->gid ? gb : gb & ob;
+  a->mode = (a->mode & ~0777) | (a->mode & 0777 & ((u << 6) | (g << 3) | ob));
+}
+
+static void
+want_perms(struct want *w)
+{
+  const struct catalog_backup *b = w->b;
+  struct stat st;
+
+  w->disks = calloc(b->ndisks ? b->ndisks : 1, sizeof *w->disks);
+  for (size_t i = 0; w->disks && i < b->ndisks; i++) {
+    const struct catalog_disk *cd = &b->disks[i];
+    struct perm p;
+    for (size_t k = 0; k < cd->chain_len; k++) {
+      if (!perm_of(cd->chain[k], &p, NULL)) {
+        w->disks[i].mode = 0;
+        break;
+      }
+      if (k == 0)
+        w->disks[i] = p;
+      else
+        perm_meet(&w->disks[i], &p);
+    }
+  }
+  if (b->ndisks && b->disks[0].image) {
+    CLEANUP_FREE char *d = dir_of(b->disks[0].image);
+    if (d)
+      perm_of(d, &w->dir, NULL);
+  }
+  if (b->domain_xml && perm_of(b->domain_xml, &w->domain, &st)) {
+    if (S_ISREG(st.st_mode))
+      bfs_file_id_of(&st, &w->domain_id);
+    else
+      w->domain.mode = 0;
+  }
+}
+
+static bool
+perm_eq(const struct perm *a, const struct perm *b)
+{
+  return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode;
+}
+
+static bool
+id_eq(const struct bfs_file_id *a, const struct bfs_file_id *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime_ns == b->mtime_ns;
+}
+
+/* the backup node bn still shows what w says (tree lock held) */
+static bool
+backup_same(const struct node *bn, const struct want *w)
+{
+  struct node *jn = node_kid(bn, "backup.json");
+  struct node *dd = node_kid(bn, "disks"), *x = node_kid(bn, "domain.xml");
+  char name[NAME_MAX + 1];
+
+  if (!jn || !jn->blob || strcmp(jn->blob->data, w->json) ||
+      !perm_eq(&bn->perm, &w->dir) || !w->disks || !!x != !!w->domain.mode ||
+      (x && (!perm_eq(&x->perm, &w->domain) || !id_eq(&x->id, &w->domain_id))))
+    return false;
+  for (size_t i = 0; dd && i < w->b->ndisks; i++) {
+    const struct catalog_disk *cd = &w->b->disks[i];
+    struct node *dn;
+    if (snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
+        !(dn = node_kid(dd, name)) || !dn->disk)
+      continue;
+    if (!perm_eq(&dn->disk->perm, &w->disks[i]) ||
+        dn->disk->expect.n != cd->chain_len)
+      return false;
+    for (size_t k = 0; k < cd->chain_len; k++)
+      if (!id_eq(&dn->disk->expect.id[k], &cd->chain_id[k]))
+        return false;
+  }
+  return true;
+}
 
 /* Names come from the repository: never '/', '.', '..' or empty. */
 static bool
@@ -143,24 +267,27 @@ build_backup(struct node *bn, const struct want *w)
 {
   const struct catalog_backup *b = w->b;
   char path[PATH_MAX];
-  struct stat st;
 
   bn->mtime = b->time;
+  bn->perm = w->dir;
   struct node *j = add_kid(bn, N_JSON, "backup.json");
-  if (j)
+  if (j) {
     j->blob = blob_new(w->json, strlen(w->json));
-  if (b->domain_xml &&
-      snprintf(path, sizeof path, "%s/%s", mnt.repo, b->domain_xml) <
-      (int)sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    j->perm = w->dir;
+  }
+  if (b->domain_xml && w->domain.mode) {
     struct node *x = add_kid(bn, N_DOMAIN, "domain.xml");
     if (x) {
-      x->path = strdup(path);
-      x->size = st.st_size;
+      x->path = strdup(b->domain_xml);
+      x->size = w->domain_id.size;
+      x->id = w->domain_id;
+      x->perm = w->domain;
     }
   }
   struct node *dd = add_kid(bn, N_DISKS, "disks");
   if (!dd)
     return;
+  dd->perm = w->dir;
   for (size_t i = 0; i < b->ndisks; i++) {
     const struct catalog_disk *cd = &b->disks[i];
     char name[NAME_MAX + 1];
@@ -172,6 +299,12 @@ build_backup(struct node *bn, const struct want *w)
     struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
     if (!d)
       continue;
+    if (disk_set_chain(d, cd) < 0) {
+      disk_unref(d);
+      continue;
+    }
+    if (w->disks)
+      d->perm = w->disks[i];
     if (mnt.scratch &&
         asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
                  b->name, name) < 0)
@@ -186,6 +319,8 @@ build_backup(struct node *bn, const struct want *w)
     struct node *f = add_kid(bn, N_FILES, "files");
     if (f && asprintf(&f->key, "%s/%s", b->vm, b->name) < 0)
       f->key = NULL;
+    if (f)
+      f->perm = w->dir;
   }
 }
 
@@ -228,8 +363,10 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
       latest->mtime = ws[nw - 1].b->time;
       tree_queue_inval_inode(latest->ino);
     }
-    if (latest)
+    if (latest) {
+      latest->perm = vn->perm;
       kids[nk++] = latest;
+    }
     vn->mtime = ws[nw - 1].b->time;
   }
   else if (latest) {
@@ -241,8 +378,7 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
       continue;
     struct node *bn = node_kid(vn, ws[j].b->name);
     if (bn && bn->kind == N_BACKUP) {
-      struct node *jn = node_kid(bn, "backup.json");
-      if (!jn || !jn->blob || strcmp(jn->blob->data, ws[j].json)) {
+      if (!backup_same(bn, &ws[j])) {
         clear_dir(bn);
         build_backup(bn, &ws[j]);
         tree_queue_inval_inode(bn->ino);
@@ -266,14 +402,31 @@ struct want_vm {
   struct catalog_backup *bs;
   struct want *ws;
   size_t n;
+  struct perm perm;                 /* the directory above its newest backup */
 };
+
+static void
+vm_perm(struct want_vm *v)
+{
+  const struct catalog_backup *b = &v->bs[v->n - 1];
+  if (b->ndisks && b->disks[0].image) {
+    CLEANUP_FREE char *d = dir_of(b->disks[0].image);
+    CLEANUP_FREE char *up = d ? dir_of(d) : NULL;
+    if (up)
+      perm_of(up, &v->perm, NULL);
+  }
+  else
+    v->perm = v->ws[v->n - 1].dir;
+}
 
 static void
 free_want_vms(struct want_vm *vms, size_t nvms)
 {
   for (size_t i = 0; i < nvms; i++) {
-    for (size_t j = 0; j < vms[i].n; j++)
+    for (size_t j = 0; vms[i].ws && j < vms[i].n; j++) {
       free(vms[i].ws[j].json);
+      free(vms[i].ws[j].disks);
+    }
     free(vms[i].ws);
     catalog_backups_free(vms[i].bs, vms[i].n);
   }
@@ -327,11 +480,20 @@ tree_refresh(bool scan)
       vms[i].ws[j].json = catalog_backup_json(mnt.cat, &vms[i].bs[j]);
       if (!vms[i].ws[j].json)
         vms[i].ws[j].json = strdup("{}\n");
+      want_perms(&vms[i].ws[j]);
     }
+    if (vms[i].n)
+      vm_perm(&vms[i]);
   }
+  struct perm root_perm = { 0 };
+  perm_of("", &root_perm, NULL);
 
   pthread_rwlock_wrlock(&mnt.tree_lock);
   struct node *root = mnt.root;
+  if (!perm_eq(&root->perm, &root_perm)) {
+    root->perm = root_perm;
+    tree_queue_inval_inode(root->ino);
+  }
   for (size_t i = root->nkids; i-- > 0;) {
     bool keep = false;
     for (size_t j = 0; j < nnames && !keep; j++)
@@ -345,6 +507,10 @@ tree_refresh(bool scan)
     struct node *vn = node_kid(root, names[j]);
     if (!vn && !(vn = add_kid(root, N_VM, names[j])))
       continue;
+    if (!perm_eq(&vn->perm, &vms[j].perm)) {
+      vn->perm = vms[j].perm;
+      tree_queue_inval_inode(vn->ino);
+    }
     apply_vm(vn, vms[j].ws, vms[j].n);
     if (vn->mtime > root->mtime)
       root->mtime = vn->mtime;
@@ -359,6 +525,13 @@ out:
   pthread_mutex_unlock(&mnt.scan_lock);
   wake();                           /* the watcher sends the invalidations */
   return r;
+}
+
+void
+tree_request_rescan(void)
+{
+  atomic_store(&mnt.dirty, true);
+  wake();
 }
 
 void
@@ -381,6 +554,7 @@ watch_dir(const char *path, int depth)
   int wd = inotify_add_watch(mnt.ino_fd, path,
                              IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                              IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF |
+                             IN_ATTRIB |
                              IN_ONLYDIR | IN_EXCL_UNLINK);
   if (wd < 0) {
     bfs_log(BFS_LOG_DEBUG, "inotify %s: %m", path);
@@ -496,6 +670,8 @@ watcher(void *arg)
     }
     if (first && !atomic_load(&mnt.dirty))
       first = 0;                    /* a readdir already rescanned */
+    if (!first && atomic_load(&mnt.dirty))
+      first = last = now_ms();      /* tree_request_rescan() */
     if (first && (now_ms() >= last + DEBOUNCE_MS ||
                   now_ms() >= first + DEBOUNCE_MAX_MS)) {
       first = 0;

@@ -7,6 +7,10 @@
  * into metadata.  Loops are caught by (device, inode); depth is capped.
  * Encrypted and external-data layers are refused here, at open, with the
  * reason, so a chain that opens can be read.
+ *
+ * With opts->root every layer is opened beneath the repository descriptor
+ * (no symlink followed, nothing outside it) and each open file's fstat goes
+ * to opts->check, so a layer swapped after the scan is refused, not read.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "image/internal.h"
@@ -70,6 +75,51 @@ add_layer(chain_t *c, img_t *img, const char *path)
 
 struct ident { dev_t dev; ino_t ino; };
 
+/* ---- opening beneath the repository (opts->root) ---- */
+
+static int
+open_layer(const struct chain_opts *opts, const char *path, int fmt,
+           img_t **out)
+{
+  struct img_io io;
+  const char *rel;
+  int r;
+
+  if (!opts || !opts->root)
+    return img_open_fmt(path, fmt, out);
+  if (!(rel = bfs_path_beneath(opts->root, path)))
+    return bfs_error(-EXDEV, "%s: not inside %s", path, opts->root);
+  if ((r = img_io_file_beneath(opts->root_fd, opts->root, rel, &io)) < 0)
+    return r;
+  return img_open_io_fmt(&io, path, fmt, out);
+}
+
+/* the layer just added: its identity for loop detection and opts->check */
+static int
+layer_opened(chain_t *c, const struct chain_opts *opts, struct ident *seen,
+             size_t *nseen)
+{
+  const char *path = c->paths[c->depth - 1], *rel = path;
+  struct stat st;
+
+  if (img_io_file_stat(&c->layers[c->depth - 1]->io, &st) < 0) {
+    if (opts && opts->check)
+      return bfs_error(-EIO, "%s: cannot check the file's identity", path);
+    return 0;
+  }
+  for (size_t i = 0; i < *nseen; i++)
+    if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino)
+      return bfs_error(-ELOOP, "%s: backing file loop: '%s' is already "
+                       "in the chain", c->depth > 1 ? c->paths[c->depth - 2]
+                       : path, path);
+  seen[(*nseen)++] = (struct ident){ st.st_dev, st.st_ino };
+  if (opts && opts->root && bfs_path_beneath(opts->root, path))
+    rel = bfs_path_beneath(opts->root, path);
+  if (opts && opts->check)
+    return opts->check(opts->check_opaque, c->depth - 1, rel, &st);
+  return 0;
+}
+
 static int
 open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
 {
@@ -77,7 +127,6 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
                        : CHAIN_MAX_DEPTH;
   CLEANUP_FREE struct ident *seen = calloc(max_depth + 1, sizeof *seen);
   size_t nseen = 0;
-  struct stat st;
   int r;
 
   if (!seen) {
@@ -85,10 +134,8 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
     return bfs_error(-ENOMEM, "out of memory");
   }
   r = add_layer(c, top, img_name(top));
-  if (r < 0)
+  if (r < 0 || (r = layer_opened(c, opts, seen, &nseen)) < 0)
     return r;
-  if (stat(c->paths[0], &st) == 0)
-    seen[nseen++] = (struct ident){ st.st_dev, st.st_ino };
 
   for (;;) {
     img_t *cur = c->layers[c->depth - 1], *next;
@@ -100,7 +147,8 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
     if ((r = check_supported(cur)) < 0)
       return r;
     if (!in->backing_file)
-      return 0;
+      return opts && opts->check ? opts->check(opts->check_opaque, c->depth,
+                                               NULL, NULL) : 0;
     if (c->depth >= max_depth)
       return bfs_error(-ELOOP, "%s: backing chain deeper than %u layers",
                        c->paths[0], max_depth);
@@ -122,18 +170,12 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
                          "which is not supported", cur_path,
                          in->backing_file, in->backing_format);
     }
-    if (stat(path, &st) == 0) {
-      for (size_t i = 0; i < nseen; i++)
-        if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino)
-          return bfs_error(-ELOOP, "%s: backing file loop: '%s' is already "
-                           "in the chain", cur_path, path);
-      seen[nseen++] = (struct ident){ st.st_dev, st.st_ino };
-    }
-    r = img_open_fmt(path, fmt, &next);
+    r = open_layer(opts, path, fmt, &next);
     if (r < 0)
       return bfs_error_prefix(r, "%s: backing file '%s': ", cur_path,
                               in->backing_file);
-    if ((r = add_layer(c, next, path)) < 0)
+    if ((r = add_layer(c, next, path)) < 0 ||
+        (r = layer_opened(c, opts, seen, &nseen)) < 0)
       return r;
   }
 }
@@ -168,7 +210,7 @@ chain_open(const char *top_path, const struct chain_opts *opts,
   int r;
 
   *out = NULL;
-  r = img_open(top_path, &top);
+  r = open_layer(opts, top_path, -1, &top);
   if (r < 0)
     return r;
   return chain_open_image(top, opts, out);

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* ---- named limits (cf. QEMU block/qcow2.h) ---- */
 #define QCOW2_MIN_CLUSTER_BITS 9
@@ -40,6 +41,10 @@ struct img_io {
 };
 /* open path O_RDONLY|O_CLOEXEC and fill io (pread(2) based, thread-safe) */
 int img_io_file(const char *path, struct img_io *io);
+/* open rel beneath the directory dirfd (root names it in messages) with
+ * bfs_open_beneath(): no symlinks, nothing outside it, regular files only */
+int img_io_file_beneath(int dirfd, const char *root, const char *rel,
+                        struct img_io *io);
 /* io over a caller-owned buffer (not copied) */
 void img_io_memory(const void *buf, size_t len, struct img_io *io);
 
@@ -88,6 +93,18 @@ struct chain_opts {
   unsigned max_depth;               /* 0: CHAIN_MAX_DEPTH */
   size_t cache_bytes;               /* decompressed-cluster LRU; 0: default */
   size_t map_bytes;                 /* extent map memory cap; 0: default */
+  /* Non-NULL: every layer must lie beneath the directory root (paths from
+   * resolve are absolute, under root) and is opened beneath root_fd with
+   * no symlink followed (img_io_file_beneath). */
+  const char *root;
+  int root_fd;
+  /* Optional: called for each layer once open, with its root-relative path
+   * (or full path without root) and fstat, then once with rel == NULL and
+   * st == NULL when the chain ends after depth layers; a negative return
+   * fails the open (bfs_chain_ids_check checks against the catalog). */
+  int (*check)(void *opaque, size_t depth, const char *rel,
+               const struct stat *st);
+  void *check_opaque;
 };
 
 typedef struct chain chain_t;

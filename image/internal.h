@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "image/image.h"
 
@@ -86,6 +87,8 @@ int img_decompress(img_t *img, const struct img_map *m, void *out);
 /* The same with the payload (m->csize bytes) already in memory. */
 int img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
                        void *out);
+/* fstat of a file io: 0, or -ENOTSUP for memory io / -errno */
+int img_io_file_stat(const struct img_io *io, struct stat *st);
 /* Hint the kernel that io will be read sequentially (file io only). */
 void img_io_hint_sequential(const struct img_io *io);
 /* Start reading [off, off+len) into the page cache (file io only). */

@@ -1,6 +1,8 @@
 /* io.c — the two struct img_io back ends: a read-only file (pread, so any
  * number of threads can share one descriptor) and a caller-owned memory
- * buffer (tests and fuzzers). */
+ * buffer (tests and fuzzers).  Repository files are opened beneath the
+ * repository's directory descriptor (common/beneath.h): no symlink is
+ * followed, only regular files pass. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/beneath.h"
 #include "common/checked.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -65,6 +68,32 @@ img_io_file(const char *path, struct img_io *io)
   io->close = file_close;
   io->opaque = (void *)(intptr_t)TAKE_FD(fd);
   return 0;
+}
+
+int
+img_io_file_beneath(int dirfd, const char *root, const char *rel,
+                    struct img_io *io)
+{
+  CLEANUP_CLOSE int fd = bfs_open_beneath(dirfd, root, rel);
+  struct stat st;
+
+  if (fd < 0)
+    return fd;
+  if (fstat(fd, &st) < 0)
+    return bfs_error(-errno, "%s: stat: %s", rel, strerror(errno));
+  io->size = (uint64_t)st.st_size;
+  io->pread = file_pread;
+  io->close = file_close;
+  io->opaque = (void *)(intptr_t)TAKE_FD(fd);
+  return 0;
+}
+
+int
+img_io_file_stat(const struct img_io *io, struct stat *st)
+{
+  if (io->pread != file_pread)
+    return -ENOTSUP;
+  return fstat((int)(intptr_t)io->opaque, st) < 0 ? -errno : 0;
 }
 
 struct mem_io {

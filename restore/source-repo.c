@@ -5,12 +5,17 @@
  * backing resolution, and read by the chain's merged extent map.  For
  * qemu-img the chain is spelled as a json: filename naming every layer's
  * resolved path, so qemu never has to follow a dangling backing name.
+ * Every layer is opened beneath the repository's descriptor (no symlink
+ * followed) and must be the file the catalog recorded (bfs_chain_ids_check):
+ * a backup changed since the scan is refused, never restored.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "image/image.h"
@@ -19,6 +24,7 @@
 struct repo_src {
   catalog_t *cat;
   chain_t *chain;
+  int repo_fd;
 };
 
 int
@@ -133,6 +139,8 @@ r_close(struct rsrc *s)
     chain_close(p->chain);
   if (p->cat)
     catalog_close(p->cat);
+  if (p->repo_fd >= 0)
+    close(p->repo_fd);
   free(p);
   free(s->name);
 }
@@ -163,6 +171,7 @@ restore_src_repo(const char *repo, const char *catalog_path,
   }
   s->ops = &repo_ops;
   s->priv = p;
+  p->repo_fd = -1;
 
   r = restore_open_catalog(repo, catalog_path, &p->cat);
   if (r < 0)
@@ -185,8 +194,15 @@ restore_src_repo(const char *repo, const char *catalog_path,
     r = bfs_error(-ENOMEM, "out of memory");
     goto fail;
   }
+  if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
+    goto fail;
+  struct bfs_chain_ids ids = { d->chain_len, d->chain, d->chain_id };
   struct chain_opts co = { .resolve = catalog_resolve_backing,
-                           .resolve_opaque = p->cat };
+                           .resolve_opaque = p->cat,
+                           .root = catalog_repo(p->cat),
+                           .root_fd = p->repo_fd,
+                           .check = bfs_chain_ids_check,
+                           .check_opaque = &ids };
   r = chain_open(top, &co, &p->chain);
   if (r < 0) {
     bfs_error_prefix(r, "%s: ", s->name);

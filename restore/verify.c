@@ -14,6 +14,9 @@
  *      showing through from a lower layer whose own point in time was read
  *      in full earlier in the run is not read again (--reread does), so a
  *      chain of N incrementals costs its data once, not N times.
+ * Every repository file is opened beneath the repository's descriptor (no
+ * symlink followed) and the chain's layers must be the files the catalog
+ * recorded: an image swapped since the scan is a fault, never verified.
  * A table (VM, time, disk, layers, bytes checked, result) goes to stdout;
  * the exit status is 1 when anything is wrong, 2 on usage errors.
  */
@@ -29,6 +32,7 @@
 #include <xxhash.h>
 
 #include "catalog/catalog.h"
+#include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "image/image.h"
@@ -49,6 +53,7 @@ struct row { char *vm, *time, *disk, *result; size_t layers; uint64_t bytes; };
 struct vctx {
   catalog_t *cat;
   const char *repo;               /* absolute, from the catalog */
+  int repo_fd;                    /* files open beneath it */
   struct vstate *state;
   bool no_checksum, reset, reread;
   uint64_t read_bytes, reused_bytes;
@@ -108,7 +113,8 @@ repo_rel(struct vctx *v, const char *path)
 static int
 checksum(struct vctx *v, const char *path, bool record)
 {
-  CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_CLOSE int fd = bfs_open_beneath(v->repo_fd, v->repo,
+                                         repo_rel(v, path));
   XXH3_state_t *st;
   XXH128_canonical_t can;
   struct stat sb;
@@ -116,7 +122,9 @@ checksum(struct vctx *v, const char *path, bool record)
   uint64_t off = 0;
   int r = 0;
 
-  if (fd < 0 || fstat(fd, &sb) < 0)
+  if (fd < 0)
+    return fd;
+  if (fstat(fd, &sb) < 0)
     return bfs_error(-errno, "%s: %s", path, strerror(errno));
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   if (!(st = XXH3_createState()))
@@ -162,7 +170,10 @@ check_file(struct vctx *v, const char *path)
       bfs_error((*found)->r, "%s", (*found)->msg);
     return (*found)->r;
   }
-  r = img_open(path, &img);
+  struct img_io io;
+  r = img_io_file_beneath(v->repo_fd, v->repo, repo_rel(v, path), &io);
+  if (r == 0)
+    r = img_open_io(&io, path, &img);
   if (r == 0) {
     const struct img_info *in = img_get_info(img);
     /* an encrypted image's data cannot be checked: header and checksum */
@@ -309,8 +320,13 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
     return;
   }
   if (r == 0) {
+    struct bfs_chain_ids ids = { d->chain_len, d->chain, d->chain_id };
     struct chain_opts co = { .resolve = catalog_resolve_backing,
-                             .resolve_opaque = v->cat };
+                             .resolve_opaque = v->cat,
+                             .root = v->repo,
+                             .root_fd = v->repo_fd,
+                             .check = bfs_chain_ids_check,
+                             .check_opaque = &ids };
     r = chain_open(top, &co, &c);
   }
   if (r == 0) {
@@ -428,7 +444,7 @@ restore_verify_cmd(int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *catalog = NULL, *state = NULL;
-  struct vctx v = { 0 };
+  struct vctx v = { .repo_fd = -1 };
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   char **vms = NULL;
   size_t nvms = 0;
@@ -467,6 +483,8 @@ restore_verify_cmd(int argc, char **argv)
   if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
+  if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0)
+    goto out;
   if (!v.no_checksum &&
       (r = vstate_open(v.repo, catalog, state, &v.state)) < 0)
     goto out;
@@ -517,6 +535,8 @@ out:
   vstate_close(v.state);
   if (v.cat)
     catalog_close(v.cat);
+  if (v.repo_fd >= 0)
+    close(v.repo_fd);
   free(v.buf);
   return r < 0 || v.faults ? 1 : 0;
 }
