@@ -7,8 +7,9 @@
 # Prints each figure next to its goal (issue 3).  Not part of meson test.
 #
 # usage: bench/catalog-scale.sh [BACKUPFS] [VMS] [PER_VM]
+#        (100,000 images: bench/catalog-scale.sh "" 2000 50)
 set -euo pipefail
-B=${1:-${BACKUPFS:-$(dirname "$0")/../build/backupfs}}
+B=${1:-}; B=${B:-${BACKUPFS:-$(dirname "$0")/../build/backupfs}}
 VMS=${2:-200} PER=${3:-50}
 command -v qemu-img >/dev/null && command -v python3 >/dev/null || {
   echo "needs qemu-img and python3"; exit 77; }
@@ -42,9 +43,9 @@ for v in range(vms):
 PY
 n=$(find "$R" -type f | wc -l)
 du -sh "$R" | sed 's/^/repository: /'
-cat $(find "$R" -type f) > /dev/null            # warm the page cache
+find "$R" -type f -print0 | xargs -0 cat > /dev/null   # warm the page cache (any count)
 
-# Each figure: wall and CPU (user+sys) milliseconds.  The machine is
+# Each figure: wall and CPU (user+sys) milliseconds, and the child's peak RSS.  The machine is
 # shared, so wall time includes waiting for a CPU; CPU time does not.
 # Rescan and list figures are the median of 5 runs.
 run() {   # run COMMAND... -> "wall_ms cpu_ms" (getrusage of the child)
@@ -56,7 +57,7 @@ subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
 w = time.perf_counter() - t
 r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-print("%.1f %.1f" % (w * 1000, cpu * 1000))
+print("%.1f %.1f %d" % (w * 1000, cpu * 1000, r1.ru_maxrss // 1024))
 PY
 }
 median5() {
@@ -64,11 +65,11 @@ median5() {
   for i in 1 2 3 4 5; do run "$@"; done | sort -n | sed -n 3p
 }
 C=$T/catalog.db
-read first firstcpu < <(run "$B" scan -q --catalog "$C" "$R")
+read first firstcpu firstrss < <(run "$B" scan -q --catalog "$C" "$R")
 s=$("$B" scan --json --catalog "$C" "$R")
-read rescan rescancpu < <(median5 "$B" scan -q --catalog "$C" "$R")
-read list listcpu < <(median5 "$B" list --catalog "$C" "$R" vm0100)
-read listns listnscpu < <(median5 "$B" list --no-scan --catalog "$C" "$R" vm0100)
+read rescan rescancpu _ < <(median5 "$B" scan -q --catalog "$C" "$R")
+read list listcpu _ < <(median5 "$B" list --catalog "$C" "$R" vm0100)
+read listns listnscpu _ < <(median5 "$B" list --no-scan --catalog "$C" "$R" vm0100)
 rows=$(($("$B" list --catalog "$C" "$R" vm0100 | wc -l) - 1))
 
 ratio() { python3 -c "print('%.1fx' % ($1))"; }
@@ -78,7 +79,8 @@ printf '%-32s %10s %10s %10s %6s %6s\n' "first scan (images/s)" \
   "$(python3 -c "print('%.0f' % ($n / ($first / 1000)))")" \
   "$(python3 -c "print('%.0f' % ($n / max($firstcpu, 1) * 1000))")" ">= 2000" \
   "$(ratio "$n / ($first / 1000) / 2000")" "$(ratio "$n / max($firstcpu, 1) * 1000 / 2000")"
-printf '%-32s %10s %10s %10s\n' "first scan (ms)" "$first" "$firstcpu" ""
+printf '%-32s %10s %10s %10s\n' "first scan (ms)" "$first" "$firstcpu" "< 5000 at 100k"
+printf '%-32s %10s %10s %10s\n' "first scan peak RSS (MiB)" "$firstrss" "" "< 150"
 for m in "unchanged rescan (ms)|$rescan|$rescancpu|500" \
          "list one VM, with rescan (ms)|$list|$listcpu|50" \
          "list one VM, --no-scan (ms)|$listns|$listnscpu|50"; do
