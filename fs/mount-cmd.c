@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct opts {
   char *catalog, *cloudstack_backups, *scratch;
   bool writable;
   bool allow_empty, nonempty;
+  char *log_file;                   /* -o log=FILE */
+  int log_level;                    /* -o loglevel=, or -1 */
   unsigned max_threads;
   unsigned readahead_kb;
   char fuse_o[4096];                /* options passed to libfuse */
@@ -74,7 +77,12 @@ usage(FILE *f)
 "     readahead_kb=N           kernel readahead of the mount (root only;\n"
 "                              default %d, 0 leaves the kernel's 128)\n"
 "     noinotify                do not watch the repository; rescan when a\n"
-"                              directory is listed (at most every 2 s)\n""     allow_empty              see --allow-empty\n"
+"                              directory is listed (at most every 2 s)\n""     log=FILE                 the daemon's log (default: the journal under\n"
+"                              systemd, else syslog, else backupfs.log next\n"
+"                              to the catalog); -f also logs to stderr\n"
+"     loglevel=LEVEL           error, warn, info (default) or debug;\n"
+"                              -v is info, -vv debug\n"
+"     allow_empty              see --allow-empty\n"
 "     nonempty                 mount over a non-empty directory or an\n"
 "                              existing mount (refused otherwise)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
@@ -154,6 +162,16 @@ parse_o(struct opts *o, const char *arg)
     }
     else if (!strcmp(tok, "writable"))
       o->writable = true;
+    else if (!strncmp(tok, "log=", 4)) {
+      free(o->log_file);
+      o->log_file = strdup(tok + 4);
+    }
+    else if (!strncmp(tok, "loglevel=", 9)) {
+      int l = bfs_log_parse_level(tok + 9);
+      if (l < 0)
+        return l;
+      o->log_level = l;
+    }
     else if (!strcmp(tok, "allow_empty"))
       o->allow_empty = true;
     else if (!strcmp(tok, "nonempty"))
@@ -385,6 +403,29 @@ static const char known_layouts[] =
   "CloudStack KBOSS (backups/<account>/<volume>/<uuid>), "
   "generic (<vm>/<backup-dir>/<disk>.qcow2|.img|.raw)";
 
+/* -o log=FILE: absolute (the daemon runs in /), and writable now, so a
+ * typo is reported on the terminal rather than lost */
+static int
+check_log_file(char **path)
+{
+  if ((*path)[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+      return bfs_error(-errno, "log=%s: current directory: %m", *path);
+    char *abs;
+    if (asprintf(&abs, "%s/%s", cwd, *path) < 0)
+      return -ENOMEM;
+    free(*path);
+    *path = abs;
+  }
+  int fd = open(*path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                0640);
+  if (fd < 0)
+    return bfs_error(-errno, "log=%s: %m", *path);
+  close(fd);
+  return 0;
+}
+
 static int
 open_catalog(const struct opts *o, bool progress)
 {
@@ -399,7 +440,7 @@ open_catalog(const struct opts *o, bool progress)
 static int
 run(struct opts *o)
 {
-  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX];
+  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX], state_dir[PATH_MAX];
   struct catalog_scan_stats stats;
   int r;
 
@@ -418,6 +459,15 @@ run(struct opts *o)
   r = check_placement(o, mnt.repo, mnt.mountpoint);
   if (r < 0)
     return r;
+  if (o->log_level >= 0)
+    bfs_log_level = o->log_level;
+  else if (bfs_log_level < BFS_LOG_INFO)
+    bfs_log_level = BFS_LOG_INFO;   /* a daemon says what it does */
+  if (o->log_file) {
+    r = check_log_file(&o->log_file);
+    if (r < 0)
+      return r;
+  }
   if (o->scratch && !o->writable)
     return bfs_error(-EINVAL, "scratch=%s without -o writable", o->scratch);
   if (o->writable) {
@@ -494,6 +544,13 @@ run(struct opts *o)
                      o->fuse_o);
   if (fuse_set_signal_handlers(mnt.se) < 0)
     return bfs_error(-EIO, "cannot set signal handlers");
+  /* the daemon's fallback log goes next to the catalog */
+  snprintf(state_dir, sizeof state_dir, "%s", catalog_path(mnt.cat));
+  char *slash = strrchr(state_dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(state_dir, sizeof state_dir, ".");
   /* the daemon reopens the catalog: no SQLite handle across fork() */
   catalog_close(mnt.cat);
   mnt.cat = NULL;
@@ -507,14 +564,21 @@ run(struct opts *o)
   set_readahead(mnt.mountpoint, o->readahead_kb);
   if (fuse_daemonize(o->foreground) < 0)
     return bfs_error(-EIO, "cannot daemonise");
-  if (!o->foreground)
-    bfs_log_use_syslog();
+  r = bfs_log_start(&(struct bfs_log_target){
+    .file = o->log_file, .state_dir = state_dir, .foreground = o->foreground });
+  if (r < 0)
+    bfs_log(BFS_LOG_ERROR, "%s (logging to stderr)", bfs_last_error());
   r = open_catalog(o, false);
   if (r < 0) {
     bfs_log(BFS_LOG_ERROR, "%s", bfs_last_error());
     fuse_session_unmount(mnt.se);
     return r;
   }
+  bfs_log(BFS_LOG_INFO, "mounted %s at %s: %u VMs, %u backups (%u broken); "
+          "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats.vms,
+          stats.backups, stats.broken, catalog_path(mnt.cat), bfs_log_where());
+  bfs_log(BFS_LOG_DEBUG, "FUSE options: %s; %u worker threads%s", o->fuse_o,
+          mnt.max_threads, o->single ? " (single-threaded)" : "");
   files_init();
   r = tree_watch_start();
   if (r < 0)
@@ -541,13 +605,16 @@ run(struct opts *o)
   disk_idle_flush();
   nodes_free_all();
   catalog_close(mnt.cat);
-  return r < 0 ? bfs_error(r, "FUSE loop: %s", strerror(-r)) : 0;
+  if (r < 0)
+    return bfs_error(r, "FUSE loop: %s", strerror(-r));
+  bfs_log(BFS_LOG_INFO, "unmounted %s", mnt.mountpoint);
+  return 0;
 }
 
 int
 fs_mount_cmd(int argc, char **argv)
 {
-  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB };
+  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB, .log_level = -1 };
   int r = parse_args(argc, argv, &o);
 
   if (r < 0) {
@@ -559,9 +626,9 @@ fs_mount_cmd(int argc, char **argv)
   free(o.catalog);
   free(o.cloudstack_backups);
   free(o.scratch);
-  if (r < 0) {
+  free(o.log_file);
+  if (r < 0)
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());
-    return 1;
-  }
-  return 0;
+  bfs_log_close();
+  return r < 0 ? 1 : 0;
 }
