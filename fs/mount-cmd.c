@@ -27,6 +27,10 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "fs/fs.h"
@@ -584,6 +588,11 @@ run(struct opts *o)
   if (r < 0)
     bfs_log(BFS_LOG_WARN, "%s (new backups show on listing)",
             bfs_last_error());
+#if HAVE_LIBSYSTEMD
+  /* Type=notify units: the mount is up and its catalog open */
+  sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", mnt.repo,
+             mnt.mountpoint);
+#endif
 
   if (o->single)
     r = fuse_session_loop(mnt.se);
@@ -595,6 +604,9 @@ run(struct opts *o)
     fuse_loop_cfg_destroy(cfg);
   }
   struct fuse_session *se = mnt.se;
+#if HAVE_LIBSYSTEMD
+  sd_notify(0, "STOPPING=1");
+#endif
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
   fuse_session_unmount(se);
