@@ -23,7 +23,7 @@ PATH=$T/bin:$PATH
 comp() {
   COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
   _backupfs
-  echo "${COMPREPLY[*]}"
+  printf '%s\n' "${COMPREPLY[@]}" | sort | paste -sd' '   # order-free
 }
 expect() {
   local want=$1; shift
@@ -34,11 +34,11 @@ expect() {
 }
 expect "list" backupfs li
 expect "--no-scan" backupfs list --no
-expect "--reset-checksums --reread" backupfs verify --re
+expect "--reread --reset-checksums" backupfs verify --re
 expect "allow_other,loglevel=debug" backupfs mount -o allow_other,loglevel=d
 expect "allow_other,allow_empty allow_other,allow_other allow_other,allow_root" backupfs mount -o allow_other,allow
 expect "db01 web01" backupfs list --catalog "$T/c.db" "$T/repo" ""
-expect "web01 web01@latest web01@2026-10-01T030000Z web01@2026-10-02T030000Z" \
+expect "web01 web01@2026-10-01T030000Z web01@2026-10-02T030000Z web01@latest" \
   backupfs verify --catalog "$T/c.db" "$T/repo" we
-expect "db01 db01@latest db01@2026-10-01T040000Z" \
+expect "db01 db01@2026-10-01T040000Z db01@latest" \
   backupfs restore disk --repo "$T/repo" --catalog "$T/c.db" d
