@@ -3,7 +3,10 @@
  * One binary, one command per module (see DESIGN.md §1).  When the first
  * argument is not a command name, the call is the mount.fuse3 form
  * (`backupfs REPO MOUNTPOINT -o OPTS`) and goes to the mount command.
+ * -v / -vv / --verbose (anywhere before `--`) are taken out here for every
+ * command: more log (info, debug) on stderr and in a mount's log.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,12 +43,42 @@ usage(FILE *f)
              "Browse, copy from and boot qcow2 VM backups.\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  backupfs %s\n", commands[i].usage);
-  fprintf(f, "\nEvery command has --help.  See backupfs(1).\n");
+  fprintf(f, "\noptions of every command:\n"
+             "  -v, --verbose      more log (info); -vv: debug\n"
+             "  -V, --version      print the version\n"
+             "  -h, --help         this help (COMMAND --help: that command's)\n"
+             "\nEvery command has --help.  See backupfs(1).\n");
+}
+
+/* Take -v, -vv, --verbose out of argv (up to `--`); returns the new argc. */
+static int
+take_verbosity(int argc, char **argv)
+{
+  int out = 1, more = 0;
+  bool ended = false;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!ended && !strcmp(a, "--"))
+      ended = true;
+    if (!ended && (!strcmp(a, "-v") || !strcmp(a, "-vv") ||
+                   !strcmp(a, "-vvv") || !strcmp(a, "--verbose"))) {
+      more += a[1] == '-' ? 1 : (int)strlen(a) - 1;
+      continue;
+    }
+    argv[out++] = argv[i];
+  }
+  argv[out] = NULL;
+  bfs_log_level += more;
+  if (bfs_log_level > BFS_LOG_DEBUG)
+    bfs_log_level = BFS_LOG_DEBUG;
+  return out;
 }
 
 int
 main(int argc, char **argv)
 {
+  argc = take_verbosity(argc, argv);
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -55,7 +88,7 @@ main(int argc, char **argv)
     usage(stdout);
     return 0;
   }
-  if (!strcmp(argv[1], "--version")) {
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
     printf("backupfs %s\n", BFS_VERSION);
     return 0;
   }

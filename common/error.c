@@ -1,21 +1,16 @@
-/* error.c — thread-local last error and a tiny logger.
+/* error.c — thread-local last error.
  *
  * The message buffer is per thread so FUSE worker threads never see each
- * other's errors.  Logging goes to stderr, or to syslog once the mount has
- * daemonised.
+ * other's errors.  Logging is in log.c.
  */
 #include "error.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <syslog.h>
 
 #define ERRBUF 1024
 static _Thread_local char errbuf[ERRBUF];
-int bfs_log_level = BFS_LOG_WARN;
-static bool use_syslog;
 
 int
 bfs_error(int neg_errno, const char *fmt, ...)
@@ -52,31 +47,4 @@ void
 bfs_clear_error(void)
 {
   errbuf[0] = '\0';
-}
-
-void
-bfs_log_use_syslog(void)
-{
-  openlog("backupfs", LOG_PID, LOG_DAEMON);
-  use_syslog = true;
-}
-
-void
-bfs_log(int level, const char *fmt, ...)
-{
-  static const char *const names[] = { "error", "warning", "info", "debug" };
-  static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-  va_list ap;
-
-  if (level > bfs_log_level)
-    return;
-  va_start(ap, fmt);
-  if (use_syslog)
-    vsyslog(prio[level], fmt, ap);
-  else {
-    char line[2048];
-    vsnprintf(line, sizeof line, fmt, ap);
-    fprintf(stderr, "backupfs: %s: %s\n", names[level], line);
-  }
-  va_end(ap);
 }

@@ -1,4 +1,4 @@
-/* error.h — thread-local last error and logging.
+/* error.h — thread-local last error (logging: common/log.h).
  *
  * Functions return 0 / a value, or -errno.  The human message for the most
  * recent failure on this thread is kept here, set once where the failure is
@@ -24,11 +24,6 @@ int bfs_error_prefix(int neg_errno, const char *fmt, ...)
 const char *bfs_last_error(void);
 void bfs_clear_error(void);
 
-enum { BFS_LOG_ERROR, BFS_LOG_WARN, BFS_LOG_INFO, BFS_LOG_DEBUG };
-extern int bfs_log_level;          /* default BFS_LOG_WARN */
-void bfs_log(int level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* log to syslog instead of stderr (daemonised mount) */
-void bfs_log_use_syslog(void);
+#include "common/log.h"    /* bfs_log() and levels */
 
 #endif

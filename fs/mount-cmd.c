@@ -2,8 +2,11 @@
  * mount.fuse3 form `backupfs REPO MOUNTPOINT -o OPTS`.
  *
  * Order matters: check the mount point (a stale FUSE mount is reported with
- * the fusermount3 hint), open and scan the catalog (progress on a
- * terminal), build the tree, mount, then daemonise.  The catalog is closed
+ * the fusermount3 hint; one inside the repository, a repository inside it,
+ * a non-empty or already mounted one are refused unless -o nonempty), open
+ * and scan the catalog (progress on a terminal; a repository where no
+ * layout finds anything is refused unless --allow-empty), build the tree,
+ * mount, then daemonise.  The catalog is closed
  * across the fork and reopened in the daemon; threads (watcher, guest pool,
  * FUSE workers) start only after it.  Options the mount owns (catalog=,
  * cloudstack_backups=, max_threads=) are taken out of -o; fstab-only words
@@ -13,7 +16,9 @@
  */
 #include "fs/mount.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,10 @@
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -34,6 +43,9 @@ struct opts {
   bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups, *scratch;
   bool writable;
+  bool allow_empty, nonempty;
+  char *log_file;                   /* -o log=FILE */
+  int log_level;                    /* -o loglevel=, or -1 */
   unsigned max_threads;
   unsigned readahead_kb;
   char fuse_o[4096];                /* options passed to libfuse */
@@ -54,6 +66,8 @@ usage(FILE *f)
 "  -f                 stay in the foreground\n"
 "  -d                 FUSE debug output (implies -f)\n"
 "  -s                 single-threaded (debugging)\n"
+"  --allow-empty      mount a repository in which no layout recognises\n"
+"                     anything yet (also -o allow_empty)\n"
 "  -o OPTS            comma-separated mount options:\n"
 "     catalog=FILE             catalog database (default: per-repository file\n"
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
@@ -67,7 +81,14 @@ usage(FILE *f)
 "     readahead_kb=N           kernel readahead of the mount (root only;\n"
 "                              default %d, 0 leaves the kernel's 128)\n"
 "     noinotify                do not watch the repository; rescan when a\n"
-"                              directory is listed (at most every 2 s)\n"
+"                              directory is listed (at most every 2 s)\n""     log=FILE                 the daemon's log (default: the journal under\n"
+"                              systemd, else syslog, else backupfs.log next\n"
+"                              to the catalog); -f also logs to stderr\n"
+"     loglevel=LEVEL           error, warn, info (default) or debug;\n"
+"                              -v is info, -vv debug\n"
+"     allow_empty              see --allow-empty\n"
+"     nonempty                 mount over a non-empty directory or an\n"
+"                              existing mount (refused otherwise)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
           DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
@@ -145,6 +166,20 @@ parse_o(struct opts *o, const char *arg)
     }
     else if (!strcmp(tok, "writable"))
       o->writable = true;
+    else if (!strncmp(tok, "log=", 4)) {
+      free(o->log_file);
+      o->log_file = strdup(tok + 4);
+    }
+    else if (!strncmp(tok, "loglevel=", 9)) {
+      int l = bfs_log_parse_level(tok + 9);
+      if (l < 0)
+        return l;
+      o->log_level = l;
+    }
+    else if (!strcmp(tok, "allow_empty"))
+      o->allow_empty = true;
+    else if (!strcmp(tok, "nonempty"))
+      o->nonempty = true;          /* ours: libfuse 3 mounts over anything */
     else if (is_ignored(tok))
       ;
     else {
@@ -174,6 +209,8 @@ parse_args(int argc, char **argv, struct opts *o)
       o->debug = o->foreground = true;
     else if (!strcmp(a, "-s"))
       o->single = true;
+    else if (!strcmp(a, "--allow-empty"))
+      o->allow_empty = true;
     else if (!strcmp(a, "--scratch") || !strncmp(a, "--scratch=", 10)) {
       const char *v = a[9] ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v)
@@ -236,41 +273,161 @@ escape_opt(char *dst, size_t size, const char *s)
   dst[j] = '\0';
 }
 
+/* The mount table entry whose mount point is MP (the last one: the top of
+ * a stack), from /proc/self/mountinfo: its device (maj:min), file system
+ * type and source.  Octal escapes (\040) are undone. */
+static void
+unescape_mountinfo(char *s)
+{
+  char *p = s, *q = s;
+  while (*p) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] && p[3]) {
+      *q++ = (char)strtol((char[]){ p[1], p[2], p[3], 0 }, NULL, 8);
+      p += 4;
+    }
+    else
+      *q++ = *p++;
+  }
+  *q = '\0';
+}
+
+struct mount_entry {
+  char dev[64], fstype[256], source[PATH_MAX];
+};
+
+static bool
+find_mount(const char *mp, struct mount_entry *out)
+{
+  CLEANUP_FCLOSE FILE *f = fopen("/proc/self/mountinfo", "re");
+  char line[3 * PATH_MAX], dev[64], escaped[PATH_MAX * 4 + 1];
+  bool found = false;
+
+  if (!f)
+    return false;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%*s %*s %63s %*s %4096s", dev, escaped) != 2)
+      continue;
+    unescape_mountinfo(escaped);
+    if (strcmp(escaped, mp))
+      continue;
+    found = true;
+    snprintf(out->dev, sizeof out->dev, "%s", dev);
+    out->fstype[0] = out->source[0] = '\0';
+    const char *sep = strstr(line, " - ");
+    if (sep && sscanf(sep + 3, "%255s %4095s", out->fstype, out->source) >= 1)
+      unescape_mountinfo(out->source);
+  }
+  return found;
+}
+
 /* Kernel readahead on a FUSE mount is capped at the bdi's default 128 KiB
  * whatever max_readahead says; a larger window keeps several 1 MiB reads
  * in flight across our worker threads.  Root only; best effort. */
 static void
 set_readahead(const char *mp, unsigned kb)
 {
-  CLEANUP_FCLOSE FILE *f = fopen("/proc/self/mountinfo", "re");
-  char line[8192], dev[64], path[PATH_MAX + 64];
-  bool found = false;
+  struct mount_entry me;
+  char path[PATH_MAX + 64];
 
-  if (!f || !kb)
+  if (!kb || !find_mount(mp, &me))
     return;
-  while (!found && fgets(line, sizeof line, f)) {
-    char escaped[PATH_MAX * 4 + 1], *p;
-    if (sscanf(line, "%*s %*s %63s %*s %4096s", dev, escaped) != 2)
-      continue;
-    /* unescape \040 and friends */
-    char *q = p = escaped;
-    while (*p) {
-      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] && p[3]) {
-        *q++ = (char)strtol((char[]){ p[1], p[2], p[3], 0 }, NULL, 8);
-        p += 4;
-      }
-      else
-        *q++ = *p++;
-    }
-    *q = '\0';
-    found = !strcmp(escaped, mp);
-  }
-  if (!found)
-    return;
-  snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+  snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", me.dev);
   CLEANUP_FCLOSE FILE *ra = fopen(path, "we");
   if (!ra || fprintf(ra, "%u\n", kb) < 0)
     bfs_log(BFS_LOG_DEBUG, "%s: cannot set readahead", path);
+}
+
+/* Is the directory DIR (real path) PATH itself or one of PATH's ancestors?
+ * Compared by path and by device and inode, so a bind mount or a second
+ * name of the same directory is caught too. */
+static bool
+is_within(const char *path, const char *dir)
+{
+  struct stat d, st;
+  size_t n = strlen(dir);
+
+  if (!strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' ||
+                                 !strcmp(dir, "/")))
+    return true;
+  if (stat(dir, &d) < 0)
+    return false;
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (;;) {
+    if (stat(buf, &st) == 0 && st.st_dev == d.st_dev && st.st_ino == d.st_ino)
+      return true;
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+      return false;
+    *slash = '\0';
+  }
+}
+
+/* Mount-time honesty (issue 10/17): the mount point and the repository are
+ * disjoint (a mount inside the repository deadlocks its own scans); the
+ * mount point is an empty directory that is not already a mount point,
+ * unless -o nonempty. */
+static int
+check_placement(const struct opts *o, const char *repo, const char *mp)
+{
+  if (is_within(mp, repo))
+    return bfs_error(-EINVAL, "%s: the mount point is inside the repository "
+                     "%s (its own scans would walk into the mount); choose a "
+                     "mount point outside it", mp, repo);
+  if (is_within(repo, mp))
+    return bfs_error(-EINVAL, "%s: the repository is inside the mount point "
+                     "%s (the mount would hide it); choose a mount point "
+                     "outside it", repo, mp);
+  if (o->nonempty)
+    return 0;
+  struct mount_entry me;
+  if (find_mount(mp, &me))
+    return bfs_error(-EBUSY, "%s: already a mount point (%s%s%s); unmount it "
+                     "first (fusermount3 -u %s / umount), or mount over it "
+                     "with -o nonempty", mp, me.fstype,
+                     me.source[0] ? " of " : "", me.source, mp);
+  DIR *d = opendir(mp);
+  if (!d)
+    return bfs_error(-errno, "%s: %m", mp);
+  struct dirent *e;
+  int r = 0;
+  while (r == 0 && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+      r = bfs_error(-ENOTEMPTY, "%s: the mount point is not empty (it "
+                    "holds '%s'); the mount would hide its files: use an "
+                    "empty directory, or -o nonempty to mount over them",
+                    mp, e->d_name);
+  closedir(d);
+  return r;
+}
+
+/* What a repository must look like for a layout to claim it (catalog/). */
+static const char known_layouts[] =
+  "CloudStack NAS backup (<vm>/<yyyy.MM.dd.HH.mm.ss>/root.<volid>.qcow2), "
+  "CloudStack KBOSS (backups/<account>/<volume>/<uuid>), "
+  "generic (<vm>/<backup-dir>/<disk>.qcow2|.img|.raw)";
+
+/* -o log=FILE: absolute (the daemon runs in /), and writable now, so a
+ * typo is reported on the terminal rather than lost */
+static int
+check_log_file(char **path)
+{
+  if ((*path)[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+      return bfs_error(-errno, "log=%s: current directory: %m", *path);
+    char *abs;
+    if (asprintf(&abs, "%s/%s", cwd, *path) < 0)
+      return -ENOMEM;
+    free(*path);
+    *path = abs;
+  }
+  int fd = open(*path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                0640);
+  if (fd < 0)
+    return bfs_error(-errno, "log=%s: %m", *path);
+  close(fd);
+  return 0;
 }
 
 static int
@@ -287,7 +444,7 @@ open_catalog(const struct opts *o, bool progress)
 static int
 run(struct opts *o)
 {
-  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX];
+  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX], state_dir[PATH_MAX];
   struct catalog_scan_stats stats;
   int r;
 
@@ -303,6 +460,18 @@ run(struct opts *o)
   if (!strcmp(mnt.repo, mnt.mountpoint))
     return bfs_error(-EINVAL, "%s: the mount point is the repository itself",
                      mnt.repo);
+  r = check_placement(o, mnt.repo, mnt.mountpoint);
+  if (r < 0)
+    return r;
+  if (o->log_level >= 0)
+    bfs_log_level = o->log_level;
+  else if (bfs_log_level < BFS_LOG_INFO)
+    bfs_log_level = BFS_LOG_INFO;   /* a daemon says what it does */
+  if (o->log_file) {
+    r = check_log_file(&o->log_file);
+    if (r < 0)
+      return r;
+  }
   if (o->scratch && !o->writable)
     return bfs_error(-EINVAL, "scratch=%s without -o writable", o->scratch);
   if (o->writable) {
@@ -331,6 +500,11 @@ run(struct opts *o)
   if (isatty(2))
     fprintf(stderr, "backupfs: %s: %u VMs, %u backups (%u broken)\n",
             mnt.repo, stats.vms, stats.backups, stats.broken);
+  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty)
+    return bfs_error(-ENOENT, "%s: no backups here: no known layout "
+                     "recognises anything in it (known layouts: %s); to "
+                     "mount a repository that will fill later, add "
+                     "--allow-empty (-o allow_empty)", mnt.repo, known_layouts);
 
   mnt.uid = getuid();
   mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
@@ -375,27 +549,51 @@ run(struct opts *o)
                      o->fuse_o);
   if (fuse_set_signal_handlers(mnt.se) < 0)
     return bfs_error(-EIO, "cannot set signal handlers");
+  /* the daemon's fallback log goes next to the catalog */
+  snprintf(state_dir, sizeof state_dir, "%s", catalog_path(mnt.cat));
+  char *slash = strrchr(state_dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(state_dir, sizeof state_dir, ".");
   /* the daemon reopens the catalog: no SQLite handle across fork() */
   catalog_close(mnt.cat);
   mnt.cat = NULL;
-  if (fuse_session_mount(mnt.se, mnt.mountpoint) < 0)
+  if (fuse_session_mount(mnt.se, mnt.mountpoint) < 0) {
+    if (o->allow_other && getuid() != 0)
+      return bfs_error(-EPERM, "%s: mount failed (see above); a mount with "
+                       "allow_other by a user other than root needs "
+                       "'user_allow_other' in /etc/fuse.conf", mnt.mountpoint);
     return bfs_error(-EIO, "%s: mount failed (see above)", mnt.mountpoint);
+  }
   set_readahead(mnt.mountpoint, o->readahead_kb);
   if (fuse_daemonize(o->foreground) < 0)
     return bfs_error(-EIO, "cannot daemonise");
-  if (!o->foreground)
-    bfs_log_use_syslog();
+  r = bfs_log_start(&(struct bfs_log_target){
+    .file = o->log_file, .state_dir = state_dir, .foreground = o->foreground });
+  if (r < 0)
+    bfs_log(BFS_LOG_ERROR, "%s (logging to stderr)", bfs_last_error());
   r = open_catalog(o, false);
   if (r < 0) {
     bfs_log(BFS_LOG_ERROR, "%s", bfs_last_error());
     fuse_session_unmount(mnt.se);
     return r;
   }
+  bfs_log(BFS_LOG_INFO, "mounted %s at %s: %u VMs, %u backups (%u broken); "
+          "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats.vms,
+          stats.backups, stats.broken, catalog_path(mnt.cat), bfs_log_where());
+  bfs_log(BFS_LOG_DEBUG, "FUSE options: %s; %u worker threads%s", o->fuse_o,
+          mnt.max_threads, o->single ? " (single-threaded)" : "");
   files_init();
   r = tree_watch_start();
   if (r < 0)
     bfs_log(BFS_LOG_WARN, "%s (new backups show on listing)",
             bfs_last_error());
+#if HAVE_LIBSYSTEMD
+  /* Type=notify units: the mount is up and its catalog open */
+  sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", mnt.repo,
+             mnt.mountpoint);
+#endif
 
   if (o->single)
     r = fuse_session_loop(mnt.se);
@@ -407,6 +605,9 @@ run(struct opts *o)
     fuse_loop_cfg_destroy(cfg);
   }
   struct fuse_session *se = mnt.se;
+#if HAVE_LIBSYSTEMD
+  sd_notify(0, "STOPPING=1");
+#endif
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
   fuse_session_unmount(se);
@@ -417,13 +618,16 @@ run(struct opts *o)
   disk_idle_flush();
   nodes_free_all();
   catalog_close(mnt.cat);
-  return r < 0 ? bfs_error(r, "FUSE loop: %s", strerror(-r)) : 0;
+  if (r < 0)
+    return bfs_error(r, "FUSE loop: %s", strerror(-r));
+  bfs_log(BFS_LOG_INFO, "unmounted %s", mnt.mountpoint);
+  return 0;
 }
 
 int
 fs_mount_cmd(int argc, char **argv)
 {
-  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB };
+  struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB, .log_level = -1 };
   int r = parse_args(argc, argv, &o);
 
   if (r < 0) {
@@ -435,9 +639,9 @@ fs_mount_cmd(int argc, char **argv)
   free(o.catalog);
   free(o.cloudstack_backups);
   free(o.scratch);
-  if (r < 0) {
+  free(o.log_file);
+  if (r < 0)
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());
-    return 1;
-  }
-  return 0;
+  bfs_log_close();
+  return r < 0 ? 1 : 0;
 }

@@ -39,6 +39,16 @@
 struct ext { uint64_t off, len; bool data; };
 
 /* SIGINT/SIGTERM/SIGHUP: stop at the next piece and remove the partial file */
+
+/* length of DIR without its trailing slashes ("rest//" -> 4; "/" -> 0) */
+static size_t
+strcspn_trailing(const char *dir)
+{
+  size_t n = strlen(dir);
+  while (n > 0 && dir[n - 1] == '/')
+    n--;
+  return n;
+}
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = sig; }
 
@@ -445,8 +455,8 @@ restore_disk_cmd(int argc, char **argv)
   if (stat(j.dest, &dst) == 0 && S_ISDIR(dst.st_mode)) {  /* DEST/<disk>.<fmt> */
     const char *disk = argv[optind + 1];
     if (strchr(disk, '/') ||
-        asprintf(&in_dir, "%s/%s.%s", j.dest, disk,
-                 !strcmp(format, "raw") ? "raw" : "qcow2") < 0) {
+        asprintf(&in_dir, "%.*s/%s.%s", (int)strcspn_trailing(j.dest),
+                 j.dest, disk, !strcmp(format, "raw") ? "raw" : "qcow2") < 0) {
       fprintf(stderr, "backupfs: restore disk: %s: not a disk name\n", disk);
       return 2;
     }

@@ -72,26 +72,33 @@ draw(struct progress *p, double now)
 {
   char done[32], rate[32], eta[32] = "";
   double secs = now - p->start;
-  double bps = secs > 0 ? p->done / secs : 0;
+  /* a rate over less than a second is noise ("120.9 TiB/s" after a
+   * cached first read): shown once there is a second to measure */
+  double bps = secs >= 1.0 ? p->done / secs : 0;
 
   restore_human(p->done, done, sizeof done);
-  restore_human((uint64_t) bps, rate, sizeof rate);
+  if (bps > 0) {
+    restore_human((uint64_t) bps, rate, sizeof rate - 2);
+    strcat(rate, "/s");
+  }
+  else
+    snprintf(rate, sizeof rate, "-");
   if (p->total && bps > 0 && p->done <= p->total) {
     uint64_t left = (uint64_t) ((p->total - p->done) / bps);
     snprintf(eta, sizeof eta, "  ETA %" PRIu64 ":%02" PRIu64 ":%02" PRIu64,
              left / 3600, left / 60 % 60, left % 60);
   }
   if (p->count_files)
-    fprintf(stderr, "\r%s: %" PRIu64 " files, %s  %s/s%s\033[K", p->what,
+    fprintf(stderr, "\r%s: %" PRIu64 " files, %s  %s%s\033[K", p->what,
             p->files, done, rate, eta);
   else if (p->total) {
     char tot[32];
-    fprintf(stderr, "\r%s: %5.1f%%  %s / %s  %s/s%s\033[K", p->what,
+    fprintf(stderr, "\r%s: %5.1f%%  %s / %s  %s%s\033[K", p->what,
             100.0 * p->done / p->total, done,
             restore_human(p->total, tot, sizeof tot), rate, eta);
   }
   else
-    fprintf(stderr, "\r%s: %s  %s/s\033[K", p->what, done, rate);
+    fprintf(stderr, "\r%s: %s  %s\033[K", p->what, done, rate);
   p->last_draw = now;
 }
 

@@ -121,15 +121,22 @@ restore_json_disk(json_object *bj, const char *backup_dir, const char *disk)
     bfs_error(-EINVAL, "%s/backup.json: no disks[] array", backup_dir);
     return NULL;
   }
+  char names[512] = "";
+  size_t used = 0;
   n = json_object_array_length(disks);
   for (size_t i = 0; i < n; i++) {
     json_object *d = json_object_array_get_idx(disks, i);
     const char *name = restore_json_str(d, "name");
     if (name && !strcmp(name, disk))
       return d;
+    if (name && used < sizeof names) {
+      int w = snprintf(names + used, sizeof names - used, "%s%s",
+                       used ? ", " : "", name);
+      used += w > 0 ? (size_t)w : 0;
+    }
   }
-  bfs_error(-ENOENT, "%s: no disk named '%s' in this backup", backup_dir,
-            disk);
+  bfs_error(-ENOENT, "%s: no disk named '%s' in this backup (its disks: %s)",
+            backup_dir, disk, names[0] ? names : "none");
   return NULL;
 }
 
