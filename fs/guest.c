@@ -1,30 +1,43 @@
-/* guest.c — a point in time's guest files through libguestfs (guest.h).
+/* guest.c — a point in time's guest files through libguestfs (guest.h):
+ * the pool, each guest's state, the bounded waits and the watchdog.
  *
  * One guest_t per point in time holds a guestfs handle on the backup's raw
- * disks (readonly=1, format=raw), launched on the first call that needs it.
- * After launch, inspection assembles the OS root from its fstab (mountpoints
- * mounted shortest first); without an OS every filesystem is mounted on its
- * own /<name> (sda1, vg-lv).  Mounts never replay journals (ext*: noload,
- * xfs: norecovery, btrfs: nologreplay) and fall back to plain "ro"; NTFS
- * goes through ntfs-3g read-only.  A filesystem that cannot be mounted is a
- * directory holding a virtual `.backupfs-error` with the reason.
+ * disks, launched on the first call that needs it by a launcher thread
+ * (guest-launch.c), so that a request waiting for it can give up: requests
+ * wait on the guest's state (IDLE → STARTING → READY or FAILED) in short
+ * slices, polling this thread's canceller (a FUSE interrupt, the mount
+ * stopping) — -EINTR — and a listing of "/" can stop waiting after
+ * list_patience seconds and show `.backupfs-status` instead (the mount's
+ * files/: an operator's `ls` is not silence).
  *
- * Everything learnt (attributes, listings, link targets) goes into the
- * guest's cache (guest-cache.c), which outlives the appliance; a stored file
- * index (index.c) fills it completely so listings never launch.  Reads of
- * file data go through a few read-ahead buffers of RA_CHUNK bytes.
+ * Every wait is bounded by the watchdog (the reaper thread, twice a
+ * second): a launch older than launch_timeout has its process tree killed
+ * (the launcher thread's children: supermin, qemu, the recovery process)
+ * and is failed; a launcher that still has not returned KILL_GRACE_SECONDS
+ * later is given up on (its generation abandoned).  A guestfs call on a
+ * READY appliance that takes longer than call_timeout gets its qemu killed
+ * by PID (guestfs_get_pid), so the call returns and the guest fails.  A
+ * failed guest shows `.backupfs-error` (what happened, when it retries) and
+ * launches again on the first access RETRY_SECONDS later.  Idle close, pool
+ * eviction and shutdown kill qemu first and then guestfs_close: the drives
+ * are read-only, there is nothing to flush, and guestfs_shutdown on a hung
+ * appliance is exactly the wait that must not happen.  When the pool's
+ * should_stop says so (SIGTERM of the mount) every appliance is killed at
+ * once and no new one starts.
  *
- * THREAD MODEL
- *   pool->lock  guards the guest list, live count and each guest's `live`
- *               flag; held only for bookkeeping, never across a guestfs call.
- *   g->lock     serialises every guestfs call on g->h (a handle is not
- *               thread-safe), launch and close.  Taken before pool->lock;
- *               code holding pool->lock only ever trylocks a g->lock.
- *   g->clock    guards the cache and read-ahead buffers; held briefly and
- *               never across a guestfs call, so cache hits do not wait on an
- *               appliance busy for another thread.
- * The reaper thread closes appliances idle for idle_seconds; launching
- * beyond max_live closes the least recently used idle appliance (or waits).
+ * The canceller is thread-local (like the last error): the mount sets it
+ * around each guest call it makes for a FUSE request.
+ *
+ * THREAD MODEL (lock order: g->lock, pool->lock, g->slock, g->clock;
+ *               pool->lock only ever trylocks a g->lock)
+ *   pool->lock  guest list, slot count, each guest's `live`, nlaunchers.
+ *   g->lock     serialises guestfs calls on a READY g->h, and its close.
+ *               Held across calls that the watchdog bounds; never waited
+ *               for without polling the canceller.
+ *   g->slock    state, phase, pids, call_since, failure; never held across
+ *               a blocking call.  The launcher owns its handle alone until
+ *               it publishes it under slock.
+ *   g->clock    the cache and read-ahead buffers (guest-ops.c).
  */
 #include "fs/guest.h"
 #include "fs/guest-cache.h"
@@ -33,6 +46,7 @@
 #include <errno.h>
 #include <guestfs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +57,27 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 
+#define WATCH_MS 500
+#define WAIT_SLICE_MS 200
+#define DEFAULT_LAUNCH_TIMEOUT 300
+#define DEFAULT_CALL_TIMEOUT 60
+
+static __thread bool (*t_cancel_fn)(void *);
+static __thread void *t_cancel_arg;
+
+void
+guest_set_canceller(bool (*cancelled)(void *arg), void *arg)
+{
+  t_cancel_fn = cancelled;
+  t_cancel_arg = arg;
+}
+
+bool
+guest_cancelled(void)
+{
+  return t_cancel_fn && t_cancel_fn(t_cancel_arg);
+}
+
 const char *
 guest_gerr(guestfs_h *h)
 {
@@ -50,26 +85,399 @@ guest_gerr(guestfs_h *h)
   return e ? e : "unknown libguestfs error";
 }
 
-/* ---- pool ---------------------------------------------------------- */
+void
+guest_fmt_time(time_t t, char *buf, size_t size)
+{
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+    snprintf(buf, size, "%lld", (long long)t);
+}
 
-static void close_guest(guest_t *g);
+static void
+deadline_in(struct timespec *ts, unsigned ms)
+{
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
+/* ---- states -------------------------------------------------------- */
+
+void
+guest_fail_locked(guest_t *g, char *why)
+{
+  char when[40], retry[40];
+  time_t now = time(NULL);
+  guest_fmt_time(now, when, sizeof when);
+  guest_fmt_time(now + RETRY_SECONDS, retry, sizeof retry);
+  char *text;
+  if (asprintf(&text, "%s: %s\nfailed at:  %s\nnext try:   on the first "
+               "access after %s (every %d s)\n", g->key,
+               why ? why : "the appliance failed", when, retry,
+               RETRY_SECONDS) < 0)
+    text = NULL;
+  if (!g->launch_err)   /* report once; later failures are quiet */
+    bfs_log(BFS_LOG_ERROR, "%s: %s (retrying in %d s)", g->key,
+            why ? why : "launch failed", RETRY_SECONDS);
+  free(why);
+  free(g->launch_err);
+  g->launch_err = text ? text : strdup("the appliance failed\n");
+  g->failed_at = now;
+  g->state = G_FAILED;
+  pthread_cond_broadcast(&g->scond);
+}
+
+char *
+guest_status_text(guest_t *g)
+{
+  char since[40], until[40];
+  char *text = NULL;
+  pthread_mutex_lock(&g->slock);
+  if (g->state == G_STARTING) {
+    guest_fmt_time(g->since, since, sizeof since);
+    guest_fmt_time(g->since + g->pool->launch_timeout, until, sizeof until);
+    if (asprintf(&text, "%s: the appliance (libguestfs) is starting\n"
+                 "since:        %s\nwaiting for:  %s\n"
+                 "gives up at:  %s (guest_timeout=%u s), then shows "
+                 "%s and tries again %d s later\n",
+                 g->key, since, g->phase ? g->phase : "the appliance",
+                 until, g->pool->launch_timeout, ERROR_NAME,
+                 RETRY_SECONDS) < 0)
+      text = NULL;
+  }
+  pthread_mutex_unlock(&g->slock);
+  return text;
+}
+
+char *
+guest_error_text(guest_t *g)
+{
+  pthread_mutex_lock(&g->slock);
+  char *m = g->state == G_FAILED && g->launch_err ? strdup(g->launch_err)
+                                                   : NULL;
+  pthread_mutex_unlock(&g->slock);
+  return m;
+}
+
+/* slock held: start a launcher for g */
+static int
+start_launcher_locked(guest_t *g)
+{
+  guest_pool_t *pool = g->pool;
+  g->state = G_STARTING;
+  g->since = time(NULL);
+  g->phase = "the launcher thread";
+  g->gen++;
+  g->launcher_tid = 0;
+  g->killed_at = 0;
+  free(g->kill_why);
+  g->kill_why = NULL;
+
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_mutex_lock(&pool->lock);
+  pool->nlaunchers++;
+  pthread_mutex_unlock(&pool->lock);
+  int e = pthread_create(&t, &attr, guest_launcher_main, g);
+  pthread_attr_destroy(&attr);
+  if (e) {
+    pthread_mutex_lock(&pool->lock);
+    pool->nlaunchers--;
+    pthread_mutex_unlock(&pool->lock);
+    guest_fail_locked(g, strdup("cannot start a launcher thread"));
+    return bfs_error(-e, "%s: cannot start a launcher thread", g->key);
+  }
+  return 0;
+}
+
+/* Wait for g->lock in slices, giving up when cancelled.  0 or -EINTR. */
+static int
+lock_cancellable(guest_t *g)
+{
+  for (;;) {
+    struct timespec ts;
+    deadline_in(&ts, WAIT_SLICE_MS);
+    if (pthread_mutex_timedlock(&g->lock, &ts) == 0)
+      return 0;
+    if (guest_cancelled())
+      return bfs_error(-EINTR, "%s: interrupted while waiting for the "
+                       "appliance", g->key);
+  }
+}
+
+int
+guest_acquire(guest_t *g, bool listing)
+{
+  guest_pool_t *pool = g->pool;
+  time_t start = time(NULL);
+  int r;
+
+  pthread_mutex_lock(&g->slock);
+  for (;;) {
+    time_t now = time(NULL);
+    if (g->state == G_READY) {
+      pthread_mutex_unlock(&g->slock);
+      if ((r = lock_cancellable(g)) < 0)
+        return r;
+      pthread_mutex_lock(&g->slock);
+      if (g->state == G_READY && g->h) {
+        pthread_mutex_unlock(&g->slock);
+        return 0;
+      }
+      pthread_mutex_unlock(&g->lock);      /* closed meanwhile: again */
+      continue;
+    }
+    if (g->state == G_FAILED && now - g->failed_at < RETRY_SECONDS) {
+      r = bfs_error(-EIO, "%s", g->launch_err);
+      break;
+    }
+    if (g->state != G_STARTING) {
+      if (atomic_load(&pool->stopping)) {
+        r = bfs_error(-EIO, "%s: the mount is stopping", g->key);
+        break;
+      }
+      if ((r = start_launcher_locked(g)) < 0)
+        break;
+    }
+    if (guest_cancelled()) {
+      r = bfs_error(-EINTR, "%s: interrupted while waiting for the appliance "
+                    "to start", g->key);
+      break;
+    }
+    if (listing && pool->list_patience &&
+        now - start >= (time_t)pool->list_patience) {
+      r = -EINPROGRESS;
+      break;
+    }
+    /* the watchdog ends every launch; this is only a backstop */
+    if (now - start > (time_t)pool->launch_timeout + 4 * KILL_GRACE_SECONDS) {
+      r = bfs_error(-EIO, "%s: the appliance is still starting after %u s",
+                    g->key, pool->launch_timeout);
+      break;
+    }
+    struct timespec ts;
+    deadline_in(&ts, WAIT_SLICE_MS);
+    pthread_cond_timedwait(&g->scond, &g->slock, &ts);
+  }
+  pthread_mutex_unlock(&g->slock);
+  return r;
+}
+
+void
+guest_release(guest_t *g)
+{
+  g->last_used = time(NULL);
+  pthread_mutex_unlock(&g->lock);
+}
+
+void
+guest_call_begin(guest_t *g, const char *what)
+{
+  pthread_mutex_lock(&g->slock);
+  g->call_since = time(NULL);
+  g->call_name = what;
+  pthread_mutex_unlock(&g->slock);
+}
+
+int
+guest_call_end(guest_t *g, bool call_failed)
+{
+  pthread_mutex_lock(&g->slock);
+  g->call_since = 0;
+  char *why = g->killed_at ? TAKE(g->kill_why) : NULL;
+  bool killed = g->killed_at != 0;
+  pthread_mutex_unlock(&g->slock);
+  if (!killed && call_failed && g->h && !guestfs_is_ready(g->h)) {
+    killed = true;
+    if (asprintf(&why, "the appliance died: %s", guest_gerr(g->h)) < 0)
+      why = NULL;
+  }
+  if (!killed)
+    return 0;
+  int r = bfs_error(-EIO, "%s: %s", g->key, why ? why : "appliance killed");
+  guest_close_locked(g, why ? why : strdup("the appliance was killed"));
+  return r;
+}
+
+/* ---- slots --------------------------------------------------------- */
+
+static void
+release_slot(guest_t *g)
+{
+  pthread_mutex_lock(&g->pool->lock);
+  if (g->live) {
+    g->live = false;
+    g->pool->live--;
+  }
+  pthread_mutex_unlock(&g->pool->lock);
+}
+
+void
+guest_unreserve_slot(guest_pool_t *pool)
+{
+  pthread_mutex_lock(&pool->lock);
+  pool->live--;
+  pthread_mutex_unlock(&pool->lock);
+}
+
+static bool
+given_up(guest_t *g, unsigned gen)
+{
+  pthread_mutex_lock(&g->slock);
+  bool r = g->gen != gen || g->killed_at;
+  pthread_mutex_unlock(&g->slock);
+  return r || atomic_load(&g->pool->stopping);
+}
+
+int
+guest_reserve_slot(guest_t *g, unsigned gen)
+{
+  guest_pool_t *pool = g->pool;
+
+  pthread_mutex_lock(&pool->lock);
+  while (pool->live >= pool->max_live) {
+    guest_t *victim = NULL;
+    for (guest_t *o = pool->guests; o; o = o->next) {
+      if (o == g || !o->live || pthread_mutex_trylock(&o->lock))
+        continue;
+      if (!victim || o->last_used < victim->last_used) {
+        if (victim)
+          pthread_mutex_unlock(&victim->lock);
+        victim = o;
+      }
+      else
+        pthread_mutex_unlock(&o->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (victim) {
+      bfs_log(BFS_LOG_INFO, "%s: closing appliance (pool full)", victim->key);
+      guest_close_locked(victim, NULL);
+      pthread_mutex_unlock(&victim->lock);
+    }
+    else        /* every live appliance is busy: wait a little, look again */
+      usleep(100 * 1000);
+    if (given_up(g, gen))
+      return -ECANCELED;
+    pthread_mutex_lock(&pool->lock);
+  }
+  pool->live++;
+  pthread_mutex_unlock(&pool->lock);
+  return 0;
+}
+
+/* g->lock held (or g unreachable) */
+void
+guest_close_locked(guest_t *g, char *why)
+{
+  pthread_mutex_lock(&g->slock);
+  guestfs_h *h = g->h;
+  pid_t pid = g->qemu_pid;
+  struct failed_mount *f = g->failed;
+  size_t nf = g->nfailed;
+  g->h = NULL;
+  g->qemu_pid = 0;
+  g->failed = NULL;
+  g->nfailed = 0;
+  g->call_since = 0;
+  if (g->state == G_READY) {
+    g->killed_at = 0;
+    free(g->kill_why);
+    g->kill_why = NULL;
+  }
+  if (why)
+    guest_fail_locked(g, why);
+  else if (g->state == G_READY)
+    g->state = G_IDLE;
+  pthread_cond_broadcast(&g->scond);
+  pthread_mutex_unlock(&g->slock);
+  if (h) {
+    if (pid > 0)
+      kill(pid, SIGKILL);  /* read-only: nothing to flush; never wait on it */
+    guestfs_close(h);
+    release_slot(g);
+  }
+  guest_free_failed(f, nf);
+}
+
+/* ---- the watchdog -------------------------------------------------- */
+
+/* pool->lock held */
+static void
+watch(guest_pool_t *pool)
+{
+  time_t now = time(NULL);
+  bool stop = atomic_load(&pool->stopping);
+  if (!stop && pool->should_stop && pool->should_stop(pool->stop_arg)) {
+    atomic_store(&pool->stopping, true);
+    stop = true;
+    bfs_log(BFS_LOG_INFO, "stopping: killing every appliance");
+  }
+  for (guest_t *g = pool->guests; g; g = g->next) {
+    pid_t tree = 0, pid = 0;
+    char *why = NULL;
+    pthread_mutex_lock(&g->slock);
+    if (g->state == G_STARTING && !g->killed_at &&
+        (stop || now - g->since >= (time_t)pool->launch_timeout)) {
+      if (stop)
+        why = strdup("the mount is stopping");
+      else if (asprintf(&why, "the appliance did not start within %u s "
+                        "(guest_timeout) while waiting for %s; it was killed",
+                        pool->launch_timeout, g->phase) < 0)
+        why = NULL;
+      g->killed_at = now;
+      g->kill_why = why ? strdup(why) : NULL;
+      tree = g->launcher_tid;
+    }
+    else if (g->state == G_STARTING && g->killed_at &&
+             now - g->killed_at >= KILL_GRACE_SECONDS) {
+      /* the launch did not return even when killed: give up on it */
+      g->gen++;
+      char *w = TAKE(g->kill_why);
+      guest_fail_locked(g, w ? w : strdup("the appliance did not start"));
+    }
+    else if (g->state == G_READY && !g->killed_at &&
+             (stop || (g->call_since &&
+                       now - g->call_since >= (time_t)pool->call_timeout))) {
+      if (stop)
+        why = strdup("the mount is stopping");
+      else if (asprintf(&why, "the appliance stopped answering (%s took "
+                        "more than %u s); it was killed", g->call_name,
+                        pool->call_timeout) < 0)
+        why = NULL;
+      g->killed_at = now;
+      g->kill_why = why ? strdup(why) : NULL;
+      pid = g->qemu_pid;
+    }
+    pthread_mutex_unlock(&g->slock);
+    if (why)
+      bfs_log(stop ? BFS_LOG_INFO : BFS_LOG_WARN, "%s: %s", g->key, why);
+    free(why);
+    if (tree > 0)
+      guest_kill_tree(tree);
+    if (pid > 0)
+      kill(pid, SIGKILL);
+  }
+}
 
 static void *
 reaper_main(void *arg)
 {
   guest_pool_t *pool = arg;
-  unsigned period = pool->idle_seconds / 4;
-  if (period < 1) period = 1;
-  if (period > 10) period = 10;
 
   pthread_mutex_lock(&pool->lock);
   while (!pool->stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += period;
+    deadline_in(&ts, WATCH_MS);
     pthread_cond_timedwait(&pool->cond, &pool->lock, &ts);
     if (pool->stop)
       break;
+    watch(pool);
     for (;;) {
       guest_t *victim = NULL;
       time_t now = time(NULL);
@@ -85,7 +493,7 @@ reaper_main(void *arg)
         break;
       pthread_mutex_unlock(&pool->lock);
       bfs_log(BFS_LOG_INFO, "%s: closing idle appliance", victim->key);
-      close_guest(victim);
+      guest_close_locked(victim, NULL);
       pthread_mutex_unlock(&victim->lock);
       pthread_mutex_lock(&pool->lock);
     }
@@ -93,6 +501,8 @@ reaper_main(void *arg)
   pthread_mutex_unlock(&pool->lock);
   return NULL;
 }
+
+/* ---- pool ---------------------------------------------------------- */
 
 guest_pool_t *
 guest_pool_new(unsigned max_live, unsigned idle_seconds)
@@ -102,11 +512,37 @@ guest_pool_new(unsigned max_live, unsigned idle_seconds)
     return NULL;
   pool->max_live = max_live ? max_live : 1;
   pool->idle_seconds = idle_seconds ? idle_seconds : 1;
+  pool->launch_timeout = DEFAULT_LAUNCH_TIMEOUT;
+  pool->call_timeout = DEFAULT_CALL_TIMEOUT;
+  atomic_init(&pool->stopping, false);
   pthread_mutex_init(&pool->lock, NULL);
   pthread_cond_init(&pool->cond, NULL);
   if (pthread_create(&pool->reaper, NULL, reaper_main, pool) == 0)
     pool->reaper_started = true;
   return pool;
+}
+
+void
+guest_pool_set_limits(guest_pool_t *pool, unsigned launch_timeout,
+                      unsigned call_timeout, unsigned list_patience)
+{
+  pthread_mutex_lock(&pool->lock);
+  pool->list_patience = list_patience;
+  if (launch_timeout)
+    pool->launch_timeout = launch_timeout;
+  if (call_timeout)
+    pool->call_timeout = call_timeout;
+  pthread_mutex_unlock(&pool->lock);
+}
+
+void
+guest_pool_set_stop(guest_pool_t *pool, bool (*should_stop)(void *arg),
+                    void *arg)
+{
+  pthread_mutex_lock(&pool->lock);
+  pool->should_stop = should_stop;
+  pool->stop_arg = arg;
+  pthread_mutex_unlock(&pool->lock);
 }
 
 int
@@ -134,18 +570,24 @@ guest_pool_index_path(guest_pool_t *pool)
 static void
 free_guest(guest_t *g)
 {
-  close_guest(g);
+  guest_close_locked(g, NULL);
   gc_clear(&g->cache);
-  for (size_t i = 0; i < g->ndisks; i++)
+  for (size_t i = 0; i < g->ndisks; i++) {
     free(g->disks[i]);
+    free(g->names ? g->names[i] : NULL);
+  }
   free(g->disks);
+  free(g->names);
   for (int i = 0; i < RA_BUFS; i++) {
     free(g->ra[i].path);
     free(g->ra[i].data);
   }
   free(g->launch_err);
+  free(g->kill_why);
   free(g->key);
   pthread_mutex_destroy(&g->lock);
+  pthread_mutex_destroy(&g->slock);
+  pthread_cond_destroy(&g->scond);
   pthread_mutex_destroy(&g->clock);
   free(g);
 }
@@ -157,10 +599,28 @@ guest_pool_free(guest_pool_t *pool)
     return;
   pthread_mutex_lock(&pool->lock);
   pool->stop = true;
+  atomic_store(&pool->stopping, true);
   pthread_cond_broadcast(&pool->cond);
   pthread_mutex_unlock(&pool->lock);
   if (pool->reaper_started)
     pthread_join(pool->reaper, NULL);
+
+  /* end the launches still at work, and wait (bounded) for their threads */
+  pthread_mutex_lock(&pool->lock);
+  watch(pool);
+  time_t until = time(NULL) + 2 * KILL_GRACE_SECONDS;
+  while (pool->nlaunchers && time(NULL) < until) {
+    struct timespec ts;
+    deadline_in(&ts, WAIT_SLICE_MS);
+    pthread_cond_timedwait(&pool->cond, &pool->lock, &ts);
+  }
+  unsigned left = pool->nlaunchers;
+  pthread_mutex_unlock(&pool->lock);
+  if (left) {   /* they still use their guests: leave everything allocated */
+    bfs_log(BFS_LOG_WARN, "%u appliance launch(es) did not end when killed",
+            left);
+    return;
+  }
   for (guest_t *g = pool->guests, *n; g; g = n) {
     n = g->next;
     free_guest(g);
@@ -169,6 +629,24 @@ guest_pool_free(guest_pool_t *pool)
   pthread_mutex_destroy(&pool->lock);
   pthread_cond_destroy(&pool->cond);
   free(pool);
+}
+
+/* The disk's name for directory names: basename without .img/.raw/.qcow2 */
+static char *
+disk_name(const char *path)
+{
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  size_t n = strlen(b);
+  static const char *const ext[] = { ".img", ".raw", ".qcow2" };
+  for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+    size_t e = strlen(ext[i]);
+    if (n > e && !strcmp(b + n - e, ext[i])) {
+      n -= e;
+      break;
+    }
+  }
+  return strndup(b, n);
 }
 
 guest_t *
@@ -183,13 +661,19 @@ guest_get(guest_pool_t *pool, const char *key,
     }
   guest_t *g = calloc(1, sizeof *g);
   if (!g || !(g->key = strdup(key)) ||
-      !(g->disks = calloc(ndisks ? ndisks : 1, sizeof *g->disks)))
+      !(g->disks = calloc(ndisks ? ndisks : 1, sizeof *g->disks)) ||
+      !(g->names = calloc(ndisks ? ndisks : 1, sizeof *g->names)))
     goto nomem;
   for (; g->ndisks < ndisks; g->ndisks++)
-    if (!(g->disks[g->ndisks] = strdup(disk_paths[g->ndisks])))
+    if (!(g->disks[g->ndisks] = strdup(disk_paths[g->ndisks])) ||
+        !(g->names[g->ndisks] = disk_name(disk_paths[g->ndisks]))) {
+      g->ndisks++;
       goto nomem;
+    }
   g->pool = pool;
   pthread_mutex_init(&g->lock, NULL);
+  pthread_mutex_init(&g->slock, NULL);
+  pthread_cond_init(&g->scond, NULL);
   pthread_mutex_init(&g->clock, NULL);
   gc_init(&g->cache, CACHE_CAP);
   g->next = pool->guests;
@@ -200,321 +684,17 @@ guest_get(guest_pool_t *pool, const char *key,
  nomem:
   pthread_mutex_unlock(&pool->lock);
   if (g) {
-    for (size_t i = 0; i < g->ndisks; i++)
+    for (size_t i = 0; i < g->ndisks; i++) {
       free(g->disks[i]);
+      free(g->names ? g->names[i] : NULL);
+    }
     free(g->disks);
+    free(g->names);
     free(g->key);
     free(g);
   }
   bfs_error(-ENOMEM, "%s: out of memory", key);
   return NULL;
-}
-
-/* Take a live slot for g (g->lock held), closing the least recently used
- * idle appliance when the pool is full, or waiting for one to go idle. */
-static void
-reserve_slot(guest_t *g)
-{
-  guest_pool_t *pool = g->pool;
-
-  pthread_mutex_lock(&pool->lock);
-  while (pool->live >= pool->max_live) {
-    guest_t *victim = NULL;
-    for (guest_t *o = pool->guests; o; o = o->next) {
-      if (o == g || !o->live || pthread_mutex_trylock(&o->lock))
-        continue;
-      if (!victim || o->last_used < victim->last_used) {
-        if (victim)
-          pthread_mutex_unlock(&victim->lock);
-        victim = o;
-      }
-      else
-        pthread_mutex_unlock(&o->lock);
-    }
-    if (victim) {
-      pthread_mutex_unlock(&pool->lock);
-      bfs_log(BFS_LOG_INFO, "%s: closing appliance (pool full)", victim->key);
-      close_guest(victim);
-      pthread_mutex_unlock(&victim->lock);
-      pthread_mutex_lock(&pool->lock);
-      continue;
-    }
-    /* every live appliance is busy: wait a little and look again */
-    pthread_mutex_unlock(&pool->lock);
-    usleep(100 * 1000);
-    pthread_mutex_lock(&pool->lock);
-  }
-  pool->live++;
-  g->live = true;
-  pthread_mutex_unlock(&pool->lock);
-}
-
-static void
-release_slot(guest_t *g)
-{
-  pthread_mutex_lock(&g->pool->lock);
-  if (g->live) {
-    g->live = false;
-    g->pool->live--;
-  }
-  pthread_mutex_unlock(&g->pool->lock);
-}
-
-/* g->lock held (or g unreachable) */
-static void
-close_guest(guest_t *g)
-{
-  if (g->h) {
-    guestfs_shutdown(g->h);
-    guestfs_close(g->h);
-    g->h = NULL;
-  }
-  for (size_t i = 0; i < g->nfailed; i++) {
-    free(g->failed[i].mp);
-    free(g->failed[i].msg);
-  }
-  free(g->failed);
-  g->failed = NULL;
-  g->nfailed = 0;
-  release_slot(g);
-}
-
-/* ---- launch and mounts --------------------------------------------- */
-
-/* Mount dev on mp read-only without replaying a journal.  Returns NULL or
- * the reason it failed (malloc'd). */
-static char *
-mount_ro(guestfs_h *h, const char *dev, const char *mp)
-{
-  CLEANUP_FREE char *type = guestfs_vfs_type(h, dev);
-  const char *opts = NULL, *vfs = NULL;
-
-  if (type && !strncmp(type, "ext", 3))
-    opts = "ro,noload";
-  else if (type && !strcmp(type, "xfs"))
-    opts = "ro,norecovery";
-  else if (type && !strcmp(type, "btrfs"))
-    opts = "ro,nologreplay";
-  else if (type && !strcmp(type, "ntfs"))
-    opts = "ro", vfs = "ntfs-3g";
-
-  if (opts && guestfs_mount_vfs(h, opts, vfs ? vfs : "", dev, mp) == 0)
-    return NULL;
-  if (vfs)   /* ntfs-3g read-only is already the fallback */
-    goto fail;
-  if (guestfs_mount_ro(h, dev, mp) == 0)
-    return NULL;
- fail:;
-  char *msg;
-  if (asprintf(&msg, "%s (%s) could not be mounted on %s: %s\n", dev,
-               type ? type : "unknown filesystem", mp, guest_gerr(h)) < 0)
-    msg = NULL;
-  return msg;
-}
-
-static int
-add_failed(guest_t *g, const char *mp, char *msg)
-{
-  struct failed_mount *f = realloc(g->failed, (g->nfailed + 1) * sizeof *f);
-  if (!f) {
-    free(msg);
-    return -ENOMEM;
-  }
-  g->failed = f;
-  f[g->nfailed].mp = strdup(mp);
-  f[g->nfailed].msg = msg ? msg : strdup("could not be mounted\n");
-  g->nfailed++;
-  bfs_log(BFS_LOG_WARN, "%s: %s", g->key, f[g->nfailed - 1].msg);
-  return 0;
-}
-
-static int
-cmp_mp_len(const void *a, const void *b)
-{
-  const char *const *x = a, *const *y = b;
-  size_t lx = strlen(x[0]), ly = strlen(y[0]);
-  return lx < ly ? -1 : lx > ly ? 1 : strcmp(x[0], y[0]);
-}
-
-/* Directory name for a filesystem without an OS: /dev/sda1 → sda1,
- * /dev/vg/lv → vg-lv, /dev/mapper/x → x, btrfsvol:/dev/sda2/sub → sda2-sub. */
-static char *
-fs_name(const char *dev)
-{
-  const char *s = dev;
-  if (!strncmp(s, "btrfsvol:", 9)) s += 9;    /* btrfsvol:/dev/sda2/sub */
-  if (!strncmp(s, "/dev/mapper/", 12)) s += 12;
-  else if (!strncmp(s, "/dev/", 5)) s += 5;
-  char *n = strdup(s);
-  for (char *p = n; p && *p; p++)
-    if (*p == '/')
-      *p = '-';
-  return n;
-}
-
-static void
-free_strv(char **v)
-{
-  if (!v)
-    return;
-  for (size_t i = 0; v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
-static int
-setup_mounts(guest_t *g)
-{
-  guestfs_h *h = g->h;
-  char **roots = guestfs_inspect_os(h);
-
-  if (roots && roots[0]) {
-    char **mps = guestfs_inspect_get_mountpoints(h, roots[0]);
-    free_strv(roots);
-    if (!mps)
-      return bfs_error(-EIO, "%s: inspection: %s", g->key, guest_gerr(h));
-    size_t n = 0;
-    while (mps[n]) n++;
-    qsort(mps, n / 2, 2 * sizeof *mps, cmp_mp_len);
-    g->has_os = true;
-    for (size_t i = 0; i + 1 < n; i += 2) {
-      char *msg = mount_ro(h, mps[i + 1], mps[i]);
-      if (msg)
-        add_failed(g, mps[i], msg);
-    }
-    free_strv(mps);
-    return 0;
-  }
-  free_strv(roots);
-
-  /* no OS: one directory per filesystem */
-  g->has_os = false;
-  char **fss = guestfs_list_filesystems(h);
-  if (!fss)
-    return bfs_error(-EIO, "%s: listing filesystems: %s", g->key, guest_gerr(h));
-  char **kids = calloc(1, sizeof *kids);
-  size_t nkids = 0;
-  for (size_t i = 0; kids && fss[i] && fss[i + 1]; i += 2) {
-    const char *dev = fss[i], *type = fss[i + 1];
-    if (!strcmp(type, "unknown") || !strcmp(type, "swap") || !type[0])
-      continue;
-    CLEANUP_FREE char *name = fs_name(dev);
-    CLEANUP_FREE char *mp = name ? gc_join("/", name) : NULL;
-    char **k = realloc(kids, (nkids + 2) * sizeof *k);
-    if (!mp || !k)
-      break;
-    kids = k;
-    kids[nkids++] = strdup(name);
-    kids[nkids] = NULL;
-    if (guestfs_mkmountpoint(h, mp) < 0) {
-      char *msg;
-      if (asprintf(&msg, "%s: cannot create mountpoint: %s\n", dev, guest_gerr(h)) < 0)
-        msg = NULL;
-      add_failed(g, mp, msg);
-      continue;
-    }
-    char *msg = mount_ro(h, dev, mp);
-    if (msg)
-      add_failed(g, mp, msg);
-  }
-  free_strv(fss);
-  if (!kids)
-    return bfs_error(-ENOMEM, "%s: out of memory", g->key);
-
-  /* the root listing is ours: each filesystem's directory */
-  struct guestfs_statns **sts = calloc(nkids ? nkids : 1, sizeof *sts);
-  if (!sts) {
-    free_strv(kids);
-    return bfs_error(-ENOMEM, "%s: out of memory", g->key);
-  }
-  for (size_t i = 0; i < nkids; i++) {
-    CLEANUP_FREE char *p = gc_join("/", kids[i]);
-    sts[i] = p ? guestfs_lstatns(h, p) : NULL;
-  }
-  pthread_mutex_lock(&g->clock);
-  for (size_t i = 0; i < nkids; i++) {
-    CLEANUP_FREE char *p = gc_join("/", kids[i]);
-    struct gc_entry *e = p ? gc_get(&g->cache, p) : NULL;
-    if (e && sts[i])
-      guest_statns_to_stat(sts[i], &e->st);
-    else if (e) {
-      memset(&e->st, 0, sizeof e->st);
-      e->st.st_mode = S_IFDIR | 0555;
-      e->st.st_nlink = 2;
-    }
-    guestfs_free_statns(sts[i]);
-  }
-  free(sts);
-  struct gc_entry *root = gc_get(&g->cache, "/");
-  if (root)
-    gc_set_kids(root, kids, nkids);
-  pthread_mutex_unlock(&g->clock);
-  return 0;
-}
-
-/* Make sure g->h is a launched appliance with filesystems mounted.
- * g->lock held. */
-int
-guest_ensure_launched(guest_t *g)
-{
-  if (g->h)
-    return 0;
-  time_t now = time(NULL);
-  if (g->failed_at && now - g->failed_at < RETRY_SECONDS)
-    return bfs_error(-EIO, "%s: %s", g->key, g->launch_err);
-
-  reserve_slot(g);
-  int r = -EIO;
-  char *why = NULL;
-  guestfs_h *h = guestfs_create_flags(GUESTFS_CREATE_NO_CLOSE_ON_EXIT);
-  if (!h) {
-    why = strdup("cannot create libguestfs handle");
-    goto fail;
-  }
-  guestfs_set_error_handler(h, NULL, NULL);
-  for (size_t i = 0; i < g->ndisks; i++)
-    if (guestfs_add_drive_opts(h, g->disks[i],
-                               GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-                               GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw", -1) < 0) {
-      if (asprintf(&why, "%s: %s", g->disks[i], guest_gerr(h)) < 0) why = NULL;
-      goto fail;
-    }
-  bfs_log(BFS_LOG_INFO, "%s: launching appliance", g->key);
-  if (guestfs_launch(h) < 0) {
-    if (asprintf(&why, "appliance failed to start: %s", guest_gerr(h)) < 0)
-      why = NULL;
-    goto fail;
-  }
-  g->h = h;
-  if ((r = setup_mounts(g)) < 0) {
-    why = strdup(bfs_last_error());
-    g->h = NULL;
-    goto fail;
-  }
-  g->failed_at = 0;
-  free(g->launch_err);
-  g->launch_err = NULL;
-  g->last_used = time(NULL);
-  return 0;
-
- fail:
-  if (h)
-    guestfs_close(h);
-  for (size_t i = 0; i < g->nfailed; i++) {
-    free(g->failed[i].mp);
-    free(g->failed[i].msg);
-  }
-  free(g->failed);
-  g->failed = NULL;
-  g->nfailed = 0;
-  release_slot(g);
-  if (!g->launch_err)   /* report once; later failures are quiet */
-    bfs_log(BFS_LOG_ERROR, "%s: %s (retrying in %d s)", g->key,
-            why ? why : "launch failed", RETRY_SECONDS);
-  free(g->launch_err);
-  g->launch_err = why ? why : strdup("launch failed");
-  g->failed_at = time(NULL);
-  return bfs_error(r, "%s: %s", g->key, g->launch_err ? g->launch_err : "");
 }
 
 /* ---- attribute conversion ------------------------------------------ */
@@ -540,4 +720,3 @@ guest_statns_to_stat(const struct guestfs_statns *s, struct stat *st)
   st->st_ctim.tv_sec = s->st_ctime_sec;
   st->st_ctim.tv_nsec = s->st_ctime_nsec;
 }
-
