@@ -1,4 +1,4 @@
-/* mount-files.c — <vm>/<time>/files/ through the guest module (fs/guest.h).
+/* mount-files.c — <vm>/<time>/files/ through the guest module (guest/guest.h).
  *
  * The only coupling with guest files: a files/ directory is the guest view
  * keyed "vm/time" over the mount's own disks/<disk>.img paths (as seen under the
@@ -28,25 +28,10 @@
 
 #define LIST_PATIENCE_SECONDS 10
 
-/* Weak until the guest module is linked in: without it, no files/. */
-#pragma weak guest_pool_new
-#pragma weak guest_pool_free
-#pragma weak guest_get
-#pragma weak guest_lstat
-#pragma weak guest_readdir
-#pragma weak guest_dirents_free
-#pragma weak guest_readlink
-#pragma weak guest_pread
-#pragma weak guest_pool_set_index
-#pragma weak guest_index_db_path
-#pragma weak guest_pool_set_limits
-#pragma weak guest_pool_set_stop
-#pragma weak guest_set_canceller
-
 bool
 files_enabled(void)
 {
-  return mnt.guests != NULL || guest_pool_new != NULL;
+  return true;
 }
 
 static bool
@@ -65,8 +50,6 @@ req_cancelled(void *arg)
 int
 files_init(void)
 {
-  if (!guest_pool_new)
-    return 0;
   mnt.guests = guest_pool_new(4, mnt.guest_idle ? mnt.guest_idle : 300);
   if (mnt.guests) {
     /* an operator's `ls files/` answers within 10 s: the real listing, or
@@ -75,7 +58,7 @@ files_init(void)
                           mnt.guest_call_timeout, LIST_PATIENCE_SECONDS);
     guest_pool_set_stop(mnt.guests, session_stopping, NULL);
   }
-  if (mnt.guests && mnt.cat && guest_pool_set_index && guest_index_db_path) {
+  if (mnt.guests && mnt.cat) {
     char *idx = guest_index_db_path(catalog_path(mnt.cat));
     if (idx)
       guest_pool_set_index(mnt.guests, idx);

@@ -66,7 +66,7 @@
 #include "image/image.h"
 
 #if HAVE_GUESTFS
-#include "fs/guest.h"
+#include "guest/guest.h"
 #else
 typedef struct guest guest_t;
 typedef struct guest_pool guest_pool_t;
@@ -214,7 +214,7 @@ void tree_queue_inval_inode(fuse_ino_t ino);
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
 
-/* mount-files.c — files/ through fs/guest.h.  files_ref() is called under
+/* mount-files.c — files/ through guest/guest.h.  files_ref() is called under
  * the tree read lock and copies what the other calls need; those run with
  * no lock held (they may wait on an appliance). */
 struct gref {

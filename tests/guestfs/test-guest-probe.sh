@@ -1,5 +1,5 @@
 #!/bin/bash
-# test-guest-probe.sh — fs/guest.h driven directly (guest-probe) on the raw
+# test-guest-probe.sh — guest/guest.h driven directly (guest-probe) on the raw
 # disks of the fixtures: inspection across two disks (GPT ext4 root + LVM
 # xfs /home), no-OS filesystems (NTFS, bare ext4, an unmountable one),
 # attributes, links, special files, a 50 MiB copy, the LRU cap and idle

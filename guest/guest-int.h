@@ -11,8 +11,8 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "fs/guest.h"
-#include "fs/guest-cache.h"
+#include "guest/guest.h"
+#include "guest/guest-cache.h"
 
 #define RA_CHUNK ((4u << 20) - (64u << 10)) /* per guestfs_pread: the
                                  protocol caps a message at 4 MiB */

@@ -20,7 +20,7 @@
  * this launch's generation meanwhile, the launcher only cleans up after
  * itself.
  */
-#include "fs/guest-int.h"
+#include "guest/guest-int.h"
 
 #include <dirent.h>
 #include <errno.h>

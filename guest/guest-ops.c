@@ -9,8 +9,8 @@
  * appliance.  File data is read in RA_CHUNK pieces kept in a few read-ahead
  * buffers, so a sequential copy asks the appliance once per chunk.
  */
-#include "fs/guest-int.h"
-#include "fs/index.h"
+#include "guest/guest-int.h"
+#include "guest/index.h"
 
 #include <errno.h>
 #include <stdio.h>

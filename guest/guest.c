@@ -39,9 +39,9 @@
  *               it publishes it under slock.
  *   g->clock    the cache and read-ahead buffers (guest-ops.c).
  */
-#include "fs/guest.h"
-#include "fs/guest-cache.h"
-#include "fs/guest-int.h"
+#include "guest/guest.h"
+#include "guest/guest-cache.h"
+#include "guest/guest-int.h"
 
 #include <errno.h>
 #include <guestfs.h>
