@@ -48,6 +48,7 @@ struct opts {
   int log_level;                    /* -o loglevel=, or -1 */
   unsigned max_threads;
   unsigned readahead_kb;
+  unsigned guest_timeout, guest_call_timeout, guest_idle;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
 };
@@ -81,7 +82,8 @@ usage(FILE *f)
 "     readahead_kb=N           kernel readahead of the mount (root only;\n"
 "                              default %d, 0 leaves the kernel's 128)\n"
 "     noinotify                do not watch the repository; rescan when a\n"
-"                              directory is listed (at most every 2 s)\n""     log=FILE                 the daemon's log (default: the journal under\n"
+"                              directory is listed (at most every 2 s)\n"
+"     log=FILE                 the daemon's log (default: the journal under\n"
 "                              systemd, else syslog, else backupfs.log next\n"
 "                              to the catalog); -f also logs to stderr\n"
 "     loglevel=LEVEL           error, warn, info (default) or debug;\n"
@@ -89,6 +91,11 @@ usage(FILE *f)
 "     allow_empty              see --allow-empty\n"
 "     nonempty                 mount over a non-empty directory or an\n"
 "                              existing mount (refused otherwise)\n"
+"     guest_timeout=SECONDS    files/: an appliance not up (inspected and\n"
+"                              mounted) after this is killed (default 300)\n"
+"     guest_call_timeout=SECONDS  ... and one that takes longer to answer a\n"
+"                              call (default 60)\n"
+"     guest_idle=SECONDS       close an appliance idle this long (default 300)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
           DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
@@ -151,6 +158,18 @@ parse_o(struct opts *o, const char *arg)
         return bfs_error(-EINVAL, "readahead_kb: want 0..1048576, got '%s'",
                          tok + 13);
       o->readahead_kb = n;
+    }
+    else if (!strncmp(tok, "guest_timeout=", 14) ||
+             !strncmp(tok, "guest_call_timeout=", 19) ||
+             !strncmp(tok, "guest_idle=", 11)) {
+      const char *v = strchr(tok, '=') + 1;
+      char *end;
+      unsigned long n = strtoul(v, &end, 10);
+      if (*end || !*v || n < 1 || n > 86400)
+        return bfs_error(-EINVAL, "%.*s: want 1..86400 seconds, got '%s'",
+                         (int)(v - 1 - tok), tok, v);
+      *(tok[6] == 't' ? &o->guest_timeout : tok[6] == 'c' ?
+        &o->guest_call_timeout : &o->guest_idle) = n;
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
@@ -514,6 +533,9 @@ run(struct opts *o)
   mnt.max_threads = o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS;
   mnt.wake_fd = mnt.ino_fd = -1;
   mnt.no_inotify = o->no_inotify;
+  mnt.guest_timeout = o->guest_timeout;
+  mnt.guest_call_timeout = o->guest_call_timeout;
+  mnt.guest_idle = o->guest_idle;
   pthread_mutex_init(&mnt.scan_lock, NULL);
   pthread_rwlock_init(&mnt.tree_lock, NULL);
   pthread_mutex_init(&mnt.q_lock, NULL);

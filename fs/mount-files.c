@@ -1,4 +1,4 @@
-/* mount-files.c — <vm>/<time>/files/ through the guest module (fs/guest.h).
+/* mount-files.c — <vm>/<time>/files/ through the guest module (guest/guest.h).
  *
  * The only coupling with guest files: a files/ directory is the guest view
  * keyed "vm/time" over the mount's own disks/<disk>.img paths (as seen under the
@@ -6,7 +6,13 @@
  * inode numbers on lookup (hashed by files/ inode + path, freed on forget).
  * Every guest call runs with no lock of ours held and inside a guest slot,
  * so worker threads stay free for the disk reads the appliance makes
- * through this very mount.  Built only with libguestfs (HAVE_GUESTFS).
+ * through this very mount.  Every wait (for a slot, for the appliance) gives
+ * up when the kernel interrupts the request (fuse_req_interrupted: the
+ * caller got a signal) or the session is ending (SIGTERM, unmount), with
+ * EINTR; the pool kills its appliances as soon as the session has exited,
+ * so the FUSE loop's join of its workers never waits on an appliance.
+ * Limits: -o guest_timeout (launch), guest_call_timeout, guest_idle.
+ * Built only with libguestfs (HAVE_GUESTFS).
  */
 #include "fs/mount.h"
 
@@ -14,36 +20,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/error.h"
 
 #if HAVE_GUESTFS
 
-/* Weak until the guest module is linked in: without it, no files/. */
-#pragma weak guest_pool_new
-#pragma weak guest_pool_free
-#pragma weak guest_get
-#pragma weak guest_lstat
-#pragma weak guest_readdir
-#pragma weak guest_dirents_free
-#pragma weak guest_readlink
-#pragma weak guest_pread
-#pragma weak guest_pool_set_index
-#pragma weak guest_index_db_path
+#define LIST_PATIENCE_SECONDS 10
 
 bool
 files_enabled(void)
 {
-  return mnt.guests != NULL || guest_pool_new != NULL;
+  return true;
+}
+
+static bool
+session_stopping(void *arg)
+{
+  return mnt.se && fuse_session_exited(mnt.se);
+}
+
+static bool
+req_cancelled(void *arg)
+{
+  fuse_req_t req = arg;
+  return (req && fuse_req_interrupted(req)) || session_stopping(NULL);
 }
 
 int
 files_init(void)
 {
-  if (!guest_pool_new)
-    return 0;
-  mnt.guests = guest_pool_new(4, 300);
-  if (mnt.guests && mnt.cat && guest_pool_set_index && guest_index_db_path) {
+  mnt.guests = guest_pool_new(4, mnt.guest_idle ? mnt.guest_idle : 300);
+  if (mnt.guests) {
+    /* an operator's `ls files/` answers within 10 s: the real listing, or
+     * .backupfs-status while the appliance is still starting (TCG: 10-60 s) */
+    guest_pool_set_limits(mnt.guests, mnt.guest_timeout,
+                          mnt.guest_call_timeout, LIST_PATIENCE_SECONDS);
+    guest_pool_set_stop(mnt.guests, session_stopping, NULL);
+  }
+  if (mnt.guests && mnt.cat) {
     char *idx = guest_index_db_path(catalog_path(mnt.cat));
     if (idx)
       guest_pool_set_index(mnt.guests, idx);
@@ -120,8 +135,34 @@ guest_of(struct gref *ref)
   return ref->g ? 0 : -EIO;
 }
 
-static void slot_take(void) { while (sem_wait(&mnt.guest_slots) < 0) ; }
-static void slot_give(void) { sem_post(&mnt.guest_slots); }
+/* A guest slot for request req, then its canceller for the guest calls:
+ * 0, or -EINTR when the request is interrupted or the session ends. */
+static int
+slot_take(fuse_req_t req)
+{
+  for (;;) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    if (sem_timedwait(&mnt.guest_slots, &ts) == 0)
+      break;
+    if (req_cancelled(req))
+      return -EINTR;
+  }
+  guest_set_canceller(req_cancelled, req);
+  return 0;
+}
+
+static void
+slot_give(void)
+{
+  guest_set_canceller(NULL, NULL);
+  sem_post(&mnt.guest_slots);
+}
 
 /* The kernel knows a guest file by our node id; st_ino is what stat(2)
  * shows.  Files with several names (hard links) show one st_ino derived from
@@ -142,7 +183,7 @@ own_stat(struct stat *st, fuse_ino_t ino, fuse_ino_t files_ino)
 }
 
 int
-files_lookup(const struct gref *dir, const char *name,
+files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
              struct fuse_entry_param *e)
 {
   struct gref ref = *dir;
@@ -154,9 +195,11 @@ files_lookup(const struct gref *dir, const char *name,
   if (asprintf(&path, "%s%s%s", dir->path,
                strcmp(dir->path, "/") ? "/" : "", name) < 0)
     return -ENOMEM;
-  slot_take();
-  int r = guest_lstat(ref.g, path, &st);
-  slot_give();
+  int r = slot_take(req);
+  if (r == 0) {
+    r = guest_lstat(ref.g, path, &st);
+    slot_give();
+  }
   if (r < 0) {
     free(path);
     return r;
@@ -181,11 +224,14 @@ files_lookup(const struct gref *dir, const char *name,
   e->attr = st;
   own_stat(&e->attr, n->ino, dir->files_ino);
   e->attr_timeout = e->entry_timeout = mnt.entry_timeout;
+  if (!strcmp(dir->path, "/") && (!strcmp(name, GUEST_ERROR_NAME) ||
+                                  !strcmp(name, GUEST_STATUS_NAME)))
+    e->attr_timeout = e->entry_timeout = 0;   /* they come and go */
   return 0;
 }
 
 int
-files_stat(const struct gref *ref0, struct stat *st)
+files_stat(fuse_req_t req, const struct gref *ref0, struct stat *st)
 {
   struct gref ref = *ref0;
   if (ref.ino == ref.files_ino) {           /* files/ itself */
@@ -199,16 +245,18 @@ files_stat(const struct gref *ref0, struct stat *st)
   }
   if (guest_of(&ref) < 0)
     return -EIO;
-  slot_take();
-  int r = guest_lstat(ref.g, ref.path, st);
-  slot_give();
+  int r = slot_take(req);
+  if (r == 0) {
+    r = guest_lstat(ref.g, ref.path, st);
+    slot_give();
+  }
   if (r == 0)
     own_stat(st, ref.ino, ref.files_ino);
   return r;
 }
 
 int
-files_list(const struct gref *dir, struct guest_listing *gl)
+files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl)
 {
   struct gref ref = *dir;
   struct guest_dirent *ents = NULL;
@@ -217,9 +265,11 @@ files_list(const struct gref *dir, struct guest_listing *gl)
   memset(gl, 0, sizeof *gl);
   if (guest_of(&ref) < 0)
     return -EIO;
-  slot_take();
-  int r = guest_readdir(ref.g, ref.path, &ents, &n);
-  slot_give();
+  int r = slot_take(req);
+  if (r == 0) {
+    r = guest_readdir(ref.g, ref.path, &ents, &n);
+    slot_give();
+  }
   if (r < 0)
     return r;
   gl->names = calloc(n + 1, sizeof *gl->names);
@@ -243,27 +293,31 @@ files_list(const struct gref *dir, struct guest_listing *gl)
 }
 
 int
-files_readlink(const struct gref *ref0, char **target)
+files_readlink(fuse_req_t req, const struct gref *ref0, char **target)
 {
   struct gref ref = *ref0;
   if (guest_of(&ref) < 0)
     return -EIO;
-  slot_take();
-  int r = guest_readlink(ref.g, ref.path, target);
-  slot_give();
+  int r = slot_take(req);
+  if (r == 0) {
+    r = guest_readlink(ref.g, ref.path, target);
+    slot_give();
+  }
   return r;
 }
 
 int
-files_pread(const struct gref *ref0, void *buf, size_t len, uint64_t off,
-            size_t *got)
+files_pread(fuse_req_t req, const struct gref *ref0, void *buf, size_t len,
+            uint64_t off, size_t *got)
 {
   struct gref ref = *ref0;
   if (guest_of(&ref) < 0)
     return -EIO;
-  slot_take();
-  int r = guest_pread(ref.g, ref.path, buf, len, off, got);
-  slot_give();
+  int r = slot_take(req);
+  if (r == 0) {
+    r = guest_pread(ref.g, ref.path, buf, len, off, got);
+    slot_give();
+  }
   return r;
 }
 
@@ -275,14 +329,16 @@ void files_shutdown(void) { }
 int files_ref(const struct node *n, struct gref *ref)
 { memset(ref, 0, sizeof *ref); return -ENOENT; }
 void files_ref_free(struct gref *ref) { }
-int files_lookup(const struct gref *dir, const char *name,
+int files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
                  struct fuse_entry_param *e) { return -ENOENT; }
-int files_stat(const struct gref *ref, struct stat *st) { return -ENOENT; }
-int files_list(const struct gref *dir, struct guest_listing *gl)
+int files_stat(fuse_req_t req, const struct gref *ref, struct stat *st)
+{ return -ENOENT; }
+int files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl)
 { memset(gl, 0, sizeof *gl); return -ENOENT; }
-int files_readlink(const struct gref *ref, char **target) { return -ENOENT; }
-int files_pread(const struct gref *ref, void *buf, size_t len, uint64_t off,
-                size_t *got) { return -ENOENT; }
+int files_readlink(fuse_req_t req, const struct gref *ref, char **target)
+{ return -ENOENT; }
+int files_pread(fuse_req_t req, const struct gref *ref, void *buf, size_t len,
+                uint64_t off, size_t *got) { return -ENOENT; }
 
 #endif
 

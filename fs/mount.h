@@ -42,7 +42,10 @@
  *   worker too, so guest files are opened direct_io (no kernel readahead
  *   flooding the workers with parallel reads): only as many workers wait as
  *   processes read guest files, and disk reads find a free worker unless
- *   dozens of processes read guest files at once.
+ *   dozens of processes read guest files at once.  Every such wait is
+ *   bounded (the guest pool kills appliances past guest_timeout /
+ *   guest_call_timeout) and gives up with EINTR when the kernel interrupts
+ *   the request or the session exits, so SIGTERM never waits on one.
  */
 #ifndef BFS_FS_MOUNT_H
 #define BFS_FS_MOUNT_H
@@ -64,7 +67,7 @@
 #include "image/image.h"
 
 #if HAVE_GUESTFS
-#include "fs/guest.h"
+#include "guest/guest.h"
 #else
 typedef struct guest guest_t;
 typedef struct guest_pool guest_pool_t;
@@ -196,6 +199,7 @@ struct mnt {
   atomic_bool stop;
 
   guest_pool_t *guests;
+  unsigned guest_timeout, guest_call_timeout, guest_idle; /* s, 0: default */
   sem_t guest_slots;
   unsigned max_threads;
 };
@@ -230,7 +234,7 @@ void tree_queue_inval_inode(fuse_ino_t ino);
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
 
-/* mount-files.c — files/ through fs/guest.h.  files_ref() is called under
+/* mount-files.c — files/ through guest/guest.h.  files_ref() is called under
  * the tree read lock and copies what the other calls need; those run with
  * no lock held (they may wait on an appliance). */
 struct gref {
@@ -253,13 +257,14 @@ int files_init(void);
 void files_shutdown(void);
 int files_ref(const struct node *n, struct gref *ref);
 void files_ref_free(struct gref *ref);
-int files_lookup(const struct gref *dir, const char *name,
+/* req: the FUSE request waiting (interrupts end the wait with -EINTR) */
+int files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
                  struct fuse_entry_param *e);
-int files_stat(const struct gref *ref, struct stat *st);
-int files_list(const struct gref *dir, struct guest_listing *gl);
+int files_stat(fuse_req_t req, const struct gref *ref, struct stat *st);
+int files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl);
 void files_list_free(struct guest_listing *gl);
-int files_readlink(const struct gref *ref, char **target);
-int files_pread(const struct gref *ref, void *buf, size_t len, uint64_t off,
-                size_t *got);
+int files_readlink(fuse_req_t req, const struct gref *ref, char **target);
+int files_pread(fuse_req_t req, const struct gref *ref, void *buf, size_t len,
+                uint64_t off, size_t *got);
 
 #endif

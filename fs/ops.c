@@ -122,7 +122,7 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int r = files_ref(p, &ref);
     pthread_rwlock_unlock(&mnt.tree_lock);
     if (r == 0)
-      r = files_lookup(&ref, name, &e);
+      r = files_lookup(req, &ref, name, &e);
     files_ref_free(&ref);
     if (r < 0)
       fuse_reply_err(req, -r);
@@ -176,7 +176,7 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   t = n ? timeout_of(n) : 0;
   pthread_rwlock_unlock(&mnt.tree_lock);
   if (r == 1) {
-    r = files_stat(&ref, &st);
+    r = files_stat(req, &ref, &st);
     files_ref_free(&ref);
   }
   if (r < 0)
@@ -208,7 +208,7 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
   }
   if (r == 1) {
     char *target = NULL;
-    r = files_readlink(&ref, &target);
+    r = files_readlink(req, &ref, &target);
     files_ref_free(&ref);
     if (r == 0) {
       fuse_reply_readlink(req, target);
@@ -297,7 +297,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
   if (r == 0 && h->kind == N_GUEST) {
     struct stat st;
-    if (files_stat(&h->gref, &st) == 0)
+    if (files_stat(req, &h->gref, &st) == 0)
       h->size = st.st_size;
   }
   if (r < 0) {
@@ -383,7 +383,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   case N_GUEST: {
     void *buf = thread_buf();
     size_t got = 0;
-    int r = buf ? files_pread(&h->gref, buf, size, off, &got) : -ENOMEM;
+    int r = buf ? files_pread(req, &h->gref, buf, size, off, &got) : -ENOMEM;
     if (r < 0)
       fuse_reply_err(req, -r);
     else
@@ -535,7 +535,7 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
   if (r == 1) {                             /* files/: ask the guest */
     struct guest_listing gl = { 0 };
-    r = files_list(&ref, &gl);
+    r = files_list(req, &ref, &gl);
     files_ref_free(&ref);
     if (r == 0)
       r = dirbuf_add(req, d, ".", ino, S_IFDIR);

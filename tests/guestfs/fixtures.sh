@@ -2,6 +2,9 @@
 # once per build directory (one guestfish appliance), or skips (exit 77)
 # when libguestfs cannot launch here.
 : "${BUILDDIR:?}" "${SRCDIR:?}"
+if [ "${BFS_HAVE_GUESTFS:-1}" != 1 ]; then
+  echo "SKIP: built without libguestfs (-Dguestfs=disabled)"; exit 77
+fi
 FIX=$BUILDDIR/tests/guestfs/fixtures
 T1=2026-11-01T030000Z
 T2=2026-11-02T030000Z

@@ -1,4 +1,4 @@
-/* guest-probe.c — drive fs/guest.h directly, without a mount.
+/* guest-probe.c — drive guest/guest.h directly, without a mount.
  *
  *   guest-probe [-m MAX_LIVE] [-i IDLE_SECONDS] [-x INDEX_DB] < COMMANDS
  *
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "fs/guest.h"
+#include "guest/guest.h"
 
 static char
 ftype(mode_t m)

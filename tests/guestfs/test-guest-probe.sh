@@ -1,5 +1,5 @@
 #!/bin/bash
-# test-guest-probe.sh — fs/guest.h driven directly (guest-probe) on the raw
+# test-guest-probe.sh — guest/guest.h driven directly (guest-probe) on the raw
 # disks of the fixtures: inspection across two disks (GPT ext4 root + LVM
 # xfs /home), no-OS filesystems (NTFS, bare ext4, an unmountable one),
 # attributes, links, special files, a 50 MiB copy, the LRU cap and idle
@@ -14,6 +14,10 @@ W=$(mktemp -d "$BUILDDIR/tests/guestfs/probe.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 R=$FIX/raw
 before=$(cd "$R" && sha256sum *.img)
+# the data VM's disks as a mount names them (disks/vda.img ...): directories
+# of filesystems without an OS are named after them (vda1, not sda1)
+mkdir -p "$W/data"
+for d in a b c; do ln -s "$R/data-sd$d.img" "$W/data/vd$d.img"; done
 
 # max 1 live appliance: each guest evicts the previous one
 "$GUEST_PROBE" -v -m 1 -i 4 > "$W/out" 2> "$W/err" <<CMDS
@@ -34,12 +38,12 @@ cat /etc/fifo $W/fifo
 cat /etc/null-dev $W/null
 stat /etc/nonexistent
 index $W/idx.sqlite linux $T1
-guest data/$T1 $R/data-sda.img $R/data-sdb.img $R/data-sdc.img
+guest data/$T1 $W/data/vda.img $W/data/vdb.img $W/data/vdc.img
 ls /
-cat /sda1/Documents/report.txt $W/ntfs
-cat /sdb/readme.txt $W/bare
-ls /sdc
-cat /sdc/.backupfs-error $W/sdc-error
+cat /vda1/Documents/report.txt $W/ntfs
+cat /vdb/readme.txt $W/bare
+ls /vdc
+cat /vdc/.backupfs-error $W/sdc-error
 index $W/idx.sqlite data $T1
 guest linux/$T1 $R/linux-t1-vda.img $R/linux-t1-vdb.img
 ls /etc
@@ -73,11 +77,11 @@ res 15 | grep -q '^error 6 ' || fail "device read: $(res 15)"
 res 16 | grep -q '^error 2 ' || fail "missing file: $(res 16)"
 res 17 | grep -q '^ok [0-9]' || fail "index t1: $(res 17)"
 # data: no OS, one directory per filesystem
-[ "$(lsout 19 | cut -d' ' -f1 | sort | tr '\n' ' ')" = "sda1 sdb sdc " ] || fail "data root: $(lsout 25)"
+[ "$(lsout 19 | cut -d' ' -f1 | sort | tr '\n' ' ')" = "vda1 vdb vdc " ] || fail "data root: $(lsout 19)"
 [ "$(cat "$W/ntfs")" = "ntfs report" ] || fail "NTFS file"
 [ "$(cat "$W/bare")" = "bare filesystem" ] || fail "bare filesystem file"
 lsout 22 | grep -q '^.backupfs-error f 0444 ' || fail "no error file in sdc"
-grep -q 'could not be mounted' "$W/sdc-error" || fail "error file text"
+grep -q '^vdc (ext4) could not be mounted' "$W/sdc-error" || fail "error file text: $(cat "$W/sdc-error")"
 # pool: 2 launches with max 1 live (linux/T1 again answers from its cache),
 # an idle close after -i 4
 [ "$(grep -c 'launching appliance' "$W/err")" = 2 ] || fail "launch count"
@@ -95,7 +99,7 @@ readlink /etc/abs-link
 stat /home/alice/notes.txt
 stat /etc/nope
 guest data/$T1 /nonexistent/c.img
-cat /sdc/.backupfs-error $W/sdc-error2
+cat /vdc/.backupfs-error $W/sdc-error2
 guest bad/$T1 /nonexistent/d.img
 ls /
 ls /
@@ -121,8 +125,8 @@ grep -q 'nonexistent/d.img' "$W/bad-error" || fail "launch error text: $(cat "$W
 "$BACKUPFS" find --index "$W/idx.sqlite" "$FIX/repo" config.txt > "$W/find" || fail "find exit"
 cat "$W/find"
 grep -q "^linux@$T1	/etc/config.txt	10	" "$W/find" || fail "find config.txt"
-"$BACKUPFS" find --index "$W/idx.sqlite" "$FIX/repo" data '/sd?/*.txt' > "$W/find" || fail "find path glob"
-[ "$(cut -f1,2 "$W/find")" = "data@$T1	/sdb/readme.txt" ] || fail "find path glob: $(cat "$W/find")"
+"$BACKUPFS" find --index "$W/idx.sqlite" "$FIX/repo" data '/vd?/*.txt' > "$W/find" || fail "find path glob"
+[ "$(cut -f1,2 "$W/find")" = "data@$T1	/vdb/readme.txt" ] || fail "find path glob: $(cat "$W/find")"
 "$BACKUPFS" find --index "$W/idx.sqlite" "$FIX/repo" data 'config.txt' && fail "find matched in the wrong VM"
 
 after=$(cd "$R" && sha256sum *.img)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "fs/guest-cache.h"
+#include "guest/guest-cache.h"
 
 /* Store the listing held by c (walked from "/" through listed directories). */
 int index_save(const char *db, const char *vm, const char *time,

@@ -3,7 +3,7 @@
  * factor passes 1; cleared wholesale when it holds more than its cap, which
  * is simpler than LRU and fine for data that can always be fetched again.
  */
-#include "fs/guest-cache.h"
+#include "guest/guest-cache.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  * written in listing order with every directory before its contents, so
  * loading appends each name to its parent's listing in one pass.
  */
-#include "fs/index.h"
+#include "guest/index.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +29,7 @@
 #include "common/cleanup.h"
 #include "catalog/catalog.h"
 #include "common/error.h"
-#include "fs/guest.h"
+#include "guest/guest.h"
 
 #define NFIELDS 13
 #define MAX_BLOB ((size_t)1 << 32)   /* decompressed listing cap */

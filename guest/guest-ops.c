@@ -9,8 +9,8 @@
  * appliance.  File data is read in RA_CHUNK pieces kept in a few read-ahead
  * buffers, so a sequential copy asks the appliance once per chunk.
  */
-#include "fs/guest-int.h"
-#include "fs/index.h"
+#include "guest/guest-int.h"
+#include "guest/index.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -76,16 +76,6 @@ set_error_file(struct gc_entry *e, const char *msg, uint64_t ino)
   e->error_file = true;
 }
 
-/* The launch failure message, while it stands (malloc'd), else NULL. */
-static char *
-launch_error(guest_t *g)
-{
-  pthread_mutex_lock(&g->lock);
-  char *m = g->failed_at && g->launch_err ? strdup(g->launch_err) : NULL;
-  pthread_mutex_unlock(&g->lock);
-  return m;
-}
-
 static int
 guest_errno(guestfs_h *h)
 {
@@ -93,11 +83,13 @@ guest_errno(guestfs_h *h)
   return e > 0 ? -e : -EIO;
 }
 
-/* List dir through the appliance into the cache.  g->lock held. */
+/* List dir through the appliance into the cache.  g->lock held; each
+ * guestfs call is watched (guest_call_begin/end). */
 static int
 fetch_dir_locked(guest_t *g, const char *dir)
 {
   guestfs_h *h = g->h;
+  int dead;
 
   for (size_t i = 0; i < g->nfailed; i++)
     if (!strcmp(g->failed[i].mp, dir)) {
@@ -122,9 +114,17 @@ fetch_dir_locked(guest_t *g, const char *dir)
       return e && ee ? 0 : -ENOMEM;
     }
 
+  guest_call_begin(g, "listing a directory");
   char **names = guestfs_ls(h, dir);
+  int err = names ? 0 : guest_errno(h);
+  if ((dead = guest_call_end(g, !names)) < 0) {
+    for (size_t i = 0; names && names[i]; i++)
+      free(names[i]);
+    free(names);
+    return dead;
+  }
   if (!names)
-    return bfs_error(guest_errno(h), "%s: %s: %s", g->key, dir, guest_gerr(h));
+    return bfs_error(err, "%s: %s: %s", g->key, dir, guest_gerr(h));
   size_t n = 0;
   while (names[n]) n++;
 
@@ -140,7 +140,13 @@ fetch_dir_locked(guest_t *g, const char *dir)
     char *batch[NAMES_BATCH + 1];
     memcpy(batch, names + i, m * sizeof *batch);
     batch[m] = NULL;
+    guest_call_begin(g, "reading attributes");
     struct guestfs_statns_list *l = guestfs_lstatnslist(h, dir, batch);
+    if ((dead = guest_call_end(g, !l)) < 0) {
+      guestfs_free_statns_list(l);
+      r = dead;
+      break;
+    }
     if (!l || l->len != m) {
       r = bfs_error(-EIO, "%s: %s: %s", g->key, dir, guest_gerr(h));
       guestfs_free_statns_list(l);
@@ -159,7 +165,15 @@ fetch_dir_locked(guest_t *g, const char *dir)
     guestfs_free_statns_list(l);
     if (nl) {
       lbatch[nl] = NULL;
+      guest_call_begin(g, "reading symbolic links");
       char **t = guestfs_readlinklist(h, dir, lbatch);
+      if ((dead = guest_call_end(g, !t)) < 0) {
+        for (size_t j = 0; t && t[j]; j++)
+          free(t[j]);
+        free(t);
+        r = dead;
+        break;
+      }
       for (size_t j = 0; t && j < nl && t[j]; j++)
         links[lidx[j]] = t[j];
       free(t);
@@ -205,21 +219,21 @@ fetch_dir_locked(guest_t *g, const char *dir)
   return r;
 }
 
+/* Make sure dir is listed in the cache.  With `listing`, -EINPROGRESS
+ * when the appliance is still starting after the pool's list_patience. */
 static int
-fetch_dir(guest_t *g, const char *dir)
+fetch_dir(guest_t *g, const char *dir, bool listing)
 {
-  pthread_mutex_lock(&g->lock);
-  int r = guest_ensure_launched(g);
-  if (r == 0) {
-    pthread_mutex_lock(&g->clock);
-    struct gc_entry *e = gc_find(&g->cache, dir);
-    bool listed = e && e->listed;
-    pthread_mutex_unlock(&g->clock);
-    if (!listed)
-      r = fetch_dir_locked(g, dir);
-    g->last_used = time(NULL);
-  }
-  pthread_mutex_unlock(&g->lock);
+  int r = guest_acquire(g, listing);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock(&g->clock);
+  struct gc_entry *e = gc_find(&g->cache, dir);
+  bool listed = e && e->listed;
+  pthread_mutex_unlock(&g->clock);
+  if (!listed)
+    r = fetch_dir_locked(g, dir);
+  guest_release(g);
   return r;
 }
 
@@ -249,7 +263,24 @@ cached_lstat(guest_t *g, const char *path, struct stat *st)
 static bool
 is_launch_error_path(const char *path)
 {
-  return !strcmp(path, "/.backupfs-error");
+  return !strcmp(path, "/" ERROR_NAME);
+}
+
+static bool
+is_status_path(const char *path)
+{
+  return !strcmp(path, "/" STATUS_NAME);
+}
+
+static void
+text_file_stat(struct stat *st, const char *text, ino_t ino)
+{
+  memset(st, 0, sizeof *st);
+  st->st_mode = S_IFREG | 0444;
+  st->st_nlink = 1;
+  st->st_size = strlen(text);
+  st->st_ino = ino;
+  st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = time(NULL);
 }
 
 int
@@ -262,6 +293,21 @@ guest_lstat(guest_t *g, const char *path, struct stat *st)
     st->st_mode = S_IFDIR | 0755;
     return 0;
   }
+  if (is_launch_error_path(path)) {   /* while the failure stands */
+    CLEANUP_FREE char *msg = guest_error_text(g);
+    if (msg) {
+      text_file_stat(st, msg, 2);
+      return 0;
+    }
+  }
+  if (is_status_path(path)) {    /* only while starting; never launches */
+    CLEANUP_FREE char *msg = guest_status_text(g);
+    if (!msg)
+      return bfs_error(-ENOENT, "%s: %s: no appliance is starting", g->key,
+                       path);
+    text_file_stat(st, msg, 3);
+    return 0;
+  }
   maybe_load_index(g);
   int r = cached_lstat(g, path, st);
   if (r != 0)
@@ -270,15 +316,11 @@ guest_lstat(guest_t *g, const char *path, struct stat *st)
   CLEANUP_FREE char *parent = gc_parent(path);
   if (!parent)
     return -ENOMEM;
-  r = fetch_dir(g, parent);
+  r = fetch_dir(g, parent, false);
   if (r < 0) {
-    CLEANUP_FREE char *msg = launch_error(g);
+    CLEANUP_FREE char *msg = guest_error_text(g);
     if (msg && is_launch_error_path(path)) {
-      memset(st, 0, sizeof *st);
-      st->st_mode = S_IFREG | 0444;
-      st->st_nlink = 1;
-      st->st_size = strlen(msg);
-      st->st_ino = 2;
+      text_file_stat(st, msg, 2);
       return 0;
     }
     return r;
@@ -332,6 +374,25 @@ cached_readdir(guest_t *g, const char *path, struct guest_dirent **ents,
   return r;
 }
 
+/* Append the virtual file name (text) to a listing of files/. */
+static int
+add_text_entry(struct guest_dirent **ents, size_t *n, const char *name,
+               const char *text, ino_t ino)
+{
+  for (size_t i = 0; i < *n; i++)
+    if (!strcmp((*ents)[i].name, name))
+      return 0;
+  struct guest_dirent *d = realloc(*ents, (*n + 1) * sizeof *d);
+  if (!d)
+    return -ENOMEM;
+  *ents = d;
+  if (!(d[*n].name = strdup(name)))
+    return -ENOMEM;
+  text_file_stat(&d[*n].st, text, ino);
+  (*n)++;
+  return 0;
+}
+
 int
 guest_readdir(guest_t *g, const char *path,
               struct guest_dirent **ents, size_t *n)
@@ -339,32 +400,34 @@ guest_readdir(guest_t *g, const char *path,
   *ents = NULL;
   *n = 0;
   maybe_load_index(g);
+  bool root = !strcmp(path, "/");
   int r = cached_readdir(g, path, ents, n);
-  if (r != 0)
-    return r == 1 ? 0 : bfs_error(r, "%s: %s: cannot list", g->key, path);
-  r = fetch_dir(g, path);
-  if (r < 0) {
-    CLEANUP_FREE char *msg = launch_error(g);
-    if (msg && !strcmp(path, "/")) {
-      struct guest_dirent *d = calloc(1, sizeof *d);
-      if (!d || !(d->name = strdup(".backupfs-error"))) {
-        free(d);
-        return -ENOMEM;
-      }
-      d->st.st_mode = S_IFREG | 0444;
-      d->st.st_nlink = 1;
-      d->st.st_size = strlen(msg);
-      d->st.st_ino = 2;
-      *ents = d;
-      *n = 1;
-      return 0;
-    }
-    return r;
+  if (r < 0)
+    return bfs_error(r, "%s: %s: cannot list", g->key, path);
+  if (r == 0) {
+    r = fetch_dir(g, path, root);
+    if (r == 0 && (r = cached_readdir(g, path, ents, n)) == 0)
+      r = -EAGAIN;                   /* listed, then dropped (cache reset) */
   }
-  r = cached_readdir(g, path, ents, n);
-  if (r == 0)
-    r = -EAGAIN;
-  return r == 1 ? 0 : r;
+  if (!root || (r < 0 && r != -EINPROGRESS && r != -EIO))
+    return r < 0 ? r : 0;
+  /* files/ shows what is going on: starting, or why it failed */
+  CLEANUP_FREE char *status = guest_status_text(g);
+  CLEANUP_FREE char *err = status ? NULL : guest_error_text(g);
+  if (!status && !err) {
+    if (r == -EINPROGRESS)    /* it just stopped starting: look again */
+      return guest_readdir(g, path, ents, n);
+    return r < 0 ? r : 0;
+  }
+  int e = status ? add_text_entry(ents, n, STATUS_NAME, status, 3)
+                 : add_text_entry(ents, n, ERROR_NAME, err, 2);
+  if (e < 0) {
+    guest_dirents_free(*ents, *n);
+    *ents = NULL;
+    *n = 0;
+    return e;
+  }
+  return 0;
 }
 
 int
@@ -383,12 +446,18 @@ guest_readlink(guest_t *g, const char *path, char **target)
   if (*target)
     return 0;
 
-  pthread_mutex_lock(&g->lock);
-  r = guest_ensure_launched(g);
-  if (r == 0 && !(*target = guestfs_readlink(g->h, path)))
-    r = bfs_error(guest_errno(g->h), "%s: %s: %s", g->key, path,
-                  guest_gerr(g->h));
-  pthread_mutex_unlock(&g->lock);
+  if ((r = guest_acquire(g, false)) < 0)
+    return r;
+  guest_call_begin(g, "reading a symbolic link");
+  *target = guestfs_readlink(g->h, path);
+  int err = *target ? 0 : guest_errno(g->h);
+  if ((r = guest_call_end(g, !*target)) == 0 && !*target)
+    r = bfs_error(err, "%s: %s: %s", g->key, path, guest_gerr(g->h));
+  if (r < 0) {
+    free(*target);
+    *target = NULL;
+  }
+  guest_release(g);
   return r;
 }
 
@@ -443,7 +512,9 @@ pread_special(guest_t *g, const char *path, const struct stat *st, char *buf,
     msg = strdup(e->link);
   pthread_mutex_unlock(&g->clock);
   if (!msg && is_launch_error_path(path))
-    msg = launch_error(g);
+    msg = guest_error_text(g);
+  if (!msg && is_status_path(path))
+    msg = guest_status_text(g);
   if (msg) {
     size_t ml = strlen(msg);
     *got = off < ml ? (ml - off < len ? ml - off : len) : 0;
@@ -489,27 +560,29 @@ guest_pread(guest_t *g, const char *path, void *vbuf, size_t len,
     size_t want = size - at < RA_CHUNK ? size - at : RA_CHUNK;
     size_t sz = 0;
     char *data = NULL;
-    pthread_mutex_lock(&g->lock);
+    if ((r = guest_acquire(g, false)) < 0)
+      return r;       /* never a short read that looks like end of file */
     /* another reader may have fetched it while we waited for the lock */
     pthread_mutex_lock(&g->clock);
     k = ra_copy(g, path, buf + done, len - done, off + done);
     pthread_mutex_unlock(&g->clock);
     if (k) {
-      pthread_mutex_unlock(&g->lock);
+      guest_release(g);
       done += k;
       continue;
     }
-    r = guest_ensure_launched(g);
-    if (r == 0) {
-      data = guestfs_pread(g->h, path, want, at, &sz);
-      if (!data)
-        r = bfs_error(guest_errno(g->h), "%s: %s: %s", g->key, path,
-                      guest_gerr(g->h));
-      g->last_used = time(NULL);
+    guest_call_begin(g, "reading a file");
+    data = guestfs_pread(g->h, path, want, at, &sz);
+    int err = data ? 0 : guest_errno(g->h);
+    if ((r = guest_call_end(g, !data)) == 0 && !data)
+      r = bfs_error(err, "%s: %s: %s", g->key, path, guest_gerr(g->h));
+    if (r < 0) {
+      free(data);
+      data = NULL;
     }
-    pthread_mutex_unlock(&g->lock);
+    guest_release(g);
     if (r < 0)
-      return done ? (*got = done, 0) : r;
+      return r;
     if (sz == 0)   /* file shorter than its stat said */
       break;
     size_t c = sz < len - done ? sz : len - done;
@@ -557,9 +630,9 @@ guest_index_build(guest_t *g, const char *db, const char *vm,
   g->index_tried = true;         /* index what is there, not an old index */
   pthread_mutex_unlock(&g->clock);
 
-  pthread_mutex_lock(&g->lock);
-  int r = guest_ensure_launched(g);
-  pthread_mutex_unlock(&g->lock);
+  int r = guest_acquire(g, false);
+  if (r == 0)
+    guest_release(g);
   if (r == 0)
     r = walk(g, "/", &count);
   if (r == 0) {

@@ -18,8 +18,8 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "fs/fs.h"
-#include "fs/guest-cache.h"
-#include "fs/index.h"
+#include "guest/guest-cache.h"
+#include "guest/index.h"
 
 struct find_ctx {
   const char *glob;

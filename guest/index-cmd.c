@@ -24,8 +24,8 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "fs/fs.h"
-#include "fs/guest.h"
-#include "fs/index.h"
+#include "guest/guest.h"
+#include "guest/index.h"
 
 #define MOUNT_WAIT_SECONDS 600
 

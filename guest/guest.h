@@ -8,7 +8,16 @@
  * at once (LRU).  With inspection the tree is the guest's root assembled from
  * its fstab; without, one directory per filesystem (sda1, vg-lv, ...).
  * Filesystems that cannot be mounted show as a directory holding a readable
- * `.backupfs-error`.
+ * `.backupfs-error`.  Directory names use the guest's disk names, taken
+ * from the disk paths given (".../disks/vda.img" → vda, so /dev/sda1 of
+ * the first disk is vda1).
+ *
+ * Every wait on an appliance is bounded: a launch (with inspection and
+ * mounts) by the launch timeout, each call after it by the call timeout;
+ * past it the appliance is killed, the guest shows `/.backupfs-error`
+ * (what happened, when it retries) and launches again on the first access
+ * a minute later.  While an appliance starts, `/.backupfs-status` says
+ * since when and what it waits for (see list_patience below).  A caller can give up waiting (guest_set_canceller: -EINTR).
  *
  * Paths are absolute within files/ ("/" is files/ itself).  All calls are
  * thread-safe and return 0 or -errno (-ENOENT, -EIO, ...).  No call holds a
@@ -18,16 +27,39 @@
 #ifndef BFS_GUEST_H
 #define BFS_GUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
+/* the virtual files of "/" (they come and go: never cache them) */
+#define GUEST_ERROR_NAME ".backupfs-error"
+#define GUEST_STATUS_NAME ".backupfs-status"
+
 typedef struct guest_pool guest_pool_t;
 typedef struct guest guest_t;
 
-/* max_live appliances at once; idle_seconds before an idle one is closed */
+/* max_live appliances at once; idle_seconds before an idle one is closed
+ * (its qemu killed: the drives are read-only, nothing is lost) */
 guest_pool_t *guest_pool_new(unsigned max_live, unsigned idle_seconds);
+/* Kills every appliance, waits a few seconds for launches to end, frees. */
 void guest_pool_free(guest_pool_t *pool);
+/* launch_timeout (default 300 s) bounds a launch with its inspection and
+ * mounts, call_timeout (default 60 s) each guestfs call after it (0 keeps
+ * the current value); with list_patience, a listing of "/" waits that long
+ * for a starting appliance, then answers with `.backupfs-status` alone (0,
+ * the default: it waits to the end).  Call before the first guest_get. */
+void guest_pool_set_limits(guest_pool_t *pool, unsigned launch_timeout,
+                           unsigned call_timeout, unsigned list_patience);
+/* should_stop(arg) is polled twice a second from the pool's own thread;
+ * once it says true every appliance is killed and none starts again (the
+ * mount's SIGTERM: fuse_session_exited). */
+void guest_pool_set_stop(guest_pool_t *pool, bool (*should_stop)(void *arg),
+                         void *arg);
+/* For the calling thread: while a call below waits on an appliance it polls
+ * cancelled(arg) every 200 ms and returns -EINTR once it says true (a FUSE
+ * request the kernel interrupted).  NULL: wait (bounded) to the end. */
+void guest_set_canceller(bool (*cancelled)(void *arg), void *arg);
 
 /* The guest view of one point in time (created on first call, nothing is
  * launched yet).  key identifies it ("vm/time"); disk_paths are raw images.
