@@ -454,6 +454,10 @@ status_json(size_t *len)
   json_object_object_add(o, "stop_signal", H.stop_sig ?
                          json_object_new_string(signame) : NULL);
   json_object_object_add(o, "held_by_others", json_object_new_int64(H.others));
+  unsigned ours = 0;
+  for (struct holder *h = H.head; h; h = h->next)
+    ours += h->ours;
+  json_object_object_add(o, "appliance_handles", json_object_new_int64(ours));
   json_object_object_add(o, "disks", json_disks());
   pthread_mutex_unlock(&H.lock);
 

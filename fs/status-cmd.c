@@ -4,8 +4,9 @@
  * Both read MNT/.backupfs-status, the JSON snapshot the mount's daemon
  * serves (fs/holders.c: why a file and not a socket).  umount refuses while
  * disks are held by processes other than the daemon and its appliances and
- * names them; otherwise it runs `fusermount3 -u` and waits for the daemon to
- * exit.  --force sends the daemon SIGUSR1 (it drops the mount even though
+ * names them; otherwise it runs `fusermount3 -u` (or, when only the daemon's
+ * own appliances hold disks, which the kernel would call busy, sends the
+ * daemon SIGTERM) and waits for the daemon to exit.  --force sends the daemon SIGUSR1 (it drops the mount even though
  * disks are held), detaches the mount lazily, and says that running VMs on
  * those disks will fail.  A stale mount (daemon gone) has no status: both
  * say so, and umount cleans it up lazily.
@@ -184,7 +185,9 @@ fs_status_cmd(int argc, char **argv)
     printf("mounted: %s, last rescan: %s%s\n", jstr(st, "started", "?"),
            jstr(st, "last_rescan", "none"),
            jint(st, "rescan_running") ? " (rescanning now)" : "");
-    printf("appliances: %s\n", jstr(st, "appliances", "not counted"));
+    printf("appliances: %s; their disk handles: %lld\n",
+           jstr(st, "appliances", "not counted"),
+           (long long)jint(st, "appliance_handles"));
     struct json_object *disks = jarr(st, "disks");
     size_t nd = disks ? json_object_array_length(disks) : 0;
     printf("open disks: %zu, held by other processes: %lld handle(s)\n", nd,
@@ -288,7 +291,16 @@ fs_umount_cmd(int argc, char **argv)
       rc = 1;
       goto out;
     }
-    if (fusermount("-u", mp) != 0) {
+    if (jint(st, "appliance_handles") > 0) {
+      /* the kernel would answer busy: the daemon closes its appliances */
+      if (pid > 0 && kill(pid, SIGTERM) < 0) {
+        fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
+                strerror(errno));
+        rc = 1;
+        goto out;
+      }
+    }
+    else if (fusermount("-u", mp) != 0) {
       fprintf(stderr, "backupfs: umount: %s: busy, but no disk is held by "
               "another process: a shell or program has its directory or a "
               "file there (see: fuser -vm %s)\n", mp, mp);
