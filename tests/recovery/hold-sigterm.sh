@@ -48,6 +48,7 @@ exec 3<&-
 gone "$DPID" 5 || fail "daemon still running 5 s after the last holder closed"
 wait_for sh -c "! mountpoint -q '$M'" || fail "mount still there after the daemon exited"
 grep -q "last disk held by another process was closed" "$DLOG" || fail "no exit log"
+wait "$DPID" || fail "daemon exit status $?: $(cat "$DLOG")"
 ok "closing the held fd ends the daemon and the mount"
 
 # ---- no holder: SIGTERM exits promptly ----
@@ -57,6 +58,7 @@ start=$(date +%s%N)
 kill -TERM "$DPID"
 gone "$DPID" 3 || fail "daemon still running 3 s after SIGTERM with no holder"
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$DPID" || fail "daemon exit status $?: $(cat "$DLOG")"
 wait_for sh -c "! mountpoint -q '$M'" || fail "mount still there"
 ok "no holder: SIGTERM exits in $ms ms"
 
