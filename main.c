@@ -33,6 +33,8 @@ static const struct command {
   { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
   { "find", fs_find_cmd, "find REPO [VM] GLOB" },
   { "image", image_cmd, "image info|map|cat IMAGE" },
+  { "status", fs_status_cmd, "status [--json] MOUNTPOINT" },
+  { "umount", fs_umount_cmd, "umount [--force] MOUNTPOINT" },
 };
 
 static void

@@ -8,5 +8,8 @@ int fs_mount_cmd(int argc, char **argv);
 int fs_index_cmd(int argc, char **argv);
 /* backupfs find REPO [VM] GLOB */
 int fs_find_cmd(int argc, char **argv);
+/* backupfs status [--json] MNT; backupfs umount [--force] MNT */
+int fs_status_cmd(int argc, char **argv);
+int fs_umount_cmd(int argc, char **argv);
 
 #endif

@@ -34,6 +34,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "fs/fs.h"
+#include "fs/holders.h"
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_READAHEAD_KB 4096
@@ -569,8 +570,10 @@ run(struct opts *o)
   if (!mnt.se)
     return bfs_error(-EINVAL, "cannot start FUSE session (options: %s)",
                      o->fuse_o);
-  if (fuse_set_signal_handlers(mnt.se) < 0)
-    return bfs_error(-EIO, "cannot set signal handlers");
+  /* SIGTERM & co. do not drop disks others hold (fs/holders.c) */
+  r = holders_signals_install();
+  if (r < 0)
+    return r;
   /* the daemon's fallback log goes next to the catalog */
   snprintf(state_dir, sizeof state_dir, "%s", catalog_path(mnt.cat));
   char *slash = strrchr(state_dir, '/');
@@ -617,6 +620,9 @@ run(struct opts *o)
              mnt.mountpoint);
 #endif
 
+  r = holders_signals_start(mnt.se);
+  if (r < 0)
+    bfs_log(BFS_LOG_ERROR, "%s: SIGTERM will not unmount", bfs_last_error());
   if (o->single)
     r = fuse_session_loop(mnt.se);
   else {
@@ -626,6 +632,7 @@ run(struct opts *o)
     r = fuse_session_loop_mt(mnt.se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  holders_signals_stop();
   struct fuse_session *se = mnt.se;
 #if HAVE_LIBSYSTEMD
   sd_notify(0, "STOPPING=1");
@@ -633,7 +640,6 @@ run(struct opts *o)
   if (mnt.wake_fd >= 0)
     tree_watch_stop();
   fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   mnt.se = NULL;
   files_shutdown();

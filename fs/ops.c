@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "fs/holders.h"
 
 #define MAX_IO (1024 * 1024)
 
@@ -33,6 +34,7 @@ struct handle {
   struct blob *blob;
   int fd;
   struct gref gref;
+  struct holder *holder;            /* N_DISK: who opened it (holders.c) */
 };
 
 struct dirbuf {
@@ -111,6 +113,10 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
   struct fuse_entry_param e;
   struct gref ref = { 0 };
 
+  if (holders_status_entry(parent, name, &e)) {
+    fuse_reply_entry(req, &e);
+    return;
+  }
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *p = node_find(parent);
   if (!p || (!node_is_dir(p) && p->kind != N_GUEST)) {
@@ -165,6 +171,10 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   double t;
   int r = 0;
 
+  if (holders_status_attr(ino, &st)) {
+    fuse_reply_attr(req, &st, 0);
+    return;
+  }
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *n = node_find(ino);
   if (!n)
@@ -230,6 +240,7 @@ handle_free(struct handle *h)
   if (h->fd >= 0)
     close(h->fd);
   files_ref_free(&h->gref);
+  holders_remove(h->holder);
   free(h);
 }
 
@@ -248,7 +259,13 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             (fi->flags & (O_TRUNC | O_APPEND));
   pthread_rwlock_rdlock(&mnt.tree_lock);
   struct node *n = node_find(ino);
-  if (!n)
+  if (ino == HOLDERS_STATUS_INO) {          /* a fresh snapshot per open */
+    h->kind = N_JSON;
+    h->blob = wr ? NULL : holders_status_blob();
+    h->size = h->blob ? h->blob->len : 0;
+    r = wr ? -EROFS : h->blob ? 0 : -ENOMEM;
+  }
+  else if (!n)
     r = -ENOENT;
   else if (wr && !(mnt.writable && n->kind == N_DISK))
     r = -EROFS;
@@ -260,6 +277,8 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_DISK:
       h->disk = disk_ref(n->disk);
       h->size = n->disk->size;
+      h->holder = holders_add(n, fuse_req_ctx(req)->pid);
+      r = h->holder ? 0 : -ENOMEM;
       break;
     case N_JSON: case N_LATEST:
       h->blob = blob_ref(n->blob);
@@ -306,12 +325,12 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   fi->fh = (uintptr_t)h;
-  fi->keep_cache = h->kind != N_GUEST;
+  fi->keep_cache = h->kind != N_GUEST && ino != HOLDERS_STATUS_INO;
   /* Guest files bypass the page cache: kernel readahead would send many
    * parallel reads that all wait on one appliance and hold every worker,
    * while the appliance itself needs a worker to read disks/<disk>.img
    * through this mount.  The guest module reads ahead on its own. */
-  fi->direct_io = h->kind == N_GUEST;
+  fi->direct_io = h->kind == N_GUEST || ino == HOLDERS_STATUS_INO;
   fi->noflush = 1;
   if (fuse_reply_open(req, fi) == -ENOENT)   /* the opener went away */
     handle_free(h);
@@ -434,10 +453,6 @@ op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
       fuse_reply_err(req, ENXIO);
     else
       fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)h->size);
-    return;
-  }
-  if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
-    fuse_reply_err(req, EINVAL);
     return;
   }
   if (pos >= h->size) {

@@ -1,0 +1,335 @@
+/* status-cmd.c — `backupfs status [--json] MNT` and
+ * `backupfs umount [--force] [--timeout S] MNT`.
+ *
+ * Both read MNT/.backupfs-status, the JSON snapshot the mount's daemon
+ * serves (fs/holders.c: why a file and not a socket).  umount refuses while
+ * disks are held by processes other than the daemon and its appliances and
+ * names them; otherwise it runs `fusermount3 -u` (or, when only the daemon's
+ * own appliances hold disks, which the kernel would call busy, sends the
+ * daemon SIGTERM) and waits for the daemon to exit.  --force sends the daemon SIGUSR1 (it drops the mount even though
+ * disks are held), detaches the mount lazily, and says that running VMs on
+ * those disks will fail.  A stale mount (daemon gone) has no status: both
+ * say so, and umount cleans it up lazily.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+
+#define STATUS_NAME ".backupfs-status"
+#define STATUS_MAX (16 << 20)
+#define DEFAULT_TIMEOUT 60
+
+static int
+read_status(const char *mp, struct json_object **out)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", mp, STATUS_NAME);
+  CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOTCONN)
+    return bfs_error(-ENOTCONN, "%s: stale FUSE mount (its daemon died); "
+                     "clean it up with: backupfs umount --force %s", mp, mp);
+  if (fd < 0 && errno == ENOENT)
+    return bfs_error(-ENOENT, "%s: not a backupfs mount (no %s)", mp,
+                     STATUS_NAME);
+  if (fd < 0)
+    return bfs_error(-errno, "%s: %m", path);
+  CLEANUP_FREE char *buf = malloc(STATUS_MAX);
+  size_t len = 0;
+  ssize_t n;
+  if (!buf)
+    return bfs_error(-ENOMEM, "%s: out of memory", path);
+  while (len < STATUS_MAX - 1 &&
+         (n = read(fd, buf + len, STATUS_MAX - 1 - len)) != 0) {
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return bfs_error(-errno, "%s: %m", path);
+    len += n;
+  }
+  buf[len] = '\0';
+  *out = json_tokener_parse(buf);
+  if (!*out || !json_object_is_type(*out, json_type_object))
+    return bfs_error(-EIO, "%s: not a status object", path);
+  return 0;
+}
+
+static int64_t
+jint(struct json_object *o, const char *key)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *
+jstr(struct json_object *o, const char *key, const char *dflt)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, key, &v) && v ?
+         json_object_get_string(v) : dflt;
+}
+
+static struct json_object *
+jarr(struct json_object *o, const char *key)
+{
+  struct json_object *v;
+  return json_object_object_get_ex(o, key, &v) &&
+         json_object_is_type(v, json_type_array) ? v : NULL;
+}
+
+/* one line per disk: "  PATH: held by PID (COMMAND) [, ...]" */
+static void
+print_disks(FILE *f, struct json_object *st, bool others_only)
+{
+  struct json_object *disks = jarr(st, "disks");
+  for (size_t i = 0; disks && i < json_object_array_length(disks); i++) {
+    struct json_object *d = json_object_array_get_idx(disks, i);
+    struct json_object *hs = jarr(d, "holders");
+    if (others_only && !jint(d, "held_by_others"))
+      continue;
+    fprintf(f, "  %s:", jstr(d, "path", "?"));
+    const char *sep = " ";
+    for (size_t k = 0; hs && k < json_object_array_length(hs); k++) {
+      struct json_object *h = json_object_array_get_idx(hs, k), *own;
+      bool child = json_object_object_get_ex(h, "daemon_child", &own) &&
+                   json_object_get_boolean(own);
+      if (others_only && child)
+        continue;
+      int64_t n = jint(h, "handles");
+      fprintf(f, "%s%s %lld (%s)", sep, child ? "appliance" : "held by",
+              (long long)jint(h, "pid"), jstr(h, "command", "?"));
+      if (n > 1)
+        fprintf(f, " x%lld", (long long)n);
+      sep = ", ";
+    }
+    fputc('\n', f);
+  }
+}
+
+static int
+parse(int argc, char **argv, const char *cmd, bool *flag, const char *fname,
+      long *timeout, const char **mp)
+{
+  *mp = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+      return 1;
+    else if (!strcmp(a, fname))
+      *flag = true;
+    else if (timeout && !strcmp(a, "--timeout") && i + 1 < argc) {
+      char *end;
+      *timeout = strtol(argv[++i], &end, 10);
+      if (*end || *timeout < 0)
+        return bfs_error(-EINVAL, "--timeout: want seconds, got '%s'",
+                         argv[i]);
+    }
+    else if (!strcmp(a, "--") && i + 1 < argc && !*mp)
+      *mp = argv[++i];
+    else if (a[0] == '-')
+      return bfs_error(-EINVAL, "%s: unknown option '%s'", cmd, a);
+    else if (!*mp)
+      *mp = a;
+    else
+      return bfs_error(-EINVAL, "%s: too many arguments ('%s')", cmd, a);
+  }
+  if (!*mp)
+    return bfs_error(-EINVAL, "%s: need MOUNTPOINT", cmd);
+  return 0;
+}
+
+int
+fs_status_cmd(int argc, char **argv)
+{
+  bool json = false;
+  const char *mp;
+  struct json_object *st = NULL;
+  int r = parse(argc, argv, "status", &json, "--json", NULL, &mp);
+
+  if (r) {
+    FILE *f = r > 0 ? stdout : stderr;
+    if (r < 0)
+      fprintf(stderr, "backupfs: %s\n", bfs_last_error());
+    fprintf(f, "usage: backupfs status [--json] MOUNTPOINT\n\n"
+               "What the mount's daemon is doing: its PID, repository and "
+               "catalog, the last\nrescan, open disks and who holds them "
+               "(appliances are the daemon's own).\n");
+    return r > 0 ? 0 : 2;
+  }
+  r = read_status(mp, &st);
+  if (r < 0) {
+    fprintf(stderr, "backupfs: status: %s\n", bfs_last_error());
+    return 1;
+  }
+  if (json)
+    puts(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+  else {
+    printf("%s: daemon %lld, repository %s\n", jstr(st, "mountpoint", mp),
+           (long long)jint(st, "pid"), jstr(st, "repository", "?"));
+    printf("catalog: %s\n", jstr(st, "catalog", "?"));
+    printf("mounted: %s, last rescan: %s%s\n", jstr(st, "started", "?"),
+           jstr(st, "last_rescan", "none"),
+           jint(st, "rescan_running") ? " (rescanning now)" : "");
+    printf("appliances: %s; their disk handles: %lld\n",
+           jstr(st, "appliances", "not counted"),
+           (long long)jint(st, "appliance_handles"));
+    struct json_object *disks = jarr(st, "disks");
+    size_t nd = disks ? json_object_array_length(disks) : 0;
+    printf("open disks: %zu, held by other processes: %lld handle(s)\n", nd,
+           (long long)jint(st, "held_by_others"));
+    print_disks(stdout, st, false);
+    if (strcmp(jstr(st, "stop_signal", ""), ""))
+      printf("stopping: %s received; exits when the disks held by others "
+             "are closed\n", jstr(st, "stop_signal", "?"));
+  }
+  json_object_put(st);
+  return 0;
+}
+
+/* fusermount3 ARGS... MP: its exit status, or -errno */
+static int
+fusermount(const char *opt, const char *mp)
+{
+  pid_t pid = fork();
+  if (pid < 0)
+    return bfs_error(-errno, "fork: %m");
+  if (pid == 0) {
+    execlp("fusermount3", "fusermount3", opt, "--", mp, (char *)NULL);
+    fprintf(stderr, "backupfs: fusermount3: %m\n");
+    _exit(127);
+  }
+  int ws;
+  while (waitpid(pid, &ws, 0) < 0)
+    if (errno != EINTR)
+      return bfs_error(-errno, "waitpid: %m");
+  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+}
+
+static bool
+alive(pid_t pid)
+{
+  char path[64], line[512];
+  if (kill(pid, 0) < 0 && errno == ESRCH)
+    return false;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  CLEANUP_FCLOSE FILE *f = fopen(path, "re");
+  if (!f || !fgets(line, sizeof line, f))
+    return false;
+  const char *p = strrchr(line, ')');
+  return !(p && p[1] == ' ' && p[2] == 'Z');    /* a zombie has exited */
+}
+
+static int
+wait_exit(pid_t pid, long timeout)
+{
+  struct timespec ts = { 0, 100 * 1000 * 1000 };
+  for (long i = 0; i < timeout * 10; i++) {
+    if (!alive(pid))
+      return 0;
+    nanosleep(&ts, NULL);
+  }
+  return alive(pid) ? -ETIMEDOUT : 0;
+}
+
+int
+fs_umount_cmd(int argc, char **argv)
+{
+  bool force = false;
+  long timeout = DEFAULT_TIMEOUT;
+  const char *mp;
+  struct json_object *st = NULL;
+  int r = parse(argc, argv, "umount", &force, "--force", &timeout, &mp);
+
+  if (r) {
+    FILE *f = r > 0 ? stdout : stderr;
+    if (r < 0)
+      fprintf(stderr, "backupfs: %s\n", bfs_last_error());
+    fprintf(f, "usage: backupfs umount [--force] [--timeout S] MOUNTPOINT\n\n"
+      "Unmount a backupfs mount and wait (default %d s) for its daemon to "
+      "exit.\nRefuses while other processes (a quick-restored VM) hold its "
+      "disks, and names them.\n  --force  drop the mount even so: the "
+      "daemon exits, the mount is detached;\n           running VMs on those "
+      "disks get I/O errors\n", DEFAULT_TIMEOUT);
+    return r > 0 ? 0 : 2;
+  }
+  r = read_status(mp, &st);
+  if (r == -ENOTCONN && force) {
+    fprintf(stderr, "backupfs: umount: %s: its daemon is gone; detaching the "
+            "stale mount\n", mp);
+    return fusermount("-uz", mp) == 0 ? 0 : 1;
+  }
+  if (r < 0) {
+    fprintf(stderr, "backupfs: umount: %s\n", bfs_last_error());
+    return 1;
+  }
+  pid_t pid = (pid_t)jint(st, "pid");
+  int64_t others = jint(st, "held_by_others");
+  int rc = 0;
+
+  if (!force) {
+    if (others > 0) {
+      fprintf(stderr, "backupfs: umount: %s: not unmounting: disks are held "
+              "by other processes (a running VM on a quick restore?):\n", mp);
+      print_disks(stderr, st, true);
+      fprintf(stderr, "Stop them first, or force it with backupfs umount "
+              "--force %s (they will get I/O errors)\n", mp);
+      rc = 1;
+      goto out;
+    }
+    if (jint(st, "appliance_handles") > 0) {
+      /* the kernel would answer busy: the daemon closes its appliances */
+      if (pid > 0 && kill(pid, SIGTERM) < 0) {
+        fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
+                strerror(errno));
+        rc = 1;
+        goto out;
+      }
+    }
+    else if (fusermount("-u", mp) != 0) {
+      fprintf(stderr, "backupfs: umount: %s: busy, but no disk is held by "
+              "another process: a shell or program has its directory or a "
+              "file there (see: fuser -vm %s)\n", mp, mp);
+      rc = 1;
+      goto out;
+    }
+  }
+  else {
+    if (others > 0) {
+      fprintf(stderr, "backupfs: umount: warning: %s: forcing although disks "
+              "are held; running VMs on them will fail (I/O errors):\n", mp);
+      print_disks(stderr, st, true);
+    }
+    if (pid > 0 && kill(pid, SIGUSR1) < 0) {
+      fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
+              strerror(errno));
+      rc = 1;
+    }
+    /* detach now; the daemon closes its end as it exits */
+    if (fusermount("-uz", mp) != 0 && rc == 0)
+      fprintf(stderr, "backupfs: umount: %s: fusermount3 -uz failed; the "
+              "daemon unmounts it as it exits\n", mp);
+  }
+  if (pid > 0 && wait_exit(pid, timeout) < 0) {
+    fprintf(stderr, "backupfs: umount: %s: unmounted, but daemon %d has not "
+            "exited after %ld s\n", mp, (int)pid, timeout);
+    rc = 1;
+  }
+out:
+  json_object_put(st);
+  return rc;
+}
