@@ -66,6 +66,7 @@ static struct {
   struct holder *head;
   unsigned others;                  /* handles held by other processes */
   int stop_sig;                     /* a stop was asked for (0: no) */
+  unsigned stop_asks;               /* stop signals refused so far */
   int pipe[2];
   pid_t self;
   struct fuse_session *se;
@@ -239,9 +240,11 @@ on_stop(int sig)
   const char *name = sigabbrev_np(sig);
 
   pthread_mutex_lock(&H.lock);
-  unsigned others = H.others;
-  if (sig != SIG_RELEASED && sig != SIGUSR1)
+  unsigned others = H.others, asks = 0;
+  if (sig != SIG_RELEASED && sig != SIGUSR1) {
     H.stop_sig = sig;
+    asks = others ? ++H.stop_asks : 0;
+  }
   others_text(list, sizeof list);
   pthread_mutex_unlock(&H.lock);
 
@@ -265,8 +268,9 @@ on_stop(int sig)
     bfs_log(BFS_LOG_WARN, "SIG%s: not unmounting %s: disks are held by "
             "other processes: %s; the daemon keeps serving them and exits "
             "when they are closed (force: backupfs umount --force %s, or "
-            "SIGKILL; running VMs on those disks would then fail)",
-            name ? name : "?", mnt.mountpoint, list, mnt.mountpoint);
+            "SIGKILL; running VMs on those disks would then fail; stop "
+            "request %u)", name ? name : "?", mnt.mountpoint, list,
+            mnt.mountpoint, asks);
 }
 
 static void *
