@@ -463,8 +463,13 @@ cmd_cat(const char *path, const char *out, unsigned nthreads,
   }
   else
     out = "stdout";
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
     r = cat_parallel(c, fd, out, nthreads);
+    /* stdout cannot be unlinked: empty it again rather than leave a
+     * full-size file of partial data */
+    if (r < 0 && fd == STDOUT_FILENO && ftruncate(fd, 0) < 0)
+      bfs_log(BFS_LOG_WARN, "stdout: cannot truncate: %s", strerror(errno));
+  }
   else
     r = cat_sequential(c, fd, out);
   if (r == 0 && fd != STDOUT_FILENO && close(fd) < 0)
