@@ -75,7 +75,8 @@ struct bfs_blk_status {
 
 struct bfs_blk_info {
   const char *format;          /* "raw", "qcow2", or the filter's name */
-  bool is_filter;              /* filters are not layers of the disk */
+  bool is_filter;              /* adds no layer (the cache); the
+                                  copy-on-write filter is a layer: 0 */
   int version;                 /* qcow2: 2 or 3 */
   uint64_t virtual_size;
   uint64_t file_size;

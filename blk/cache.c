@@ -8,8 +8,10 @@
  * or part of a decode unit (a compressed cluster: read through the stack).
  * A request then needs one lookup per segment.
  *
- * Decode units are cached whole in an LRU keyed by their guest offset (the
- * stack below is immutable); requests covering whole units go straight
+ * Decode units are cached whole in an LRU keyed by their guest range, as
+ * read through the stack below (which is immutable, so the bytes of a
+ * guest range never change; units of different layers may share a start,
+ * not a range); requests covering whole units go straight
  * through the stack into the caller's buffer, so a sequential copy does
  * not churn the cache and the driver can batch neighbouring payloads.
  *
@@ -309,7 +311,7 @@ cc_copy_out(struct cache *c, const struct seg *s, void *buf, uint64_t off,
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&c->cc_lock);
   for (struct centry *e = c->cc_buckets[cc_hash(s->host)]; e; e = e->next)
-    if (e->unit_off == s->host) {
+    if (e->unit_off == s->host && e->len == s->unit_len) {
       lru_unlink(e);
       lru_push(c, e);
       memcpy(buf, e->data + (off - s->host), len);
@@ -325,7 +327,7 @@ cc_insert(struct cache *c, struct centry *e)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&c->cc_lock);
 
   for (struct centry *o = c->cc_buckets[h]; o; o = o->next)
-    if (o->unit_off == e->unit_off) {
+    if (o->unit_off == e->unit_off && o->len == e->len) {
       free(e);                      /* another thread won */
       return;
     }

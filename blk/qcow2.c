@@ -360,13 +360,15 @@ blk_qcow2_open(struct blk_io *io, const char *options,
     return r;
   }
   q->b.size = q->h.size & ~511ull;   /* QEMU counts whole sectors */
+  const bool encrypted = q->b.info.encrypted;
+  const bool external = q->b.info.external_data;
   q->b.info = (struct bfs_blk_info){
     .format = "qcow2", .version = (int)q->h.version,
     .virtual_size = q->b.size, .file_size = q->file_size,
     .cluster_bits = q->cluster_bits,
     .compression = q->compression == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
-    .extended_l2 = q->extended_l2, .encrypted = q->b.info.encrypted,
-    .external_data = q->b.info.external_data,
+    .extended_l2 = q->extended_l2, .encrypted = encrypted,
+    .external_data = external,
     .backing_file = q->backing_file, .backing_format = q->backing_format,
   };
   *out = &q->b;
