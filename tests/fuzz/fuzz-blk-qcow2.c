@@ -5,8 +5,10 @@
  *
  * The input is one image (blk_io_memory).  When it records a backing file
  * it gets a 96 KiB raw backing in memory (shorter than most images, so the
- * zeros past a backing's end are exercised too).  Work per input is
- * bounded: a few block-status walks and reads of at most 256 KiB.
+ * zeros past a backing's end are exercised too) or, unless it records the
+ * backing as raw, a second copy of itself over that raw backing (a qcow2
+ * backing: units of two layers, shorter/longer backings).  Work per input
+ * is bounded: a few block-status walks and reads of at most 256 KiB.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,21 +31,37 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 static struct bfs_blk *
+open_raw(const unsigned char *bdata)
+{
+  struct blk_io *io;
+  struct bfs_blk *b;
+  if (blk_io_memory(bdata, FUZZ_BACKING, "backing.raw", &io) < 0 ||
+      blk_raw_open(io, NULL, NULL, &b) < 0)
+    return NULL;
+  return b;
+}
+
+static struct bfs_blk *
 open_stack(const uint8_t *data, size_t size, const unsigned char *bdata)
 {
-  struct blk_io *io, *bio;
+  struct blk_io *io;
   struct bfs_blk *q, *back = NULL, *c;
-  bool has_backing;
+  bool has_backing, raw_backing;
 
   if (blk_io_memory(data, size, "fuzz.qcow2", &io) < 0 ||
       blk_qcow2_open(io, NULL, NULL, &q) < 0)
     return NULL;
   has_backing = bfs_blk_info(q)->backing_file != NULL;
+  raw_backing = bfs_blk_info(q)->backing_format &&
+                !strcmp(bfs_blk_info(q)->backing_format, "raw");
   bfs_blk_close(q);
-  if (has_backing &&
-      (blk_io_memory(bdata, FUZZ_BACKING, "backing.raw", &bio) < 0 ||
-       blk_raw_open(bio, NULL, NULL, &back) < 0))
+  if (has_backing && !(back = open_raw(bdata)))
     return NULL;
+  if (has_backing && !raw_backing) {       /* itself, as a qcow2 backing */
+    if (blk_io_memory(data, size, "backing.qcow2", &io) < 0 ||
+        blk_qcow2_open(io, NULL, back, &back) < 0)
+      return NULL;
+  }
   if (blk_io_memory(data, size, "fuzz.qcow2", &io) < 0 ||
       blk_qcow2_open(io, NULL, back, &q) < 0)
     return NULL;
