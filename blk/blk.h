@@ -36,8 +36,6 @@ int blk_io_fd(int fd, const char *name, struct blk_io **out);
 /* An io over a caller-owned buffer (not copied, must outlive the io). */
 int blk_io_memory(const void *buf, size_t len, const char *name,
                   struct blk_io **out);
-/* Only for the debug command: open path read-only into an io. */
-int blk_io_open_path(const char *path, struct blk_io **out);
 uint64_t blk_io_size(const struct blk_io *io);
 const char *blk_io_name(const struct blk_io *io);
 int blk_io_fd_of(const struct blk_io *io);     /* -1 for memory */

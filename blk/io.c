@@ -4,8 +4,8 @@
  * caller opened it, beneath the repository, and checked what it is) and a
  * caller-owned memory buffer (tests, fuzzers).  Every read is range-checked
  * against the size first, so a driver's metadata past the end of its file
- * is -EIO naming the file, never zeros.  blk_io_open_path() is the one
- * place that opens a path, for `backupfs image` only.
+ * is -EIO naming the file, never zeros.  No path is opened here: the only
+ * path-opening code of blk/ is pathchain.c, for `backupfs image`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,20 +90,6 @@ blk_io_memory(const void *buf, size_t len, const char *name,
   (*out)->mem = buf;
   (*out)->size = len;
   return 0;
-}
-
-int
-blk_io_open_path(const char *path, struct blk_io **out)
-{
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
-
-  if (fd < 0 && errno == EPERM)       /* O_NOATIME: not the owner */
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *out = NULL;
-    return bfs_error(-errno, "%s: %s", path, strerror(errno));
-  }
-  return blk_io_fd(fd, path, out);
 }
 
 uint64_t blk_io_size(const struct blk_io *io) { return io->size; }

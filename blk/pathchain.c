@@ -80,6 +80,20 @@ inside(const char *root, const char *path)
   return !strncmp(root, path, n) && (path[n] == '/' || path[n] == '\0');
 }
 
+/* Where the open file fd really is (its path through /proc). */
+static char *
+fd_path(int fd)
+{
+  char link[64], buf[PATH_MAX];
+  ssize_t n;
+
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  if ((n = readlink(link, buf, sizeof buf - 1)) < 0)
+    return NULL;
+  buf[n] = '\0';
+  return strdup(buf);
+}
+
 /* Open path as layer pc->n (checking identity against the layers so far). */
 static int
 add_layer(struct blk_path_chain *pc, const char *path, const char *driver,
@@ -93,19 +107,22 @@ add_layer(struct blk_path_chain *pc, const char *path, const char *driver,
   if (i >= BLK_MAX_DEPTH)
     return bfs_error(-ELOOP, "%s: backing chain deeper than %d layers",
                      pc->paths[0], BLK_MAX_DEPTH);
-  if (confine) {
-    if (!(real = realpath(path, NULL)))
-      return bfs_error(-errno, "%s: %s", path, strerror(errno));
-    if (!inside(pc->root, real))
-      return bfs_error(-EPERM, "%s: backing file lies outside %s (the "
-                       "image's directory tree); refused (--root DIR or "
-                       "--allow-outside to read it)", path, pc->root);
-  }
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
   if (fd < 0 && errno == EPERM)
     fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return bfs_error(-errno, "%s: %s", path, strerror(errno));
+  /* confine what was opened, not what the name pointed to a moment ago */
+  if (confine && (!(real = fd_path(fd)) || !inside(pc->root, real))) {
+    int e = real ? -EPERM : -errno;
+    close(fd);
+    if (!real)
+      return bfs_error(e, "%s: cannot tell where it is: %s", path,
+                       strerror(-e));
+    return bfs_error(-EPERM, "%s: backing file lies outside %s (the image's "
+                     "directory tree): refused (--root DIR or "
+                     "--allow-outside to read it)", path, pc->root);
+  }
   if (fstat(fd, &st) < 0) {
     close(fd);
     return bfs_error(-errno, "%s: stat: %s", path, strerror(errno));

@@ -15,20 +15,22 @@ qemu-img create -q -f qcow2 "$T/outside/secret.qcow2" 1M
 qemu-io -f qcow2 -c 'write -P 0x66 0 64k' "$T/outside/secret.qcow2" >/dev/null
 qemu-img create -q -f qcow2 -u -b "$T/outside/secret.qcow2" -F qcow2 "$R/vm/t2/abs.qcow2" 1M
 qemu-img create -q -f qcow2 -u -b ../../../outside/secret.qcow2 -F qcow2 "$R/vm/t2/rel.qcow2" 1M
+ln -s "$T/outside/secret.qcow2" "$R/vm/t1/link.qcow2"     # a symlink out of the tree
+qemu-img create -q -f qcow2 -u -b ../t1/link.qcow2 -F qcow2 "$R/vm/t2/sym.qcow2" 1M
 
 "$BACKUPFS" image cat -o "$T/ok.raw" "$R/vm/t2/top.qcow2" || fail "a sibling backup's backing refused"
 qemu-img convert -O raw "$R/vm/t2/top.qcow2" "$T/ok.ref"
 cmp -s "$T/ok.raw" "$T/ok.ref" || fail "cat differs from qemu-img convert"
 ok "backing in a sibling backup directory followed"
 
-for img in abs rel; do
+for img in abs rel sym; do
   for sub in "cat -o $T/out.raw" info map; do
     # shellcheck disable=SC2086
     if "$BACKUPFS" image $sub "$R/vm/t2/$img.qcow2" >"$T/stdout" 2>"$T/err"; then
       fail "image $sub $img.qcow2 followed a backing file outside the tree"
     fi
     grep -q "outside" "$T/err" || fail "image $sub $img.qcow2: message: $(cat "$T/err")"
-    grep -q 'secret.qcow2' "$T/err" || fail "message does not name the backing: $(cat "$T/err")"
+    grep -q -E 'secret.qcow2|link.qcow2' "$T/err" || fail "message does not name the backing: $(cat "$T/err")"
     [ ! -e "$T/out.raw" ] || fail "partial output left behind"
     if [ "$sub" = map ] && [ -s "$T/stdout" ]; then fail "map printed extents"; fi
   done
