@@ -114,7 +114,7 @@ zero_flag(void)
   t = image("compat=1.1", "-c 'write -P 7 0 64k'");
   e = bt_l2_entry(&t, 0);
   bt_put64(&t, e, bt_get64(&t, e) | 1);
-  struct bfs_blk *b;
+  struct bfs_blk *b = NULL;
   unsigned char buf[512];
   CHECK(bt_open_qcow2_mem(&t, "v3.qcow2", &b) == 0 &&
         bfs_blk_pread(b, buf, sizeof buf, 0) == 0 && buf[0] == 0 &&
@@ -193,7 +193,7 @@ static void
 header(void)
 {
   struct tbuf t;
-  struct bfs_blk *b;
+  struct bfs_blk *b = NULL;
 
   bt_sh("printf 'raw' > '%s'", bt_path("x"));
   bt_sh("rm -f '%s' && qemu-img create -q -f qcow2 -o compat=1.1,"
@@ -242,9 +242,11 @@ raw_driver(void)
   q = bt_load("h.qcow2");
   raw.len = 1000;                         /* not a multiple of 512 */
   raw.p = q.p;
-  CHECK(blk_io_memory(raw.p, raw.len, "forged.raw", &io) == 0 &&
-        blk_raw_open(io, NULL, NULL, &b) == 0, "raw open: %s",
-        bfs_last_error());
+  if (blk_io_memory(raw.p, raw.len, "forged.raw", &io) < 0 ||
+      blk_raw_open(io, NULL, NULL, &b) < 0) {
+    CHECK(0, "raw open: %s", bfs_last_error());
+    return;
+  }
   CHECK(b->size == 1024 && !bfs_blk_info(b)->backing_file &&
         !strcmp(bfs_blk_info(b)->format, "raw"), "raw size %lu",
         (unsigned long)b->size);
@@ -280,7 +282,7 @@ recipes(void)
                                                 "-c 'write -P 5 0 64k'");
   struct blk_layer deep[BLK_MAX_DEPTH + 1];
   struct blk_recipe rc = { .layers = deep };
-  struct bfs_blk *b;
+  struct bfs_blk *b = NULL;
   int r;
 
   for (int i = 0; i <= BLK_MAX_DEPTH; i++)
