@@ -7,7 +7,7 @@ PKGS="build-essential meson ninja-build pkg-config clang llvm
  fuse3 libfuse3-dev qemu-utils qemu-system-x86
  libguestfs-tools libguestfs-dev libguestfs-xfs linux-image-amd64 ntfs-3g
  xfsprogs lvm2 e2fsprogs
- libzstd-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev
+ libzstd-dev libdeflate-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev
  sqlite3 xxhash jq attr rsync python3 libxml2-utils libvirt-clients
  libsystemd-dev systemd libvirt-daemon-system"
 missing=""

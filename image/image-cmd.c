@@ -1,5 +1,10 @@
 /* image-cmd.c — `backupfs image info|map|cat IMAGE`: debug one image and
- * its backing chain.
+ * its backing chain, read through the block layer (blk/).
+ *
+ * The chain is resolved from the path once (blk/pathchain.c: formats as
+ * recorded, loops and depth refused, backing files confined to the image's
+ * directory tree unless --root/--allow-outside), opened as a recipe, and
+ * read through the caching filter like every other consumer.
  *
  *   info   every layer's header (path, format, version, sizes, compression,
  *          backing name and format)
@@ -23,7 +28,9 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/internal.h"
+#include "blk/pathchain.h"
+#include "common/ioutil.h"
+#include "image/image.h"
 
 #define CAT_CHUNK (2u * 1024 * 1024)
 #define CAT_MAX_THREADS 64
@@ -35,20 +42,28 @@ fail(void)
   return 1;
 }
 
+/* How the chain of a path is found (the command's options). */
+struct cmd_chain_opts {
+  const char *root;
+  bool allow_outside;
+  bool sequential;             /* cat: hint the files for a sequential scan */
+};
+
 static void
-print_layer(size_t i, const char *path, const img_t *img)
+print_layer(size_t i, const char *path, const struct bfs_blk *b)
 {
-  const struct img_info *in = img_get_info(img);
+  const struct bfs_blk_info *in = bfs_blk_info(b);
+  const bool qcow2 = !strcmp(in->format, "qcow2");
+
   printf("layer %zu: %s\n", i, path);
-  printf("  format: %s\n", in->format == IMG_FORMAT_QCOW2 ? "qcow2" : "raw");
-  if (in->format == IMG_FORMAT_QCOW2)
+  printf("  format: %s\n", in->format);
+  if (qcow2)
     printf("  version: %d\n", in->version);
   printf("  virtual size: %" PRIu64 "\n", in->virtual_size);
   printf("  file size: %" PRIu64 "\n", in->file_size);
-  if (in->format == IMG_FORMAT_QCOW2) {
+  if (qcow2) {
     printf("  cluster size: %u\n", 1u << in->cluster_bits);
-    printf("  compression: %s\n",
-           in->compression == IMG_COMPRESSION_ZSTD ? "zstd" : "zlib");
+    printf("  compression: %s\n", in->compression);
     printf("  extended l2: %s\n", in->extended_l2 ? "yes" : "no");
     if (in->encrypted)
       printf("  encrypted: yes (not supported)\n");
@@ -61,75 +76,110 @@ print_layer(size_t i, const char *path, const img_t *img)
            in->backing_format ? in->backing_format : "(probed)");
 }
 
+/* Resolve path's chain and open it as a recipe with the cache on top. */
 static int
-cmd_info(const char *path)
+open_chain(const char *path, const struct cmd_chain_opts *o,
+           struct blk_path_chain *pc, struct bfs_blk **out)
 {
-  chain_t *c;
-  uint64_t alloc;
+  struct blk_recipe rc;
+  int r;
 
-  if (chain_open(path, NULL, &c) < 0) {
+  *out = NULL;
+  if ((r = blk_path_chain_resolve(path, o->root, o->allow_outside, pc)) < 0)
+    return r;
+  if (o->sequential)
+    for (size_t i = 0; i < pc->n; i++)
+      posix_fadvise(pc->fds[i], 0, 0, POSIX_FADV_SEQUENTIAL);
+  rc = (struct blk_recipe){ .n = pc->n, .layers = pc->layers };
+  return blk_open_recipe(&rc, blk_path_chain_opener, pc, out);
+}
+
+/* Bytes of the point in time that hold data (sum of DATA extents); walks
+ * the whole map, so every table is checked. */
+static int
+allocated(struct bfs_blk *b, uint64_t *bytes)
+{
+  struct bfs_blk_status st;
+  uint64_t sum = 0;
+  int r;
+
+  for (uint64_t off = 0; off < b->size; off += st.len) {
+    if ((r = bfs_blk_block_status(b, off, b->size - off, &st)) < 0)
+      return r;
+    if (st.kind == BFS_BLK_DATA)
+      sum += st.len;
+  }
+  *bytes = sum;
+  return 0;
+}
+
+static int
+cmd_info(const char *path, const struct cmd_chain_opts *o)
+{
+  struct blk_path_chain pc;
+  struct bfs_blk *b, *l;
+  uint64_t alloc;
+  int r = open_chain(path, o, &pc, &b);
+
+  if (r < 0) {
     char msg[1024];
-    img_t *img;
     snprintf(msg, sizeof msg, "%s", bfs_last_error());
-    if (img_open(path, &img) == 0) {         /* show what can be shown */
-      print_layer(0, path, img);
-      img_close(img);
+    if (pc.n > 0 && blk_path_chain_inspect(&pc, 0, &l) == 0) {
+      print_layer(0, path, l);      /* show what can be shown */
+      bfs_blk_close(l);
     }
+    blk_path_chain_free(&pc);
     fprintf(stderr, "backupfs: %s\n", msg);
     return 1;
   }
   printf("chain: %s\n  depth: %zu\n  virtual size: %" PRIu64 "\n", path,
-         chain_depth(c), chain_size(c));
-  if (chain_allocated(c, &alloc) < 0) {
-    chain_close(c);
-    return fail();
+         bfs_blk_depth(b), b->size);
+  if ((r = allocated(b, &alloc)) == 0) {
+    printf("  allocated: %" PRIu64 "\n", alloc);
+    for (size_t i = 0; (l = bfs_blk_layer(b, i)); i++)
+      print_layer(i, pc.paths[i], l);
   }
-  printf("  allocated: %" PRIu64 "\n", alloc);
-  for (size_t i = 0; i < chain_depth(c); i++)
-    print_layer(i, chain_layer_path(c, i), chain_layer(c, i));
-  chain_close(c);
-  return 0;
+  bfs_blk_close(b);
+  blk_path_chain_free(&pc);
+  return r < 0 ? fail() : 0;
+}
+
+static bool
+same_extent(const struct bfs_blk_status *a, const struct bfs_blk_status *b)
+{
+  bool ad = a->kind == BFS_BLK_DATA, bd = b->kind == BFS_BLK_DATA;
+  return ad == bd && (!ad || a->layer == b->layer);
 }
 
 static int
-cmd_map(const char *path)
+cmd_map(const char *path, const struct cmd_chain_opts *o)
 {
-  chain_t *c;
-  struct chain_extent e;
+  struct blk_path_chain pc;
+  struct bfs_blk *b;
+  struct bfs_blk_status e, t;
+  int r = open_chain(path, o, &pc, &b);
 
-  if (chain_open(path, NULL, &c) < 0)
-    return fail();
-  for (uint64_t off = 0; off < chain_size(c); off = e.off + e.len) {
-    if (chain_extent_at(c, off, &e) < 0) {
-      chain_close(c);
-      return fail();
-    }
-    if (e.kind == CHAIN_EXTENT_DATA)
-      printf("%" PRIu64 " %" PRIu64 " DATA %d\n", e.off, e.len, e.layer);
+  for (uint64_t off = 0; r == 0 && off < b->size; off += e.len) {
+    if ((r = bfs_blk_block_status(b, off, b->size - off, &e)) < 0)
+      break;
+    /* merge the pieces of one kind and layer into one line */
+    while (off + e.len < b->size &&
+           (r = bfs_blk_block_status(b, off + e.len, b->size - off - e.len,
+                                     &t)) == 0 && same_extent(&e, &t))
+      e.len += t.len;
+    if (r < 0)
+      break;
+    if (e.kind == BFS_BLK_DATA)
+      printf("%" PRIu64 " %" PRIu64 " DATA %d\n", off, e.len, e.layer);
     else
-      printf("%" PRIu64 " %" PRIu64 " ZERO -\n", e.off, e.len);
+      printf("%" PRIu64 " %" PRIu64 " ZERO -\n", off, e.len);
   }
-  chain_close(c);
+  bfs_blk_close(b);
+  blk_path_chain_free(&pc);
+  if (r < 0)
+    return fail();
   if (fflush(stdout) != 0)
     return bfs_error(-errno, "stdout: %s", strerror(errno)), fail();
-  return 0;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len, uint64_t off, bool seq)
-{
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = seq ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += r;
-    len -= (size_t)r;
-    off += (uint64_t)r;
-  }
   return 0;
 }
 
@@ -144,7 +194,7 @@ struct cbuf {
 };
 
 struct cat_job {
-  chain_t *c;
+  struct bfs_blk *c;
   int fd;
   unsigned nthreads;
   const char *out;
@@ -198,21 +248,21 @@ fill_chunk(struct cat_job *j, struct cbuf *b, uint64_t end)
   uint64_t ds = b->start, de = b->start;     /* pending DATA run */
 
   for (uint64_t off = b->start; off <= end;) {
-    struct chain_extent e = { .kind = CHAIN_EXTENT_ZERO };
+    struct bfs_blk_status e = { .kind = BFS_BLK_ZERO };
     uint64_t n = 0;
     if (off < end) {
-      if (chain_piece_at(j->c, off, &e) < 0)
+      if (bfs_blk_block_status(j->c, off, end - off, &e) < 0)
         return -1;
-      n = (e.off + e.len < end ? e.off + e.len : end) - off;
+      n = e.len;
     }
-    if (e.kind == CHAIN_EXTENT_DATA && off < end) {
+    if (e.kind == BFS_BLK_DATA && off < end) {
       if (de != off)
         ds = off;
       de = off + n;
     }
     else if (de > ds) {
-      if (chain_pread(j->c, b->data + (ds - b->start), (size_t)(de - ds), ds)
-          < 0 || add_range(b, ds, de - ds) < 0)
+      if (bfs_blk_pread(j->c, b->data + (ds - b->start), (size_t)(de - ds),
+                        ds) < 0 || add_range(b, ds, de - ds) < 0)
         return -1;
       ds = de;
     }
@@ -228,7 +278,7 @@ static void *
 cat_reader(void *arg)
 {
   struct cat_job *j = arg;
-  const uint64_t size = chain_size(j->c);
+  const uint64_t size = j->c->size;
 
   for (;;) {
     struct cbuf *b;
@@ -250,8 +300,8 @@ cat_reader(void *arg)
       end = size - start < CAT_CHUNK ? size : start + CAT_CHUNK;
       /* keep the disk busy: start reading the chunk nthreads ahead */
       if (idx == 0)
-        chain_prefetch(j->c, 0, (uint64_t)CAT_CHUNK * j->nthreads);
-      chain_prefetch(j->c, start + (uint64_t)CAT_CHUNK * j->nthreads,
+        bfs_blk_prefetch(j->c, 0, (uint64_t)CAT_CHUNK * j->nthreads);
+      bfs_blk_prefetch(j->c, start + (uint64_t)CAT_CHUNK * j->nthreads,
                      CAT_CHUNK);
       if (fill_chunk(j, b, end) < 0) {
         job_fail(j);
@@ -281,7 +331,7 @@ cat_reader(void *arg)
 /* Readers decompress in parallel; this thread alone writes, so writers
  * never queue on the output file's inode lock. */
 static int
-cat_parallel(chain_t *c, int fd, const char *out, unsigned nthreads)
+cat_parallel(struct bfs_blk *c, int fd, const char *out, unsigned nthreads)
 {
   struct cat_job j = { .c = c, .fd = fd, .out = out, .nthreads = nthreads };
   pthread_t th[CAT_MAX_THREADS];
@@ -303,7 +353,7 @@ cat_parallel(chain_t *c, int fd, const char *out, unsigned nthreads)
     bufs[i].next = j.free;
     j.free = &bufs[i];
   }
-  if (ftruncate(fd, (off_t)chain_size(c)) < 0) {
+  if (ftruncate(fd, (off_t)c->size) < 0) {
     r = bfs_error(-errno, "%s: %s", out, strerror(errno));
     goto out;
   }
@@ -333,8 +383,8 @@ cat_parallel(chain_t *c, int fd, const char *out, unsigned nthreads)
       j.full_tail = NULL;
     pthread_mutex_unlock(&j.lock);
     for (size_t i = 0; i < b->nr && !j.err; i++) {
-      int w = write_all(fd, b->data + (b->r[i].off - b->start),
-                        (size_t)b->r[i].len, b->r[i].off, false);
+      int w = bfs_pwrite_all(fd, b->data + (b->r[i].off - b->start),
+                             (size_t)b->r[i].len, b->r[i].off);
       if (w < 0) {
         bfs_error(w, "%s: write: %s", out, strerror(-w));
         job_fail(&j);
@@ -363,9 +413,9 @@ out:
 }
 
 static int
-cat_sequential(chain_t *c, int fd, const char *out)
+cat_sequential(struct bfs_blk *c, int fd, const char *out)
 {
-  const uint64_t size = chain_size(c);
+  const uint64_t size = c->size;
   CLEANUP_FREE char *buf = malloc(CAT_CHUNK);
   int r;
 
@@ -375,47 +425,59 @@ cat_sequential(chain_t *c, int fd, const char *out)
     return bfs_error(-ENOMEM, "out of memory");
   /* validate the whole map (tables, data ranges) before the first byte goes
    * out: a stream cannot be taken back */
-  if ((r = chain_allocated(c, &alloc)) < 0)
+  if ((r = allocated(c, &alloc)) < 0)
     return r;
   for (uint64_t off = 0; off < size; off += CAT_CHUNK) {
     size_t n = size - off < CAT_CHUNK ? (size_t)(size - off) : CAT_CHUNK;
-    if ((r = chain_pread(c, buf, n, off)) < 0)
+    if ((r = bfs_blk_pread(c, buf, n, off)) < 0)
       return r;
-    if ((r = write_all(fd, buf, n, off, true)) < 0)
+    if ((r = bfs_write_all(fd, buf, n)) < 0)
       return bfs_error(r, "%s: write: %s", out, strerror(-r));
   }
   return 0;
 }
 
 static int
-cmd_cat(const char *path, const char *out, unsigned nthreads)
+cmd_cat(const char *path, const char *out, unsigned nthreads,
+        const struct cmd_chain_opts *o0)
 {
-  chain_t *c;
+  struct cmd_chain_opts o = *o0;
+  struct blk_path_chain pc;
+  struct bfs_blk *c;
   struct stat st;
   int fd = STDOUT_FILENO, r;
 
-  if (chain_open(path, NULL, &c) < 0)
+  o.sequential = true;
+  if (open_chain(path, &o, &pc, &c) < 0) {
+    blk_path_chain_free(&pc);
     return fail();
+  }
   if (out) {
     fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
       bfs_error(-errno, "%s: %s", out, strerror(errno));
-      chain_close(c);
+      bfs_blk_close(c);
+      blk_path_chain_free(&pc);
       return fail();
     }
   }
   else
     out = "stdout";
-  chain_hint_sequential(c);
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
     r = cat_parallel(c, fd, out, nthreads);
+    /* stdout cannot be unlinked: empty it again rather than leave a
+     * full-size file of partial data */
+    if (r < 0 && fd == STDOUT_FILENO && ftruncate(fd, 0) < 0)
+      bfs_log(BFS_LOG_WARN, "stdout: cannot truncate: %s", strerror(errno));
+  }
   else
     r = cat_sequential(c, fd, out);
   if (r == 0 && fd != STDOUT_FILENO && close(fd) < 0)
     r = bfs_error(-errno, "%s: %s", out, strerror(errno));
   else if (fd != STDOUT_FILENO && r < 0)
     close(fd);
-  chain_close(c);
+  bfs_blk_close(c);
+  blk_path_chain_free(&pc);
   if (r < 0) {
     if (fd != STDOUT_FILENO)
       unlink(out);                  /* never leave a partial image behind */
@@ -428,28 +490,37 @@ static void
 usage(FILE *f, const char *sub)
 {
   if (!sub || !strcmp(sub, "info"))
-    fprintf(f, "usage: backupfs image info IMAGE\n"
+    fprintf(f, "usage: backupfs image info [CHAIN-OPTIONS] IMAGE\n"
             "  Print the backing chain of IMAGE: each layer's path, format,\n"
             "  version, virtual size, cluster size, compression and backing.\n");
   if (!sub || !strcmp(sub, "map"))
-    fprintf(f, "usage: backupfs image map IMAGE\n"
+    fprintf(f, "usage: backupfs image map [CHAIN-OPTIONS] IMAGE\n"
             "  Print the merged extent map of the point in time, one line per\n"
             "  extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).\n");
   if (!sub || !strcmp(sub, "cat"))
-    fprintf(f, "usage: backupfs image cat [-o FILE] [-j THREADS] IMAGE\n"
+    fprintf(f, "usage: backupfs image cat [CHAIN-OPTIONS] [-o FILE] "
+            "[-j THREADS] IMAGE\n"
             "  Write the flat (raw) point in time to stdout or FILE.  A new\n"
             "  regular FILE is written sparse by THREADS workers (default 8).\n");
+  fprintf(f, "chain options:\n"
+          "  --root DIR        backing files must lie under DIR (default: the\n"
+          "                    directory above IMAGE's own directory)\n"
+          "  --allow-outside   follow backing files wherever they point\n");
 }
 
 int
 image_cmd(int argc, char **argv)
 {
+  enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE };
   static const struct option longopts[] = {
     { "help", no_argument, NULL, 'h' },
     { "output", required_argument, NULL, 'o' },
     { "threads", required_argument, NULL, 'j' },
+    { "root", required_argument, NULL, OPT_ROOT },
+    { "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
     { NULL, 0, NULL, 0 },
   };
+  struct cmd_chain_opts co = { 0 };
   const char *sub, *out = NULL;
   unsigned nthreads = 8;
   int opt;
@@ -484,19 +555,26 @@ image_cmd(int argc, char **argv)
       nthreads = (unsigned)v;
       break;
     }
+    case OPT_ROOT:
+      co.root = optarg;
+      break;
+    case OPT_ALLOW_OUTSIDE:
+      co.allow_outside = true;
+      break;
     default:
       usage(stderr, sub);
       return 2;
     }
   }
-  if (optind + 1 != argc - 1 || ((out || nthreads != 8) && strcmp(sub, "cat"))) {
+  if (optind + 1 != argc - 1 || ((out || nthreads != 8) && strcmp(sub, "cat"))
+      || (co.root && co.allow_outside)) {
     usage(stderr, sub);
     return 2;
   }
   const char *path = argv[optind + 1];
   if (!strcmp(sub, "info"))
-    return cmd_info(path);
+    return cmd_info(path, &co);
   if (!strcmp(sub, "map"))
-    return cmd_map(path);
-  return cmd_cat(path, out, nthreads);
+    return cmd_map(path, &co);
+  return cmd_cat(path, out, nthreads, &co);
 }
