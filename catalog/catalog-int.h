@@ -33,7 +33,7 @@
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
-#define CATALOG_MODEL_VERSION 1
+#define CATALOG_MODEL_VERSION 2
 
 struct catalog {
   pthread_mutex_t lock;         /* serialises db (queries) */
@@ -91,8 +91,14 @@ enum nas_disk_kind { NAS_NOT_DISK = 0, NAS_ROOT, NAS_DATADISK, NAS_IGNORED };
  * are NAS_IGNORED.  volid: offset/length inside s. */
 enum nas_disk_kind nas_parse_disk_name(const char *s, size_t len,
                                        size_t *volid_off, size_t *volid_len);
-/* generic <disk>.{qcow2,img,raw}: length of the disk name, or 0 */
+/* generic <disk>.{qcow2,img,raw}: length of the disk name, or 0; *format
+ * is what the extension says ("qcow2", or "raw" for .img and .raw) */
 size_t generic_disk_name(const char *s, size_t len, const char **format);
+/* The format the repository's layouts give a file by its (repo-relative)
+ * name wherever it is reached (a disk, or some chain's backing layer):
+ * "qcow2" for *.qcow2, "raw" for *.img and *.raw, NULL when the name says
+ * nothing (then a recorded backing format, or a probe, decides). */
+const char *layout_file_format(const char *rel, size_t len);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
 
@@ -135,6 +141,10 @@ struct scan_file {              /* one probed file (cached in the files table) *
   int64_t mtime_ns;
   /* header (FILE_IMAGE) */
   char *format, *compression, *backing, *backing_format, *error;
+  char *decided;                /* the format the file was opened as by
+                                   decision ("qcow2", "raw"), or "probe";
+                                   format is what it turned out to be (NULL:
+                                   could not be opened, e.g. no qcow2 magic) */
   uint64_t vsize;
   bool encrypted, external;
   char *backing_path;           /* resolved, repo-relative, or NULL */
@@ -192,8 +202,12 @@ struct scan {
 };
 
 /* scan.c services for layouts */
-/* stat + probe (or reuse) a file: NULL if it is not a regular file */
-struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind);
+/* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
+ * the format the layout gives an image ("qcow2", "raw"), or NULL to probe
+ * (only where nothing names the format).  Within one scan the first
+ * decision for a file stands (callers compare f->decided). */
+struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind,
+                                const char *fmt);
 struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      int64_t time, const char *source,
                                      const char *key);
@@ -236,6 +250,10 @@ int db_sqlerr(sqlite3 *db, const char *what);
 /* the backing path the last scan resolved for (overlay, name), or NULL */
 int db_lookup_backing(sqlite3 *db, const char *rel, const char *name,
                       char **out);
+/* the format a file was opened as by the last scan and its decision (both
+ * NULL when the file is not catalogued) */
+int db_lookup_format(sqlite3 *db, const char *rel, char **format,
+                     char **decided);
 
 /* json.c */
 struct json_object;

@@ -48,6 +48,10 @@ static const char *const migrations[] = {
   "  PRIMARY KEY (backup_id, disk_idx, depth)) WITHOUT ROWID;",
   /* 1 -> 2: per-VM model hash, so a rescan rewrites only what changed */
   "ALTER TABLE vms ADD COLUMN hash TEXT;",
+  /* 2 -> 3: the format each file was opened as by decision (layout name
+   * rule, recorded backing format) or "probe"; older rows have none, so
+   * every image is reopened once: .raw/.img files were probed before */
+  "ALTER TABLE files ADD COLUMN decided TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -173,10 +177,11 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
   if (sqlite3_prepare_v2(db, prefix ?
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info FROM files WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
+        " error, info, decided FROM files"
+        " WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info FROM files", -1, &st, NULL) != SQLITE_OK)
+        " error, info, decided FROM files", -1, &st, NULL) != SQLITE_OK)
     return db_sqlerr(db, "load files");
   if (prefix)
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
@@ -199,6 +204,7 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->backing_path = col_str(st, 13);
     f->error = col_str(st, 14);
     f->info = col_str(st, 15);
+    f->decided = col_str(st, 16);
     f->in_db = true;
     if (!f->path) { free(f); continue; }
     CAT_GROW(s->filev, s->files_cap, s->nfiles);
@@ -232,7 +238,7 @@ store_files(sqlite3 *db, struct scan *s)
   int r = 0;
   if (sqlite3_prepare_v2(db,
         "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)", -1, &ins, NULL) != SQLITE_OK ||
+        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)", -1, &ins, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "DELETE FROM files WHERE path = ?", -1, &del,
                          NULL) != SQLITE_OK) {
     r = db_sqlerr(db, "store files");
@@ -264,6 +270,7 @@ store_files(sqlite3 *db, struct scan *s)
     bind_str(ins, 14, f->backing_path);
     bind_str(ins, 15, f->error);
     bind_str(ins, 16, f->info);
+    bind_str(ins, 17, f->decided);
     r = step(db, ins, "store file");
   }
 out:
@@ -466,4 +473,24 @@ db_lookup_backing(sqlite3 *db, const char *rel, const char *name, char **out)
   sqlite3_finalize(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
          : db_sqlerr(db, "lookup backing");
+}
+
+int
+db_lookup_format(sqlite3 *db, const char *rel, char **format, char **decided)
+{
+  sqlite3_stmt *st;
+  *format = *decided = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT format, decided FROM files"
+                         " WHERE path = ? AND kind = 0", -1, &st, NULL)
+      != SQLITE_OK)
+    return db_sqlerr(db, "lookup format");
+  sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *format = col_str(st, 0);
+    *decided = col_str(st, 1);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+         : db_sqlerr(db, "lookup format");
 }

@@ -59,23 +59,34 @@ clear_header(struct scan_file *f)
 {
   free(f->format); free(f->compression); free(f->backing);
   free(f->backing_format); free(f->error); free(f->backing_path);
-  free(f->info); free(f->resolve_error);
-  f->resolve_error = NULL;
+  free(f->info); free(f->resolve_error); free(f->decided);
+  f->resolve_error = f->decided = NULL;
   f->format = f->compression = f->backing = f->backing_format = NULL;
   f->error = f->backing_path = f->info = NULL;
   f->vsize = 0;
   f->encrypted = f->external = false;
 }
 
+/* Open f's header as fmt ("qcow2", "raw"), or probe it when fmt is NULL.
+ * The decision is stored with the file (files.decided) and its result in
+ * files.format, which is what the mount, restore and verify open it as
+ * (catalog_image_format): one file, one format, decided here. */
 static void
-probe(struct scan *s, struct scan_file *f)
+probe(struct scan *s, struct scan_file *f, const char *fmt)
 {
   CLEANUP_FREE char *path = cat_xasprintf("%s/%s", s->cat->repo, f->path);
+  int want = !fmt ? -1 : !strcmp(fmt, "qcow2") ? IMG_FORMAT_QCOW2
+           : IMG_FORMAT_RAW;
   img_t *img;
+  int r;
   s->reopened++;
+  f->decided = cat_xstrdup(fmt ? fmt : "probe");
   bfs_clear_error();
-  if (img_open(path, &img) < 0) {
+  if ((r = img_open_format(path, want, &img)) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
+    /* a broken qcow2 is still a qcow2; without the magic it is nothing */
+    if (fmt && r != -EMEDIUMTYPE)
+      f->format = cat_xstrdup(fmt);
     return;
   }
   const struct img_info *in = img_get_info(img);
@@ -94,7 +105,7 @@ probe(struct scan *s, struct scan_file *f)
 }
 
 struct scan_file *
-scan_file_get(struct scan *s, const char *rel, int kind)
+scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 {
   struct scan_file *f = cat_map_get(&s->files, rel);
   struct stat st;
@@ -109,8 +120,12 @@ scan_file_get(struct scan *s, const char *rel, int kind)
 
   int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
   uint64_t alloc = (uint64_t)st.st_blocks * 512;
+  /* unchanged, and opened as what is asked now (a probe request takes
+   * any earlier decision) */
   if (f && f->kind == kind && f->size == (uint64_t)st.st_size &&
-      f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino) {
+      f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino &&
+      (kind != FILE_IMAGE || !fmt ||
+       (f->decided && !strcmp(f->decided, fmt)))) {
     f->seen = true;
     if (f->alloc != alloc) { f->alloc = alloc; f->dirty = true; }
     return f;
@@ -130,7 +145,7 @@ scan_file_get(struct scan *s, const char *rel, int kind)
   f->mtime_ns = mtime;
   f->seen = f->dirty = true;
   if (kind == FILE_IMAGE)
-    probe(s, f);
+    probe(s, f, fmt);
   return f;
 }
 
@@ -337,10 +352,42 @@ count(struct scan *s, struct scan_file *f)
   }
 }
 
+/* The format a backing layer must have: the overlay's recorded backing
+ * format, checked against what the layout's name rule says (a qcow2
+ * overlay naming a .raw disk as a qcow2 backing file, or the reverse, is
+ * refused rather than guessed); NULL when neither says (probe).  0, or
+ * -1 with *why set. */
+static int
+backing_format(struct scan_file *over, const char *next, const char **fmt,
+               char **why)
+{
+  const char *rec = over->backing_format;
+  const char *rule = layout_file_format(next, strlen(next));
+  *fmt = NULL;
+  if (rec && strcmp(rec, "raw") && strcmp(rec, "qcow2")) {
+    *why = cat_xasprintf("%s: backing file %s has format '%s', which is "
+                         "not supported", over->path, next, rec);
+    return -1;
+  }
+  if (rec && rule && strcmp(rec, rule)) {
+    *why = cat_xasprintf("%s: backing file %s is recorded as %s, but its "
+                         "name makes it %s: refusing the chain", over->path,
+                         next, rec, rule);
+    return -1;
+  }
+  *fmt = rec ? rec : rule;
+  return 0;
+}
+
 static void
 resolve_disk(struct scan *s, struct model_disk *d)
 {
-  struct scan_file *f = scan_file_get(s, d->top, FILE_IMAGE);
+  struct scan_file *f = cat_map_get(&s->files, d->top);
+  /* the top was opened by its layout; a top first reached by the layout
+   * now (rescan of a chain member) goes by the name rule */
+  if (!f || !f->seen)
+    f = scan_file_get(s, d->top, FILE_IMAGE,
+                      layout_file_format(d->top, strlen(d->top)));
   size_t cap = 0;
   char *why = NULL;
 
@@ -373,7 +420,19 @@ resolve_disk(struct scan *s, struct model_disk *d)
                                  CHAIN_MAX_DEPTH);
       break;
     }
-    f = scan_file_get(s, next, FILE_IMAGE);
+    const char *fmt;
+    if (backing_format(f, next, &fmt, &why) < 0)
+      break;
+    f = scan_file_get(s, next, FILE_IMAGE, fmt);
+    /* one file, one format: an earlier decision (or probe) stands */
+    const char *have = !f || !f->decided ? NULL
+                     : strcmp(f->decided, "probe") ? f->decided : f->format;
+    if (fmt && have && strcmp(have, fmt)) {
+      why = cat_xasprintf("%s: backing file %s is %s, but the chain of %s "
+                          "records it as %s: refusing the chain", d->top,
+                          next, have, d->top, fmt);
+      break;
+    }
     count(s, f);
     CAT_GROW(d->chain, cap, d->chain_len);
     d->chain[d->chain_len++] = cat_xstrdup(next);

@@ -94,6 +94,7 @@ disk_chain(struct disk *d, chain_t **out)
     struct chain_opts opts = {
       .resolve = catalog_resolve_backing,
       .resolve_opaque = mnt.cat,
+      .format = catalog_image_format,
     };
     chain_t *c;
     bfs_clear_error();

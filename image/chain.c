@@ -1,10 +1,17 @@
 /* chain.c — opening a point in time: the top image and its backing layers.
  *
  * Each layer's recorded backing name goes through the caller's resolver
- * (or, by default, is taken relative to the overlay's directory).  The
- * recorded backing format is honoured: a raw layer is never probed, so a
- * guest that wrote a qcow2 magic into its disk cannot turn its own data
- * into metadata.  Loops are caught by (device, inode); depth is capped.
+ * (or, by default, is taken relative to the overlay's directory).  Formats:
+ * a guest controls every byte of a raw disk, including a forged qcow2
+ * header naming another VM's disk as its backing file, so a file's bytes
+ * decide its format only when nobody else has:
+ *   - the caller's record (opts->format: the catalog, which stored what the
+ *     repository layout says, e.g. generic <disk>.raw/.img are raw) for the
+ *     top and for every layer;
+ *   - the overlay's recorded backing format for its backing layer; when
+ *     both exist and disagree the chain is refused (corrupt or hostile);
+ *   - only with neither is the file probed (qcow2 magic, else raw).
+ * Loops are caught by (device, inode); depth is capped.
  * Encrypted and external-data layers are refused here, at open, with the
  * reason, so a chain that opens can be read.
  */
@@ -70,6 +77,21 @@ add_layer(chain_t *c, img_t *img, const char *path)
 
 struct ident { dev_t dev; ino_t ino; };
 
+static const char *
+fmt_name(int fmt)
+{
+  return fmt == IMG_FORMAT_QCOW2 ? "qcow2" : "raw";
+}
+
+/* the caller's record of path's format, or -1 */
+static int
+known_format(const struct chain_opts *opts, const char *path)
+{
+  int f = opts && opts->format ? opts->format(opts->resolve_opaque, path)
+                               : -1;
+  return f == IMG_FORMAT_RAW || f == IMG_FORMAT_QCOW2 ? f : -1;
+}
+
 static int
 open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
 {
@@ -122,6 +144,14 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
                          "which is not supported", cur_path,
                          in->backing_file, in->backing_format);
     }
+    int known = known_format(opts, path);
+    if (known >= 0 && fmt >= 0 && known != fmt)
+      return bfs_error(-EIO, "%s: backing file '%s' is recorded as %s, but "
+                       "%s is %s (as its repository layout says): refusing "
+                       "the chain", cur_path, in->backing_file,
+                       fmt_name(fmt), path, fmt_name(known));
+    if (fmt < 0)
+      fmt = known;
     if (stat(path, &st) == 0) {
       for (size_t i = 0; i < nseen; i++)
         if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino)
@@ -129,7 +159,7 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
                            "in the chain", cur_path, path);
       seen[nseen++] = (struct ident){ st.st_dev, st.st_ino };
     }
-    r = img_open_fmt(path, fmt, &next);
+    r = img_open_format(path, fmt, &next);
     if (r < 0)
       return bfs_error_prefix(r, "%s: backing file '%s': ", cur_path,
                               in->backing_file);
@@ -168,7 +198,7 @@ chain_open(const char *top_path, const struct chain_opts *opts,
   int r;
 
   *out = NULL;
-  r = img_open(top_path, &top);
+  r = img_open_format(top_path, known_format(opts, top_path), &top);
   if (r < 0)
     return r;
   return chain_open_image(top, opts, out);

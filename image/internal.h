@@ -73,9 +73,7 @@ struct img {
   uint64_t l2_clock;
 };
 
-/* Open with a known format (IMG_FORMAT_*), or -1 to probe.  A raw layer is
- * never probed (its first bytes are guest data). */
-int img_open_fmt(const char *path, int fmt, img_t **out);
+/* img_open_format over an io (ownership passes, also on failure) */
 int img_open_io_fmt(struct img_io *io, const char *name, int fmt,
                     img_t **out);
 

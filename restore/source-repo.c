@@ -186,7 +186,8 @@ restore_src_repo(const char *repo, const char *catalog_path,
     goto fail;
   }
   struct chain_opts co = { .resolve = catalog_resolve_backing,
-                           .resolve_opaque = p->cat };
+                           .resolve_opaque = p->cat,
+                           .format = catalog_image_format };
   r = chain_open(top, &co, &p->chain);
   if (r < 0) {
     bfs_error_prefix(r, "%s: ", s->name);

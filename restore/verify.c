@@ -162,7 +162,8 @@ check_file(struct vctx *v, const char *path)
       bfs_error((*found)->r, "%s", (*found)->msg);
     return (*found)->r;
   }
-  r = img_open(path, &img);
+  /* opened as the scan decided (a .raw disk is raw whatever it says) */
+  r = img_open_format(path, catalog_image_format(v->cat, path), &img);
   if (r == 0) {
     const struct img_info *in = img_get_info(img);
     /* an encrypted image's data cannot be checked: header and checksum */
@@ -310,7 +311,8 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
   }
   if (r == 0) {
     struct chain_opts co = { .resolve = catalog_resolve_backing,
-                             .resolve_opaque = v->cat };
+                             .resolve_opaque = v->cat,
+                             .format = catalog_image_format };
     r = chain_open(top, &co, &c);
   }
   if (r == 0) {

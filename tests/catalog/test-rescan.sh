@@ -68,7 +68,7 @@ check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
 
 # schema version and migrations
 py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
-check "schema version" "2" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "schema version" "3" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
 check "tables" "backups chains disks files meta vms" \
   "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
 py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"
