@@ -75,6 +75,10 @@ void cat_time_name(int64_t t, char buf[static 32]);
 void cat_time_iso(int64_t t, char buf[static 32]);
 /* 1, 1.5K, 20G ... */
 void cat_human_size(uint64_t n, char buf[static 16]);
+/* FUSE mounts (fstype fuse, fuse.*, fuseblk) below repo (not repo
+ * itself), as repo-relative paths, from /proc/self/mountinfo;
+ * the count, *out a malloc'd array of malloc'd strings */
+size_t cat_fuse_mounts(const char *repo, char ***out);
 /* read a whole (small) file at dirfd/rel: 0 or -errno with the error set */
 int cat_read_file(int dirfd, const char *rel, size_t max, char **buf,
                   size_t *len);
@@ -197,6 +201,9 @@ struct scan {
   size_t nkboss, kboss_cap;
   struct model_vm *vms;
   size_t nvms;
+  char **fuse_mounts;           /* repo-relative FUSE mount points: never
+                                   walked, never a backing file */
+  size_t nfuse;
   unsigned reopened, walked, nimages, changed_vms;
   double last_progress;
 };

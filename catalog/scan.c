@@ -220,11 +220,32 @@ cmp_str(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* rel is a FUSE mount point or lies below one */
+static bool
+in_fuse_mount(const struct scan *s, const char *rel)
+{
+  for (size_t i = 0; i < s->nfuse; i++) {
+    size_t l = strlen(s->fuse_mounts[i]);
+    if (!strncmp(rel, s->fuse_mounts[i], l) &&
+        (rel[l] == '/' || rel[l] == '\0'))
+      return true;
+  }
+  return false;
+}
+
 /* regular files and directories (not symlinks) of repo/rel, sorted */
 static void
 list_dir(struct scan *s, const char *rel, struct names *files,
          struct names *dirs)
 {
+  if (in_fuse_mount(s, rel)) {
+    /* a FUSE file system below the repository (maybe a backupfs mount of
+     * this very repository) is not part of it: walking into it could
+     * wait on ourselves, and it holds no backups of its own */
+    bfs_log(BFS_LOG_WARN, "%s/%s: a FUSE mount inside the repository: "
+            "skipped", s->cat->repo, rel);
+    return;
+  }
   int fd = openat(s->repo_fd, rel,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -307,6 +328,7 @@ scan_exists(void *opaque, const char *rel)
   struct scan *s = opaque;
   struct scan_file *f = cat_map_get(&s->files, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
+  if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
   return resolve_fs_exists(s->cat->repo, rel);
 }
 
@@ -546,6 +568,9 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     goto out;
   if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
     goto out;
+  /* FUSE mounts are skipped; other mounts below the repository (NFS
+   * submounts, bind mounts of storage) are part of it and walked */
+  s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
   walk(&s);
   if (!only_vm)
     layout_kboss_finish(&s);
@@ -559,6 +584,8 @@ out:
   if (stats) *stats = st;
   free_model(&s);
   free(s.vms);
+  for (size_t i = 0; i < s.nfuse; i++) free(s.fuse_mounts[i]);
+  free(s.fuse_mounts);
   if (s.repo_fd >= 0) close(s.repo_fd);
   pthread_mutex_unlock(&cat->scan_lock);
   return r < 0 ? r : 0;
