@@ -103,6 +103,13 @@ size_t generic_disk_name(const char *s, size_t len, const char **format);
  * "qcow2" for *.qcow2, "raw" for *.img and *.raw, NULL when the name says
  * nothing (then a recorded backing format, or a probe, decides). */
 const char *layout_file_format(const char *rel, size_t len);
+/* The format a chain's backing layer rel is opened as: the overlay's
+ * recorded backing format (NULL: none), which must agree with the name
+ * rule, else the name rule, else NULL (probe).  0, -ENOTSUP (a recorded
+ * format other than raw/qcow2) or -EMEDIUMTYPE (recorded and name rule
+ * contradict each other). */
+int layout_backing_format(const char *recorded, const char *rel, size_t len,
+                          const char **fmt);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
 

@@ -176,6 +176,20 @@ layout_file_format(const char *rel, size_t len)
   return NULL;
 }
 
+int
+layout_backing_format(const char *recorded, const char *rel, size_t len,
+                      const char **fmt)
+{
+  const char *rule = layout_file_format(rel, len);
+  *fmt = NULL;
+  if (recorded && strcmp(recorded, "raw") && strcmp(recorded, "qcow2"))
+    return -ENOTSUP;
+  if (recorded && rule && strcmp(recorded, rule))
+    return -EMEDIUMTYPE;
+  *fmt = recorded ? recorded : rule;
+  return 0;
+}
+
 static int
 cmp_disk(const void *a, const void *b)
 {

@@ -384,21 +384,15 @@ backing_format(struct scan_file *over, const char *next, const char **fmt,
                char **why)
 {
   const char *rec = over->backing_format;
-  const char *rule = layout_file_format(next, strlen(next));
-  *fmt = NULL;
-  if (rec && strcmp(rec, "raw") && strcmp(rec, "qcow2")) {
+  int r = layout_backing_format(rec, next, strlen(next), fmt);
+  if (r == -ENOTSUP)
     *why = cat_xasprintf("%s: backing file %s has format '%s', which is "
                          "not supported", over->path, next, rec);
-    return -1;
-  }
-  if (rec && rule && strcmp(rec, rule)) {
+  else if (r < 0)
     *why = cat_xasprintf("%s: backing file %s is recorded as %s, but its "
                          "name makes it %s: refusing the chain", over->path,
-                         next, rec, rule);
-    return -1;
-  }
-  *fmt = rec ? rec : rule;
-  return 0;
+                         next, rec, layout_file_format(next, strlen(next)));
+  return r < 0 ? -1 : 0;
 }
 
 static void
