@@ -5,7 +5,9 @@
  * from version v to v + 1 and they run in order inside one IMMEDIATE
  * transaction, so two processes opening an old catalog at once migrate it
  * once.  A catalog newer than this binary is refused.  WAL mode lets the
- * mount keep reading while a scan writes.
+ * mount keep reading while a scan writes.  A file that is not a database
+ * (or corrupt) is moved aside to <file>.corrupt-<time> and rebuilt; a file
+ * that cannot be opened says why (missing or read-only directory, mode).
  *
  *   meta(key, value)       repo, scanned_at, cloudstack_backups
  *   files(path, ...)       every probed file: stat identity + header
@@ -16,8 +18,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
@@ -110,15 +115,64 @@ fail:
   return r;
 }
 
-int
-db_open(const char *path, sqlite3 **out)
+/* Why SQLite cannot open path ("unable to open database file" says
+ * nothing): the directory is missing or not writable (WAL needs its -wal
+ * and -shm files beside the database), or the file is not accessible. */
+static int
+open_error(const char *path, sqlite3 *db)
+{
+  CLEANUP_FREE char *dir = cat_xstrdup(path);
+  char *slash = strrchr(dir, '/');
+  struct stat st;
+  if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+  else strcpy(dir, ".");
+  if (stat(dir, &st) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: directory %s: %s",
+                     path, dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return bfs_error(-ENOTDIR, "catalog %s: cannot open: %s is not a "
+                     "directory", path, dir);
+  if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: %s", path,
+                     strerror(errno));
+  if (access(dir, W_OK | X_OK) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: directory %s: %s "
+                     "(the catalog and its -wal/-shm files are created "
+                     "there)", path, dir, strerror(errno));
+  return bfs_error(-EACCES, "catalog %s: cannot open: %s", path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* A catalog is a cache of the repository: a file SQLite says is not a
+ * database, or corrupt, is moved aside (kept for inspection) and rebuilt
+ * by the next scan, rather than blocking every mount and listing. */
+static int
+move_aside(const char *path)
+{
+  char stamp[32];
+  snprintf(stamp, sizeof stamp, "%lld", (long long)time(NULL));
+  CLEANUP_FREE char *dest = cat_xasprintf("%s.corrupt-%s", path, stamp);
+  if (rename(path, dest) < 0)
+    return bfs_error(-errno, "catalog %s is corrupt and cannot be moved "
+                     "aside: %s", path, strerror(errno));
+  for (int i = 0; i < 2; i++) {
+    CLEANUP_FREE char *side = cat_xasprintf("%s%s", path, i ? "-shm" : "-wal");
+    unlink(side);
+  }
+  bfs_log(BFS_LOG_WARN, "catalog %s is not a valid database (corrupt); "
+          "moved aside to %s, rebuilding it", path, dest);
+  return 0;
+}
+
+static int
+open_once(const char *path, sqlite3 **out, bool *corrupt)
 {
   sqlite3 *db;
   int r;
+  *corrupt = false;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-    r = bfs_error(-EACCES, "catalog %s: %s", path,
-                  db ? sqlite3_errmsg(db) : "cannot open");
+    r = open_error(path, db);
     sqlite3_close(db);
     return r;
   }
@@ -126,11 +180,25 @@ db_open(const char *path, sqlite3 **out)
   if ((r = exec(db, "PRAGMA journal_mode = WAL")) < 0 ||
       (r = exec(db, "PRAGMA synchronous = NORMAL")) < 0 ||
       (r = migrate(db, path)) < 0) {
+    int code = sqlite3_errcode(db);
+    *corrupt = code == SQLITE_NOTADB || code == SQLITE_CORRUPT;
+    if (code == SQLITE_CANTOPEN)
+      r = open_error(path, db);
     sqlite3_close(db);
     return r;
   }
   *out = db;
   return 0;
+}
+
+int
+db_open(const char *path, sqlite3 **out)
+{
+  bool corrupt;
+  int r = open_once(path, out, &corrupt);
+  if (r < 0 && corrupt && (r = move_aside(path)) == 0)
+    r = open_once(path, out, &corrupt);
+  return r;
 }
 
 int
