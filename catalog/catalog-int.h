@@ -33,7 +33,7 @@
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
-#define CATALOG_MODEL_VERSION 1
+#define CATALOG_MODEL_VERSION 2
 
 struct catalog {
   pthread_mutex_t lock;         /* serialises db (queries) */
@@ -75,6 +75,10 @@ void cat_time_name(int64_t t, char buf[static 32]);
 void cat_time_iso(int64_t t, char buf[static 32]);
 /* 1, 1.5K, 20G ... */
 void cat_human_size(uint64_t n, char buf[static 16]);
+/* FUSE mounts (fstype fuse, fuse.*, fuseblk) below repo (not repo
+ * itself), as repo-relative paths, from /proc/self/mountinfo;
+ * the count, *out a malloc'd array of malloc'd strings */
+size_t cat_fuse_mounts(const char *repo, char ***out);
 /* read a whole (small) file at dirfd/rel: 0 or -errno with the error set */
 int cat_read_file(int dirfd, const char *rel, size_t max, char **buf,
                   size_t *len);
@@ -91,8 +95,21 @@ enum nas_disk_kind { NAS_NOT_DISK = 0, NAS_ROOT, NAS_DATADISK, NAS_IGNORED };
  * are NAS_IGNORED.  volid: offset/length inside s. */
 enum nas_disk_kind nas_parse_disk_name(const char *s, size_t len,
                                        size_t *volid_off, size_t *volid_len);
-/* generic <disk>.{qcow2,img,raw}: length of the disk name, or 0 */
+/* generic <disk>.{qcow2,img,raw}: length of the disk name, or 0; *format
+ * is what the extension says ("qcow2", or "raw" for .img and .raw) */
 size_t generic_disk_name(const char *s, size_t len, const char **format);
+/* The format the repository's layouts give a file by its (repo-relative)
+ * name wherever it is reached (a disk, or some chain's backing layer):
+ * "qcow2" for *.qcow2, "raw" for *.img and *.raw, NULL when the name says
+ * nothing (then a recorded backing format, or a probe, decides). */
+const char *layout_file_format(const char *rel, size_t len);
+/* The format a chain's backing layer rel is opened as: the overlay's
+ * recorded backing format (NULL: none), which must agree with the name
+ * rule, else the name rule, else NULL (probe).  0, -ENOTSUP (a recorded
+ * format other than raw/qcow2) or -EMEDIUMTYPE (recorded and name rule
+ * contradict each other). */
+int layout_backing_format(const char *recorded, const char *rel, size_t len,
+                          const char **fmt);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
 
@@ -136,6 +153,10 @@ struct scan_file {              /* one probed file (cached in the files table) *
   uint64_t dev;                 /* 0 in rows from before schema v3 */
   /* header (FILE_IMAGE) */
   char *format, *compression, *backing, *backing_format, *error;
+  char *decided;                /* the format the file was opened as by
+                                   decision ("qcow2", "raw"), or "probe";
+                                   format is what it turned out to be (NULL:
+                                   could not be opened, e.g. no qcow2 magic) */
   uint64_t vsize;
   bool encrypted, external;
   char *backing_path;           /* resolved, repo-relative, or NULL */
@@ -188,13 +209,20 @@ struct scan {
   size_t nkboss, kboss_cap;
   struct model_vm *vms;
   size_t nvms;
+  char **fuse_mounts;           /* repo-relative FUSE mount points: never
+                                   walked, never a backing file */
+  size_t nfuse;
   unsigned reopened, walked, nimages, changed_vms;
   double last_progress;
 };
 
 /* scan.c services for layouts */
-/* stat + probe (or reuse) a file: NULL if it is not a regular file */
-struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind);
+/* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
+ * the format the layout gives an image ("qcow2", "raw"), or NULL to probe
+ * (only where nothing names the format).  Within one scan the first
+ * decision for a file stands (callers compare f->decided). */
+struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind,
+                                const char *fmt);
 struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      int64_t time, const char *source,
                                      const char *key);
@@ -237,10 +265,19 @@ int db_sqlerr(sqlite3 *db, const char *what);
 /* the backing path the last scan resolved for (overlay, name), or NULL */
 int db_lookup_backing(sqlite3 *db, const char *rel, const char *name,
                       char **out);
+/* the format a file was opened as by the last scan and its decision (both
+ * NULL when the file is not catalogued) */
+int db_lookup_format(sqlite3 *db, const char *rel, char **format,
+                     char **decided);
 
 /* json.c */
 struct json_object;
 struct json_object *catalog_backup_jobj(const struct catalog_backup *b);
+/* repository bytes into JSON: valid UTF-8 as is, else U+FFFD for each bad
+ * byte plus "<key>_hex" with the exact bytes (json.c documents it) */
+bool cat_utf8_valid(const char *s);
+struct json_object *cat_json_string(const char *v);
+void cat_json_add_str(struct json_object *o, const char *k, const char *v);
 /* {"k1": "v1", ...} from npairs (key, value) string pairs; NULL values are
  * left out; NULL when nothing is left */
 char *cat_json_kv(int npairs, ...);

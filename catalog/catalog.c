@@ -4,8 +4,9 @@
  * (~/.cache/backupfs/), or /var/cache/backupfs/ for root, named after the
  * repository's realpath ("/srv/backups" -> "srv_backups-<hash>.db"; the
  * hash of the whole path keeps "/a_b" and "/a/b" apart).  --catalog FILE
- * overrides.  A catalog file last used for another repository is emptied
- * (its cache would be wrong) and then rebuilt by the next scan.
+ * overrides.  A catalog file of another repository that still exists is
+ * refused, naming both; one whose repository is gone (moved or renamed) is
+ * emptied (its cache would be wrong) and rebuilt by the next scan.
  */
 #include <errno.h>
 #include <limits.h>
@@ -74,10 +75,17 @@ claim_repo(catalog_t *cat)
 {
   CLEANUP_FREE char *old = NULL;
   int r = db_get_meta(cat->db, "repo", &old);
+  struct stat st;
   if (r < 0 || (old && !strcmp(old, cat->repo))) return r;
+  /* another repository's catalog is refused while that repository is
+   * there; one whose repository is gone (moved, renamed) is rebuilt */
+  if (old && stat(old, &st) == 0)
+    return bfs_error(-EEXIST, "catalog %s belongs to the repository %s, not "
+                     "to %s: refusing to overwrite it (use another "
+                     "--catalog FILE)", cat->db_path, old, cat->repo);
   if (old)
-    bfs_log(BFS_LOG_WARN, "catalog %s was for %s; rebuilding it for %s",
-            cat->db_path, old, cat->repo);
+    bfs_log(BFS_LOG_WARN, "catalog %s was for %s, which is gone; "
+            "rebuilding it for %s", cat->db_path, old, cat->repo);
   if (sqlite3_exec(cat->db, "BEGIN IMMEDIATE; DELETE FROM files;"
                    " DELETE FROM meta; DELETE FROM chains; DELETE FROM disks;"
                    " DELETE FROM backups; DELETE FROM vms;", NULL, NULL,

@@ -123,8 +123,8 @@ catalog_scan_cmd(int argc, char **argv)
   }
   if (a.json) {
     struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "repository", json_object_new_string(catalog_repo(cat)));
-    json_object_object_add(o, "catalog", json_object_new_string(catalog_path(cat)));
+    cat_json_add_str(o, "repository", catalog_repo(cat));
+    cat_json_add_str(o, "catalog", catalog_path(cat));
     json_object_object_add(o, "vms", json_object_new_int64(st.vms));
     json_object_object_add(o, "backups", json_object_new_int64(st.backups));
     json_object_object_add(o, "images", json_object_new_int64(st.images));
@@ -248,7 +248,7 @@ catalog_list_cmd(int argc, char **argv)
     }
     if (a.json) {
       struct json_object *jv = json_object_new_object();
-      json_object_object_add(jv, "name", json_object_new_string(vms[i]));
+      cat_json_add_str(jv, "name", vms[i]);
       json_object_object_add(jv, "backups", jb);
       json_object_array_add(jvms, jv);
     }
@@ -256,7 +256,7 @@ catalog_list_cmd(int argc, char **argv)
   }
   if (rc == 0 && a.json) {
     struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "repository", json_object_new_string(catalog_repo(cat)));
+    cat_json_add_str(o, "repository", catalog_repo(cat));
     json_object_object_add(o, "vms", json_object_get(jvms));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                   JSON_C_TO_STRING_SPACED |

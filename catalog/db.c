@@ -5,7 +5,9 @@
  * from version v to v + 1 and they run in order inside one IMMEDIATE
  * transaction, so two processes opening an old catalog at once migrate it
  * once.  A catalog newer than this binary is refused.  WAL mode lets the
- * mount keep reading while a scan writes.
+ * mount keep reading while a scan writes.  A file that is not a database
+ * (or corrupt) is moved aside to <file>.corrupt-<time> and rebuilt; a file
+ * that cannot be opened says why (missing or read-only directory, mode).
  *
  *   meta(key, value)       repo, scanned_at, cloudstack_backups
  *   files(path, ...)       every probed file: stat identity (dev since v3)
@@ -17,8 +19,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
@@ -50,9 +55,12 @@ static const char *const migrations[] = {
   /* 1 -> 2: per-VM model hash, so a rescan rewrites only what changed */
   "ALTER TABLE vms ADD COLUMN hash TEXT;",
   /* 2 -> 3: the device of each file, so a mount can tell the file it opens
-   * is the one scanned (dev, ino, size, mtime_ns); older rows have NULL and
-   * are probed again by the next scan */
-  "ALTER TABLE files ADD COLUMN dev INTEGER;",
+   * is the one scanned (dev, ino, size, mtime_ns), and the format each file
+   * was opened as by decision (layout name rule, recorded backing format)
+   * or "probe"; older rows have neither, so every image is reopened once
+   * (.raw/.img files were probed before) */
+  "ALTER TABLE files ADD COLUMN dev INTEGER;"
+  "ALTER TABLE files ADD COLUMN decided TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -111,15 +119,64 @@ fail:
   return r;
 }
 
-int
-db_open(const char *path, sqlite3 **out)
+/* Why SQLite cannot open path ("unable to open database file" says
+ * nothing): the directory is missing or not writable (WAL needs its -wal
+ * and -shm files beside the database), or the file is not accessible. */
+static int
+open_error(const char *path, sqlite3 *db)
+{
+  CLEANUP_FREE char *dir = cat_xstrdup(path);
+  char *slash = strrchr(dir, '/');
+  struct stat st;
+  if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+  else strcpy(dir, ".");
+  if (stat(dir, &st) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: directory %s: %s",
+                     path, dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return bfs_error(-ENOTDIR, "catalog %s: cannot open: %s is not a "
+                     "directory", path, dir);
+  if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: %s", path,
+                     strerror(errno));
+  if (access(dir, W_OK | X_OK) < 0)
+    return bfs_error(-errno, "catalog %s: cannot open: directory %s: %s "
+                     "(the catalog and its -wal/-shm files are created "
+                     "there)", path, dir, strerror(errno));
+  return bfs_error(-EACCES, "catalog %s: cannot open: %s", path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* A catalog is a cache of the repository: a file SQLite says is not a
+ * database, or corrupt, is moved aside (kept for inspection) and rebuilt
+ * by the next scan, rather than blocking every mount and listing. */
+static int
+move_aside(const char *path)
+{
+  char stamp[32];
+  snprintf(stamp, sizeof stamp, "%lld", (long long)time(NULL));
+  CLEANUP_FREE char *dest = cat_xasprintf("%s.corrupt-%s", path, stamp);
+  if (rename(path, dest) < 0)
+    return bfs_error(-errno, "catalog %s is corrupt and cannot be moved "
+                     "aside: %s", path, strerror(errno));
+  for (int i = 0; i < 2; i++) {
+    CLEANUP_FREE char *side = cat_xasprintf("%s%s", path, i ? "-shm" : "-wal");
+    unlink(side);
+  }
+  bfs_log(BFS_LOG_WARN, "catalog %s is not a valid database (corrupt); "
+          "moved aside to %s, rebuilding it", path, dest);
+  return 0;
+}
+
+static int
+open_once(const char *path, sqlite3 **out, bool *corrupt)
 {
   sqlite3 *db;
   int r;
+  *corrupt = false;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-    r = bfs_error(-EACCES, "catalog %s: %s", path,
-                  db ? sqlite3_errmsg(db) : "cannot open");
+    r = open_error(path, db);
     sqlite3_close(db);
     return r;
   }
@@ -127,11 +184,25 @@ db_open(const char *path, sqlite3 **out)
   if ((r = exec(db, "PRAGMA journal_mode = WAL")) < 0 ||
       (r = exec(db, "PRAGMA synchronous = NORMAL")) < 0 ||
       (r = migrate(db, path)) < 0) {
+    int code = sqlite3_errcode(db);
+    *corrupt = code == SQLITE_NOTADB || code == SQLITE_CORRUPT;
+    if (code == SQLITE_CANTOPEN)
+      r = open_error(path, db);
     sqlite3_close(db);
     return r;
   }
   *out = db;
   return 0;
+}
+
+int
+db_open(const char *path, sqlite3 **out)
+{
+  bool corrupt;
+  int r = open_once(path, out, &corrupt);
+  if (r < 0 && corrupt && (r = move_aside(path)) == 0)
+    r = open_once(path, out, &corrupt);
+  return r;
 }
 
 int
@@ -178,11 +249,11 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
   if (sqlite3_prepare_v2(db, prefix ?
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info, dev FROM files"
+        " error, info, dev, decided FROM files"
         " WHERE path >= ?1 || '/' AND path < ?1 || '0'" :
         "SELECT path, kind, size, alloc, ino, mtime_ns, format, compression,"
         " vsize, encrypted, external, backing, backing_format, backing_path,"
-        " error, info, dev FROM files", -1, &st, NULL) != SQLITE_OK)
+        " error, info, dev, decided FROM files", -1, &st, NULL) != SQLITE_OK)
     return db_sqlerr(db, "load files");
   if (prefix)
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
@@ -206,6 +277,7 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->error = col_str(st, 14);
     f->info = col_str(st, 15);
     f->dev = sqlite3_column_int64(st, 16);
+    f->decided = col_str(st, 17);
     f->in_db = true;
     if (!f->path) { free(f); continue; }
     CAT_GROW(s->filev, s->files_cap, s->nfiles);
@@ -239,7 +311,8 @@ store_files(sqlite3 *db, struct scan *s)
   int r = 0;
   if (sqlite3_prepare_v2(db,
         "INSERT OR REPLACE INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)", -1, &ins, NULL) != SQLITE_OK ||
+        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)", -1, &ins,
+                         NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "DELETE FROM files WHERE path = ?", -1, &del,
                          NULL) != SQLITE_OK) {
     r = db_sqlerr(db, "store files");
@@ -272,6 +345,7 @@ store_files(sqlite3 *db, struct scan *s)
     bind_str(ins, 15, f->error);
     bind_str(ins, 16, f->info);
     sqlite3_bind_int64(ins, 17, (int64_t)f->dev);
+    bind_str(ins, 18, f->decided);
     r = step(db, ins, "store file");
   }
 out:
@@ -474,4 +548,24 @@ db_lookup_backing(sqlite3 *db, const char *rel, const char *name, char **out)
   sqlite3_finalize(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
          : db_sqlerr(db, "lookup backing");
+}
+
+int
+db_lookup_format(sqlite3 *db, const char *rel, char **format, char **decided)
+{
+  sqlite3_stmt *st;
+  *format = *decided = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT format, decided FROM files"
+                         " WHERE path = ? AND kind = 0", -1, &st, NULL)
+      != SQLITE_OK)
+    return db_sqlerr(db, "lookup format");
+  sqlite3_bind_text(st, 1, rel, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *format = col_str(st, 0);
+    *decided = col_str(st, 1);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+         : db_sqlerr(db, "lookup format");
 }

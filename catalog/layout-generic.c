@@ -3,7 +3,10 @@
  * The backup directory's name is the point in time when it parses as one of
  * the common timestamp forms (layout_parse_time); otherwise the newest mtime
  * of the disk images inside it is.  The disk is named after the file (its
- * name without the extension).
+ * name without the extension).  The extension is the format: .qcow2 is
+ * qcow2 (refused without the magic), .raw and .img are raw whatever their
+ * first bytes say: a guest writes those bytes, and a forged qcow2 header in
+ * them must not name another VM's disk as a backing file.
  *
  * The parsers take (buffer, length) rather than C strings so the fuzzer can
  * feed them arbitrary bytes; they never read past len.
@@ -147,7 +150,7 @@ size_t
 generic_disk_name(const char *s, size_t len, const char **format)
 {
   static const struct { const char *ext; const char *fmt; } exts[] = {
-    { ".qcow2", "qcow2" }, { ".img", NULL }, { ".raw", "raw" },
+    { ".qcow2", "qcow2" }, { ".img", "raw" }, { ".raw", "raw" },
   };
   if (len == 0 || s[0] == '.' || memchr(s, '\0', len) || memchr(s, '/', len))
     return 0;
@@ -158,6 +161,32 @@ generic_disk_name(const char *s, size_t len, const char **format)
       return len - el;
     }
   }
+  return 0;
+}
+
+const char *
+layout_file_format(const char *rel, size_t len)
+{
+  const char *base = rel, *fmt = NULL;
+  for (size_t i = 0; i < len; i++)
+    if (rel[i] == '/') base = rel + i + 1;
+  size_t blen = len - (size_t)(base - rel);
+  if (blen && generic_disk_name(base, blen, &fmt))
+    return fmt;
+  return NULL;
+}
+
+int
+layout_backing_format(const char *recorded, const char *rel, size_t len,
+                      const char **fmt)
+{
+  const char *rule = layout_file_format(rel, len);
+  *fmt = NULL;
+  if (recorded && strcmp(recorded, "raw") && strcmp(recorded, "qcow2"))
+    return -ENOTSUP;
+  if (recorded && rule && strcmp(recorded, rule))
+    return -EMEDIUMTYPE;
+  *fmt = recorded ? recorded : rule;
   return 0;
 }
 
@@ -177,10 +206,12 @@ layout_generic_dir(struct scan *s, const char *vm, const char *bdir,
   bool dated = layout_parse_time(bdir, strlen(bdir), &t) == 0;
 
   for (size_t i = 0; i < n; i++) {
-    size_t stem = generic_disk_name(names[i], strlen(names[i]), NULL);
+    const char *fmt = NULL;
+    size_t stem = generic_disk_name(names[i], strlen(names[i]), &fmt);
     if (!stem) continue;
     char *rel = cat_xasprintf("%s/%s", reldir, names[i]);
-    struct scan_file *f = scan_file_get(s, rel, FILE_IMAGE);
+    /* the extension decides: a .raw/.img is raw whatever its bytes say */
+    struct scan_file *f = scan_file_get(s, rel, FILE_IMAGE, fmt);
     if (f) {
       if (!b)
         b = scan_add_backup(s, vm, t, "generic", reldir);

@@ -65,9 +65,10 @@ layout_kboss_dir(struct scan *s, const char *account, const char *volume,
   for (size_t i = 0; i < n; i++) {
     if (!kboss_is_image_name(names[i], strlen(names[i]))) continue;
     char *rel = cat_xasprintf("%s/%s", reldir, names[i]);
-    struct scan_file *f = scan_file_get(s, rel, FILE_IMAGE);
-    /* a stray file without extension that is not qcow2 is not a backup */
-    if (f && (f->error || (f->format && !strcmp(f->format, "qcow2")))) {
+    /* KBOSS images are qcow2: opened as such, never probed; a stray file
+     * without extension and without the qcow2 magic is not a backup */
+    struct scan_file *f = scan_file_get(s, rel, FILE_IMAGE, "qcow2");
+    if (f && f->format && !strcmp(f->format, "qcow2")) {
       CAT_GROW(s->kboss, s->kboss_cap, s->nkboss);
       s->kboss[s->nkboss++] = (struct kboss_image){
         .account = cat_xstrdup(account), .volume = cat_xstrdup(volume),

@@ -221,7 +221,7 @@ load_domain(struct scan *s, const char *reldir, const char *file,
             struct domain_info *d)
 {
   char *rel = cat_xasprintf("%s/%s", reldir, file);
-  struct scan_file *f = scan_file_get(s, rel, FILE_META);
+  struct scan_file *f = scan_file_get(s, rel, FILE_META, NULL);
   free(rel);
   if (!f) return false;
   if (!f->info) {
@@ -289,7 +289,7 @@ layout_nas_dir(struct scan *s, const char *vm, const char *stamp,
                                                &off, &vlen);
     if (k != NAS_ROOT && k != NAS_DATADISK) continue;
     char *rel = cat_xasprintf("%s/%s", reldir, names[i]);
-    if (scan_file_get(s, rel, FILE_IMAGE)) {
+    if (scan_file_get(s, rel, FILE_IMAGE, "qcow2")) {
       if (!b) b = scan_add_backup(s, vm, t, "cloudstack-nas", rel);
       char *volid = cat_xstrndup(names[i] + off, vlen);
       const char *target = have_dom ? domain_target_for(&dom, volid) : NULL;

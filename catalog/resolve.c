@@ -23,6 +23,7 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "image/image.h"
 
 #define MAX_COMPONENTS 256
 
@@ -143,6 +144,44 @@ static bool
 fs_exists(void *repo, const char *rel)
 {
   return resolve_fs_exists(repo, rel);
+}
+
+/* path as repo-relative (into *real when realpath was needed), or NULL */
+static const char *
+repo_rel(const catalog_t *cat, const char *path, char **real)
+{
+  size_t rl = strlen(cat->repo);
+  *real = NULL;
+  if (!strncmp(path, cat->repo, rl) && path[rl] == '/')
+    return path + rl + 1;
+  *real = realpath(path, NULL);
+  if (!*real || strncmp(*real, cat->repo, rl) || (*real)[rl] != '/')
+    return NULL;
+  return *real + rl + 1;
+}
+
+int
+catalog_image_format(void *opaque, const char *path)
+{
+  catalog_t *cat = opaque;
+  CLEANUP_FREE char *real = NULL, *format = NULL, *decided = NULL;
+  const char *rel = repo_rel(cat, path, &real);
+  int r;
+
+  if (!rel)
+    return -1;
+  pthread_mutex_lock(&cat->lock);
+  r = db_lookup_format(cat->db, rel, &format, &decided);
+  pthread_mutex_unlock(&cat->lock);
+  /* a file the scan could not open carries its decision (a .qcow2 without
+   * the magic stays qcow2: it fails again, it is not read as raw) */
+  const char *f = r < 0 ? NULL : format ? format
+                : decided && strcmp(decided, "probe") ? decided : NULL;
+  if (!f)
+    f = layout_file_format(rel, strlen(rel));
+  if (!f)
+    return -1;
+  return !strcmp(f, "qcow2") ? IMG_FORMAT_QCOW2 : IMG_FORMAT_RAW;
 }
 
 int

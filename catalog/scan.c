@@ -59,23 +59,34 @@ clear_header(struct scan_file *f)
 {
   free(f->format); free(f->compression); free(f->backing);
   free(f->backing_format); free(f->error); free(f->backing_path);
-  free(f->info); free(f->resolve_error);
-  f->resolve_error = NULL;
+  free(f->info); free(f->resolve_error); free(f->decided);
+  f->resolve_error = f->decided = NULL;
   f->format = f->compression = f->backing = f->backing_format = NULL;
   f->error = f->backing_path = f->info = NULL;
   f->vsize = 0;
   f->encrypted = f->external = false;
 }
 
+/* Open f's header as fmt ("qcow2", "raw"), or probe it when fmt is NULL.
+ * The decision is stored with the file (files.decided) and its result in
+ * files.format, which is what the mount, restore and verify open it as
+ * (catalog_image_format): one file, one format, decided here. */
 static void
-probe(struct scan *s, struct scan_file *f)
+probe(struct scan *s, struct scan_file *f, const char *fmt)
 {
   CLEANUP_FREE char *path = cat_xasprintf("%s/%s", s->cat->repo, f->path);
+  int want = !fmt ? -1 : !strcmp(fmt, "qcow2") ? IMG_FORMAT_QCOW2
+           : IMG_FORMAT_RAW;
   img_t *img;
+  int r;
   s->reopened++;
+  f->decided = cat_xstrdup(fmt ? fmt : "probe");
   bfs_clear_error();
-  if (img_open(path, &img) < 0) {
+  if ((r = img_open_format(path, want, &img)) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
+    /* a broken qcow2 is still a qcow2; without the magic it is nothing */
+    if (fmt && r != -EMEDIUMTYPE)
+      f->format = cat_xstrdup(fmt);
     return;
   }
   const struct img_info *in = img_get_info(img);
@@ -94,7 +105,7 @@ probe(struct scan *s, struct scan_file *f)
 }
 
 struct scan_file *
-scan_file_get(struct scan *s, const char *rel, int kind)
+scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 {
   struct scan_file *f = cat_map_get(&s->files, rel);
   struct stat st;
@@ -109,9 +120,13 @@ scan_file_get(struct scan *s, const char *rel, int kind)
 
   int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
   uint64_t alloc = (uint64_t)st.st_blocks * 512;
+  /* unchanged, and opened as what is asked now (a probe request takes
+   * any earlier decision) */
   if (f && f->kind == kind && f->size == (uint64_t)st.st_size &&
       f->mtime_ns == mtime && f->ino == (uint64_t)st.st_ino &&
-      f->dev == (uint64_t)st.st_dev) {
+      f->dev == (uint64_t)st.st_dev &&
+      (kind != FILE_IMAGE || !fmt ||
+       (f->decided && !strcmp(f->decided, fmt)))) {
     f->seen = true;
     if (f->alloc != alloc) { f->alloc = alloc; f->dirty = true; }
     return f;
@@ -132,7 +147,7 @@ scan_file_get(struct scan *s, const char *rel, int kind)
   f->mtime_ns = mtime;
   f->seen = f->dirty = true;
   if (kind == FILE_IMAGE)
-    probe(s, f);
+    probe(s, f, fmt);
   return f;
 }
 
@@ -207,11 +222,32 @@ cmp_str(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* rel is a FUSE mount point or lies below one */
+static bool
+in_fuse_mount(const struct scan *s, const char *rel)
+{
+  for (size_t i = 0; i < s->nfuse; i++) {
+    size_t l = strlen(s->fuse_mounts[i]);
+    if (!strncmp(rel, s->fuse_mounts[i], l) &&
+        (rel[l] == '/' || rel[l] == '\0'))
+      return true;
+  }
+  return false;
+}
+
 /* regular files and directories (not symlinks) of repo/rel, sorted */
 static void
 list_dir(struct scan *s, const char *rel, struct names *files,
          struct names *dirs)
 {
+  if (in_fuse_mount(s, rel)) {
+    /* a FUSE file system below the repository (maybe a backupfs mount of
+     * this very repository) is not part of it: walking into it could
+     * wait on ourselves, and it holds no backups of its own */
+    bfs_log(BFS_LOG_WARN, "%s/%s: a FUSE mount inside the repository: "
+            "skipped", s->cat->repo, rel);
+    return;
+  }
   int fd = openat(s->repo_fd, rel,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -294,6 +330,7 @@ scan_exists(void *opaque, const char *rel)
   struct scan *s = opaque;
   struct scan_file *f = cat_map_get(&s->files, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
+  if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
   return resolve_fs_exists(s->cat->repo, rel);
 }
 
@@ -339,10 +376,36 @@ count(struct scan *s, struct scan_file *f)
   }
 }
 
+/* The format a backing layer must have: the overlay's recorded backing
+ * format, checked against what the layout's name rule says (a qcow2
+ * overlay naming a .raw disk as a qcow2 backing file, or the reverse, is
+ * refused rather than guessed); NULL when neither says (probe).  0, or
+ * -1 with *why set. */
+static int
+backing_format(struct scan_file *over, const char *next, const char **fmt,
+               char **why)
+{
+  const char *rec = over->backing_format;
+  int r = layout_backing_format(rec, next, strlen(next), fmt);
+  if (r == -ENOTSUP)
+    *why = cat_xasprintf("%s: backing file %s has format '%s', which is "
+                         "not supported", over->path, next, rec);
+  else if (r < 0)
+    *why = cat_xasprintf("%s: backing file %s is recorded as %s, but its "
+                         "name makes it %s: refusing the chain", over->path,
+                         next, rec, layout_file_format(next, strlen(next)));
+  return r < 0 ? -1 : 0;
+}
+
 static void
 resolve_disk(struct scan *s, struct model_disk *d)
 {
-  struct scan_file *f = scan_file_get(s, d->top, FILE_IMAGE);
+  struct scan_file *f = cat_map_get(&s->files, d->top);
+  /* the top was opened by its layout; a top first reached by the layout
+   * now (rescan of a chain member) goes by the name rule */
+  if (!f || !f->seen)
+    f = scan_file_get(s, d->top, FILE_IMAGE,
+                      layout_file_format(d->top, strlen(d->top)));
   size_t cap = 0;
   char *why = NULL;
 
@@ -375,7 +438,19 @@ resolve_disk(struct scan *s, struct model_disk *d)
                                  CHAIN_MAX_DEPTH);
       break;
     }
-    f = scan_file_get(s, next, FILE_IMAGE);
+    const char *fmt;
+    if (backing_format(f, next, &fmt, &why) < 0)
+      break;
+    f = scan_file_get(s, next, FILE_IMAGE, fmt);
+    /* one file, one format: an earlier decision (or probe) stands */
+    const char *have = !f || !f->decided ? NULL
+                     : strcmp(f->decided, "probe") ? f->decided : f->format;
+    if (fmt && have && strcmp(have, fmt)) {
+      why = cat_xasprintf("%s: backing file %s is %s, but the chain of %s "
+                          "records it as %s: refusing the chain", d->top,
+                          next, have, d->top, fmt);
+      break;
+    }
     count(s, f);
     CAT_GROW(d->chain, cap, d->chain_len);
     d->chain[d->chain_len++] = cat_xstrdup(next);
@@ -489,6 +564,9 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     goto out;
   if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
     goto out;
+  /* FUSE mounts are skipped; other mounts below the repository (NFS
+   * submounts, bind mounts of storage) are part of it and walked */
+  s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
   walk(&s);
   if (!only_vm)
     layout_kboss_finish(&s);
@@ -502,6 +580,8 @@ out:
   if (stats) *stats = st;
   free_model(&s);
   free(s.vms);
+  for (size_t i = 0; i < s.nfuse; i++) free(s.fuse_mounts[i]);
+  free(s.fuse_mounts);
   if (s.repo_fd >= 0) close(s.repo_fd);
   pthread_mutex_unlock(&cat->scan_lock);
   return r < 0 ? r : 0;

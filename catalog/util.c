@@ -1,6 +1,8 @@
 /* util.c — small helpers for the catalog: allocation that aborts on OOM,
  * a string-keyed open-addressing hash map (FNV-1a, linear probing, grows at
- * 50% load; no deletion, the scan only adds), time and size formatting.
+ * 50% load; no deletion, the scan only adds), time and size formatting,
+ * and the FUSE mounts below a repository (read from /proc/self/mountinfo,
+ * so the scan learns about them without sending them a single request).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -195,4 +197,61 @@ cat_read_file(int dirfd, const char *rel, size_t max, char **buf, size_t *len)
   *buf = b;
   *len = got;
   return 0;
+}
+
+/* mountinfo escapes blanks and backslashes as \ooo */
+static void
+unescape(char *p)
+{
+  char *q = p;
+  while (*p) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+        p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+      *q++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 4;
+    }
+    else
+      *q++ = *p++;
+  }
+  *q = '\0';
+}
+
+size_t
+cat_fuse_mounts(const char *repo, char ***out)
+{
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  size_t rl = strlen(repo), n = 0, cap = 0;
+  char *line = NULL;
+  size_t lcap = 0;
+
+  *out = NULL;
+  if (!f)
+    return 0;
+  while (getline(&line, &lcap, f) > 0) {
+    /* id parent major:minor root MOUNTPOINT options... - FSTYPE source ... */
+    char *save = NULL, *mp = NULL, *tok;
+    int i = 0;
+    bool sep = false;
+    const char *fstype = NULL;
+    for (tok = strtok_r(line, " \n", &save); tok;
+         tok = strtok_r(NULL, " \n", &save), i++) {
+      if (i == 4) mp = tok;
+      else if (sep) { fstype = tok; break; }
+      else if (i > 4 && !strcmp(tok, "-")) sep = true;
+    }
+    if (!mp || !fstype ||
+        (strcmp(fstype, "fuse") && strcmp(fstype, "fuseblk") &&
+         strncmp(fstype, "fuse.", 5)))
+      continue;
+    unescape(mp);
+    /* below the repository: a repository on a FUSE file system (sshfs)
+     * is walked like any other */
+    if (strncmp(mp, repo, rl) || mp[rl] != '/' || !mp[rl + 1])
+      continue;
+    CAT_GROW(*out, cap, n);
+    (*out)[n++] = cat_xstrdup(mp + rl + 1);
+  }
+  free(line);
+  fclose(f);
+  return n;
 }

@@ -146,6 +146,7 @@ disk_chain(struct disk *d, chain_t **out)
       .root_fd = mnt.repo_fd,
       .check = check_layer,
       .check_opaque = &x,
+      .format = catalog_image_format,
     };
     chain_t *c;
     bfs_clear_error();

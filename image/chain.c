@@ -1,10 +1,17 @@
 /* chain.c — opening a point in time: the top image and its backing layers.
  *
  * Each layer's recorded backing name goes through the caller's resolver
- * (or, by default, is taken relative to the overlay's directory).  The
- * recorded backing format is honoured: a raw layer is never probed, so a
- * guest that wrote a qcow2 magic into its disk cannot turn its own data
- * into metadata.  Loops are caught by (device, inode); depth is capped.
+ * (or, by default, is taken relative to the overlay's directory).  Formats:
+ * a guest controls every byte of a raw disk, including a forged qcow2
+ * header naming another VM's disk as its backing file, so a file's bytes
+ * decide its format only when nobody else has:
+ *   - the caller's record (opts->format: the catalog, which stored what the
+ *     repository layout says, e.g. generic <disk>.raw/.img are raw) for the
+ *     top and for every layer;
+ *   - the overlay's recorded backing format for its backing layer; when
+ *     both exist and disagree the chain is refused (corrupt or hostile);
+ *   - only with neither is the file probed (qcow2 magic, else raw).
+ * Loops are caught by (device, inode); depth is capped.
  * Encrypted and external-data layers are refused here, at open, with the
  * reason, so a chain that opens can be read.
  *
@@ -86,7 +93,7 @@ open_layer(const struct chain_opts *opts, const char *path, int fmt,
   int r;
 
   if (!opts || !opts->root)
-    return img_open_fmt(path, fmt, out);
+    return img_open_format(path, fmt, out);
   if (!(rel = bfs_path_beneath(opts->root, path)))
     return bfs_error(-EXDEV, "%s: not inside %s", path, opts->root);
   if ((r = img_io_file_beneath(opts->root_fd, opts->root, rel, &io)) < 0)
@@ -118,6 +125,21 @@ layer_opened(chain_t *c, const struct chain_opts *opts, struct ident *seen,
   if (opts && opts->check)
     return opts->check(opts->check_opaque, c->depth - 1, rel, &st);
   return 0;
+}
+
+static const char *
+fmt_name(int fmt)
+{
+  return fmt == IMG_FORMAT_QCOW2 ? "qcow2" : "raw";
+}
+
+/* the caller's record of path's format, or -1 */
+static int
+known_format(const struct chain_opts *opts, const char *path)
+{
+  int f = opts && opts->format ? opts->format(opts->resolve_opaque, path)
+                               : -1;
+  return f == IMG_FORMAT_RAW || f == IMG_FORMAT_QCOW2 ? f : -1;
 }
 
 static int
@@ -170,6 +192,14 @@ open_chain(chain_t *c, img_t *top, const struct chain_opts *opts)
                          "which is not supported", cur_path,
                          in->backing_file, in->backing_format);
     }
+    int known = known_format(opts, path);
+    if (known >= 0 && fmt >= 0 && known != fmt)
+      return bfs_error(-EIO, "%s: backing file '%s' is recorded as %s, but "
+                       "%s is %s (as its repository layout says): refusing "
+                       "the chain", cur_path, in->backing_file,
+                       fmt_name(fmt), path, fmt_name(known));
+    if (fmt < 0)
+      fmt = known;
     r = open_layer(opts, path, fmt, &next);
     if (r < 0)
       return bfs_error_prefix(r, "%s: backing file '%s': ", cur_path,
@@ -210,7 +240,7 @@ chain_open(const char *top_path, const struct chain_opts *opts,
   int r;
 
   *out = NULL;
-  r = open_layer(opts, top_path, -1, &top);
+  r = open_layer(opts, top_path, known_format(opts, top_path), &top);
   if (r < 0)
     return r;
   return chain_open_image(top, opts, out);

@@ -69,11 +69,21 @@ struct img_info {
 typedef struct img img_t;
 
 /* Open a file; the format is probed (qcow2 magic, else raw).  Reads only the
- * header: cheap enough for scanning thousands of files. */
+ * header: cheap enough for scanning thousands of files.  Probing is for
+ * files nobody has said anything about: a raw disk's first bytes are the
+ * guest's, so where a layout or a recorded backing format names the format,
+ * open with img_open_format instead. */
 int img_open(const char *path, img_t **out);
+/* Open with a known format (IMG_FORMAT_RAW / IMG_FORMAT_QCOW2), or -1 to
+ * probe.  A raw image is never probed; a file given as qcow2 without the
+ * qcow2 magic is -EMEDIUMTYPE ("not a qcow2 image"). */
+int img_open_format(const char *path, int fmt, img_t **out);
 /* Open over an io (ownership of io passes to the image, also on failure).
  * name is used in messages. */
 int img_open_io(struct img_io *io, const char *name, img_t **out);
+/* img_open_format over an io (ownership passes, also on failure) */
+int img_open_io_fmt(struct img_io *io, const char *name, int fmt,
+                    img_t **out);
 const struct img_info *img_get_info(const img_t *img);
 const char *img_name(const img_t *img);
 void img_close(img_t *img);
@@ -90,6 +100,14 @@ struct chain_opts {
   int (*resolve)(void *opaque, const char *overlay_path,
                  const char *backing_name, char **path_out);
   void *resolve_opaque;
+  /* The format the caller has recorded for a file it is about to open
+   * (IMG_FORMAT_RAW / IMG_FORMAT_QCOW2), or -1 when it has no record.
+   * Asked (with resolve_opaque) for the top and for every backing layer.
+   * A known format is what the file is opened as, never probed; a layer
+   * whose recorded backing format contradicts it is refused (-EIO).
+   * NULL: the top and layers without a recorded backing format are
+   * probed (`image info` on a file outside any repository). */
+  int (*format)(void *opaque, const char *path);
   unsigned max_depth;               /* 0: CHAIN_MAX_DEPTH */
   size_t cache_bytes;               /* decompressed-cluster LRU; 0: default */
   size_t map_bytes;                 /* extent map memory cap; 0: default */

@@ -215,6 +215,13 @@ open_qcow2(img_t *img)
       return bfs_error(-EIO, "%s: backing file name length %u out of range "
                        "(1..%d)", img->name, backing_len,
                        QCOW2_MAX_BACKING_NAME);
+    /* the name belongs to the header cluster (QEMU refuses it elsewhere) */
+    if (backing_off > img->cluster_size ||
+        backing_len > img->cluster_size - backing_off)
+      return bfs_error(-EIO, "%s: backing file name at offset %#" PRIx64
+                       " (+%u) lies beyond the first cluster (%" PRIu64
+                       " bytes)", img->name, backing_off, backing_len,
+                       img->cluster_size);
     name = malloc(backing_len);
     if (!name)
       return bfs_error(-ENOMEM, "%s: out of memory", img->name);
@@ -237,6 +244,8 @@ open_qcow2(img_t *img)
   if (in->virtual_size > QCOW2_MAX_VIRTUAL_SIZE)
     return bfs_error(-EIO, "%s: virtual size %" PRIu64 " is absurd",
                      img->name, in->virtual_size);
+  /* QEMU counts whole 512-byte sectors: a qcow2 size is rounded down */
+  in->virtual_size &= ~(uint64_t)511;
   img->l2_bits = cb - (in->extended_l2 ? 4 : 3);
   if (in->extended_l2) {
     if (cb < 14)
@@ -302,8 +311,8 @@ img_open_io_fmt(struct img_io *io, const char *name, int fmt, img_t **out)
       goto fail;
   }
   if (fmt == IMG_FORMAT_QCOW2 && (io->size < 4 || be32(magic) != QCOW2_MAGIC)) {
-    r = bfs_error(-EIO, "%s: recorded as qcow2 but has no qcow2 magic",
-                  img->name);
+    r = bfs_error(-EMEDIUMTYPE, "%s: not a qcow2 image (recorded as qcow2 "
+                  "but has no qcow2 magic)", img->name);
     goto fail;
   }
   if (fmt != IMG_FORMAT_RAW && io->size >= 4 && be32(magic) == QCOW2_MAGIC) {
@@ -313,7 +322,9 @@ img_open_io_fmt(struct img_io *io, const char *name, int fmt, img_t **out)
   }
   else {
     img->info.format = IMG_FORMAT_RAW;
-    img->info.virtual_size = io->size;
+    /* QEMU rounds a raw file up to whole sectors; the tail reads as zeros
+     * (img_map) */
+    img->info.virtual_size = (io->size + 511) & ~(uint64_t)511;
   }
   *out = img;
   return 0;
@@ -330,7 +341,7 @@ img_open_io(struct img_io *io, const char *name, img_t **out)
 }
 
 int
-img_open_fmt(const char *path, int fmt, img_t **out)
+img_open_format(const char *path, int fmt, img_t **out)
 {
   struct img_io io;
   int r;
@@ -345,7 +356,7 @@ img_open_fmt(const char *path, int fmt, img_t **out)
 int
 img_open(const char *path, img_t **out)
 {
-  return img_open_fmt(path, -1, out);
+  return img_open_format(path, -1, out);
 }
 
 const struct img_info *

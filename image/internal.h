@@ -74,11 +74,6 @@ struct img {
   uint64_t l2_clock;
 };
 
-/* Open with a known format (IMG_FORMAT_*), or -1 to probe.  A raw layer is
- * never probed (its first bytes are guest data). */
-int img_open_fmt(const char *path, int fmt, img_t **out);
-int img_open_io_fmt(struct img_io *io, const char *name, int fmt,
-                    img_t **out);
 
 /* The mapping at guest offset off (< virtual size); len is clamped to max. */
 int img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m);

@@ -145,6 +145,10 @@ decode_unit(img_t *img, const uint64_t *tab, uint64_t l2i, unsigned sc,
     return 0;
   }
   host = e & QCOW2_OFFSET_MASK;
+  if ((e & QCOW2_OFLAG_ZERO) && img->info.version < 3)
+    return bfs_error(-EIO, "%s: zero flag on the L2 entry of guest offset %#"
+                     PRIx64 " in a qcow2 v2 image (zero clusters are v3 "
+                     "only): image is corrupt", img->name, guest);
   if (e & QCOW2_OFLAG_ZERO) {
     u->kind = MAP_ZERO;
     return 0;
@@ -282,9 +286,18 @@ img_map(img_t *img, uint64_t off, uint64_t max, struct img_map *m)
     max = in->virtual_size - off;
   if (in->format == IMG_FORMAT_RAW) {
     /* holes of a sparse raw file read as zeros: say so, so the map (and
-     * SEEK_HOLE, sparse copies) sees them */
+     * SEEK_HOLE, sparse copies) sees them; so does the tail of the last
+     * sector past the end of a file that is not a multiple of 512 */
     bool data = true;
-    uint64_t len = max;
+    uint64_t len;
+    if (off >= img->io.size) {
+      m->kind = MAP_ZERO;
+      m->len = max;
+      return 0;
+    }
+    if (max > img->io.size - off)
+      max = img->io.size - off;
+    len = max;
     if (img_io_file_status(&img->io, off, max, &data, &len) < 0 || len == 0) {
       data = true;
       len = max;
@@ -353,11 +366,21 @@ inflate_raw(img_t *img, const void *in, size_t inlen, void *out,
   z->next_out = out;
   z->avail_out = (uInt)outlen;
   r = inflate(z, Z_FINISH);
-  /* the output must be filled; trailing input (sector padding) is fine */
-  if ((r == Z_STREAM_END || r == Z_BUF_ERROR || r == Z_OK) &&
-      z->avail_out == 0)
+  /* exactly one cluster: the output filled and the stream ended there
+   * (trailing input is sector padding).  When the output filled before
+   * inflate saw the end, one more byte of room tells a stream that ends
+   * right there from one that decodes to more than a cluster. */
+  if (z->avail_out != 0)
+    return -EIO;                    /* less than a cluster, or bad data */
+  if (r == Z_STREAM_END)
     return 0;
-  return -EIO;
+  if (r != Z_BUF_ERROR && r != Z_OK)
+    return -EIO;
+  unsigned char extra;
+  z->next_out = &extra;
+  z->avail_out = 1;
+  r = inflate(z, Z_FINISH);
+  return r == Z_STREAM_END && z->avail_out == 1 ? 0 : -EIO;
 }
 
 static int
@@ -376,13 +399,35 @@ unzstd(img_t *img, const void *in, size_t inlen, void *out, size_t outlen)
     pthread_setspecific(zstd_key, d);
   }
   ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+  /* exactly one cluster, from one frame: a frame that ends early is less
+   * than a cluster (the bytes after it are sector padding, not a second
+   * frame); one still going when the cluster is full is more (a bomb is
+   * refused after one cluster of work) */
+  size_t r = 1;
   while (ob.pos < ob.size) {
     size_t last_in = ib.pos, last_out = ob.pos;
-    size_t r = ZSTD_decompressStream(d, &ob, &ib);
+    r = ZSTD_decompressStream(d, &ob, &ib);
     if (ZSTD_isError(r))
       return -EIO;
+    if (r == 0 && ob.pos < ob.size)
+      return -EIO;                  /* the frame ended short of a cluster */
     if (ib.pos == last_in && ob.pos == last_out)
       return -EIO;                  /* input exhausted before the output */
+  }
+  if (r != 0) {
+    /* the frame has not said it ended: one more byte of room */
+    unsigned char extra;
+    ZSTD_outBuffer eb = { &extra, 1, 0 };
+    for (;;) {
+      size_t last_in = ib.pos;
+      r = ZSTD_decompressStream(d, &eb, &ib);
+      if (ZSTD_isError(r) || eb.pos != 0)
+        return -EIO;                /* more than one cluster */
+      if (r == 0)
+        break;
+      if (ib.pos == last_in)
+        return -EIO;                /* frame truncated */
+    }
   }
   return 0;
 }
@@ -416,7 +461,8 @@ img_decompress_buf(img_t *img, const struct img_map *m, const void *in,
   if (r == -EIO)
     return bfs_error(-EIO, "%s: compressed cluster at guest offset %#" PRIx64
                      " (host %#" PRIx64 ", %" PRIu64 " bytes) does not "
-                     "decompress (%s): image is corrupt", img->name,
+                     "decompress to exactly one cluster (%s): image is "
+                     "corrupt", img->name,
                      m->cl_off, m->host_off, m->csize,
                      img->info.compression == IMG_COMPRESSION_ZSTD ? "zstd"
                      : "zlib");

@@ -202,7 +202,8 @@ restore_src_repo(const char *repo, const char *catalog_path,
                            .root = catalog_repo(p->cat),
                            .root_fd = p->repo_fd,
                            .check = bfs_chain_ids_check,
-                           .check_opaque = &ids };
+                           .check_opaque = &ids,
+                           .format = catalog_image_format };
   r = chain_open(top, &co, &p->chain);
   if (r < 0) {
     bfs_error_prefix(r, "%s: ", s->name);

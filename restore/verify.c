@@ -173,7 +173,7 @@ check_file(struct vctx *v, const char *path)
   struct img_io io;
   r = img_io_file_beneath(v->repo_fd, v->repo, repo_rel(v, path), &io);
   if (r == 0)
-    r = img_open_io(&io, path, &img);
+    r = img_open_io_fmt(&io, path, catalog_image_format(v->cat, path), &img);
   if (r == 0) {
     const struct img_info *in = img_get_info(img);
     /* an encrypted image's data cannot be checked: header and checksum */
@@ -326,7 +326,8 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
                              .root = v->repo,
                              .root_fd = v->repo_fd,
                              .check = bfs_chain_ids_check,
-                             .check_opaque = &ids };
+                             .check_opaque = &ids,
+                             .format = catalog_image_format };
     r = chain_open(top, &co, &c);
   }
   if (r == 0) {

@@ -1,9 +1,12 @@
 /* fuzz-layout.c — libFuzzer target for the catalog's parsers of untrusted
  * repository content: names (timestamps, NAS stamps and disk names,
  * generic disk names, KBOSS image names), domain XML, domblklist text,
- * listBackups JSON and backing-name resolution.
+ * listBackups JSON and backing-name resolution, and the format decisions
+ * (which name is raw, qcow2 or probed; a backing layer's recorded format
+ * against the name rule; a raw decision opening any bytes as raw).
  *
- * The first input byte selects the parser, the rest is its input.  Every
+ * The first input byte selects the parser (bytes >= 0xf0 the format
+ * decisions, the others as before), the rest is its input.  Every
  * parser takes (buffer, length), so no NUL is appended unless the parser
  * needs a C string.  Built as a libFuzzer binary with -Dfuzz=true; the
  * regression driver (fuzz-regress.c) replays the committed corpus in
@@ -14,6 +17,8 @@
 #include <string.h>
 
 #include "catalog/catalog-int.h"
+#include "common/error.h"
+#include "image/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   int64_t t;
   size_t off, vl;
 
-  switch (data[0] % 9) {
+  unsigned sel = data[0] < 0xf0 ? data[0] % 9u : 9u + (data[0] & 1u);
+  switch (sel) {
   case 0:
     if (layout_parse_time(s, len, &t) == 0) {
       char buf[32];
@@ -100,6 +106,61 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(out);
       }
     }
+    free(copy);
+    break;
+  }
+  case 9: {
+    /* "path\0recorded\0bytes": the name rule, the backing decision, and
+     * the file opened as decided */
+    char *copy = cat_xcalloc(len + 3, 1);
+    memcpy(copy, s, len);
+    const char *rec = copy + strlen(copy) + 1;
+    size_t plen = strlen(copy), rlen = strlen(rec);
+    size_t used = plen + 1 + rlen + 1;
+    const char *rule = layout_file_format(copy, plen), *fmt;
+    const char *base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+    size_t bl = strlen(base);
+    bool says_raw = bl > 4 && base[0] != '.' &&
+                    (!strcmp(base + bl - 4, ".raw") ||
+                     !strcmp(base + bl - 4, ".img"));
+    if (says_raw && (!rule || strcmp(rule, "raw")))
+      abort();                   /* a raw-named file is raw, always */
+    int r = layout_backing_format(rec[0] ? rec : NULL, copy, plen, &fmt);
+    if (r == 0 && says_raw && strcmp(fmt, "raw"))
+      abort();                   /* never a qcow2 reading of a raw name */
+    if (r == 0 && !rec[0] && fmt != rule)
+      abort();
+    if (r == 0 && rec[0] && strcmp(fmt, rec))
+      abort();
+    if (r == 0 && fmt && used <= len) {
+      struct img_io io;
+      img_t *img;
+      size_t blen = len - used;
+      img_io_memory(s + used, blen, &io);
+      int want = !strcmp(fmt, "raw") ? IMG_FORMAT_RAW : IMG_FORMAT_QCOW2;
+      if (img_open_io_fmt(&io, "fuzz", want, &img) == 0) {
+        const struct img_info *in = img_get_info(img);
+        if ((int)in->format != want)
+          abort();               /* the decision stands, bytes or not */
+        if (want == IMG_FORMAT_RAW &&
+            (in->backing_file || in->virtual_size != ((blen + 511) & ~511ul)))
+          abort();               /* raw bytes never name a backing file */
+        img_close(img);
+      }
+      bfs_clear_error();
+    }
+    free(copy);
+    break;
+  }
+  case 10: {
+    /* the generic name parser and the name rule agree */
+    const char *fmt = NULL;
+    size_t n = generic_disk_name(s, len, &fmt);
+    if (n && memchr(s, '/', len)) abort();
+    char *copy = cat_xstrndup(s, len);
+    const char *rule = layout_file_format(copy, strlen(copy));
+    if (n && strlen(copy) == len && (!fmt || !rule || strcmp(fmt, rule)))
+      abort();
     free(copy);
     break;
   }

@@ -35,6 +35,6 @@ check "default catalog named after the repository" "1" \
 
 # the old catalog file reused for the moved repository is rebuilt
 out=$("$BACKUPFS" scan --catalog "$T/a.db" "$M" 2>&1)
-check_match "old catalog rebuilt" "was for .*rebuilding" "$out"
+check_match "old catalog rebuilt" "was for .*gone; rebuilding" "$out"
 check_match "old catalog rebuilt, all chains" "2 VMs, 5 backups, 5 images, 0 broken" "$out"
 finish

@@ -31,7 +31,8 @@ for vm in "web server" "$(printf 'line\nbreak')" "$(printf 'caf\xe9')" "$long"; 
   d="$M/$vm/latest"
   [ -f "$d/backup.json" ] || fail "VM '$vm' missing: $(ls "$M" | od -c | head -3)"
   img=$(ls "$d/disks/" | head -1)
-  rel=$(jget "$d/backup.json" "j['disks'][0]['image']")
+  # JSON is UTF-8; a name that is not has its exact bytes in image_hex
+  rel=$(jget "$d/backup.json" "bytes.fromhex(j['disks'][0]['image_hex']).decode('utf-8','surrogateescape') if 'image_hex' in j['disks'][0] else j['disks'][0]['image']")
   oracle "$T/o.raw" "$R/$rel"
   cmp -s "$T/o.raw" "$d/disks/$img" || fail "'$vm' disk differs from the oracle"
   n=$((n + 1))

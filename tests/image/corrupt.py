@@ -92,6 +92,84 @@ def expect_fail(case, img, named, words):
             print(f"ok {case}: {err}")
 
 
+def expect_same(case, img):
+    """image cat must succeed and equal qemu-img convert -O raw."""
+    global failures
+    out, ref = os.path.join(W, "same.raw"), os.path.join(W, "ref.raw")
+    sh("qemu-img", "convert", "-O", "raw", img, ref)
+    r = subprocess.run([BFS, "image", "cat", "-o", out, img], capture_output=True)
+    same = r.returncode == 0 and open(out, "rb").read() == open(ref, "rb").read()
+    if same:
+        print(f"ok {case}: {os.path.getsize(ref)} bytes as qemu-img")
+    else:
+        size = os.path.getsize(out) if os.path.exists(out) else None
+        print(f"FAIL {case}: exit {r.returncode}, {size} bytes, qemu-img "
+              f"{os.path.getsize(ref)}: {r.stderr.decode(errors='replace').strip()}")
+        failures += 1
+    for f in (out, ref):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
+def zstd_rle(total, byte=0x5A):
+    """A zstd frame of RLE blocks decoding to total bytes (window 128 KiB,
+    no content size), built by hand: no zstd module needed."""
+    out = bytearray(struct.pack("<I", 0xFD2FB528)) + bytes([0x00, 0x38])
+    rem = total
+    while rem:
+        n = min(128 * 1024, rem)
+        rem -= n
+        out += ((n << 3) | (1 << 1) | (rem == 0)).to_bytes(3, "little")
+        out.append(byte)
+    return bytes(out)
+
+
+def deflate(total, byte=0x5A):
+    import zlib
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(bytes([byte]) * total) + c.flush()
+
+
+def with_payload(name, ctype, payload):
+    """A 64 KiB-cluster image whose cluster 0 is compressed as payload
+    (appended at the end of the file, sector aligned)."""
+    p = qcow2(name, opts=f"compression_type={ctype}",
+              writes=["write -c -P 3 0 64k", "write -P 4 64k 64k"])
+    end = (os.path.getsize(p) + 511) & ~511
+    nsec = (len(payload) + 511) // 512
+    with open(p, "r+b") as f:
+        f.seek(end)
+        f.write(payload + b"\0" * (nsec * 512 - len(payload)))
+    patch(p, l2_entry_off(p), ">Q", (1 << 62) | ((nsec - 1) << 54) | end)
+    return p
+
+
+def verify_faults(images):
+    """verify must report every image as a fault, with its reason."""
+    global failures
+    repo = os.path.join(W, "repo")
+    for i, (case, img, words) in enumerate(images):
+        d = os.path.join(repo, "vm", f"2026-10-{i + 1:02d}T030000Z")
+        os.makedirs(d)
+        shutil.copy(img, os.path.join(d, "vda.qcow2"))
+    r = subprocess.run([BFS, "verify", "--json", "--no-checksum", "--catalog",
+                        os.path.join(W, "verify.db"), repo], capture_output=True)
+    import json
+    try:
+        rows = json.loads(r.stdout)["results"]
+    except ValueError:
+        rows = []
+    for i, (case, img, words) in enumerate(images):
+        row = [x for x in rows if x["time"].startswith(f"2026-10-{i + 1:02d}")]
+        msg = row[0]["result"] if row else ""
+        if r.returncode == 1 and row and not row[0]["ok"] and any(w in msg for w in words):
+            print(f"ok verify reports {case}: {msg}")
+        else:
+            print(f"FAIL verify {case}: exit {r.returncode}: {row} {r.stderr.decode(errors='replace')}")
+            failures += 1
+    shutil.rmtree(repo)
+
+
 def main():
     global W
     if not BFS or not shutil.which("qemu-img"):
@@ -205,6 +283,48 @@ def cases():
     sh("qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s,data=x",
        "-o", "encrypt.format=luks,encrypt.key-secret=s", p, "1M")
     expect_fail("LUKS refused", p, p, ["encrypted"])
+
+    # issue 10 item 5: corrupt but plausible images are EIO, not data
+    p = qcow2("v2zero.qcow2", opts="compat=0.10", writes=["write -P 1 0 128k"])
+    patch(p, l2_entry_off(p), ">Q", read_u64(p, l2_entry_off(p)) | 1)
+    expect_fail("zero flag in a v2 image", p, p, ["zero flag"])
+    faults = [("v2 zero flag", p, ["zero flag"])]
+
+    p = with_payload("zstd-exact.qcow2", "zstd", zstd_rle(65536))
+    expect_same("zstd frame of exactly one cluster (control)", p)
+    p = with_payload("zlib-exact.qcow2", "zlib", deflate(65536))
+    expect_same("deflate stream of exactly one cluster (control)", p)
+    for ctype, make in (("zstd", zstd_rle), ("zlib", deflate)):
+        for what, n in (("more", 65536 + 4096), ("less", 32768),
+                        ("64 MiB bomb", 64 << 20)):
+            p = with_payload(f"{ctype}-{n}.qcow2", ctype, make(n))
+            expect_fail(f"{ctype} cluster decoding to {what} than one cluster"
+                        if "bomb" not in what else f"{ctype} {what}",
+                        p, p, ["exactly one cluster"])
+            faults.append((f"{ctype} {what}", p, ["exactly one cluster"]))
+
+    # issue 10 item 6: QEMU refuses a backing name outside the header cluster
+    qcow2("base.qcow2")
+    p = qcow2("farname.qcow2", backing="base.qcow2", writes=data)
+    name = b"base.qcow2"
+    far = os.path.getsize(p) + 512
+    with open(p, "r+b") as f:
+        f.seek(far)
+        f.write(name)
+    patch(p, 8, ">Q", far)
+    expect_fail("backing name beyond the first cluster", p, p,
+                ["beyond the first cluster"])
+
+    # sizes that are not whole sectors: what qemu-img says, byte for byte
+    raw = os.path.join(W, "odd.raw")
+    with open(raw, "wb") as f:
+        f.write(bytes(range(256)) * 3 + b"tail")
+    expect_same("raw file of 772 bytes", raw)
+    p = qcow2("odd.qcow2", writes=["write -P 9 0 64k"])
+    patch(p, 24, ">Q", 1000 * 1000 + 123)
+    expect_same("qcow2 virtual size 1000123", p)
+
+    verify_faults(faults)
 
     raw = os.path.join(W, "fake.raw")
     with open(raw, "wb") as f:
