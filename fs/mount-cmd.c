@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ struct opts {
   int log_level;                    /* -o loglevel=, or -1 */
   unsigned max_threads;
   unsigned readahead_kb;
-  unsigned guest_timeout, guest_call_timeout, guest_idle;
+  unsigned guest_timeout, guest_call_timeout, guest_idle, guest_list_wait;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
 };
@@ -97,9 +98,29 @@ usage(FILE *f)
 "     guest_call_timeout=SECONDS  ... and one that takes longer to answer a\n"
 "                              call (default 60)\n"
 "     guest_idle=SECONDS       close an appliance idle this long (default 300)\n"
+"     guest_list_wait=SECONDS  a listing of files/ gives up waiting for a\n"
+"                              starting appliance after this and shows only\n"
+"                              .backupfs-status (default: it waits, up to\n"
+"                              guest_timeout, so tools never see a partial tree)\n"
 "     fsname=, subtype=, default_permissions, allow_root, noexec, ... (FUSE)\n"
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
           DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
+}
+
+/* the field of a NAME=SECONDS option, or NULL */
+static unsigned *
+seconds_option(struct opts *o, const char *tok)
+{
+  static const struct { const char *name; size_t off; } tab[] = {
+    { "guest_timeout=", offsetof(struct opts, guest_timeout) },
+    { "guest_call_timeout=", offsetof(struct opts, guest_call_timeout) },
+    { "guest_idle=", offsetof(struct opts, guest_idle) },
+    { "guest_list_wait=", offsetof(struct opts, guest_list_wait) },
+  };
+  for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+    if (!strncmp(tok, tab[i].name, strlen(tab[i].name)))
+      return (unsigned *)((char *)o + tab[i].off);
+  return NULL;
 }
 
 static bool
@@ -132,6 +153,7 @@ parse_o(struct opts *o, const char *arg)
 {
   CLEANUP_FREE char *s = strdup(arg);
   char *save, *tok;
+  unsigned *secs;
 
   if (!s)
     return -ENOMEM;
@@ -160,17 +182,14 @@ parse_o(struct opts *o, const char *arg)
                          tok + 13);
       o->readahead_kb = n;
     }
-    else if (!strncmp(tok, "guest_timeout=", 14) ||
-             !strncmp(tok, "guest_call_timeout=", 19) ||
-             !strncmp(tok, "guest_idle=", 11)) {
+    else if ((secs = seconds_option(o, tok))) {
       const char *v = strchr(tok, '=') + 1;
       char *end;
       unsigned long n = strtoul(v, &end, 10);
       if (*end || !*v || n < 1 || n > 86400)
         return bfs_error(-EINVAL, "%.*s: want 1..86400 seconds, got '%s'",
                          (int)(v - 1 - tok), tok, v);
-      *(tok[6] == 't' ? &o->guest_timeout : tok[6] == 'c' ?
-        &o->guest_call_timeout : &o->guest_idle) = n;
+      *secs = n;
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
@@ -537,6 +556,7 @@ run(struct opts *o)
   mnt.guest_timeout = o->guest_timeout;
   mnt.guest_call_timeout = o->guest_call_timeout;
   mnt.guest_idle = o->guest_idle;
+  mnt.guest_list_wait = o->guest_list_wait;
   pthread_mutex_init(&mnt.scan_lock, NULL);
   pthread_rwlock_init(&mnt.tree_lock, NULL);
   pthread_mutex_init(&mnt.q_lock, NULL);

@@ -11,7 +11,8 @@
  * caller got a signal) or the session is ending (SIGTERM, unmount), with
  * EINTR; the pool kills its appliances as soon as the session has exited,
  * so the FUSE loop's join of its workers never waits on an appliance.
- * Limits: -o guest_timeout (launch), guest_call_timeout, guest_idle.
+ * Limits: -o guest_timeout (launch), guest_call_timeout, guest_idle,
+ * guest_list_wait.
  * Built only with libguestfs (HAVE_GUESTFS).
  */
 #include "fs/mount.h"
@@ -25,8 +26,6 @@
 #include "common/error.h"
 
 #if HAVE_GUESTFS
-
-#define LIST_PATIENCE_SECONDS 10
 
 bool
 files_enabled(void)
@@ -52,10 +51,13 @@ files_init(void)
 {
   mnt.guests = guest_pool_new(4, mnt.guest_idle ? mnt.guest_idle : 300);
   if (mnt.guests) {
-    /* an operator's `ls files/` answers within 10 s: the real listing, or
-     * .backupfs-status while the appliance is still starting (TCG: 10-60 s) */
+    /* A listing of files/ waits for the appliance (bounded by guest_timeout,
+     * interruptible): a partial listing would make find, cp -a and rsync
+     * silently miss the guest's files.  With -o guest_list_wait it answers
+     * with .backupfs-status alone after that long, for interactive use;
+     * .backupfs-status can be read at any time while the appliance starts. */
     guest_pool_set_limits(mnt.guests, mnt.guest_timeout,
-                          mnt.guest_call_timeout, LIST_PATIENCE_SECONDS);
+                          mnt.guest_call_timeout, mnt.guest_list_wait);
     guest_pool_set_stop(mnt.guests, session_stopping, NULL);
   }
   if (mnt.guests && mnt.cat) {

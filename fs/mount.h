@@ -200,6 +200,7 @@ struct mnt {
 
   guest_pool_t *guests;
   unsigned guest_timeout, guest_call_timeout, guest_idle; /* s, 0: default */
+  unsigned guest_list_wait;         /* s a files/ listing waits; 0: to the end */
   sem_t guest_slots;
   unsigned max_threads;
 };

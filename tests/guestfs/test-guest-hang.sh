@@ -10,7 +10,8 @@
 #      retries; the qemu is gone; files/.backupfs-status existed meanwhile.
 #   2. guest_timeout=300: a lookup waiting for the launch ends when its
 #      process gets SIGINT (FUSE interrupt); `ls files/` gives up waiting
-#      after ~10 s and shows .backupfs-status (since when, waiting for what).
+#      after ~10 s with -o guest_list_wait=10 and shows .backupfs-status
+#      (since when, waiting for what).
 #   3. SIGTERM of the daemon while that launch hangs: the daemon exits within
 #      10 s and leaves no qemu of its own.
 set -uo pipefail
@@ -92,7 +93,7 @@ ok "launch timeout"
 
 # ---- 2. interrupts and the status listing ------------------------------
 M=$T/m2
-bfs_mount "$T/repo" "$M" -o guest_timeout=300
+bfs_mount "$T/repo" "$M" -o guest_timeout=300,guest_list_wait=10
 F=$M/vm/$T1/files
 MPID=$(daemon_of "$M")
 [ -n "$MPID" ] || fail "no daemon for $M"
