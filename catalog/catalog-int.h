@@ -33,7 +33,7 @@
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
-#define CATALOG_MODEL_VERSION 2
+#define CATALOG_MODEL_VERSION 3
 
 struct catalog {
   pthread_mutex_t lock;         /* serialises db (queries) */
@@ -171,8 +171,10 @@ struct model_disk {
   char *top;                    /* repo-relative */
   char *volume;                 /* volume id when known */
   int order;                    /* sort key inside the backup */
-  /* computed by scan_resolve */
-  char **chain;
+  /* computed by resolve_disk: the recipe, top first */
+  char **chain;                 /* repo-relative locators */
+  char **drivers;               /* each layer's driver ("qcow2", "raw"; NULL
+                                   where the file could not be opened) */
   size_t chain_len;
   char *status;
 };

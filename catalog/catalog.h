@@ -51,9 +51,14 @@ int catalog_scan_vm(catalog_t *cat, const char *vm,
 struct catalog_disk {
   char *name;                 /* vda, sdb, root, datadisk-<id> */
   char *image;                /* repo-relative path of the top image */
-  char **chain;               /* repo-relative paths, top first */
+  /* the recipe: the exact layer list the scan resolved, top first (the
+   * same list as backup.json's chain); blk opens exactly this */
+  char **chain;               /* repo-relative paths (locators) */
   struct bfs_file_id *chain_id;  /* each layer's identity at scan time
                                     (ino 0: none recorded) */
+  char **chain_driver;        /* "qcow2" / "raw"; NULL: the layer could not
+                                 be opened (the status says why) */
+  char **chain_options;       /* driver options, NULL for none */
   size_t chain_len;
   uint64_t virtual_size;
   uint64_t allocated;         /* bytes on disk of the top image */
@@ -85,6 +90,11 @@ void catalog_names_free(char **names, size_t n);
 int catalog_backups(catalog_t *cat, const char *vm,
                     struct catalog_backup **out, size_t *n);
 void catalog_backups_free(struct catalog_backup *b, size_t n);
+/* The index of the backup named time ("latest": the newest) among a VM's
+ * backups b[0..n) as catalog_backups() returns them, or -ENOENT saying
+ * which names there are.  The one VM@TIME lookup of the program. */
+int catalog_find_backup(const struct catalog_backup *b, size_t n,
+                        const char *vm, const char *time);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

@@ -14,7 +14,9 @@
  *                          + header
  *   vms, backups, disks, chains   the model; each VM carries the hash of
  *                          what is stored for it (v2) and is rewritten
- *                          only when a scan computes a different one
+ *                          only when a scan computes a different one;
+ *                          chains rows are the disks' recipes (v4: path,
+ *                          driver, options per layer, top first)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +63,13 @@ static const char *const migrations[] = {
    * (.raw/.img files were probed before) */
   "ALTER TABLE files ADD COLUMN dev INTEGER;"
   "ALTER TABLE files ADD COLUMN decided TEXT;",
+  /* 3 -> 4: chains are recipes: each layer's driver (the format the scan
+   * opened it as) and driver options, so blk opens exactly the list the
+   * scan resolved; existing rows take their file's format */
+  "ALTER TABLE chains ADD COLUMN driver TEXT;"
+  "ALTER TABLE chains ADD COLUMN options TEXT;"
+  "UPDATE chains SET driver = (SELECT f.format FROM files f"
+  "  WHERE f.path = chains.path);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -410,6 +419,8 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
         sqlite3_bind_int64(st[3], 2, (int64_t)j);
         sqlite3_bind_int64(st[3], 3, (int64_t)k);
         bind_str(st[3], 4, d->chain[k]);
+        bind_str(st[3], 5, d->drivers[k]);
+        bind_str(st[3], 6, NULL);                  /* no driver options yet */
         r = step(db, st[3], "store chain");
       }
     }
@@ -427,7 +438,7 @@ store_model(sqlite3 *db, struct scan *s, bool *changed)
     "INSERT INTO backups (vm_id, name, time, source, domain_xml, status, extra)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     "INSERT INTO disks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    "INSERT INTO chains VALUES (?1, ?2, ?3, ?4)",
+    "INSERT INTO chains VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     "DELETE FROM chains WHERE backup_id IN"
     " (SELECT id FROM backups WHERE vm_id = ?1)",
     "DELETE FROM disks WHERE backup_id IN"

@@ -82,7 +82,7 @@ load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
     " JOIN disks d ON d.backup_id = b.id WHERE v.name = ?1"
     " ORDER BY d.backup_id, d.idx",
     "SELECT c.backup_id, c.disk_idx, c.depth, c.path,"
-    " f.dev, f.ino, f.size, f.mtime_ns"
+    " f.dev, f.ino, f.size, f.mtime_ns, c.driver, c.options"
     " FROM vms v JOIN backups b ON b.vm_id = v.id"
     " JOIN chains c ON c.backup_id = b.id"
     " LEFT JOIN files f ON f.path = c.path WHERE v.name = ?1"
@@ -146,6 +146,12 @@ load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
     d->chain = cat_xrealloc(d->chain, d->chain_len + 1, sizeof *d->chain);
     d->chain_id = cat_xrealloc(d->chain_id, d->chain_len + 1,
                                sizeof *d->chain_id);
+    d->chain_driver = cat_xrealloc(d->chain_driver, d->chain_len + 1,
+                                   sizeof *d->chain_driver);
+    d->chain_options = cat_xrealloc(d->chain_options, d->chain_len + 1,
+                                    sizeof *d->chain_options);
+    d->chain_driver[d->chain_len] = col_str(st[2], 8);
+    d->chain_options[d->chain_len] = col_str(st[2], 9);
     d->chain_id[d->chain_len] = (struct bfs_file_id){
       .dev = (uint64_t)sqlite3_column_int64(st[2], 4),
       .ino = (uint64_t)sqlite3_column_int64(st[2], 5),   /* 0: no record */
@@ -195,12 +201,34 @@ catalog_backups_free(struct catalog_backup *b, size_t n)
       struct catalog_disk *d = &b[i].disks[j];
       free(d->name); free(d->image); free(d->format); free(d->compression);
       free(d->status); free(d->volume);
-      for (size_t k = 0; k < d->chain_len; k++) free(d->chain[k]);
+      for (size_t k = 0; k < d->chain_len; k++) {
+        free(d->chain[k]);
+        free(d->chain_driver[k]);
+        free(d->chain_options[k]);
+      }
       free(d->chain);
       free(d->chain_id);
+      free(d->chain_driver);
+      free(d->chain_options);
     }
     free(b[i].disks); free(b[i].vm); free(b[i].name); free(b[i].source);
     free(b[i].domain_xml); free(b[i].status); free(b[i].extra);
   }
   free(b);
+}
+
+int
+catalog_find_backup(const struct catalog_backup *b, size_t n, const char *vm,
+                    const char *time)
+{
+  if (n == 0)
+    return bfs_error(-ENOENT, "%s: no backups of this VM in the repository",
+                     vm);
+  if (!strcmp(time, "latest"))
+    return (int)(n - 1);
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(b[i].name, time))
+      return (int)i;
+  return bfs_error(-ENOENT, "%s@%s: no such point in time (%s .. %s)", vm,
+                   time, b[0].name, b[n - 1].name);
 }

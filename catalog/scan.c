@@ -28,7 +28,9 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/image.h"
+#include "blk/blk.h"
+#include "blk/qcow2.h"
+#include "common/beneath.h"
 
 static double
 now(void)
@@ -67,41 +69,70 @@ clear_header(struct scan_file *f)
   f->encrypted = f->external = false;
 }
 
-/* Open f's header as fmt ("qcow2", "raw"), or probe it when fmt is NULL.
- * The decision is stored with the file (files.decided) and its result in
- * files.format, which is what the mount, restore and verify open it as
- * (catalog_image_format): one file, one format, decided here. */
+/* The format of a file nothing names: qcow2 by its magic, else raw (the
+ * only place the scan looks at a file's bytes to decide). */
+static const char *
+sniff(struct blk_io *io)
+{
+  unsigned char m[4];
+  if (blk_io_size(io) < sizeof m || blk_io_read(io, m, sizeof m, 0, "magic") < 0)
+    return "raw";
+  return ((uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 |
+          m[3]) == QCOW2_MAGIC ? "qcow2" : "raw";
+}
+
+static bool
+has_qcow2_magic(struct blk_io *io)
+{
+  return !strcmp(sniff(io), "qcow2");
+}
+
+/* Open f's header through blk as fmt ("qcow2", "raw"), or sniffed when fmt
+ * is NULL, with no backing (inspection only).  The decision is stored with
+ * the file (files.decided) and its result in files.format, which becomes
+ * the layer's driver in every recipe naming the file: one file, one
+ * format, decided here. */
 static void
 probe(struct scan *s, struct scan_file *f, const char *fmt)
 {
-  CLEANUP_FREE char *path = cat_xasprintf("%s/%s", s->cat->repo, f->path);
-  int want = !fmt ? -1 : !strcmp(fmt, "qcow2") ? IMG_FORMAT_QCOW2
-           : IMG_FORMAT_RAW;
-  img_t *img;
-  int r;
+  struct blk_io *io = NULL;
+  struct bfs_blk *b = NULL;
+  int fd, r;
+
   s->reopened++;
   f->decided = cat_xstrdup(fmt ? fmt : "probe");
   bfs_clear_error();
-  if ((r = img_open_format(path, want, &img)) < 0) {
+  if ((fd = bfs_open_beneath(s->repo_fd, s->cat->repo, f->path)) < 0 ||
+      blk_io_fd(fd, f->path, &io) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
-    /* a broken qcow2 is still a qcow2; without the magic it is nothing */
-    if (fmt && r != -EMEDIUMTYPE)
+    if (fmt)
       f->format = cat_xstrdup(fmt);
     return;
   }
-  const struct img_info *in = img_get_info(img);
-  bool q = in->format == IMG_FORMAT_QCOW2;
-  f->format = cat_xstrdup(q ? "qcow2" : "raw");
-  f->compression = cat_xstrdup(!q ? "none" :
-                               in->compression == IMG_COMPRESSION_ZSTD ? "zstd"
-                               : "zlib");
+  const char *drv = fmt ? fmt : sniff(io);
+  /* a broken qcow2 is still a qcow2; without the magic it is nothing */
+  if (!strcmp(drv, "qcow2") && !has_qcow2_magic(io)) {
+    f->error = cat_xasprintf("%s: not a qcow2 image", f->path);
+    blk_io_close(io);
+    return;
+  }
+  if ((r = blk_driver(drv)(io, NULL, NULL, &b)) < 0) {
+    f->error = cat_xstrdup(bfs_last_error());
+    f->format = cat_xstrdup(drv);
+    return;
+  }
+  const struct bfs_blk_info *in = bfs_blk_info(b);
+  bool q = !strcmp(drv, "qcow2");
+  f->format = cat_xstrdup(blk_driver_name(drv));
+  f->compression = cat_xstrdup(q && in->compression ? in->compression
+                               : "none");
   f->vsize = in->virtual_size;
   f->encrypted = in->encrypted;
   f->external = in->external_data;
   f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
   f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
                                          : NULL;
-  img_close(img);
+  bfs_blk_close(b);
 }
 
 struct scan_file *
@@ -188,8 +219,12 @@ free_model(struct scan *s)
     for (size_t j = 0; j < b->ndisks; j++) {
       struct model_disk *d = &b->disks[j];
       free(d->name); free(d->top); free(d->volume); free(d->status);
-      for (size_t k = 0; k < d->chain_len; k++) free(d->chain[k]);
+      for (size_t k = 0; k < d->chain_len; k++) {
+        free(d->chain[k]);
+        free(d->drivers[k]);
+      }
       free(d->chain);
+      free(d->drivers);
     }
     free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
     free(b->extra); free(b->name); free(b->status);
@@ -397,6 +432,26 @@ backing_format(struct scan_file *over, const char *next, const char **fmt,
   return r < 0 ? -1 : 0;
 }
 
+/* one more layer of d's recipe: its locator and the driver its file was
+ * opened as */
+static void
+add_layer(struct model_disk *d, size_t *cap, const char *rel,
+          const struct scan_file *f)
+{
+  size_t c = *cap;
+  CAT_GROW(d->chain, c, d->chain_len);
+  d->drivers = cat_xrealloc(d->drivers, c, sizeof *d->drivers);
+  *cap = c;
+  d->chain[d->chain_len] = cat_xstrdup(rel);
+  d->drivers[d->chain_len++] = f && f->format ? cat_xstrdup(f->format) : NULL;
+}
+
+/* The one chain resolution of the program: from the top image the layout
+ * found, each backing name resolved inside the repository (resolve.c),
+ * each layer's format decided by the layout and the recorded backing
+ * format (never by a raw file's bytes), loops and depth refused, and the
+ * encrypted/unsupported layers refused with the reason as the status.
+ * The result is the disk's recipe; blk opens exactly that list. */
 static void
 resolve_disk(struct scan *s, struct model_disk *d)
 {
@@ -410,8 +465,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
   char *why = NULL;
 
   count(s, f);
-  CAT_GROW(d->chain, cap, d->chain_len);
-  d->chain[d->chain_len++] = cat_xstrdup(d->top);
+  add_layer(d, &cap, d->top, f);
   if (f && f->format && !strcmp(f->format, "raw") && ends_with(f->path, ".qcow2"))
     why = cat_xasprintf("%s: not a qcow2 image", f->path);
   while (f && !why) {
@@ -431,11 +485,11 @@ resolve_disk(struct scan *s, struct model_disk *d)
     bool loop = false;
     for (size_t i = 0; i < d->chain_len && !loop; i++)
       loop = !strcmp(d->chain[i], next);
-    if (loop || d->chain_len >= CHAIN_MAX_DEPTH) {
+    if (loop || d->chain_len >= BLK_MAX_DEPTH) {
       why = loop ? cat_xasprintf("%s: backing file loop through %s",
                                  d->top, next)
                  : cat_xasprintf("%s: chain deeper than %d", d->top,
-                                 CHAIN_MAX_DEPTH);
+                                 BLK_MAX_DEPTH);
       break;
     }
     const char *fmt;
@@ -452,8 +506,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
       break;
     }
     count(s, f);
-    CAT_GROW(d->chain, cap, d->chain_len);
-    d->chain[d->chain_len++] = cat_xstrdup(next);
+    add_layer(d, &cap, next, f);
   }
   if (!f && !why)
     why = cat_xasprintf("%s: not a regular file",
@@ -521,7 +574,10 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
         b->status = cat_xasprintf("%s: %s", d->name, d->status);
       hash_str(h, d->name); hash_str(h, d->top); hash_str(h, d->volume);
       hash_str(h, d->status);
-      for (size_t k = 0; k < d->chain_len; k++) hash_str(h, d->chain[k]);
+      for (size_t k = 0; k < d->chain_len; k++) {
+        hash_str(h, d->chain[k]);
+        hash_str(h, d->drivers[k]);
+      }
       struct scan_file *f = cat_map_get(&s->files, d->top);
       if (f) {
         uint64_t nums[3] = { f->vsize, f->alloc, f->encrypted };

@@ -68,9 +68,18 @@ check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
 
 # schema version and migrations
 py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
-check "schema version" "3" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "schema version" "4" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
 check "tables" "backups chains disks files meta vms" \
   "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
+check "recipes: a driver per layer" "qcow2 0" \
+  "$(py 'print(c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0], c.execute("SELECT count(*) FROM chains WHERE driver IS NULL").fetchone()[0])' "$DB")"
+# a v3 catalog (chains without drivers) is migrated forward, not rebuilt
+cp "$DB" "$T/v3.db"
+py 'c.execute("ALTER TABLE chains DROP COLUMN driver"); c.execute("ALTER TABLE chains DROP COLUMN options"); c.execute("PRAGMA user_version = 3"); c.commit()' "$T/v3.db"
+check "v3 catalog migrated" "2 10 10 0 0" \
+  "$("$BACKUPFS" scan --json --catalog "$T/v3.db" "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"')"
+check "v3 catalog: version 4, drivers filled" "4 qcow2" \
+  "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0])' "$T/v3.db")"
 py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"
 out=$("$BACKUPFS" scan --catalog "$T/new.db" "$R" 2>&1) && rc=0 || rc=$?
 check "newer schema refused" "1" "$rc"
