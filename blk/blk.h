@@ -135,6 +135,10 @@ int blk_raw_open(struct blk_io *io, const char *options,
  * reads that would reach the backing are -EIO */
 int blk_qcow2_open(struct blk_io *io, const char *options,
                    struct bfs_blk *backing, struct bfs_blk **out);
+/* verify's structure check of one opened layer: for qcow2 every L1/L2
+ * entry inside the file and every compressed cluster decodes (0 for raw);
+ * 0 or -EIO with the reason */
+int blk_qcow2_check(struct bfs_blk *b);
 /* The driver for a name ("raw", "qcow2"), or NULL. */
 blk_open_fn blk_driver(const char *name);
 /* The table's own (static) spelling of a driver name, or NULL. */

@@ -1,11 +1,14 @@
 /* cow.c — the copy-on-write filter: a writable disk over any read-only one.
  *
  * Written bytes go to a scratch file at their guest offset, in whole blocks
- * of COW_BLOCK bytes; a bitmap (chunks allocated on first write) says which
+ * of COW_BLOCK bytes (or the scratch file system's block, if larger, so
+ * that "allocated in the scratch file" means "written"); a bitmap (chunks allocated on first write) says which
  * blocks the scratch holds.  Reads take written blocks from the scratch and
  * the rest from the disk below, so the backup itself is never written.
  * Block status reports written blocks as DATA of layer 0 (plain bytes of
- * the scratch file) and the layers below shifted by one.
+ * the scratch file) and the layers below shifted by one.  A scratch file
+ * that already holds data (written through an earlier mount) is loaded:
+ * its allocated ranges (SEEK_DATA/SEEK_HOLE) are the written blocks.
  *
  * THREAD MODEL (the logic of the mount's scratch overlay): wlock is an
  * rwlock.  Whole-block writes take it shared (they touch only their own
@@ -18,6 +21,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "blk/blk.h"
@@ -26,14 +30,17 @@
 #include "common/ioutil.h"
 #include "common/lock.h"
 
-#define COW_BLOCK 4096u
+#define COW_BLOCK 4096u               /* at least; the scratch file
+                                         system's block size if larger */
+#define COW_BLOCK_MAX (1u << 20)
 #define COW_CHUNK_BITS 26             /* guest bytes per bitmap chunk */
-#define COW_CHUNK_WORDS ((1u << COW_CHUNK_BITS) / COW_BLOCK / 64)
 
 struct cow {
   struct bfs_blk b;
   char *name;
   int fd;
+  uint64_t bs;                        /* block size */
+  size_t words;                       /* bitmap words per chunk */
   pthread_rwlock_t wlock;
   size_t nchunks;
   uint64_t **chunks;                  /* NULL until a block in it is written */
@@ -42,21 +49,21 @@ struct cow {
 static bool
 written(struct cow *c, uint64_t blk)
 {
-  uint64_t bit = blk * COW_BLOCK >> COW_CHUNK_BITS;
+  uint64_t bit = blk * c->bs >> COW_CHUNK_BITS;
   uint64_t *ch = __atomic_load_n(&c->chunks[bit], __ATOMIC_ACQUIRE);
-  uint64_t w = blk % ((uint64_t)COW_CHUNK_WORDS * 64);
+  uint64_t w = blk % ((uint64_t)c->words * 64);
   return ch && (__atomic_load_n(&ch[w / 64], __ATOMIC_ACQUIRE) >> (w % 64) & 1);
 }
 
 static int
 mark(struct cow *c, uint64_t blk)
 {
-  uint64_t **slot = &c->chunks[blk * COW_BLOCK >> COW_CHUNK_BITS];
+  uint64_t **slot = &c->chunks[blk * c->bs >> COW_CHUNK_BITS];
   uint64_t *ch = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-  uint64_t w = blk % ((uint64_t)COW_CHUNK_WORDS * 64);
+  uint64_t w = blk % ((uint64_t)c->words * 64);
 
   if (!ch) {
-    uint64_t *fresh = calloc(COW_CHUNK_WORDS, sizeof *fresh), *none = NULL;
+    uint64_t *fresh = calloc(c->words, sizeof *fresh), *none = NULL;
     if (!fresh)
       return bfs_error(-ENOMEM, "%s: out of memory", c->name);
     if (__atomic_compare_exchange_n(slot, &none, fresh, false,
@@ -76,11 +83,11 @@ mark(struct cow *c, uint64_t blk)
 static uint64_t
 run_end(struct cow *c, uint64_t off, uint64_t end, bool *is_written)
 {
-  uint64_t blk = off / COW_BLOCK;
+  uint64_t blk = off / c->bs;
   *is_written = written(c, blk);
-  for (blk++; blk * COW_BLOCK < end && written(c, blk) == *is_written; blk++)
+  for (blk++; blk * c->bs < end && written(c, blk) == *is_written; blk++)
     ;
-  return blk * COW_BLOCK < end ? blk * COW_BLOCK : end;
+  return blk * c->bs < end ? blk * c->bs : end;
 }
 
 static int
@@ -115,7 +122,7 @@ write_blocks(struct cow *c, const void *buf, size_t len, uint64_t off)
 
   if (r < 0)
     return bfs_error(-EIO, "%s: write: %s", c->name, strerror(-r));
-  for (uint64_t blk = off / COW_BLOCK; blk * COW_BLOCK < off + len; blk++)
+  for (uint64_t blk = off / c->bs; blk * c->bs < off + len; blk++)
     if ((r = mark(c, blk)) < 0)
       return r;
   return 0;
@@ -130,13 +137,13 @@ cow_pwrite(struct bfs_blk *b, const void *buf, size_t len, uint64_t off)
   CLEANUP_FREE unsigned char *tmp = NULL;
   int r = 0;
 
-  if (off % COW_BLOCK == 0 && (end % COW_BLOCK == 0 || end == b->size)) {
+  if (off % c->bs == 0 && (end % c->bs == 0 || end == b->size)) {
     ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE(&c->wlock);
     return write_blocks(c, buf, len, off);
   }
   /* widen to whole blocks: read the edges, lay the new bytes over them */
-  wstart = off / COW_BLOCK * COW_BLOCK;
-  wend = (end + COW_BLOCK - 1) / COW_BLOCK * COW_BLOCK;
+  wstart = off / c->bs * c->bs;
+  wend = (end + c->bs - 1) / c->bs * c->bs;
   if (wend > b->size)
     wend = b->size;
   if (!(tmp = malloc(wend - wstart)))
@@ -215,15 +222,50 @@ static const struct bfs_blk_ops cow_ops = {
   .close = cow_close,
 };
 
+/* The blocks the scratch file already holds: its allocated ranges. */
+static int
+load_written(struct cow *c, uint64_t size)
+{
+  uint64_t pos = 0;
+
+  while (pos < size) {
+    off_t d = lseek(c->fd, (off_t)pos, SEEK_DATA);
+    if (d < 0 && errno == ENXIO)
+      return 0;
+    if (d < 0)
+      return bfs_error(-errno, "%s: SEEK_DATA: %s", c->name, strerror(errno));
+    if ((uint64_t)d >= size)
+      return 0;
+    off_t h = lseek(c->fd, d, SEEK_HOLE);
+    if (h < 0)
+      return bfs_error(-errno, "%s: SEEK_HOLE: %s", c->name, strerror(errno));
+    uint64_t e = (uint64_t)h < size ? (uint64_t)h : size;
+    for (uint64_t blk = (uint64_t)d / c->bs; blk * c->bs < e; blk++) {
+      int r = mark(c, blk);
+      if (r < 0)
+        return r;
+    }
+    pos = e > (uint64_t)d ? e : (uint64_t)d + 1;
+  }
+  return 0;
+}
+
 int
 blk_cow_open(struct bfs_blk *inner, int scratch_fd, const char *name,
              struct bfs_blk **out)
 {
   struct cow *c = calloc(1, sizeof *c);
+  struct statvfs sv;
+  int r;
 
   *out = NULL;
   if (c) {
     c->fd = scratch_fd;
+    c->bs = COW_BLOCK;
+    if (fstatvfs(scratch_fd, &sv) == 0 && sv.f_bsize > COW_BLOCK &&
+        sv.f_bsize <= COW_BLOCK_MAX && !(sv.f_bsize & (sv.f_bsize - 1)))
+      c->bs = sv.f_bsize;
+    c->words = (size_t)((1ull << COW_CHUNK_BITS) / c->bs / 64);
     c->nchunks = (size_t)((inner->size + (1ull << COW_CHUNK_BITS) - 1)
                           >> COW_CHUNK_BITS);
     c->chunks = calloc(c->nchunks ? c->nchunks : 1, sizeof *c->chunks);
@@ -246,6 +288,10 @@ blk_cow_open(struct bfs_blk *inner, int scratch_fd, const char *name,
   c->b.below = inner;
   c->b.info = (struct bfs_blk_info){ .format = "cow",
                                      .virtual_size = inner->size };
+  if ((r = load_written(c, inner->size)) < 0) {
+    bfs_blk_close(&c->b);
+    return r;
+  }
   *out = &c->b;
   return 0;
 }

@@ -95,6 +95,9 @@ void catalog_backups_free(struct catalog_backup *b, size_t n);
  * which names there are.  The one VM@TIME lookup of the program. */
 int catalog_find_backup(const struct catalog_backup *b, size_t n,
                         const char *vm, const char *time);
+/* VM@TIME (or VM: TIME "latest") split into malloc'd vm and time; the one
+ * parser of the program's VM@TIME arguments.  0 or -EINVAL. */
+int catalog_parse_vmtime(const char *arg, char **vm, char **time);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

@@ -232,3 +232,22 @@ catalog_find_backup(const struct catalog_backup *b, size_t n, const char *vm,
   return bfs_error(-ENOENT, "%s@%s: no such point in time (%s .. %s)", vm,
                    time, b[0].name, b[n - 1].name);
 }
+
+int
+catalog_parse_vmtime(const char *arg, char **vm, char **time)
+{
+  const char *at = strrchr(arg, '@');
+
+  *vm = *time = NULL;
+  if (at == arg)
+    return bfs_error(-EINVAL, "%s: expected VM or VM@TIME", arg);
+  *vm = at ? strndup(arg, at - arg) : strdup(arg);
+  *time = strdup(at && at[1] ? at + 1 : "latest");
+  if (!*vm || !*time) {
+    free(*vm);
+    free(*time);
+    *vm = *time = NULL;
+    return bfs_error(-ENOMEM, "out of memory");
+  }
+  return 0;
+}

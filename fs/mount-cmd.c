@@ -564,6 +564,9 @@ run(struct opts *o)
   r = nodes_init();
   if (r < 0)
     return r;
+  r = disks_init();
+  if (r < 0)
+    return r;
   r = tree_refresh(false);
   if (r < 0)
     return r;
@@ -624,6 +627,7 @@ run(struct opts *o)
     fuse_session_unmount(mnt.se);
     return r;
   }
+  bfs_disk_ctx_set_catalog(mnt.disks, mnt.cat);
   bfs_log(BFS_LOG_INFO, "mounted %s at %s: %u VMs, %u backups (%u broken); "
           "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats.vms,
           stats.backups, stats.broken, catalog_path(mnt.cat), bfs_log_where());
@@ -665,6 +669,7 @@ run(struct opts *o)
   files_shutdown();
   disk_idle_flush();
   nodes_free_all();
+  disks_shutdown();
   catalog_close(mnt.cat);
   if (r < 0)
     return bfs_error(r, "FUSE loop: %s", strerror(-r));

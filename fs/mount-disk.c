@@ -1,22 +1,25 @@
-/* mount-disk.c — disks/<disk>.img: lazily opened, shared backing chains.
+/* mount-disk.c — disks/<disk>.img: the mount's side of the disk service.
  *
- * A struct disk is created per disk when the tree is built (cheap: a path
- * and two sizes from the catalog).  The chain is opened on the first open()
- * of the file, under the disk's own mutex, and then shared by every open
- * handle and every reader thread until the disk is dropped from the tree and
- * the last handle closes.  A chain that cannot be opened is not cached: the
- * open fails with EIO (the reason goes to the log once) and a later open
- * tries again, so a repaired repository heals without a remount.
+ * A struct disk is created per disk when the tree is built (cheap: the
+ * catalog's recipe handed to bfs_disk_get(), which shares it with any other
+ * user of the same recipe).  The block stack is opened by the disk service
+ * on the first open() of the file and shared by every handle and reader
+ * thread; stacks no handle uses go on the service's idle LRU (IDLE_CHAINS
+ * open at most).  A stack that cannot be opened is not kept: the open
+ * fails with EIO (the reason goes to the log once) and a later open tries
+ * again, so a repaired repository heals without a remount.
  *
- * Every layer is opened beneath mnt.repo_fd (no symlink followed) and must
- * be the file the catalog recorded for it (path, device, inode, size,
- * mtime): one that is not is a changed backup, so the open fails with EIO,
- * the reason is logged and a rescan is asked for; its bytes are never served.
+ * Every layer is opened beneath the repository's descriptor (no symlink
+ * followed) and must be the file the catalog recorded for it (device,
+ * inode, size, mtime): one that is not is a changed backup, so the open
+ * fails with EIO, the reason is logged and a rescan is asked for; its bytes
+ * are never served.
  *
- * Open chains hold a descriptor per layer, so chains no handle uses go on
- * an idle LRU (idle_lock; taken after a disk's lock, never before) and the
- * oldest are closed beyond IDLE_CHAINS.  d->opens (under d->lock) counts
- * handles using d->chain; a chain is only closed when it is zero.
+ * -o writable: the disk's copy-on-write filter (blk_cow_open over a stack
+ * borrowed from the service, writes in the scratch file) is made under
+ * d->lock on the first open for writing, or on any open when the scratch
+ * file already exists; from then on d->cow never changes while the disk
+ * lives, and every read of the disk goes through it.
  */
 #include "fs/mount.h"
 
@@ -30,36 +33,42 @@
 
 #define IDLE_CHAINS 64
 
-static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct disk *idle_head, *idle_tail;  /* oldest first; each holds a ref */
-static size_t nidle;
-
-static void
-idle_remove(struct disk *d)                 /* idle_lock held */
+int
+disks_init(void)
 {
-  *(d->idle_prev ? &d->idle_prev->idle_next : &idle_head) = d->idle_next;
-  *(d->idle_next ? &d->idle_next->idle_prev : &idle_tail) = d->idle_prev;
-  d->idle_prev = d->idle_next = NULL;
-  d->idle = false;
-  nidle--;
+  struct bfs_disk_opts o = { .idle_max = IDLE_CHAINS };
+  return bfs_disk_ctx_new(mnt.cat, mnt.repo_fd, &o, &mnt.disks);
+}
+
+void
+disks_shutdown(void)
+{
+  bfs_disk_ctx_free(mnt.disks);
+  mnt.disks = NULL;
 }
 
 struct disk *
-disk_new(const char *path, uint64_t size, uint64_t allocated)
+disk_new(const char *path, const struct catalog_disk *cd, const char *owner)
 {
   struct disk *d = calloc(1, sizeof *d);
   if (!d)
     return NULL;
   d->path = strdup(path);
-  if (!d->path) {
+  d->ids = calloc(cd->chain_len + 1, sizeof *d->ids);
+  if (!d->path || !d->ids ||
+      bfs_disk_get(mnt.disks, cd, mnt.writable ? owner : NULL, path,
+                   &d->sd) < 0) {
+    free(d->ids);
+    free(d->path);
     free(d);
     return NULL;
   }
+  d->nids = cd->chain_len;
+  for (size_t i = 0; cd->chain_id && i < cd->chain_len; i++)
+    d->ids[i] = cd->chain_id[i];
   atomic_init(&d->refs, 1);
-  d->scratch_fd = -1;
-  pthread_rwlock_init(&d->wlock, NULL);
-  d->size = size;
-  d->allocated = allocated;
+  d->size = cd->virtual_size;
+  d->allocated = cd->allocated;
   pthread_mutex_init(&d->lock, NULL);
   return d;
 }
@@ -76,172 +85,95 @@ disk_unref(struct disk *d)
 {
   if (!d || atomic_fetch_sub(&d->refs, 1) != 1)
     return;
-  /* the idle list holds a reference: d is not on it */
-  if (d->chain)
-    chain_close(d->chain);
-  if (d->scratch_fd >= 0)
-    close(d->scratch_fd);
+  bfs_blk_close(d->cow);                    /* releases its borrowed stack */
+  bfs_disk_put(d->sd);
   free(d->scratch_path);
-  pthread_rwlock_destroy(&d->wlock);
   pthread_mutex_destroy(&d->lock);
-  for (size_t i = 0; i < d->expect.n; i++)
-    free(d->expect.rel[i]);
-  free((void *)d->expect.rel);
-  free((void *)d->expect.id);
+  free(d->ids);
   free(d->path);
   free(d);
 }
 
-int
-disk_set_chain(struct disk *d, const struct catalog_disk *cd)
+static void
+open_failed(struct disk *d, bool changed)
 {
-  char **rel = calloc(cd->chain_len + 1, sizeof *rel);
-  struct bfs_file_id *id = calloc(cd->chain_len + 1, sizeof *id);
-
-  if (!rel || !id) {
-    free(rel);
-    free(id);
-    return -ENOMEM;
+  if (changed) {
+    bfs_log(BFS_LOG_WARN, "%s: refused, the backup changed since the "
+            "catalog was built: %s; rescanning", d->path, bfs_last_error());
+    tree_request_rescan();
   }
-  d->expect.rel = rel;
-  d->expect.id = id;
-  for (size_t i = 0; i < cd->chain_len; i++) {
-    if (!(rel[i] = strdup(cd->chain[i])))
-      return -ENOMEM;                       /* disk_unref frees what is set */
-    d->expect.n = i + 1;
-    if (cd->chain_id)
-      id[i] = cd->chain_id[i];
+  else {
+    if (!d->warned)
+      bfs_log(BFS_LOG_WARN, "%s: cannot open chain: %s", d->path,
+              bfs_last_error());
+    d->warned = true;
+  }
+}
+
+/* -o writable: the copy-on-write filter over the disk (d->lock held) */
+static int
+make_cow(struct disk *d, bool create)
+{
+  struct bfs_blk *below, *cow;
+  bool changed = false;
+  int fd = scratch_open(d, create), r;
+
+  if (fd < 0)
+    return create ? -EIO : 0;               /* none yet: reads the backup */
+  if ((r = bfs_disk_borrow(d->sd, &below, &changed)) < 0) {
+    close(fd);
+    open_failed(d, changed);
+    return -EIO;
+  }
+  if ((r = blk_cow_open(below, fd, d->scratch_path, &cow)) < 0) {
+    bfs_log(BFS_LOG_WARN, "%s: %s", d->scratch_path, bfs_last_error());
+    return -EIO;
+  }
+  __atomic_store_n(&d->cow, cow, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int
+disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out)
+{
+  bool changed = false;
+  int r;
+
+  *out = NULL;
+  bfs_clear_error();
+  if ((r = bfs_disk_acquire(d->sd, out, &changed)) < 0) {
+    open_failed(d, changed);
+    return -EIO;
+  }
+  if (mnt.writable && d->scratch_path) {
+    pthread_mutex_lock(&d->lock);
+    r = d->cow ? 0 : make_cow(d, for_write);
+    pthread_mutex_unlock(&d->lock);
+    if (r < 0) {
+      bfs_disk_release(d->sd);
+      *out = NULL;
+      return r;
+    }
   }
   return 0;
 }
 
-struct check_ctx {
-  const struct bfs_chain_ids *expect;
-  bool changed;
-};
-
-static int
-check_layer(void *opaque, size_t depth, const char *rel, const struct stat *st)
+struct bfs_blk *
+disk_target(struct disk *d, struct bfs_blk *base)
 {
-  struct check_ctx *x = opaque;
-  int r = bfs_chain_ids_check((void *)x->expect, depth, rel, st);
-  if (r < 0)
-    x->changed = true;
-  return r;
+  struct bfs_blk *cow = __atomic_load_n(&d->cow, __ATOMIC_ACQUIRE);
+  return cow ? cow : base;
 }
 
-int
-disk_chain(struct disk *d, chain_t **out)
-{
-  int r = 0;
-  bool was_idle = false;
-
-  pthread_mutex_lock(&d->lock);
-  if (!d->chain) {
-    struct check_ctx x = { .expect = &d->expect };
-    struct chain_opts opts = {
-      .resolve = catalog_resolve_backing,
-      .resolve_opaque = mnt.cat,
-      .root = mnt.repo,
-      .root_fd = mnt.repo_fd,
-      .check = check_layer,
-      .check_opaque = &x,
-      .format = catalog_image_format,
-    };
-    chain_t *c;
-    bfs_clear_error();
-    r = chain_open(d->path, &opts, &c);
-    /* a symlink, a vanished or non-regular file where the catalog has an
-     * image: the repository changed since the scan, like a failed check */
-    if (r == -ELOOP || r == -EXDEV || r == -ENOENT || r == -EINVAL)
-      x.changed = true;
-    if (r < 0 && x.changed) {
-      bfs_log(BFS_LOG_WARN, "%s: refused, the backup changed since the "
-              "catalog was built: %s; rescanning", d->path, bfs_last_error());
-      tree_request_rescan();
-      r = -EIO;
-    }
-    else if (r < 0) {
-      if (!d->warned)
-        bfs_log(BFS_LOG_WARN, "%s: cannot open chain: %s", d->path,
-                bfs_last_error());
-      d->warned = true;
-      r = -EIO;
-    }
-    else {
-      d->chain = c;
-      if (d->size != chain_size(c))
-        bfs_log(BFS_LOG_WARN, "%s: virtual size %" PRIu64 " differs from the "
-                "catalog's %" PRIu64, d->path, chain_size(c), d->size);
-    }
-  }
-  if (r == 0) {
-    d->opens++;
-    pthread_mutex_lock(&idle_lock);
-    if (d->idle) {
-      idle_remove(d);
-      was_idle = true;
-    }
-    pthread_mutex_unlock(&idle_lock);
-  }
-  *out = d->chain;
-  pthread_mutex_unlock(&d->lock);
-  if (was_idle)
-    disk_unref(d);                          /* the idle list's reference */
-  return r;
-}
-
-/* A handle is done with d->chain: park an unused chain on the idle list
- * and close the oldest idle ones beyond IDLE_CHAINS. */
 void
 disk_release(struct disk *d)
 {
-  pthread_mutex_lock(&d->lock);
-  if (--d->opens == 0 && d->chain) {
-    pthread_mutex_lock(&idle_lock);
-    if (!d->idle) {
-      disk_ref(d);
-      d->idle = true;
-      d->idle_prev = idle_tail;
-      d->idle_next = NULL;
-      *(idle_tail ? &idle_tail->idle_next : &idle_head) = d;
-      idle_tail = d;
-      nidle++;
-    }
-    pthread_mutex_unlock(&idle_lock);
-  }
-  pthread_mutex_unlock(&d->lock);
-
-  for (;;) {
-    pthread_mutex_lock(&idle_lock);
-    struct disk *old = nidle > IDLE_CHAINS ? idle_head : NULL;
-    if (old)
-      idle_remove(old);
-    pthread_mutex_unlock(&idle_lock);
-    if (!old)
-      break;
-    pthread_mutex_lock(&old->lock);
-    if (old->opens == 0 && old->chain && !old->idle) {
-      chain_close(old->chain);
-      old->chain = NULL;
-    }
-    pthread_mutex_unlock(&old->lock);
-    disk_unref(old);
-  }
+  bfs_disk_release(d->sd);
 }
 
-/* Close every idle chain (unmount). */
 void
 disk_idle_flush(void)
 {
-  for (;;) {
-    pthread_mutex_lock(&idle_lock);
-    struct disk *d = idle_head;
-    if (d)
-      idle_remove(d);
-    pthread_mutex_unlock(&idle_lock);
-    if (!d)
-      break;
-    disk_unref(d);
-  }
+  if (mnt.disks)
+    bfs_disk_ctx_flush(mnt.disks);
 }

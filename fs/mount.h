@@ -15,20 +15,21 @@
  *                             Read-locked by lookup/getattr/opendir/open;
  *                             write-locked only by a refresh applying its diff
  *                             and by forget freeing nodes.  Never held while
- *                             calling the catalog, the image core, guestfs or
- *                             fuse_lowlevel_notify_*.
- *   disk.lock       (mutex)   one disk's lazy chain_open.  Once d->chain is
- *                             set it never changes while the disk lives.
- *   disk.wlock      (rwlock)  -o writable only: a write covering part of a
- *                             scratch block (read-modify-write) holds it
- *                             exclusively, whole-block writes shared.  Reads
- *                             do not take it.  Taken before disk.lock.
+ *                             calling the catalog, the disk service,
+ *                             guestfs or fuse_lowlevel_notify_*.
+ *   disk.lock       (mutex)   -o writable only: making one disk's
+ *                             copy-on-write overlay (d->cow).  Once set it
+ *                             never changes while the disk lives.  Block
+ *                             stacks belong to the disk service
+ *                             (disk/disk.h; its locks are taken after
+ *                             ours); partial-block writes lock inside the
+ *                             COW filter (blk/cow.c).
  *   mnt.q_lock      (mutex)   the queue of pending kernel invalidations.
  *
  *   The read path takes no lock of ours: open() resolves the node under the
  *   read lock, takes counted references to the payload (a struct disk or a
  *   struct blob) and stores them in fi->fh; read()/lseek() use only that
- *   handle, and the image core is thread-safe.  node.nlookup is atomic;
+ *   handle, and every bfs_blk is thread-safe.  node.nlookup is atomic;
  *   payload reference counts are atomic.
  *
  *   Invalidations are never sent from a request thread (the kernel may hold
@@ -64,7 +65,8 @@
 #include "catalog/catalog.h"
 #include "common/beneath.h"
 #include "fs/mount-config.h"
-#include "image/image.h"
+#include "blk/blk.h"
+#include "disk/disk.h"
 
 #if HAVE_GUESTFS
 #include "guest/guest.h"
@@ -96,39 +98,38 @@ struct disk {                       /* disks/<disk>.img */
   atomic_uint refs;
   char *path;                       /* absolute path of the top image */
   uint64_t size, allocated;
-  struct bfs_chain_ids expect;      /* the catalog's layers and identities */
+  struct bfs_file_id *ids;          /* the catalog's layer identities */
+  size_t nids;
   struct perm perm;                 /* all layers' permissions combined */
-  pthread_mutex_t lock;
-  chain_t *chain;                   /* opened lazily, then immutable */
+  struct bfs_disk *sd;              /* the disk service's shared disk */
+  pthread_mutex_t lock;             /* making cow */
+  struct bfs_blk *cow;              /* -o writable: set once, then immutable */
   bool warned;                      /* open failure logged once */
-  unsigned opens;                   /* handles using chain (under lock) */
-  bool idle;                        /* on the idle list (idle_lock) */
-  struct disk *idle_prev, *idle_next;
   char *scratch_path;               /* -o writable: its scratch file */
-  int scratch_fd;                   /* -1 until opened (under lock) */
-  pthread_rwlock_t wlock;           /* partial-block writes: exclusive */
 };
-struct disk *disk_new(const char *path, uint64_t size, uint64_t allocated);
-/* copy the catalog's chain (paths and identities) into d: 0 or -ENOMEM */
-int disk_set_chain(struct disk *d, const struct catalog_disk *cd);
+/* the disk service's context for the mount (mnt.disks) */
+int disks_init(void);
+void disks_shutdown(void);
+/* a disk of the tree from the catalog's recipe; owner: "vm/time/disk" */
+struct disk *disk_new(const char *path, const struct catalog_disk *cd,
+                      const char *owner);
 struct disk *disk_ref(struct disk *d);
 void disk_unref(struct disk *d);
-/* the disk's chain, opened on first use, for one more handle: 0 or -EIO */
-int disk_chain(struct disk *d, chain_t **out);
-/* that handle is done with the chain */
+/* the disk's stack, opened on first use, for one more handle: 0 or -EIO;
+ * for_write makes the -o writable overlay */
+int disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out);
+/* what reads and writes of the disk go to: the overlay once there is one,
+ * else base (the handle's stack) */
+struct bfs_blk *disk_target(struct disk *d, struct bfs_blk *base);
+/* that handle is done with the stack */
 void disk_release(struct disk *d);
 void disk_idle_flush(void);
 
 /* mount-scratch.c — -o writable */
 int scratch_init(const char *dir);
-int scratch_fd(struct disk *d, bool create);
-int scratch_pread(struct disk *d, chain_t *c, void *buf, size_t len,
-                  uint64_t off);
-int scratch_pwrite(struct disk *d, chain_t *c, const void *buf, size_t len,
-                   uint64_t off);
-int scratch_lseek(struct disk *d, uint64_t size, uint64_t pos, int whence,
-                  int (*chain_seek)(void *, uint64_t, int, uint64_t *),
-                  void *opaque, uint64_t *out);
+/* the disk's scratch file, read-write: opened if it exists, created (with
+ * the disk's size) if create; a new descriptor, or -errno */
+int scratch_open(struct disk *d, bool create);
 
 /* ---- the tree ---- */
 
@@ -174,6 +175,7 @@ struct mnt {
   gid_t gid;
   time_t start;
   double entry_timeout;
+  struct bfs_disk_ctx *disks;       /* the disk service (disk/disk.h) */
   bool writable;                    /* -o writable: disks take writes */
   char *scratch;                    /* their scratch directory */
 

@@ -2,13 +2,16 @@
  *
  * Metadata requests resolve inodes under the tree read lock and copy out
  * what they need.  open() turns a node into a handle holding counted
- * references (disk + its chain, a blob, a file descriptor, a guest path);
+ * references (disk + its block stack, a blob, a file descriptor, a guest
+ * path);
  * read() and lseek() then touch only the handle — no lock of ours on the
  * read path (THREAD MODEL in mount.h).  Directory listings are snapshotted
  * at opendir so offsets stay stable while the tree changes.
  *
- * Everything is read-only: each modifying operation answers EROFS.  Read
- * failures are EIO; nothing here can take the mount down.
+ * Everything is read-only (each modifying operation answers EROFS) except,
+ * with -o writable, the disks: their writes go to the disk's bfs_blk (the
+ * copy-on-write filter).  Read failures are EIO; nothing here can take the
+ * mount down.
  */
 #include "fs/mount.h"
 
@@ -29,7 +32,7 @@
 struct handle {
   enum node_kind kind;
   struct disk *disk;
-  chain_t *chain;
+  struct bfs_blk *blk;              /* N_DISK: the disk's stack (acquired) */
   uint64_t size;
   struct blob *blob;
   int fd;
@@ -232,7 +235,7 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void
 handle_free(struct handle *h)
 {
-  if (h->chain)
+  if (h->blk)
     disk_release(h->disk);
   if (h->disk)
     disk_unref(h->disk);
@@ -310,9 +313,9 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
   pthread_rwlock_unlock(&mnt.tree_lock);
   if (r == 0 && h->disk) {
-    r = disk_chain(h->disk, &h->chain);     /* lazily, outside the tree lock */
-    if (r == 0 && chain_size(h->chain) < h->size)
-      h->size = chain_size(h->chain);
+    r = disk_open_blk(h->disk, wr, &h->blk);  /* lazily, outside the lock */
+    if (r == 0 && h->blk->size < h->size)
+      h->size = h->blk->size;
   }
   if (r == 0 && h->kind == N_GUEST) {
     struct stat st;
@@ -360,8 +363,7 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     return;
   }
   bfs_clear_error();
-  int r = mnt.writable ? scratch_pread(h->disk, h->chain, buf, size, off)
-                       : chain_pread(h->chain, buf, size, off);
+  int r = bfs_blk_pread(disk_target(h->disk, h->blk), buf, size, off);
   if (r < 0) {
     bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
             size, (uint64_t)off, bfs_last_error());
@@ -414,23 +416,24 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
 }
 
-/* Where data (or a hole) starts at or after pos in the chain; size when
- * there is none. */
+/* Where data (or a hole) starts at or after pos in the disk, by block
+ * status (DATA is data; ZERO and HOLE read as zeros); size when there is
+ * none. */
 static int
-chain_seek(void *opaque, uint64_t pos, int whence, uint64_t *out)
+disk_seek(struct handle *h, uint64_t pos, int whence, uint64_t *out)
 {
-  struct handle *h = opaque;
-  struct chain_extent ext;
+  struct bfs_blk *b = disk_target(h->disk, h->blk);
+  struct bfs_blk_status st;
 
   while (pos < h->size) {
-    if (chain_extent_at(h->chain, pos, &ext) < 0 || ext.len == 0) {
-      bfs_log(BFS_LOG_WARN, "%s: extent at %" PRIu64 ": %s", h->disk->path,
-              pos, bfs_last_error());
+    if (bfs_blk_block_status(b, pos, h->size - pos, &st) < 0) {
+      bfs_log(BFS_LOG_WARN, "%s: block status at %" PRIu64 ": %s",
+              h->disk->path, pos, bfs_last_error());
       return -EIO;
     }
-    if ((ext.kind == CHAIN_EXTENT_DATA) == (whence == SEEK_DATA))
+    if ((st.kind == BFS_BLK_DATA) == (whence == SEEK_DATA))
       break;
-    pos = ext.off + ext.len;
+    pos += st.len;
   }
   *out = pos < h->size ? pos : h->size;
   return 0;
@@ -459,9 +462,7 @@ op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     fuse_reply_err(req, ENXIO);
     return;
   }
-  int r = mnt.writable
-    ? scratch_lseek(h->disk, h->size, pos, whence, chain_seek, h, &pos)
-    : chain_seek(h, pos, whence, &pos);
+  int r = disk_seek(h, pos, whence, &pos);
   if (r < 0)
     fuse_reply_err(req, EIO);
   else if (whence == SEEK_DATA && pos >= h->size)
@@ -707,7 +708,7 @@ op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   if (size > h->size - off)
     size = h->size - off;
   bfs_clear_error();
-  int r = scratch_pwrite(h->disk, h->chain, buf, size, off);
+  int r = bfs_blk_pwrite(disk_target(h->disk, h->blk), buf, size, off);
   if (r < 0) {
     bfs_log(BFS_LOG_WARN, "%s: write %zu at %" PRIu64 ": %s",
             h->disk->scratch_path, size, (uint64_t)off, bfs_last_error());
@@ -722,8 +723,9 @@ op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
          struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-  int fd = h->kind == N_DISK && mnt.writable ? scratch_fd(h->disk, false) : -1;
-  fuse_reply_err(req, fd >= 0 && fdatasync(fd) < 0 ? EIO : 0);
+  struct bfs_blk *b = h->kind == N_DISK && mnt.writable
+                     ? disk_target(h->disk, h->blk) : NULL;
+  fuse_reply_err(req, b && bfs_blk_flush(b) < 0 ? EIO : 0);
 }
 
 static void

@@ -225,10 +225,10 @@ backup_same(const struct node *bn, const struct want *w)
         !(dn = node_kid(dd, name)) || !dn->disk)
       continue;
     if (!perm_eq(&dn->disk->perm, &w->disks[i]) ||
-        dn->disk->expect.n != cd->chain_len)
+        dn->disk->nids != cd->chain_len)
       return false;
     for (size_t k = 0; k < cd->chain_len; k++)
-      if (!id_eq(&dn->disk->expect.id[k], &cd->chain_id[k]))
+      if (!id_eq(&dn->disk->ids[k], &cd->chain_id[k]))
         return false;
   }
   return true;
@@ -296,13 +296,11 @@ build_backup(struct node *bn, const struct want *w)
         snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
         (int)sizeof path || node_kid(dd, name))
       continue;
-    struct disk *d = disk_new(path, cd->virtual_size, cd->allocated);
+    char owner[3 * NAME_MAX + 8];
+    snprintf(owner, sizeof owner, "%s/%s/%s", b->vm, b->name, name);
+    struct disk *d = disk_new(path, cd, owner);
     if (!d)
       continue;
-    if (disk_set_chain(d, cd) < 0) {
-      disk_unref(d);
-      continue;
-    }
     if (w->disks)
       d->perm = w->disks[i];
     if (mnt.scratch &&

@@ -3,7 +3,7 @@
  *   progress.c  progress line (rate, ETA) on a terminal, token-bucket limiter
  *   util.c      small helpers: sizes, backup.json, qemu-img runs, zero checks
  *   source.c    a disk to read: a mounted disks/<disk>.img (SEEK_DATA/HOLE)
- *               or a point in time of a repository (image/ + catalog/)
+ *   source-repo.c  or a point in time of a repository (disk/ service)
  *   disk.c      restore disk          quick.c / domxml.c  restore quick
  *   file.c      restore file          verify.c / vstate.c verify
  */
@@ -99,12 +99,7 @@ int restore_src_qemu_spec(struct rsrc *s, char **spec, const char **fmt);
 /* open the catalog of repo and bring it up to date */
 int restore_open_catalog(const char *repo, const char *catalog_path,
                          catalog_t **out);
-/* index of the backup named time ("latest": the newest) in b[0..n) */
-int restore_find_backup(struct catalog_backup *b, size_t n, const char *vm,
-                        const char *time);
 
-/* VM@TIME: split into vm and time ("latest" when absent); malloc'd */
-int restore_split_vmtime(const char *arg, char **vm, char **time);
 
 /* ---- domain XML (domxml.c) ---- */
 struct domxml_disk {

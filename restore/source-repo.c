@@ -1,13 +1,13 @@
 /* source-repo.c — restore sources read straight from a repository.
  *
  * VM@TIME is looked up in the catalog (updated first, which is incremental
- * and cheap), its disk's chain opened with image/ using the catalog's
- * backing resolution, and read by the chain's merged extent map.  For
- * qemu-img the chain is spelled as a json: filename naming every layer's
- * resolved path, so qemu never has to follow a dangling backing name.
- * Every layer is opened beneath the repository's descriptor (no symlink
- * followed) and must be the file the catalog recorded (bfs_chain_ids_check):
- * a backup changed since the scan is refused, never restored.
+ * and cheap) and its disk opened by the disk service (disk/disk.h): the
+ * recipe the scan resolved, every layer opened beneath the repository's
+ * descriptor and checked to be the file the catalog recorded (a backup
+ * changed since the scan is refused, never restored), read through the
+ * caching filter.  For qemu-img the recipe is spelled as a json: filename
+ * naming every layer's path and driver, so qemu never has to follow a
+ * dangling backing name.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,13 +18,15 @@
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/image.h"
+#include "disk/disk.h"
 #include "restore/restore-int.h"
 
 struct repo_src {
   catalog_t *cat;
-  chain_t *chain;
   int repo_fd;
+  struct bfs_disk_ctx *ctx;
+  struct bfs_disk *disk;
+  struct bfs_blk *blk;
 };
 
 int
@@ -48,38 +50,17 @@ restore_open_catalog(const char *repo, const char *catalog_path,
   return 0;
 }
 
-int
-restore_find_backup(struct catalog_backup *b, size_t n, const char *vm,
-                    const char *time)
-{
-  if (n == 0)
-    return bfs_error(-ENOENT, "%s: no backups of this VM in the repository",
-                     vm);
-  if (!strcmp(time, "latest"))
-    return n - 1;
-  for (size_t i = 0; i < n; i++)
-    if (!strcmp(b[i].name, time))
-      return i;
-  return bfs_error(-ENOENT, "%s@%s: no such point in time (%s .. %s)", vm,
-                   time, b[0].name, b[n - 1].name);
-}
-
 static int
 r_extent(struct rsrc *s, uint64_t off, uint64_t *len, bool *data)
 {
   struct repo_src *p = s->priv;
-  struct chain_extent e;
-  int r = chain_extent_at(p->chain, off, &e);
+  struct bfs_blk_status st;
+  int r = bfs_blk_block_status(p->blk, off, s->size - off, &st);
 
   if (r < 0)
     return r;
-  if (e.off > off || e.off + e.len <= off)
-    return bfs_error(-EIO, "%s: extent map does not cover %llu", s->name,
-                     (unsigned long long) off);
-  *data = e.kind == CHAIN_EXTENT_DATA;
-  *len = e.off + e.len - off;
-  if (*len > s->size - off)
-    *len = s->size - off;
+  *data = st.kind == BFS_BLK_DATA;
+  *len = st.len;
   return 0;
 }
 
@@ -87,7 +68,7 @@ static int
 r_pread(struct rsrc *s, void *buf, size_t len, uint64_t off)
 {
   struct repo_src *p = s->priv;
-  return chain_pread(p->chain, buf, len, off);
+  return bfs_blk_pread(p->blk, buf, len, off);
 }
 
 /* {"driver":fmt,"file":{"driver":"file","filename":path},"backing":...} */
@@ -96,17 +77,23 @@ r_qemu_spec(struct rsrc *s, char **spec, const char **fmt)
 {
   struct repo_src *p = s->priv;
   json_object *below = NULL;
-  size_t depth = chain_depth(p->chain);
+  size_t depth = bfs_disk_layers(p->disk);
 
   for (size_t i = depth; i-- > 0;) {
-    const img_t *img = chain_layer(p->chain, i);
-    bool qcow2 = img_get_info(img)->format == IMG_FORMAT_QCOW2;
+    bool qcow2 = !strcmp(bfs_disk_layer_driver(p->disk, i), "qcow2");
     json_object *node = json_object_new_object();
     json_object *file = json_object_new_object();
+    CLEANUP_FREE char *path = NULL;
 
+    if (asprintf(&path, "%s/%s", bfs_disk_repo(p->disk),
+                 bfs_disk_layer_locator(p->disk, i)) < 0) {
+      json_object_put(below);
+      json_object_put(node);
+      json_object_put(file);
+      return bfs_error(-ENOMEM, "out of memory");
+    }
     json_object_object_add(file, "driver", json_object_new_string("file"));
-    json_object_object_add(file, "filename",
-                           json_object_new_string(chain_layer_path(p->chain, i)));
+    json_object_object_add(file, "filename", json_object_new_string(path));
     json_object_object_add(node, "driver",
                            json_object_new_string(qcow2 ? "qcow2" : "raw"));
     json_object_object_add(node, "file", file);
@@ -135,8 +122,8 @@ r_close(struct rsrc *s)
 {
   struct repo_src *p = s->priv;
 
-  if (p->chain)
-    chain_close(p->chain);
+  bfs_disk_close(p->disk);
+  bfs_disk_ctx_free(p->ctx);
   if (p->cat)
     catalog_close(p->cat);
   if (p->repo_fd >= 0)
@@ -151,15 +138,12 @@ int
 restore_src_repo(const char *repo, const char *catalog_path,
                  const char *vmtime, const char *disk, struct rsrc **out)
 {
-  CLEANUP_FREE char *vm = NULL, *time = NULL, *top = NULL;
-  struct catalog_backup *b = NULL;
-  struct catalog_disk *d = NULL;
+  CLEANUP_FREE char *vm = NULL, *time = NULL;
   struct repo_src *p;
   struct rsrc *s;
-  size_t n = 0;
-  int r, i;
+  int r;
 
-  r = restore_split_vmtime(vmtime, &vm, &time);
+  r = catalog_parse_vmtime(vmtime, &vm, &time);
   if (r < 0)
     return r;
   s = calloc(1, sizeof *s);
@@ -176,47 +160,21 @@ restore_src_repo(const char *repo, const char *catalog_path,
   r = restore_open_catalog(repo, catalog_path, &p->cat);
   if (r < 0)
     goto fail;
-  r = catalog_backups(p->cat, vm, &b, &n);
-  if (r < 0)
+  if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
     goto fail;
-  r = i = restore_find_backup(b, n, vm, time);
-  if (r < 0)
+  if ((r = bfs_disk_ctx_new(p->cat, p->repo_fd, NULL, &p->ctx)) < 0 ||
+      (r = bfs_disk_open(p->ctx, vm, time, disk, &p->disk)) < 0)
     goto fail;
-  for (size_t k = 0; k < b[i].ndisks; k++)
-    if (!strcmp(b[i].disks[k].name, disk))
-      d = &b[i].disks[k];
-  if (!d) {
-    r = bfs_error(-ENOENT, "%s@%s: no disk named '%s'", vm, b[i].name, disk);
-    goto fail;
-  }
-  if (asprintf(&s->name, "%s@%s/%s", vm, b[i].name, disk) < 0 ||
-      asprintf(&top, "%s/%s", catalog_repo(p->cat), d->image) < 0) {
+  p->blk = bfs_disk_blk(p->disk);
+  if (!(s->name = strdup(bfs_disk_name(p->disk)))) {
     r = bfs_error(-ENOMEM, "out of memory");
     goto fail;
   }
-  if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
-    goto fail;
-  struct bfs_chain_ids ids = { d->chain_len, d->chain, d->chain_id };
-  struct chain_opts co = { .resolve = catalog_resolve_backing,
-                           .resolve_opaque = p->cat,
-                           .root = catalog_repo(p->cat),
-                           .root_fd = p->repo_fd,
-                           .check = bfs_chain_ids_check,
-                           .check_opaque = &ids,
-                           .format = catalog_image_format };
-  r = chain_open(top, &co, &p->chain);
-  if (r < 0) {
-    bfs_error_prefix(r, "%s: ", s->name);
-    goto fail;
-  }
-  s->size = chain_size(p->chain);
-  catalog_backups_free(b, n);
+  s->size = p->blk->size;
   *out = s;
   return 0;
 
 fail:
-  if (b)
-    catalog_backups_free(b, n);
   restore_src_close(s);
   return r;
 }

@@ -189,20 +189,3 @@ restore_have_program(const char *prog)
   }
   return false;
 }
-
-int
-restore_split_vmtime(const char *arg, char **vm, char **time)
-{
-  const char *at = strrchr(arg, '@');
-
-  if (at == arg)
-    return bfs_error(-EINVAL, "%s: expected VM or VM@TIME", arg);
-  *vm = at ? strndup(arg, at - arg) : strdup(arg);
-  *time = strdup(at && at[1] ? at + 1 : "latest");
-  if (!*vm || !*time) {
-    free(*vm);
-    free(*time);
-    return bfs_error(-ENOMEM, "out of memory");
-  }
-  return 0;
-}

@@ -1,15 +1,17 @@
 /* verify.c — `backupfs verify REPO [VM[@TIME]]`: check backups end to end.
  *
  * For every point in time selected (after bringing the catalog up to date):
- *   1. every image file of its chain, once per run however many points in
- *      time share it: the header opens, img_check walks the L1/L2 tables
- *      (inside the file) and decompresses every compressed cluster, and the
- *      xxh3-128 of the file's raw bytes is compared with the one recorded
- *      on its first verification (vstate.c), or recorded now;
- *   2. the chain opens through the catalog's backing resolution (loops,
- *      missing layers and depth are chain_open's faults);
- *   3. a full read: every DATA extent of the point in time through
- *      chain_pread, so each cluster of each layer that the point in time
+ *   1. every image file of its recipe, once per run however many points in
+ *      time share it: the header opens as the recipe's driver,
+ *      blk_qcow2_check walks the L1/L2 tables (inside the file) and
+ *      decompresses every compressed cluster, and the xxh3-128 of the
+ *      file's raw bytes is compared with the one recorded on its first
+ *      verification (vstate.c), or recorded now;
+ *   2. the recipe opens through the disk service (disk/disk.h: the chain
+ *      the scan resolved and checked; a broken one is the catalog's
+ *      status, a swapped file a fault);
+ *   3. a full read: every DATA extent (block status) of the point in time
+ *      through the stack, so each cluster of each layer that the point in time
  *      shows is read and decoded.  Points in time go oldest first; data
  *      showing through from a lower layer whose own point in time was read
  *      in full earlier in the run is not read again (--reread does), so a
@@ -35,7 +37,8 @@
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/image.h"
+#include "blk/blk.h"
+#include "disk/disk.h"
 #include "restore/restore.h"
 #include "restore/restore-int.h"
 
@@ -54,6 +57,7 @@ struct vctx {
   catalog_t *cat;
   const char *repo;               /* absolute, from the catalog */
   int repo_fd;                    /* files open beneath it */
+  struct bfs_disk_ctx *disks;     /* the disk service over them */
   struct vstate *state;
   bool no_checksum, reset, reread;
   uint64_t read_bytes, reused_bytes;
@@ -157,12 +161,14 @@ checksum(struct vctx *v, const char *path, bool record)
   return r < 0 ? r : 0;
 }
 
-/* structure and checksum of one image file, once per run */
+/* structure and checksum of layer i of disk d (path: its full path), once
+ * per run: opened alone as the recipe's driver (identity checked), then
+ * blk_qcow2_check's table walk */
 static int
-check_file(struct vctx *v, const char *path)
+check_file(struct vctx *v, struct bfs_disk *d, size_t i, const char *path)
 {
   struct fres key = { .path = (char *) path }, **found, *f;
-  img_t *img = NULL;
+  struct bfs_blk *b = NULL;
   int r;
 
   if ((found = tfind(&key, &v->files, fres_cmp))) {
@@ -170,16 +176,12 @@ check_file(struct vctx *v, const char *path)
       bfs_error((*found)->r, "%s", (*found)->msg);
     return (*found)->r;
   }
-  struct img_io io;
-  r = img_io_file_beneath(v->repo_fd, v->repo, repo_rel(v, path), &io);
-  if (r == 0)
-    r = img_open_io_fmt(&io, path, catalog_image_format(v->cat, path), &img);
+  r = bfs_disk_inspect(d, i, &b);
   if (r == 0) {
-    const struct img_info *in = img_get_info(img);
     /* an encrypted image's data cannot be checked: header and checksum */
-    if (!in->encrypted)
-      r = img_check(img);
-    img_close(img);
+    if (!bfs_blk_info(b)->encrypted)
+      r = blk_qcow2_check(b);
+    bfs_blk_close(b);
   }
   if (!v->no_checksum && r != -ENOENT) {
     /* a file that fails its check is compared but never recorded */
@@ -222,42 +224,49 @@ fres_get(struct vctx *v, const char *path)
  * time, and a lower layer only shows through where nothing covers it): it
  * counts as checked without being read again, unless --reread. */
 static int
-full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
+full_read(struct vctx *v, struct bfs_disk *d, struct bfs_blk *c,
+          const char *label, uint64_t *bytes)
 {
-  uint64_t size = chain_size(c), off = 0, total = 0;
-  size_t depth = chain_depth(c);
+  uint64_t size = c->size, off = 0, total = 0;
+  size_t depth = bfs_disk_layers(d);
   CLEANUP_FREE bool *done = calloc(depth, sizeof *done);
-  struct chain_extent e;
+  struct bfs_blk_status e;
   struct progress pr;
   struct fres *f;
   int r = 0;
 
   if (!done)
     return bfs_error(-ENOMEM, "out of memory");
-  for (size_t i = 1; i < depth && !v->reread; i++)
-    done[i] = (f = fres_get(v, chain_layer_path(c, i))) && f->data_read;
-  chain_allocated(c, &total);
+  for (size_t i = 1; i < depth && !v->reread; i++) {
+    CLEANUP_FREE char *p = NULL;
+    if (asprintf(&p, "%s/%s", v->repo, bfs_disk_layer_locator(d, i)) < 0)
+      return bfs_error(-ENOMEM, "out of memory");
+    done[i] = (f = fres_get(v, p)) && f->data_read;
+  }
+  for (uint64_t o = 0; o < size;) {        /* the total, for progress */
+    if ((r = bfs_blk_block_status(c, o, size - o, &e)) < 0)
+      return r;
+    if (e.kind == BFS_BLK_DATA)
+      total += e.len;
+    o += e.len;
+  }
   restore_progress_init(&pr, label, total, false);
   *bytes = 0;
   while (off < size && r == 0) {
-    r = chain_extent_at(c, off, &e);
+    r = bfs_blk_block_status(c, off, size - off, &e);
     if (r < 0)
       break;
-    uint64_t end = e.off + e.len < size ? e.off + e.len : size;
-    if (end <= off) {
-      r = bfs_error(-EIO, "%s: empty extent at %" PRIu64, label, off);
-      break;
-    }
-    if (e.kind == CHAIN_EXTENT_DATA && e.layer > 0 && (size_t) e.layer < depth
+    uint64_t end = off + e.len;
+    if (e.kind == BFS_BLK_DATA && e.layer > 0 && (size_t) e.layer < depth
         && done[e.layer]) {
       *bytes += end - off;
       v->reused_bytes += end - off;
       restore_progress_add(&pr, end - off);
     }
-    else if (e.kind == CHAIN_EXTENT_DATA)
+    else if (e.kind == BFS_BLK_DATA)
       for (uint64_t o = off; o < end && r == 0;) {
         size_t n = end - o < CHUNK ? end - o : CHUNK;
-        r = chain_pread(c, v->buf, n, o);
+        r = bfs_blk_pread(c, v->buf, n, o);
         if (r < 0)
           bfs_error_prefix(r, "read at %" PRIu64 ": ", o);
         *bytes += n;
@@ -269,8 +278,12 @@ full_read(struct vctx *v, chain_t *c, const char *label, uint64_t *bytes)
   }
   if (pr.tty)
     fprintf(stderr, "\r\033[K");
-  if (r == 0 && (f = fres_get(v, chain_layer_path(c, 0))))
-    f->data_read = true;
+  if (r == 0) {
+    CLEANUP_FREE char *p = NULL;
+    if (asprintf(&p, "%s/%s", v->repo, bfs_disk_layer_locator(d, 0)) >= 0 &&
+        (f = fres_get(v, p)))
+      f->data_read = true;
+  }
   return r;
 }
 
@@ -295,52 +308,43 @@ static void
 verify_disk(struct vctx *v, const struct catalog_backup *b,
             const struct catalog_disk *d)
 {
-  CLEANUP_FREE char *top = NULL, *label = NULL;
-  chain_t *c = NULL;
+  CLEANUP_FREE char *label = NULL;
+  struct bfs_disk *sd = NULL;
+  struct bfs_blk *c = NULL;
   uint64_t bytes = 0;
   size_t layers = d->chain_len;
   int r = 0;
 
   if (asprintf(&label, "%s@%s/%s", b->vm, b->name, d->name) < 0)
     return;
-  /* every file the catalog names, then the chain as image/ resolves it */
+  if ((r = bfs_disk_get(v->disks, d, NULL, label, &sd)) < 0) {
+    add_row(v, b->vm, b->name, d->name, layers, 0, r);
+    return;
+  }
+  /* every file of the recipe alone, then the recipe as the disk service
+   * opens it (identities checked) */
   for (size_t i = 0; i < d->chain_len; i++) {
     CLEANUP_FREE char *p = NULL;
     if (asprintf(&p, "%s/%s", v->repo, d->chain[i]) < 0)
-      return;
-    int r2 = check_file(v, p);
+      goto out;
+    int r2 = check_file(v, sd, i, p);
     if (r2 < 0 && r == 0)
       r = r2;
   }
-  if (asprintf(&top, "%s/%s", v->repo, d->image) < 0)
-    return;
   if (r == 0 && d->encrypted) {
     bfs_error(0, "ok (encrypted: header and checksum only, data not read)");
     add_row(v, b->vm, b->name, d->name, layers, 0, 1);
-    return;
+    goto out;
   }
-  if (r == 0) {
-    struct bfs_chain_ids ids = { d->chain_len, d->chain, d->chain_id };
-    struct chain_opts co = { .resolve = catalog_resolve_backing,
-                             .resolve_opaque = v->cat,
-                             .root = v->repo,
-                             .root_fd = v->repo_fd,
-                             .check = bfs_chain_ids_check,
-                             .check_opaque = &ids,
-                             .format = catalog_image_format };
-    r = chain_open(top, &co, &c);
-  }
-  if (r == 0) {
-    layers = chain_depth(c);
-    for (size_t i = 0; i < layers && r == 0; i++)
-      r = check_file(v, chain_layer_path(c, i));
-  }
-  if (r == 0)
-    r = full_read(v, c, label, &bytes);
   if (r == 0 && d->status && strcmp(d->status, "ok"))
     r = bfs_error(-EIO, "catalog: %s", d->status);
-  chain_close(c);
+  if (r == 0 && (r = bfs_disk_acquire(sd, &c, NULL)) == 0) {
+    r = full_read(v, sd, c, label, &bytes);
+    bfs_disk_release(sd);
+  }
   add_row(v, b->vm, b->name, d->name, layers, bytes, r);
+out:
+  bfs_disk_put(sd);
 }
 
 static void
@@ -368,7 +372,7 @@ verify_vm(struct vctx *v, const char *vm, const char *time)
   if (n == 0)
     r = bfs_error(-ENOENT, "%s: no backups of this VM in %s", vm, v->repo);
   else if (time) {
-    r = restore_find_backup(b, n, vm, time);
+    r = catalog_find_backup(b, n, vm, time);
     if (r >= 0)
       verify_backup(v, &b[r]);
   }
@@ -470,7 +474,7 @@ restore_verify_cmd(int argc, char **argv)
     return 2;
   }
   if (argc - optind == 2) {
-    if ((r = restore_split_vmtime(argv[optind + 1], &vm, &time)) < 0)
+    if ((r = catalog_parse_vmtime(argv[optind + 1], &vm, &time)) < 0)
       goto out;
     if (!strchr(argv[optind + 1], '@')) {  /* VM alone: every backup */
       free(time);
@@ -484,7 +488,8 @@ restore_verify_cmd(int argc, char **argv)
   if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
-  if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0)
+  if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||
+      (r = bfs_disk_ctx_new(v.cat, v.repo_fd, NULL, &v.disks)) < 0)
     goto out;
   if (!v.no_checksum &&
       (r = vstate_open(v.repo, catalog, state, &v.state)) < 0)
@@ -534,6 +539,7 @@ out:
   free(v.rows);
   tdestroy(v.files, fres_free);
   vstate_close(v.state);
+  bfs_disk_ctx_free(v.disks);
   if (v.cat)
     catalog_close(v.cat);
   if (v.repo_fd >= 0)

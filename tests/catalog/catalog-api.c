@@ -2,9 +2,11 @@
  * by test-api.sh:
  *   catalog-api REPO CATALOG RAW VM TIME TOUCH
  * 1. scan; the backup VM@TIME exists and its backup.json parses;
- * 2. its first disk's chain opens through chain_open with
- *    catalog_resolve_backing (the repository was moved: absolute backing
- *    names dangle) and reads exactly like RAW (qemu-img convert output);
+ * 2. its first disk's recipe (qcow2 layers) opens through the disk
+ *    service (the repository was moved: absolute backing names dangle)
+ *    and reads exactly like RAW (qemu-img convert output); a second open
+ *    gives the same shared stack; a layer whose mtime changed after the scan is
+ *    refused with -EIO "changed since the scan";
  * 3. 8 threads list VMs and backups while the main thread rescans 20 times,
  *    changing TOUCH's mtime before each (it dates an undated backup, so
  *    each rescan rewrites the VM): every listing is complete.
@@ -17,11 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "catalog/catalog.h"
 #include "common/error.h"
+#include "blk/blk.h"
+#include "common/beneath.h"
+#include "disk/disk.h"
 #include "image/image.h"
 
 #define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); \
@@ -83,29 +89,62 @@ main(int argc, char **argv)
   free(js);
   printf("ok: backup.json of %s@%s\n", vm, argv[5]);
 
-  /* the chain through the catalog's resolver, compared with qemu-img */
+  /* the recipe through the disk service, compared with qemu-img */
   char top[4096];
   snprintf(top, sizeof top, "%s/%s", catalog_repo(cat), b[i].disks[0].image);
-  struct chain_opts co = { .resolve = catalog_resolve_backing,
-                           .resolve_opaque = cat };
-  chain_t *c;
-  if (chain_open(top, &co, &c) < 0) FAIL("chain_open: %s", bfs_last_error());
-  if (chain_depth(c) != b[i].disks[0].chain_len)
-    FAIL("depth %zu, catalog says %zu", chain_depth(c), b[i].disks[0].chain_len);
+  const struct catalog_disk *cd = &b[i].disks[0];
+  for (size_t k = 0; k < cd->chain_len; k++)
+    if (!cd->chain_driver[k] || strcmp(cd->chain_driver[k], "qcow2"))
+      FAIL("layer %zu (%s): driver %s", k, cd->chain[k],
+           cd->chain_driver[k] ? cd->chain_driver[k] : "(none)");
+  int rfd = bfs_dir_open(catalog_repo(cat));
+  struct bfs_disk_ctx *ctx;
+  struct bfs_disk *d, *d2;
+  if (rfd < 0 || bfs_disk_ctx_new(cat, rfd, NULL, &ctx) < 0)
+    FAIL("disk ctx: %s", bfs_last_error());
+  if (bfs_disk_open(ctx, vm, argv[5], cd->name, &d) < 0)
+    FAIL("bfs_disk_open: %s", bfs_last_error());
+  struct bfs_blk *c = bfs_disk_blk(d);
+  if (bfs_blk_depth(c) != cd->chain_len)
+    FAIL("depth %zu, catalog says %zu", bfs_blk_depth(c), cd->chain_len);
   FILE *raw = fopen(argv[3], "rb");
   if (!raw) FAIL("%s: %s", argv[3], strerror(errno));
-  uint64_t size = chain_size(c);
+  uint64_t size = c->size;
   static char want[1 << 16], got[1 << 16];
   for (uint64_t off = 0; off < size; off += sizeof got) {
     size_t len = size - off < sizeof got ? size - off : sizeof got;
-    if (chain_pread(c, got, len, off) < 0) FAIL("read: %s", bfs_last_error());
+    if (bfs_blk_pread(c, got, len, off) < 0) FAIL("read: %s", bfs_last_error());
     if (fread(want, 1, len, raw) != len) FAIL("%s: short", argv[3]);
     if (memcmp(want, got, len)) FAIL("data differs at %llu", (unsigned long long)off);
   }
   fclose(raw);
-  chain_close(c);
-  printf("ok: moved chain of %zu layers reads like qemu-img convert\n",
-         b[i].disks[0].chain_len);
+  printf("ok: moved recipe of %zu layers reads like qemu-img convert\n",
+         cd->chain_len);
+  /* a second user of the same disk shares the stack */
+  if (bfs_disk_open(ctx, vm, argv[5], cd->name, &d2) < 0)
+    FAIL("bfs_disk_open again: %s", bfs_last_error());
+  if (d2 != d || bfs_disk_blk(d2) != c)
+    FAIL("the same recipe opened twice is not shared");
+  bfs_disk_close(d2);
+  bfs_disk_close(d);
+  /* a layer that is not the file the scan recorded is refused */
+  char base[4096];
+  struct stat sb;
+  snprintf(base, sizeof base, "%s/%s", catalog_repo(cat),
+           cd->chain[cd->chain_len - 1]);
+  if (stat(base, &sb) < 0) FAIL("%s: %s", base, strerror(errno));
+  struct timespec t2[2] = { sb.st_atim, { sb.st_mtim.tv_sec + 7, 0 } };
+  if (utimensat(AT_FDCWD, base, t2, 0) < 0) FAIL("%s: %s", base, strerror(errno));
+  bfs_disk_ctx_flush(ctx);
+  int rc = bfs_disk_open(ctx, vm, argv[5], cd->name, &d);
+  if (rc != -EIO || !strstr(bfs_last_error(), "changed since the scan"))
+    FAIL("a changed base layer: %d %s", rc, bfs_last_error());
+  printf("ok: one shared stack; a changed layer is refused (%s)\n",
+         bfs_last_error());
+  t2[1] = sb.st_mtim;
+  if (utimensat(AT_FDCWD, base, t2, 0) < 0) FAIL("%s: %s", base, strerror(errno));
+  bfs_disk_ctx_free(ctx);
+  close(rfd);
 
   /* hostile names never resolve outside */
   char *out;

@@ -18,7 +18,7 @@
 
 #include "catalog/catalog-int.h"
 #include "common/error.h"
-#include "image/internal.h"
+#include "blk/blk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -133,19 +133,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0 && rec[0] && strcmp(fmt, rec))
       abort();
     if (r == 0 && fmt && used <= len) {
-      struct img_io io;
-      img_t *img;
+      struct blk_io *io;
+      struct bfs_blk *img;
       size_t blen = len - used;
-      img_io_memory(s + used, blen, &io);
-      int want = !strcmp(fmt, "raw") ? IMG_FORMAT_RAW : IMG_FORMAT_QCOW2;
-      if (img_open_io_fmt(&io, "fuzz", want, &img) == 0) {
-        const struct img_info *in = img_get_info(img);
-        if ((int)in->format != want)
+      bool raw = !strcmp(fmt, "raw");
+      if (blk_io_memory(s + used, blen, "fuzz", &io) == 0 &&
+          blk_driver(fmt)(io, NULL, NULL, &img) == 0) {
+        const struct bfs_blk_info *in = bfs_blk_info(img);
+        if (strcmp(in->format, fmt))
           abort();               /* the decision stands, bytes or not */
-        if (want == IMG_FORMAT_RAW &&
+        if (raw &&
             (in->backing_file || in->virtual_size != ((blen + 511) & ~511ul)))
           abort();               /* raw bytes never name a backing file */
-        img_close(img);
+        bfs_blk_close(img);
       }
       bfs_clear_error();
     }

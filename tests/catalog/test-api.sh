@@ -1,6 +1,6 @@
 #!/bin/bash
 # The catalog API (catalog-api.c) on a moved repository with absolute
-# backing paths: chain_open through catalog_resolve_backing reads the data
+# backing paths: the disk service opens the recipe and reads the data
 # qemu-img wrote; concurrent listings during rescans.
 . "$(dirname "$0")/lib.sh"
 API=${CATALOG_API:?}
