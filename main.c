@@ -13,7 +13,7 @@
 #include "catalog/catalog.h"
 #include "common/error.h"
 #include "fs/fs.h"
-#include "image/image.h"
+#include "blk/image-cmd.h"
 #include "restore/restore.h"
 
 #ifndef BFS_VERSION

@@ -264,13 +264,6 @@ int db_vm_source(sqlite3 *db, const char *vm, char **source);
 int db_get_meta(sqlite3 *db, const char *key, char **val);
 int db_set_meta(sqlite3 *db, const char *key, const char *val);
 int db_sqlerr(sqlite3 *db, const char *what);
-/* the backing path the last scan resolved for (overlay, name), or NULL */
-int db_lookup_backing(sqlite3 *db, const char *rel, const char *name,
-                      char **out);
-/* the format a file was opened as by the last scan and its decision (both
- * NULL when the file is not catalogued) */
-int db_lookup_format(sqlite3 *db, const char *rel, char **format,
-                     char **decided);
 
 /* json.c */
 struct json_object;

@@ -102,18 +102,6 @@ int catalog_parse_vmtime(const char *arg, char **vm, char **time);
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);
 
-/* chain_opts.resolve for images of this repository: the recorded name if it
- * exists, else the longest matching path suffix inside the repository. */
-int catalog_resolve_backing(void *cat, const char *overlay_path,
-                            const char *backing_name, char **path_out);
-
-/* chain_opts.format for images of this repository: what the last scan
- * opened the file as (IMG_FORMAT_RAW / IMG_FORMAT_QCOW2), else what its
- * name says (*.raw, *.img raw; *.qcow2 qcow2), else -1 (probe).  Passing
- * it with catalog_resolve_backing makes the mount, restore and verify open
- * every layer as the scan did. */
-int catalog_image_format(void *cat, const char *path);
-
 /* commands */
 int catalog_scan_cmd(int argc, char **argv);
 int catalog_list_cmd(int argc, char **argv);

@@ -23,7 +23,6 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "image/image.h"
 
 #define MAX_COMPONENTS 256
 
@@ -138,87 +137,4 @@ resolve_backing_rel(const char *repo, const char *overlay_rel,
   }
   return bfs_error(-ENOENT, "backing file '%s' of %s not found in the "
                    "repository", backing, overlay_rel);
-}
-
-static bool
-fs_exists(void *repo, const char *rel)
-{
-  return resolve_fs_exists(repo, rel);
-}
-
-/* path as repo-relative (into *real when realpath was needed), or NULL */
-static const char *
-repo_rel(const catalog_t *cat, const char *path, char **real)
-{
-  size_t rl = strlen(cat->repo);
-  *real = NULL;
-  if (!strncmp(path, cat->repo, rl) && path[rl] == '/')
-    return path + rl + 1;
-  *real = realpath(path, NULL);
-  if (!*real || strncmp(*real, cat->repo, rl) || (*real)[rl] != '/')
-    return NULL;
-  return *real + rl + 1;
-}
-
-int
-catalog_image_format(void *opaque, const char *path)
-{
-  catalog_t *cat = opaque;
-  CLEANUP_FREE char *real = NULL, *format = NULL, *decided = NULL;
-  const char *rel = repo_rel(cat, path, &real);
-  int r;
-
-  if (!rel)
-    return -1;
-  pthread_mutex_lock(&cat->lock);
-  r = db_lookup_format(cat->db, rel, &format, &decided);
-  pthread_mutex_unlock(&cat->lock);
-  /* a file the scan could not open carries its decision (a .qcow2 without
-   * the magic stays qcow2: it fails again, it is not read as raw) */
-  const char *f = r < 0 ? NULL : format ? format
-                : decided && strcmp(decided, "probe") ? decided : NULL;
-  if (!f)
-    f = layout_file_format(rel, strlen(rel));
-  if (!f)
-    return -1;
-  return !strcmp(f, "qcow2") ? IMG_FORMAT_QCOW2 : IMG_FORMAT_RAW;
-}
-
-int
-catalog_resolve_backing(void *opaque, const char *overlay_path,
-                        const char *backing_name, char **path_out)
-{
-  catalog_t *cat = opaque;
-  size_t rl = strlen(cat->repo);
-  CLEANUP_FREE char *real = NULL;
-  const char *rel;
-  char *res = NULL;
-
-  if (!strncmp(overlay_path, cat->repo, rl) && overlay_path[rl] == '/')
-    rel = overlay_path + rl + 1;
-  else {
-    real = realpath(overlay_path, NULL);
-    if (!real || strncmp(real, cat->repo, rl) || real[rl] != '/')
-      return bfs_error(-EACCES, "%s: not inside the repository %s",
-                       overlay_path, cat->repo);
-    rel = real + rl + 1;
-  }
-
-  /* what the last scan found, if the file is still there */
-  pthread_mutex_lock(&cat->lock);
-  int r = db_lookup_backing(cat->db, rel, backing_name, &res);
-  pthread_mutex_unlock(&cat->lock);
-  if (r < 0) return r;
-  if (res && !resolve_fs_exists(cat->repo, res)) {
-    free(res);
-    res = NULL;
-  }
-  if (!res) {
-    r = resolve_backing_rel(cat->repo, rel, backing_name, fs_exists,
-                            cat->repo, &res);
-    if (r < 0) return r;
-  }
-  *path_out = cat_xasprintf("%s/%s", cat->repo, res);
-  free(res);
-  return 0;
 }

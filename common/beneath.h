@@ -16,8 +16,9 @@
  *
  * and then its identity (device, inode, size, mtime) is compared with what
  * the catalog recorded at scan time: a file that changed is a changed
- * backup (rescan), never data.  bfs_chain_ids_check() does that for every
- * layer of a backing chain as image/ opens it.
+ * backup (rescan), never data.  The disk service (disk/disk.c) does that
+ * with bfs_file_id_check() for every layer of a recipe it opens;
+ * bfs_chain_ids_check() is the same check over a whole chain's list.
  */
 #ifndef BFS_BENEATH_H
 #define BFS_BENEATH_H

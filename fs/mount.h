@@ -15,8 +15,11 @@
  *                             Read-locked by lookup/getattr/opendir/open;
  *                             write-locked only by a refresh applying its diff
  *                             and by forget freeing nodes.  Never held while
- *                             calling the catalog, the disk service,
- *                             guestfs or fuse_lowlevel_notify_*.
+ *                             calling the catalog, guestfs,
+ *                             fuse_lowlevel_notify_* or anything of the
+ *                             disk service that opens or reads (building
+ *                             and dropping disks only takes bfs_disk_get
+ *                             and bfs_disk_put: its table lock, no I/O).
  *   disk.lock       (mutex)   -o writable only: making one disk's
  *                             copy-on-write overlay (d->cow).  Once set it
  *                             never changes while the disk lives.  Block

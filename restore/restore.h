@@ -1,4 +1,4 @@
-/* restore.h — restore file/disk/quick and verify (image/ + catalog/, never fs/). */
+/* restore.h — restore file/disk/quick and verify (disk/ + catalog/, never fs/). */
 #ifndef BFS_RESTORE_H
 #define BFS_RESTORE_H
 

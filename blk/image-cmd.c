@@ -30,7 +30,7 @@
 #include "common/error.h"
 #include "blk/pathchain.h"
 #include "common/ioutil.h"
-#include "image/image.h"
+#include "blk/image-cmd.h"
 
 #define CAT_CHUNK (2u * 1024 * 1024)
 #define CAT_MAX_THREADS 64
