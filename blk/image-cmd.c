@@ -91,7 +91,7 @@ open_chain(const char *path, const struct cmd_chain_opts *o,
     for (size_t i = 0; i < pc->n; i++)
       posix_fadvise(pc->fds[i], 0, 0, POSIX_FADV_SEQUENTIAL);
   rc = (struct blk_recipe){ .n = pc->n, .layers = pc->layers };
-  return blk_open_recipe(&rc, blk_path_chain_opener, pc, out);
+  return blk_open_recipe(&rc, blk_path_opener, pc, out);
 }
 
 /* Bytes of the point in time that hold data (sum of DATA extents); walks

@@ -31,7 +31,7 @@ dup_io(struct blk_path_chain *pc, size_t i, struct blk_io **out)
 }
 
 int
-blk_path_chain_opener(void *opaque, const struct blk_layer *layer,
+blk_path_opener(void *opaque, const struct blk_layer *layer,
                       struct blk_io **out)
 {
   struct blk_path_chain *pc = opaque;

@@ -31,7 +31,7 @@ struct blk_path_chain {
 int blk_path_chain_resolve(const char *top, const char *root,
                            bool allow_outside, struct blk_path_chain *pc);
 /* The opener for blk_open_recipe: opaque is the blk_path_chain. */
-int blk_path_chain_opener(void *opaque, const struct blk_layer *layer,
+int blk_path_opener(void *opaque, const struct blk_layer *layer,
                           struct blk_io **out);
 /* Open layer i alone (no backing), for showing its header. */
 int blk_path_chain_inspect(struct blk_path_chain *pc, size_t i,
