@@ -5,6 +5,9 @@
  *   restic-read ls REPO PWFILE SNAP
  *   restic-read cat REPO PWFILE SNAP PATH OUT [BLOCK]
  *   restic-read extents REPO PWFILE SNAP PATH
+ *   restic-read check-extents REPO PWFILE SNAP PATH GOOD
+ *       reads each blob extent alone and prints "OFF LEN ok|differs|error
+ *       MESSAGE" against the bytes of file GOOD at the same offsets
  *   restic-read read REPO PWFILE SNAP PATH OFF LEN OUT
  *   restic-read random REPO PWFILE SNAP PATH REF COUNT SEED [THREADS]
  *
@@ -147,6 +150,32 @@ cmd_file(struct restic_repo *r, struct restic_snapshot *s, int argc,
       printf("%" PRIu64 " %" PRIu64 " %s\n", off, len, zero ? "zero" : "data");
       off += len;
     }
+  } else if (!strcmp(cmd, "check-extents")) {
+    FILE *good = argc > 6 ? fopen(argv[6], "rb") : NULL;
+    if (!good)
+      return msg("check-extents: GOOD: %s\n", strerror(errno));
+    for (uint64_t off = 0; off < size && rc == 0;) {
+      uint64_t len;
+      bool zero;
+      if (restic_file_extent(f, off, &len, &zero) < 0) {
+        rc = die();
+        break;
+      }
+      char *a = malloc(len), *b = malloc(len);
+      if (!a || !b || fseeko(good, (off_t)off, SEEK_SET) != 0 ||
+          fread(b, 1, len, good) != len)
+        rc = msg("check-extents: GOOD too short\n");
+      else if (restic_file_pread(f, a, len, off) < 0)
+        printf("%" PRIu64 " %" PRIu64 " error %s\n", off, len,
+               bfs_last_error());
+      else
+        printf("%" PRIu64 " %" PRIu64 " %s\n", off, len,
+               memcmp(a, b, len) ? "differs" : "ok");
+      free(a);
+      free(b);
+      off += len;
+    }
+    fclose(good);
   } else if (!strcmp(cmd, "cat") || !strcmp(cmd, "read")) {
     uint64_t off = 0, len = size;
     size_t block = 1 << 20;
