@@ -186,8 +186,8 @@ restic_file_pread(struct restic_file *f, void *buf, size_t len, uint64_t off)
 }
 
 int
-restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *len,
-                   bool *zero)
+restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *start,
+                   uint64_t *len, bool *zero)
 {
   if (off >= f->size)
     return bfs_error(-EINVAL, "%s: offset %" PRIu64 " past the end (%" PRIu64
@@ -196,7 +196,8 @@ restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *len,
   /* empty blobs cannot hold off; skip them */
   while (f->start[i + 1] <= off)
     i++;
-  *len = f->start[i + 1] - off;
+  *start = f->start[i];
+  *len = f->start[i + 1] - f->start[i];
   *zero = f->zero[i];
   return 0;
 }

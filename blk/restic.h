@@ -111,11 +111,11 @@ const char *restic_file_name(const struct restic_file *f);
  * blob that does not authenticate, hash or decode, naming pack and blob. */
 int restic_file_pread(struct restic_file *f, void *buf, size_t len,
                       uint64_t off);
-/* The blob extent holding off: [off, off + *len) lies in one blob, which
- * is *zero when it is known to be all zeros (without reading it when the
- * blob's id is the hash of zeros of its length). */
-int restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *len,
-                       bool *zero);
+/* The blob holding off (< size): [*start, *start + *len) is one content
+ * blob, *zero when it is known to be all zeros (its id is the SHA-256 of
+ * zeros of its length: such blobs are never read). */
+int restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *start,
+                       uint64_t *len, bool *zero);
 void restic_file_close(struct restic_file *f);
 
 #endif

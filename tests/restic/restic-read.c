@@ -10,6 +10,10 @@
  *       MESSAGE" against the bytes of file GOOD at the same offsets
  *   restic-read read REPO PWFILE SNAP PATH OFF LEN OUT
  *   restic-read random REPO PWFILE SNAP PATH REF COUNT SEED [THREADS]
+ *   restic-read blk REPO PWFILE SNAP PATH OUT
+ *       the file as a struct bfs_blk: read into OUT through bfs_blk_pread,
+ *       then print the block status totals "data D zero Z hole H"
+ *       (exit 77 when the block layer is not built)
  *
  * SNAP is a snapshot id, a unique prefix of one, "latest", or "#N" (N-th
  * oldest, from 0).  Errors go to stderr as "restic-read: MESSAGE", exit 1;
@@ -18,6 +22,9 @@
 #include "blk/restic.h"
 
 #include "common/error.h"
+#ifdef BFS_RESTIC_HAVE_BLK
+#include "blk/restic-blk.h"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -127,6 +134,55 @@ rand_reads(void *p)
 }
 
 static int
+cmd_blk(struct restic_file *f, const char *outp)
+{
+#ifdef BFS_RESTIC_HAVE_BLK
+  struct bfs_blk *b;
+  if (blk_restic_open(f, restic_file_name(f), &b) < 0)
+    return die();
+  FILE *out = fopen(outp, "wb");
+  size_t block = 1 << 20;
+  char *buf = malloc(block);
+  int rc = 0;
+  if (!out || !buf)
+    rc = msg("%s: %s\n", outp, strerror(errno));
+  for (uint64_t off = 0; rc == 0 && off < b->size;) {
+    size_t n = b->size - off < block ? (size_t)(b->size - off) : block;
+    if (bfs_blk_pread(b, buf, n, off) < 0)
+      rc = die();
+    else if (fwrite(buf, 1, n, out) != n)
+      rc = msg("%s: write failed\n", outp);
+    off += n;
+  }
+  if (out && fclose(out) != 0 && rc == 0)
+    rc = msg("%s: close failed\n", outp);
+  free(buf);
+  uint64_t tot[3] = { 0, 0, 0 };
+  for (uint64_t off = 0; rc == 0 && off < b->size;) {
+    struct bfs_blk_status st;
+    if (bfs_blk_block_status(b, off, 1u << 30, &st) < 0) {
+      rc = die();
+      break;
+    }
+    if (st.unit_off > off || st.unit_off + st.unit_len < off + st.len)
+      rc = msg("block status at %" PRIu64 ": unit does not hold it\n", off);
+    tot[st.kind] += st.len;
+    off += st.len;
+  }
+  if (rc == 0)
+    printf("data %" PRIu64 " zero %" PRIu64 " hole %" PRIu64 "\n",
+           tot[BFS_BLK_DATA], tot[BFS_BLK_ZERO], tot[BFS_BLK_HOLE]);
+  bfs_blk_close(b);
+  return rc;
+#else
+  (void)outp;
+  restic_file_close(f);
+  printf("the block layer (blk/blk.h) is not built\n");
+  return 77;
+#endif
+}
+
+static int
 cmd_file(struct restic_repo *r, struct restic_snapshot *s, int argc,
          char **argv)
 {
@@ -139,11 +195,14 @@ cmd_file(struct restic_repo *r, struct restic_snapshot *s, int argc,
   uint64_t size = restic_file_size(f);
   int rc = 0;
 
+  if (!strcmp(cmd, "blk"))
+    return argc > 6 ? cmd_blk(f, argv[6]) : (restic_file_close(f), msg("blk: OUT\n"));
+
   if (!strcmp(cmd, "extents")) {
     for (uint64_t off = 0; off < size;) {
-      uint64_t len;
+      uint64_t start, len;
       bool zero;
-      if (restic_file_extent(f, off, &len, &zero) < 0) {
+      if (restic_file_extent(f, off, &start, &len, &zero) < 0) {
         rc = die();
         break;
       }
@@ -155,9 +214,9 @@ cmd_file(struct restic_repo *r, struct restic_snapshot *s, int argc,
     if (!good)
       return msg("check-extents: GOOD: %s\n", strerror(errno));
     for (uint64_t off = 0; off < size && rc == 0;) {
-      uint64_t len;
+      uint64_t start, len;
       bool zero;
-      if (restic_file_extent(f, off, &len, &zero) < 0) {
+      if (restic_file_extent(f, off, &start, &len, &zero) < 0) {
         rc = die();
         break;
       }
