@@ -64,8 +64,8 @@ restic_kdf(const char *pw, size_t pw_len, const uint8_t *salt, size_t salt_len,
   return 0;
 }
 
-static int
-poly1305_aes(const struct restic_key *k, const uint8_t iv[16],
+int
+restic_mac(const struct restic_key *k, const uint8_t iv[16],
              const uint8_t *msg, size_t len, uint8_t tag[16])
 {
   uint8_t key[32];
@@ -107,7 +107,7 @@ restic_decrypt(const struct restic_key *k, const uint8_t *in, size_t len,
   if (len < RESTIC_CRYPTO_OVERHEAD)
     return -EINVAL;
   ctlen = len - RESTIC_CRYPTO_OVERHEAD;
-  ret = poly1305_aes(k, iv, ct, ctlen, tag);
+  ret = restic_mac(k, iv, ct, ctlen, tag);
   if (ret < 0)
     return ret;
   if (CRYPTO_memcmp(tag, in + len - 16, 16) != 0)

@@ -38,6 +38,9 @@ void restic_sha256(const void *p, size_t len, uint8_t out[RESTIC_ID_LEN]);
 int restic_kdf(const char *pw, size_t pw_len, const uint8_t *salt,
                size_t salt_len, uint64_t n, uint64_t r, uint64_t p,
                struct restic_key *out);
+/* Poly1305-AES of msg: Poly1305 keyed r || AES-128_k(iv) */
+int restic_mac(const struct restic_key *k, const uint8_t iv[16],
+               const uint8_t *msg, size_t len, uint8_t tag[16]);
 /* IV(16) || ciphertext || MAC(16): verify the MAC, then decrypt into out
  * (len - 32 bytes; out may equal in + 16).  -EBADMSG when the MAC does not
  * match, -EINVAL when len < 32; no message set (callers name the data). */
