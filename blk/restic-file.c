@@ -100,7 +100,9 @@ restic_file_open(struct restic_repo *r, const struct restic_node *n,
   f->start[0] = 0;
   for (size_t i = 0; i < f->n; i++) {
     const struct restic_blob *b = restic_repo_blob(r, f->ids[i]);
-    if (!b || b->type != RESTIC_BLOB_DATA) {
+    while (b && b->type != RESTIC_BLOB_DATA)
+      b = restic_repo_blob_next(r, b);
+    if (!b) {
       char hex[2 * RESTIC_ID_LEN + 1];
       restic_id_hex(f->ids[i], hex);
       ret = bfs_error(-EIO, "%s: %s: data blob %s (#%zu) is not in the index",

@@ -99,8 +99,12 @@ struct restic_index {
 int restic_parse_index(const char *json, size_t len, const char *name,
                        struct restic_index *ix);
 void restic_index_sort(struct restic_index *ix);
+/* The first entry for id (a blob may be stored in several packs), then
+ * the next entry for the same id, or NULL. */
 const struct restic_blob *restic_index_find(const struct restic_index *ix,
                                             const uint8_t id[RESTIC_ID_LEN]);
+const struct restic_blob *restic_index_next(const struct restic_index *ix,
+                                            const struct restic_blob *b);
 void restic_index_free(struct restic_index *ix);
 
 int restic_parse_snapshot(const char *json, size_t len, const char *name,
@@ -152,6 +156,8 @@ struct restic_cached {
 void restic_repo_ref(struct restic_repo *r);
 const struct restic_blob *restic_repo_blob(const struct restic_repo *r,
                                            const uint8_t id[RESTIC_ID_LEN]);
+const struct restic_blob *restic_repo_blob_next(const struct restic_repo *r,
+                                                const struct restic_blob *b);
 /* Read, authenticate, decrypt, decompress and hash-check a blob. */
 int restic_blob_get(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
                     int type, struct restic_cached **out);

@@ -174,6 +174,16 @@ restic_keyfile_free(struct restic_keyfile *kf)
   memset(kf, 0, sizeof *kf);
 }
 
+static void
+wipe_str(json_object *o, const char *key)
+{
+  json_object *v;
+  if (o && json_object_object_get_ex(o, key, &v) &&
+      json_object_is_type(v, json_type_string))
+    restic_wipe((char *)json_object_get_string(v),
+                (size_t)json_object_get_string_len(v));
+}
+
 int
 restic_parse_masterkey(const char *json, size_t len, const char *name,
                        struct restic_key *k)
@@ -206,11 +216,13 @@ out:
   free(mk);
   free(mr);
   free(enc);
-  /* json-c's copy of the key text: wipe the decoded strings it holds */
-  if (o && json_object_object_get_ex(o, "encrypt", &mac) &&
-      json_object_is_type(mac, json_type_string))
-    restic_wipe((char *)json_object_get_string(mac),
-                (size_t)json_object_get_string_len(mac));
+  /* json-c's copies of the key text */
+  wipe_str(o, "encrypt");
+  if (o && json_object_object_get_ex(o, "mac", &mac) &&
+      json_object_is_type(mac, json_type_object)) {
+    wipe_str(mac, "k");
+    wipe_str(mac, "r");
+  }
   return ret;
 }
 
@@ -353,9 +365,25 @@ const struct restic_blob *
 restic_index_find(const struct restic_index *ix,
                   const uint8_t id[RESTIC_ID_LEN])
 {
-  if (!ix->n_blobs)
-    return NULL;
-  return bsearch(id, ix->blobs, ix->n_blobs, sizeof *ix->blobs, cmp_blob);
+  size_t lo = 0, hi = ix->n_blobs;    /* first entry with an id >= id */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (memcmp(ix->blobs[mid].id, id, RESTIC_ID_LEN) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < ix->n_blobs && !memcmp(ix->blobs[lo].id, id, RESTIC_ID_LEN))
+    return &ix->blobs[lo];
+  return NULL;
+}
+
+const struct restic_blob *
+restic_index_next(const struct restic_index *ix, const struct restic_blob *b)
+{
+  if (b + 1 < ix->blobs + ix->n_blobs && !memcmp(b[1].id, b->id, RESTIC_ID_LEN))
+    return b + 1;
+  return NULL;
 }
 
 void

@@ -464,6 +464,12 @@ restic_repo_blob(const struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN])
   return restic_index_find(&r->ix, id);
 }
 
+const struct restic_blob *
+restic_repo_blob_next(const struct restic_repo *r, const struct restic_blob *b)
+{
+  return restic_index_next(&r->ix, b);
+}
+
 /* ---- the blob LRU (r->lock held) ---- */
 static void
 lru_unlink(struct restic_repo *r, struct restic_cached *c)
@@ -595,16 +601,27 @@ restic_blob_get(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
     return 0;
   }
 
-  const struct restic_blob *b = restic_index_find(&r->ix, id);
-  if (!b || b->type != type) {
+  /* every copy of the blob in turn (restic does the same): the first
+   * that reads, authenticates and hashes wins; else the first failure */
+  char first[1024] = "";
+  int ret = -ENOENT, tried = 0;
+  for (const struct restic_blob *b = restic_index_find(&r->ix, id);
+       b && ret < 0; b = restic_index_next(&r->ix, b)) {
+    if (b->type != type)
+      continue;
+    ret = decode_blob(r, b, &c);
+    if (ret < 0 && tried++ == 0)
+      snprintf(first, sizeof first, "%s", bfs_last_error());
+  }
+  if (ret < 0 && tried == 0) {
     char hex[2 * RESTIC_ID_LEN + 1];
     restic_id_hex(id, hex);
     return bfs_error(-EIO, "%s: %s blob %s is not in the index", r->name,
                      type == RESTIC_BLOB_TREE ? "tree" : "data", hex);
   }
-  int ret = decode_blob(r, b, &c);
   if (ret < 0)
-    return ret;
+    return bfs_error(ret, "%s%s", first,
+                     tried > 1 ? " (and every other copy fails too)" : "");
 
   pthread_mutex_lock(&r->lock);
   struct restic_cached *other = lru_find(r, id);
