@@ -5,8 +5,9 @@
 # (tests/restic/restic-read cat, 1 MiB reads, one thread) and through
 # `restic dump` into a file, alternating, page cache dropped before each
 # run (restic keeps its own metadata cache warm), ROUNDS rounds.  Checks
-# both outputs are identical once, then prints the times and the ratio
-# restic/ours (> 1: we are faster).
+# both outputs are identical once, then prints wall and CPU (user + sys)
+# times and the ratios restic/ours (> 1: we are faster).  On a loaded
+# machine the wall times measure the scheduler; the CPU times do not.
 #
 # usage: bench/restic-read.sh [RESTIC_READ]   (env BENCH_DIR: work dir, kept
 #        between runs so the repository is built once; ROUNDS: default 3;
@@ -46,10 +47,10 @@ drop() {
     warned=1
   fi
 }
-t() {  # prints seconds
-  local s e
-  s=$(date +%s.%N); "$@"; e=$(date +%s.%N)
-  awk "BEGIN { print $e - $s }"
+t() {  # prints "wall cpu" seconds (cpu = user + sys of the command)
+  local TIMEFORMAT='%R %U %S' r
+  r=$({ time "$@" >/dev/null 2>&1; } 2>&1)
+  awk '{ printf "%.2f %.2f\n", $1, $2 + $3 }' <<<"$r"
 }
 dump() { restic -q -r repo dump latest /vda.img >"$1"; }
 
@@ -67,16 +68,18 @@ cmp out-ours.img out-restic.img || { echo "outputs differ"; exit 1; }
 echo "outputs identical ($(stat -c %s out-ours.img) bytes)"
 rm -f out-ours.img out-restic.img
 
-ours_total=0 restic_total=0
+ow=0 oc=0 rw=0 rc=0
 for r in $(seq 1 "$ROUNDS"); do
-  drop; o=$(t "${PRIO[@]}" "$RR" cat repo pw latest /vda.img out-ours.img)
+  drop; read -r o oo < <(t "${PRIO[@]}" "$RR" cat repo pw latest /vda.img out-ours.img)
   rm -f out-ours.img
-  drop; q=$(t "${PRIO[@]}" bash -c "$(declare -f dump); dump out-restic.img")
+  drop; read -r q qq < <(t "${PRIO[@]}" bash -c "$(declare -f dump); dump out-restic.img")
   rm -f out-restic.img
-  printf 'round %d: restic-read cat %6.2fs   restic dump %6.2fs   ratio %.2f\n' \
-    "$r" "$o" "$q" "$(awk "BEGIN { print $q / $o }")"
-  ours_total=$(awk "BEGIN { print $ours_total + $o }")
-  restic_total=$(awk "BEGIN { print $restic_total + $q }")
+  printf 'round %d: restic-read cat %6.2fs (cpu %5.2fs)   restic dump %6.2fs (cpu %5.2fs)   ratio %.2f (cpu %.2f)\n' \
+    "$r" "$o" "$oo" "$q" "$qq" "$(awk "BEGIN { print $q / $o }")" "$(awk "BEGIN { print $qq / $oo }")"
+  ow=$(awk "BEGIN { print $ow + $o }"); oc=$(awk "BEGIN { print $oc + $oo }")
+  rw=$(awk "BEGIN { print $rw + $q }"); rc=$(awk "BEGIN { print $rc + $qq }")
 done
-printf 'total:   restic-read cat %6.2fs   restic dump %6.2fs   ratio restic/ours %.2f (> 1: we are faster)\n' \
-  "$ours_total" "$restic_total" "$(awk "BEGIN { print $restic_total / $ours_total }")"
+printf 'total:   restic-read cat %6.2fs (cpu %5.2fs)   restic dump %6.2fs (cpu %5.2fs)\n' "$ow" "$oc" "$rw" "$rc"
+printf 'ratio restic/ours: wall %.2f, cpu %.2f (> 1: we are faster; load average %s)\n' \
+  "$(awk "BEGIN { print $rw / $ow }")" "$(awk "BEGIN { print $rc / $oc }")" \
+  "$(cut -d' ' -f1 /proc/loadavg)"
