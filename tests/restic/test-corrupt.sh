@@ -15,6 +15,12 @@ dump "$repo" "$snap" /vda.img "$T/good"
 printf 'not the password\n' >"$T/badpw"
 err=$("$RESTIC_READ" snapshots "$repo" "$T/badpw" 2>&1 || true)
 check_match "wrong password: clear error" "wrong password" "$err"
+printf 'correct horse battery' >"$T/pw-bare"
+printf 'correct horse battery\r\n' >"$T/pw-crlf"
+for p in bare crlf; do
+  out=$("$RESTIC_READ" snapshots "$repo" "$T/pw-$p" 2>&1 | head -1 || true)
+  check "password file ($p): one trailing newline ignored" "version $ver" "$out"
+done
 err=$("$RESTIC_READ" snapshots "$repo" "$T/nonexistent" 2>&1 || true)
 check_match "missing password file named" "$T/nonexistent: No such file" "$err"
 
