@@ -232,6 +232,13 @@ int
 blk_vma_open(struct blk_io *io, const char *options, struct bfs_blk *backing,
              struct bfs_blk **out)
 {
+  return blk_vma_open_ctx(io, options, NULL, backing, out);
+}
+
+int
+blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
+                 struct bfs_blk *backing, struct bfs_blk **out)
+{
   *out = NULL;
   if (backing) {
     bfs_blk_close(backing);
@@ -240,5 +247,5 @@ blk_vma_open(struct blk_io *io, const char *options, struct bfs_blk *backing,
     blk_io_close(io);
     return r;
   }
-  return blk_vma_open_index(io, options, NULL, out);
+  return blk_vma_open_index(io, options, ctx, out);
 }

@@ -319,7 +319,7 @@ int
 vma_dev_check(const struct vma_index *x, const struct vma_dev *d,
               const char *archive)
 {
-  if (x->truncated && d->written < d->nclusters)
+  if (x->truncated && !d->map[d->nclusters - 1])
     return bfs_error(-EIO, "%s: archive is truncated: it stops at offset %"
                      PRIu64 " (the last whole extent ends at %" PRIu64 "); "
                      "device '%s' has %" PRIu32 " of its %" PRIu32

@@ -16,9 +16,11 @@
  * cache is an error, not a wild read.
  *
  * A truncated archive (an interrupted backup: the file ends inside an
- * extent) keeps every extent before the cut; a device still missing
- * clusters then is broken, and opening it is -EIO saying where the
- * archive stops.  Devices the archive wrote completely open as usual.
+ * extent) keeps every extent before the cut.  vzdump writes each device's
+ * clusters in ascending order and always its last one, so a device whose
+ * last cluster is not there is broken: opening it is -EIO saying where
+ * the archive stops.  Devices the archive wrote completely open as usual;
+ * their unwritten clusters are holes.
  *
  * Compressed archives: vzdump pipes the archive through one `zstd` (or
  * `lzop`) process, which writes one frame (or one lzop stream) with no
@@ -104,6 +106,10 @@ int blk_vma_open(struct blk_io *io, const char *options,
  * must outlive the blk). */
 int blk_vma_open_index(struct blk_io *io, const char *options,
                        const struct vma_index *x, struct bfs_blk **out);
+
+/* The recipe's form: ctx NULL or a const struct vma_index *. */
+int blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
+                     struct bfs_blk *backing, struct bfs_blk **out);
 
 /* Decompress a .vma.zst / .vma.lzo (in_fd, not closed) into a sparse
  * O_TMPFILE in cache_dirfd: 0 and the new file's fd, or -errno naming the

@@ -15,7 +15,7 @@ through the small C helper tests/pve/aesgcm (no stdlib binding).
 
 VMA: all-zero clusters alternate between "never written" (even cluster
 numbers: a HOLE) and "written with mask 0" (odd: ZERO), so a reader meets
-both; devices are interleaved cluster by cluster, as vzdump's parallel
+both; the last cluster of a device is always written, as vzdump writes it; devices are interleaved cluster by cluster, as vzdump's parallel
 backup jobs interleave them.
 """
 import argparse
@@ -102,7 +102,7 @@ def vma_write(out, devs, configs):
                 if blk.count(0) != BLOCK:
                     mask |= 1 << b
                     blocks.extend(blk)
-            if mask == 0 and c % 2 == 0:
+            if mask == 0 and c % 2 == 0 and c != ncl[dev_id] - 1:
                 continue                  # never written: a HOLE
             pending.append((dev_id, c, mask, blocks))
             if len(pending) == 59:
