@@ -96,6 +96,18 @@ vma_index_free(struct vma_index *x)
   free(x);
 }
 
+/* vzdump writes every cluster of a device, zero ones as a blockinfo with
+ * mask 0: 59 per 512-byte extent header at least.  So an archive of size
+ * bytes holds at most this many clusters of one device, and a header that
+ * claims more is corrupt: the bound keeps the map proportional to the
+ * file, not to a number a hostile header names. */
+static uint64_t
+max_clusters(uint64_t size, uint64_t hs)
+{
+  uint64_t n = size > hs ? (size - hs) / 512 + 1 : 1;
+  return n * 59 < UINT32_MAX ? n * 59 : UINT32_MAX;
+}
+
 static int
 parse_header(struct blk_io *io, struct vma_index *x, uint32_t *hsize_out)
 {
@@ -171,9 +183,10 @@ parse_header(struct blk_io *io, struct vma_index *x, uint32_t *hsize_out)
       goto out;
     }
     nc = size / VMA_CLUSTER_SIZE + (size % VMA_CLUSTER_SIZE != 0);
-    if (size == 0 || nc > UINT32_MAX) {
+    if (size == 0 || nc > max_clusters(blk_io_size(io), hs)) {
       r = bfs_error(-EIO, "%s: VMA device %u: size %" PRIu64 " is not "
-                    "possible", nm, id, size);
+                    "possible in an archive of %" PRIu64 " bytes (corrupt "
+                    "header)", nm, id, size, blk_io_size(io));
       goto out;
     }
     d = &x->devs[x->ndev++];
@@ -487,7 +500,7 @@ vma_index_load(const void *buf, size_t len, uint64_t archive_size,
     d->size = get64(&r);
     nc = d->size / VMA_CLUSTER_SIZE + (d->size % VMA_CLUSTER_SIZE != 0);
     if (r.bad || id == 0 || id >= VMA_MAX_DEVS || d->size == 0 ||
-        nc > (r.len - r.pos) / 8) {
+        nc > (r.len - r.pos) / 8 || nc > max_clusters(archive_size, 0)) {
       r.bad = true;
       break;
     }
