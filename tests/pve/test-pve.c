@@ -4,6 +4,7 @@
  * source converted with `qemu-img convert -O raw`.
  *
  *   test-pve vma|vma-zst|pbs|pbs-bad|pbs-crypt GEN_PVE_PY AESGCM
+ *   test-pve bench-read DATASTORE CACHE_MIB FIDX...   (bench/pbs-read.sh)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk/pbs.h"
@@ -551,9 +553,60 @@ test_pbs_crypt(void)
   pbs_store_unref(s);
 }
 
+/* bench/pbs-read.sh: read each fidx whole through one store, in order;
+ * per fidx: MiB/s, chunk loads and cache hits */
+static int
+bench_read(int argc, char **argv)
+{
+  struct pbs_store *s;
+  int fd = open(argv[2], O_PATH | O_DIRECTORY);
+  size_t cache = (size_t)strtoull(argv[3], NULL, 0) << 20;
+  unsigned char *buf = malloc(4 << 20);
+
+  if (fd < 0 || pbs_store_open(fd, argv[2], NULL, cache, &s) < 0) {
+    fprintf(stderr, "%s\n", bfs_last_error());
+    return 1;
+  }
+  for (int i = 4; i < argc; i++) {
+    struct pbs_store_stats a, z;
+    struct blk_io *io;
+    struct bfs_blk *b;
+    struct timespec t0, t1;
+    int f = open(argv[i], O_RDONLY);
+
+    if (f < 0 || blk_io_fd(f, argv[i], &io) < 0 ||
+        blk_pbs_open_store(io, s, &b) < 0) {
+      fprintf(stderr, "%s\n", bfs_last_error());
+      return 1;
+    }
+    pbs_store_stats(s, &a);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t off = 0; off < b->size; off += 4 << 20)
+      if (bfs_blk_pread(b, buf, b->size - off < (4 << 20) ? b->size - off
+                        : 4 << 20, off) < 0) {
+        fprintf(stderr, "%s\n", bfs_last_error());
+        return 1;
+      }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pbs_store_stats(s, &z);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) +
+                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("%s: %.1f MiB in %.2f s = %.1f MiB/s; chunks loaded %" PRIu64
+           ", cache hits %" PRIu64 "\n", argv[i], (double)b->size / 1048576,
+           sec, (double)b->size / 1048576 / sec, z.loads - a.loads,
+           z.hits - a.hits);
+    bfs_blk_close(b);
+  }
+  pbs_store_unref(s);
+  free(buf);
+  return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+  if (argc >= 5 && !strcmp(argv[1], "bench-read"))
+    return bench_read(argc, argv);
   if (argc != 4) {
     fprintf(stderr, "usage: test-pve TEST GEN_PVE_PY AESGCM\n");
     return 2;
