@@ -477,10 +477,11 @@ vma_index_load(const void *buf, size_t len, uint64_t archive_size,
   x->data_end = get64(&r);
   x->truncated = get64(&r) != 0;
   if (!r.bad && x->archive_size != archive_size) {
+    uint64_t was = x->archive_size;
     vma_index_free(x);
     return bfs_error(-ESTALE, "%s: saved VMA index is for an archive of %"
-                     PRIu64 " bytes, the file has %" PRIu64, name,
-                     x->archive_size, archive_size);
+                     PRIu64 " bytes, the file has %" PRIu64, name, was,
+                     archive_size);
   }
   if ((n = get64(&r)) > VMA_MAX_CONFIGS)
     r.bad = true;

@@ -51,5 +51,7 @@ main(int argc, char **argv)
   fwrite(out, 1, (size_t)(olen + flen), stdout);
   fwrite(tag, 1, 16, stdout);
   EVP_CIPHER_CTX_free(c);
+  free(in);
+  free(out);
   return 0;
 }
