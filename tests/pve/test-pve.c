@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "tests/blk/blktest.h"
 
 static const char *gen, *aesgcm;
+static void test_pbs_threads(void);
 
 #define KEY1 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define KEY2 "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -463,6 +465,67 @@ test_pbs(void)
         bfs_last_error());
   free(cb.p);
   pbs_store_unref(s);
+  test_pbs_threads();
+}
+
+struct reader {
+  struct bfs_blk *b;
+  const unsigned char *oracle;
+  unsigned seed;
+  int bad;
+};
+
+static void *
+reader_main(void *arg)
+{
+  struct reader *rd = arg;
+  unsigned char *buf = malloc(300000);
+  for (int i = 0; i < 400; i++) {
+    uint64_t off = (uint64_t)rand_r(&rd->seed) % rd->b->size;
+    size_t len = 1 + (size_t)rand_r(&rd->seed) % 300000;
+    if (len > rd->b->size - off)
+      len = (size_t)(rd->b->size - off);
+    if (bfs_blk_pread(rd->b, buf, len, off) < 0 ||
+        memcmp(buf, rd->oracle + off, len))
+      rd->bad++;
+  }
+  free(buf);
+  return NULL;
+}
+
+/* 4 threads over two disks of one store whose cache holds 3 chunks:
+ * loads, waits for a loading chunk and evictions all race */
+static void
+test_pbs_threads(void)
+{
+  struct pbs_store *s = store_of("ds", NULL, 3 * 262144);
+  struct bfs_blk *b1, *b2;
+  struct tbuf o1 = bt_load("a.raw.oracle"), o2 = bt_load("a2.raw.oracle");
+  struct reader rd[4];
+  pthread_t t[4];
+  struct pbs_store_stats st;
+
+  CHECK(open_fidx(s, SNAP1 "/drive-scsi0.img.fidx", &b1) == 0 &&
+        open_fidx(s, SNAP2 "/drive-scsi0.img.fidx", &b2) == 0, "open");
+  for (int i = 0; i < 4; i++) {
+    rd[i] = (struct reader){ i % 2 ? b2 : b1, i % 2 ? o2.p : o1.p,
+                             (unsigned)i + 1, 0 };
+    pthread_create(&t[i], NULL, reader_main, &rd[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    CHECK(rd[i].bad == 0, "thread %d: %d bad reads", i, rd[i].bad);
+  }
+  pbs_store_stats(s, &st);
+  CHECK(st.bytes_cached <= 3 * 262144, "the cache stays bounded (%" PRIu64
+        " bytes)", st.bytes_cached);
+  printf("threads: %" PRIu64 " loads, %" PRIu64 " hits\n", st.loads,
+         st.hits);
+  bfs_blk_close(b1);
+  bfs_blk_close(b2);
+  pbs_store_unref(s);
+  free(o1.p);
+  free(o2.p);
 }
 
 static int
