@@ -153,9 +153,9 @@ pick_dev(const struct vma_index *x, const char *options, const char *nm)
 {
   const struct vma_dev *d = NULL;
 
-  if (options && !strncmp(options, "dev=", 4))
+  if (options && !strncmp(options, "dev=", 4) && options[4])
     d = vma_index_dev(x, options + 4);
-  else if (options && !strncmp(options, "devid=", 6)) {
+  else if (options && !strncmp(options, "devid=", 6) && options[6]) {
     char *end;
     unsigned long id = strtoul(options + 6, &end, 10);
     for (size_t i = 0; !*end && i < x->ndev; i++)
@@ -199,7 +199,7 @@ blk_vma_open_index(struct blk_io *io, const char *options,
   }
   v = NULL;
   if (!(d = pick_dev(x, options, nm)))
-    r = -ENOENT;
+    r = options && strchr(options, '=') ? -ENOENT : -EINVAL;
   else if ((r = vma_dev_check(x, d, nm)) < 0)
     ;
   else if (!(v = calloc(1, sizeof *v)) ||

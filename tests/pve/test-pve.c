@@ -197,6 +197,10 @@ test_vma(void)
     compare(b, "b.raw", "vma virtio1 (recipe, cache)");
     bfs_blk_close(b);
   }
+  l.options = "";
+  CHECK(blk_open_recipe(&rc, opener, NULL, &b) == -EINVAL &&
+        bt_err_has("dev=NAME", NULL), "no device option: %s",
+        bfs_last_error());
   l.options = "dev=nope";
   CHECK(blk_open_recipe(&rc, opener, NULL, &b) == -ENOENT &&
         bt_err_has("no device", "nope"), "unknown device: %s",
