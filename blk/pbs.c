@@ -223,7 +223,7 @@ blk_pbs_open_ctx(struct blk_io *io, const char *options, void *ctx,
                   blk_io_name(io), options);
   else if (!ctx)
     r = bfs_error(-EINVAL, "%s: the pbs driver needs its datastore's chunk "
-                  "store (the layer's ctx)", blk_io_name(io));
+                  "store (the recipe's ctx)", blk_io_name(io));
   if (r < 0) {
     bfs_blk_close(backing);
     blk_io_close(io);

@@ -31,8 +31,8 @@
  * once (the second waits).  Refcounted: each blk holds a reference.
  *
  * Recipe layers (driver "pbs"): the locator is the .fidx file (the opener
- * hands its fd as usual), the layer's ctx is the struct pbs_store of its
- * datastore, options empty.  The disk service creates the store when it
+ * hands its fd as usual), the recipe's ctx (struct blk_recipe.ctx) is the
+ * struct pbs_store of its datastore, options empty.  The disk service creates the store when it
  * first opens a disk of a datastore: pbs_store_open() on a directory fd of
  * the datastore root opened beneath the repository, the key from
  * -o pbs_keyfile= loaded with pbs_key_load(); it keeps the store with the
@@ -96,7 +96,7 @@ int pbs_snapshot_finished(int snap_dirfd, const char *name);
 int blk_pbs_open_store(struct blk_io *io, struct pbs_store *store,
                        struct bfs_blk **out);
 /* The table's driver: refuses (-EINVAL) because it needs the store; the
- * recipe passes the layer's ctx through blk_pbs_open_ctx. */
+ * recipe passes its ctx through blk_pbs_open_ctx. */
 int blk_pbs_open(struct blk_io *io, const char *options,
                  struct bfs_blk *backing, struct bfs_blk **out);
 int blk_pbs_open_ctx(struct blk_io *io, const char *options, void *ctx,

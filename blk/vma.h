@@ -35,9 +35,9 @@
  * Recipe layers (blk/recipe.c, driver "vma"): the locator is the archive
  * file (.vma, or the unpacked cache file), options "dev=NAME" (the
  * device name as in the header, e.g. "drive-scsi0") or "devid=N"; the
- * layer's ctx may point to a struct vma_index already built for that
- * archive (shared, not owned; it must outlive the blk), else the driver
- * builds one itself.
+ * recipe's ctx (struct blk_recipe.ctx) may point to a struct vma_index
+ * already built for that archive (shared, not owned; it must outlive the
+ * blk), else the driver builds one itself.
  */
 #ifndef BFS_BLK_VMA_H
 #define BFS_BLK_VMA_H
