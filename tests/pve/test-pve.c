@@ -442,6 +442,17 @@ test_pbs(void)
     compare(b, "a.raw", "pbs snap1 (recipe, cache)");
     bfs_blk_close(b);
   }
+  /* a namespace: the same chunk store at the datastore root */
+  bt_sh("python3 '%s' pbs '%s' --ns prod/web --vm 101 --time "
+        "2026-01-04T00:00:00Z --drive efidisk0='%s' --chunk-size 262144",
+        gen, bt_path("ds"), bt_path("a2.raw"));
+  r = open_fidx(s, "ds/ns/prod/ns/web/vm/101/2026-01-04T00:00:00Z/"
+                "drive-efidisk0.img.fidx", &b);
+  CHECK(r == 0, "open in a namespace: %s", bfs_last_error());
+  if (r == 0) {
+    compare(b, "a2.raw", "pbs ns prod/web");
+    bfs_blk_close(b);
+  }
   rc.ctx = NULL;
   CHECK(blk_open_recipe(&rc, opener, NULL, &b) == -EINVAL &&
         bt_err_has("chunk store", NULL), "pbs without a store: %s",
