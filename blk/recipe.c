@@ -8,24 +8,39 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blk/pbs.h"
 #include "blk/recipe.h"
+#include "blk/vma.h"
 #include "common/error.h"
 
 static const struct {
   const char *name;
   blk_open_fn open;
+  /* drivers that take the layer's ctx */
+  int (*open_ctx)(struct blk_io *io, const char *options, void *ctx,
+                  struct bfs_blk *backing, struct bfs_blk **out);
 } drivers[] = {
-  { "raw", blk_raw_open },
-  { "qcow2", blk_qcow2_open },
+  { "raw", blk_raw_open, NULL },
+  { "qcow2", blk_qcow2_open, NULL },
+  { "vma", blk_vma_open, blk_vma_open_ctx },
+  { "pbs", blk_pbs_open, blk_pbs_open_ctx },
 };
+
+static size_t
+driver_row(const char *name)
+{
+  size_t i;
+  for (i = 0; name && i < sizeof drivers / sizeof drivers[0]; i++)
+    if (!strcmp(drivers[i].name, name))
+      break;
+  return i;
+}
 
 blk_open_fn
 blk_driver(const char *name)
 {
-  for (size_t i = 0; name && i < sizeof drivers / sizeof drivers[0]; i++)
-    if (!strcmp(drivers[i].name, name))
-      return drivers[i].open;
-  return NULL;
+  size_t i = driver_row(name);
+  return i < sizeof drivers / sizeof drivers[0] ? drivers[i].open : NULL;
 }
 
 const char *
@@ -81,7 +96,11 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
       bfs_blk_close(below);
       return r;
     }
-    r = blk_driver(l->driver)(io, l->options, below, &b);
+    size_t row = driver_row(l->driver);
+    if (drivers[row].open_ctx)
+      r = drivers[row].open_ctx(io, l->options, rc->ctx, below, &b);
+    else
+      r = drivers[row].open(io, l->options, below, &b);
     below = NULL;                   /* owned by the driver now */
     if (r == 0 && (r = check_layer(b, i == rc->n - 1)) < 0)
       bfs_blk_close(b);

@@ -29,6 +29,10 @@ struct blk_recipe {
   const struct blk_layer *layers;      /* top first */
   struct blk_cache_opts cache;
   bool no_cache;                       /* leave the caching filter off */
+  /* in-process context for the drivers that take one, never stored: pbs
+   * its struct pbs_store, vma NULL or a struct vma_index (blk/pbs.h,
+   * blk/vma.h); those recipes are one layer */
+  void *ctx;
 };
 
 /* Turn a layer's locator into an open io (blk_io_fd over a file opened
