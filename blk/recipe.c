@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "blk/recipe.h"
 #include "common/error.h"
 
@@ -42,8 +43,10 @@ check_layer(const struct bfs_blk *b, bool bottom)
 {
   const struct bfs_blk_info *in = bfs_blk_info(b);
 
-  if (in->encrypted)
-    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (LUKS/AES) is not "
+  if (in->encrypted && in->key_missing)
+    return bfs_error(-ENOKEY, "%s: " BLK_LUKS_NEED_KEY, b->name);
+  if (in->encrypted && (!in->encryption || strcmp(in->encryption, "luks")))
+    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (legacy AES) is not "
                      "supported", b->name);
   if (in->external_data)
     return bfs_error(-ENOTSUP, "%s: qcow2 with an external data file is not "
@@ -81,7 +84,10 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
       bfs_blk_close(below);
       return r;
     }
-    r = blk_driver(l->driver)(io, l->options, below, &b);
+    if (rc->key && !strcmp(l->driver, "qcow2"))   /* LUKS passphrase */
+      r = blk_qcow2_open_key(io, l->options, rc->key, below, &b);
+    else
+      r = blk_driver(l->driver)(io, l->options, below, &b);
     below = NULL;                   /* owned by the driver now */
     if (r == 0 && (r = check_layer(b, i == rc->n - 1)) < 0)
       bfs_blk_close(b);
