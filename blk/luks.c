@@ -12,7 +12,9 @@
  * (plain), 64-bit LE (plain64), or that 64-bit LE block encrypted with
  * the hash of the master key (essiv: the same cipher family, key size =
  * digest size, ECB, as QEMU and dm-crypt do).  Each call builds its own
- * EVP contexts, so decryption is thread-safe without locks.
+ * EVP contexts, so decryption is thread-safe without locks.  libcrypto
+ * has XTS for AES-128/256 only; XTS of other 16-byte-block ciphers in it
+ * (AES-192: QEMU writes it) is built here over their ECB.
  *
  * Keys (passphrase, master key, ESSIV key) live in locked buffers that are
  * wiped (OPENSSL_cleanse) before they are freed.
@@ -110,11 +112,14 @@ blk_key_free(struct blk_key *k)
   free(k);
 }
 
+#define XTS_BLOCK 16
+
 enum ivgen { IV_NONE, IV_PLAIN, IV_PLAIN64, IV_ESSIV };
 
 struct blk_luks {
   char desc[96];                  /* "aes-256-xts-plain64" */
   EVP_CIPHER *cipher, *essiv;
+  bool own_xts;                   /* XTS built here over cipher in ECB */
   enum ivgen ivgen;
   unsigned iv_len;
   struct secbuf mk, essiv_key;    /* empty without a key */
@@ -219,10 +224,26 @@ setup_cipher(struct blk_luks *l, const char *name, const char *cipher,
     return bfs_error(-ENOTSUP, "%s: LUKS IV generator '%s' of %s is not "
                      "supported (plain, plain64, essiv:HASH are)", name,
                      iv, l->desc);
-  if ((r = evp_name(name, cipher, mode, keybytes, evp, sizeof evp)) < 0 ||
-      (r = fetch(name, l->desc, evp, keybytes, &l->cipher)) < 0)
+  if ((r = evp_name(name, cipher, mode, keybytes, evp, sizeof evp)) < 0)
     return r;
-  l->iv_len = (unsigned)EVP_CIPHER_get_iv_length(l->cipher);
+  if (!strcmp(mode, "xts") && !(l->cipher = EVP_CIPHER_fetch(NULL, evp, NULL))) {
+    /* libcrypto has AES-128/256-XTS only: XTS over the ECB cipher */
+    if ((r = evp_name(name, cipher, "ecb", keybytes / 2, evp, sizeof evp)) < 0
+        || (r = fetch(name, l->desc, evp, keybytes / 2, &l->cipher)) < 0)
+      return r;
+    if (EVP_CIPHER_get_block_size(l->cipher) != XTS_BLOCK)
+      return bfs_error(-ENOTSUP, "%s: LUKS cipher %s: XTS needs 16-byte "
+                       "blocks", name, l->desc);
+    l->own_xts = true;
+  }
+  else if (!l->cipher && (r = fetch(name, l->desc, evp, keybytes,
+                                    &l->cipher)) < 0)
+    return r;
+  else if ((size_t)EVP_CIPHER_get_key_length(l->cipher) != keybytes)
+    return bfs_error(-ENOTSUP, "%s: LUKS cipher %s: %zu-byte key does not "
+                     "fit %s", name, l->desc, keybytes, evp);
+  l->iv_len = l->own_xts ? XTS_BLOCK
+              : (unsigned)EVP_CIPHER_get_iv_length(l->cipher);
   if (l->ivgen != IV_NONE && l->iv_len < 8)
     return bfs_error(-ENOTSUP, "%s: LUKS cipher %s: IV of %u bytes is not "
                      "supported", name, l->desc, l->iv_len);
@@ -326,7 +347,8 @@ load(struct blk_luks *l, const void *hdr, size_t len,
     r = bfs_error(-EACCES, "%s: LUKS: wrong passphrase (no key slot opens "
                   "with it)", name);
   else if (ks < 0)
-    r = bfs_error(-EIO, "%s: LUKS key slots: %s%s%s", name, strerror(-ks),
+    r = bfs_error(-ENOTSUP, "%s: LUKS key slots (%s): libcryptsetup cannot "
+                  "decrypt them here (%s%s%s)", name, l->desc, strerror(-ks),
                   log.msg[0] ? ": " : "", log.msg);
   else if (vklen != l->mk.len)
     r = bfs_error(-EIO, "%s: LUKS master key of %zu bytes, header says %zu",
@@ -389,10 +411,41 @@ make_iv(struct blk_luks *l, EVP_CIPHER_CTX *ectx, uint64_t sector,
          n == (int)l->iv_len ? 0 : -1;
 }
 
+/* One sector of XTS (IEEE 1619, no stealing: 512 is whole blocks): the
+ * tweak is the IV encrypted with the second key half (tctx), each block
+ * is D(C ^ T) ^ T with T multiplied by x in GF(2^128) from block to
+ * block; dctx decrypts ECB with the first half. */
+static int
+xts_sector(EVP_CIPHER_CTX *dctx, EVP_CIPHER_CTX *tctx, unsigned char *p,
+           const unsigned char *iv)
+{
+  unsigned char t[BLK_LUKS_SECTOR];
+  int n, ok;
+
+  ok = EVP_EncryptUpdate(tctx, t, &n, iv, XTS_BLOCK) && n == XTS_BLOCK;
+  for (size_t b = XTS_BLOCK; ok && b < sizeof t; b += XTS_BLOCK) {
+    const unsigned char *prev = t + b - XTS_BLOCK;
+    for (int i = 0; i < XTS_BLOCK; i++)
+      t[b + i] = (unsigned char)(prev[i] << 1 |
+                                 (i ? prev[i - 1] >> 7 : 0));
+    if (prev[XTS_BLOCK - 1] & 0x80)
+      t[b] ^= 0x87;
+  }
+  for (size_t i = 0; ok && i < sizeof t; i++)
+    p[i] ^= t[i];
+  ok = ok && EVP_DecryptUpdate(dctx, p, &n, p, BLK_LUKS_SECTOR) &&
+       n == BLK_LUKS_SECTOR;
+  for (size_t i = 0; ok && i < sizeof t; i++)
+    p[i] ^= t[i];
+  OPENSSL_cleanse(t, sizeof t);
+  return ok ? 0 : -1;
+}
+
 int
 blk_luks_decrypt(struct blk_luks *l, void *buf, size_t len, uint64_t sector)
 {
-  EVP_CIPHER_CTX *ctx = NULL, *ectx = NULL;
+  EVP_CIPHER_CTX *ctx = NULL, *ectx = NULL, *tctx = NULL;
+  const size_t half = l->mk.len / 2;
   unsigned char *p = buf, iv[EVP_MAX_IV_LENGTH];
   int r = 0, n;
 
@@ -403,6 +456,10 @@ blk_luks_decrypt(struct blk_luks *l, void *buf, size_t len, uint64_t sector)
   if (!(ctx = EVP_CIPHER_CTX_new()) ||
       !EVP_DecryptInit_ex2(ctx, l->cipher, l->mk.p, NULL, NULL) ||
       !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
+      (l->own_xts && (!(tctx = EVP_CIPHER_CTX_new()) ||
+                      !EVP_EncryptInit_ex2(tctx, l->cipher, l->mk.p + half,
+                                           NULL, NULL) ||
+                      !EVP_CIPHER_CTX_set_padding(tctx, 0))) ||
       (l->essiv && (!(ectx = EVP_CIPHER_CTX_new()) ||
                     !EVP_EncryptInit_ex2(ectx, l->essiv, l->essiv_key.p,
                                          NULL, NULL) ||
@@ -411,11 +468,17 @@ blk_luks_decrypt(struct blk_luks *l, void *buf, size_t len, uint64_t sector)
     goto out;
   }
   for (size_t i = 0; i < len; i += BLK_LUKS_SECTOR, sector++) {
-    if ((l->ivgen != IV_NONE && (make_iv(l, ectx, sector, iv) < 0 ||
-                                 !EVP_DecryptInit_ex2(ctx, NULL, NULL, iv,
-                                                      NULL))) ||
-        !EVP_DecryptUpdate(ctx, p + i, &n, p + i, BLK_LUKS_SECTOR) ||
-        n != BLK_LUKS_SECTOR) {
+    bool ok;
+    if (l->own_xts)
+      ok = make_iv(l, ectx, sector, iv) == 0 &&
+           xts_sector(ctx, tctx, p + i, iv) == 0;
+    else
+      ok = (l->ivgen == IV_NONE || (make_iv(l, ectx, sector, iv) == 0 &&
+                                    EVP_DecryptInit_ex2(ctx, NULL, NULL, iv,
+                                                        NULL))) &&
+           EVP_DecryptUpdate(ctx, p + i, &n, p + i, BLK_LUKS_SECTOR) &&
+           n == BLK_LUKS_SECTOR;
+    if (!ok) {
       r = bfs_error(-EIO, "LUKS: %s: decrypting sector %" PRIu64 " failed",
                     l->desc, sector);
       break;
@@ -425,6 +488,7 @@ out:
   OPENSSL_cleanse(iv, sizeof iv);
   EVP_CIPHER_CTX_free(ctx);        /* frees (and clears) the key schedule */
   EVP_CIPHER_CTX_free(ectx);
+  EVP_CIPHER_CTX_free(tctx);
   return r;
 }
 
