@@ -61,11 +61,14 @@ for spec in \
   "2M:,encrypt.cipher-alg=aes-256,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain64" \
   "64k:,encrypt.cipher-alg=aes-256,encrypt.cipher-mode=ctr,encrypt.ivgen-alg=plain64" \
   "64k:,encrypt.cipher-alg=aes-256,encrypt.cipher-mode=xts,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256" \
-  "128k:,extended_l2=on"; do
+  "128k:,extended_l2=on" \
+  "64k:v2"; do
   n=$((n + 1))
   cl=${spec%%:*}; extra=${spec#*:}
   img=$T/vm/a/e$n.qcow2
-  mkimg -o "compat=1.1,cluster_size=$cl,$ENC$extra" "$img" 8M ||
+  compat=1.1
+  if [ "$extra" = v2 ]; then compat=0.10; extra=; fi
+  mkimg -o "compat=$compat,cluster_size=$cl,$ENC$extra" "$img" 8M ||
     fail "qemu-img create $spec"
   fill "$img"
   oracle_enc "$img" "$T/ref$n.raw"
@@ -82,7 +85,7 @@ for spec in \
   [ -n "$cipher" ] || fail "$spec: info shows no LUKS cipher"
   check_cat "$img" "$T/ref$n.raw" "$cl $cipher"
   "$TL" "$T/key" "$T/ref$n.raw" "$img" >/dev/null || fail "$cl $cipher: odd reads differ"
-  ok "$cl clusters, $cipher$( [ -n "$extra" ] && [ -z "${extra##*extended*}" ] && echo ', extended L2'): identical to qemu-img"
+  ok "compat=$compat, $cl clusters, $cipher$( [ -n "$extra" ] && [ -z "${extra##*extended*}" ] && echo ', extended L2'): identical to qemu-img"
 done
 # the second setting must have been CBC-ESSIV with SHA-256 and the
 # default XTS-plain64 with AES-256: the names say what was read
