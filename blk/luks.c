@@ -6,6 +6,11 @@
  * crypt_volume_key_get turns the passphrase into the master key.  Metadata
  * locking is off (nothing here writes the header; no lock files in /run).
  * libcryptsetup's messages are collected and end up in the error text.
+ * libcryptsetup promises no thread safety and sets up its crypto backend
+ * on first use without a lock, so crypt_init and crypt_load are
+ * serialised by cs_lock (a lock, not state); the key slot search (PBKDF2,
+ * seconds with QEMU's default iter-time) runs on its own crypt_device
+ * outside it, so images open in parallel.
  *
  * Sectors: the mode string is MODE[-IVGEN[:HASH]] (dm-crypt's spelling,
  * which QEMU writes): the IV of a sector is its number as 32-bit LE
@@ -20,6 +25,7 @@
  * wiped (OPENSSL_cleanse) before they are freed.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -283,6 +289,8 @@ essiv_key(struct blk_luks *l, const char *name, const char *hash)
   return 0;
 }
 
+static pthread_mutex_t cs_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* The header as a file libcryptsetup can open: a memfd. */
 static int
 header_memfd(const void *hdr, size_t len, const char *name)
@@ -309,11 +317,14 @@ load(struct blk_luks *l, const void *hdr, size_t len,
   char path[64], hash[32];
   const char *cipher, *mode;
   int fd, r, ks, vk;
+  bool locked;
   size_t vklen;
 
   if ((fd = header_memfd(hdr, len, name)) < 0)
     return fd;
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  pthread_mutex_lock(&cs_lock);
+  locked = true;
   if ((r = crypt_init(&cd, path)) < 0) {
     r = bfs_error(-EIO, "%s: LUKS header: libcryptsetup cannot open it: %s",
                   name, strerror(-r));
@@ -321,7 +332,10 @@ load(struct blk_luks *l, const void *hdr, size_t len,
   }
   crypt_set_log_callback(cd, cs_log_cb, &log);
   crypt_metadata_locking(cd, 0);
-  if ((r = crypt_load(cd, CRYPT_LUKS1, NULL)) < 0) {
+  r = crypt_load(cd, CRYPT_LUKS1, NULL);
+  pthread_mutex_unlock(&cs_lock);
+  locked = false;
+  if (r < 0) {
     r = bfs_error(-EIO, "%s: LUKS header (%zu bytes) is damaged or not LUKS1"
                   "%s%s", name, len, log.msg[0] ? ": " : "", log.msg);
     goto out;
@@ -359,6 +373,8 @@ load(struct blk_luks *l, const void *hdr, size_t len,
     secbuf_free(&l->mk);
 out:
   crypt_free(cd);
+  if (locked)
+    pthread_mutex_unlock(&cs_lock);
   close(fd);
   return r;
 }
