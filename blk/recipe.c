@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "blk/pbs.h"
 #include "blk/recipe.h"
 #include "blk/vma.h"
@@ -57,8 +58,10 @@ check_layer(const struct bfs_blk *b, bool bottom)
 {
   const struct bfs_blk_info *in = bfs_blk_info(b);
 
-  if (in->encrypted)
-    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (LUKS/AES) is not "
+  if (in->encrypted && in->key_missing)
+    return bfs_error(-ENOKEY, "%s: " BLK_LUKS_NEED_KEY, b->name);
+  if (in->encrypted && (!in->encryption || strcmp(in->encryption, "luks")))
+    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (legacy AES) is not "
                      "supported", b->name);
   if (in->external_data)
     return bfs_error(-ENOTSUP, "%s: qcow2 with an external data file is not "
@@ -97,7 +100,9 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
       return r;
     }
     size_t row = driver_row(l->driver);
-    if (drivers[row].open_ctx)
+    if (rc->key && !strcmp(l->driver, "qcow2"))   /* LUKS passphrase */
+      r = blk_qcow2_open_key(io, l->options, rc->key, below, &b);
+    else if (drivers[row].open_ctx)
       r = drivers[row].open_ctx(io, l->options, rc->ctx, below, &b);
     else
       r = drivers[row].open(io, l->options, below, &b);
