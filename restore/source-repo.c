@@ -8,12 +8,16 @@
  * Every layer is opened beneath the repository's descriptor (no symlink
  * followed) and must be the file the catalog recorded (bfs_chain_ids_check):
  * a backup changed since the scan is refused, never restored.
+ * restore_blk_repo gives the same chain as a blk/ stack, for callers that
+ * need block status with layer and file offset (`backupfs diff --blocks`).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "blk/recipe.h"
 #include "catalog/catalog.h"
 #include "common/beneath.h"
 #include "common/cleanup.h"
@@ -219,4 +223,90 @@ fail:
     catalog_backups_free(b, n);
   restore_src_close(s);
   return r;
+}
+
+/* ---- the same point in time as a block-layer stack ---- */
+
+struct blk_src {
+  int repo_fd;
+  const char *root;
+  struct bfs_chain_ids ids;
+  const struct blk_layer *layers;
+};
+
+/* each layer opened beneath the repository and checked again against the
+ * catalog: what was resolved is what is read */
+static int
+blk_src_opener(void *opaque, const struct blk_layer *l, struct blk_io **out)
+{
+  struct blk_src *x = opaque;
+  struct stat st;
+  int fd = bfs_open_beneath(x->repo_fd, x->root, l->locator), r;
+
+  if (fd < 0)
+    return fd;
+  if (fstat(fd, &st) < 0)
+    r = bfs_error(-errno, "%s/%s: %m", x->root, l->locator);
+  else
+    r = bfs_chain_ids_check(&x->ids, l - x->layers, l->locator, &st);
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  return blk_io_fd(fd, l->locator, out);
+}
+
+int
+restore_blk_repo(const char *repo, const char *catalog_path,
+                 const char *vmtime, const char *disk, struct bfs_blk **out)
+{
+  struct rsrc *s;
+  struct blk_layer layers[BLK_MAX_DEPTH];
+  int r = restore_src_repo(repo, catalog_path, vmtime, disk, &s);
+
+  *out = NULL;
+  if (r < 0)
+    return r;
+  /* the chain restore_src_repo resolved and checked names the layers and
+   * their formats; the catalog's record checks them again as blk opens */
+  struct repo_src *p = s->priv;
+  struct catalog_backup *b = NULL;
+  size_t n = 0, depth = chain_depth(p->chain);
+  CLEANUP_FREE char *vm = NULL, *time = NULL;
+  const char *root = catalog_repo(p->cat);
+  if ((r = restore_split_vmtime(vmtime, &vm, &time)) < 0 ||
+      (r = catalog_backups(p->cat, vm, &b, &n)) < 0 ||
+      (r = restore_find_backup(b, n, vm, time)) < 0)
+    goto out;
+  struct catalog_disk *d = NULL;
+  for (size_t k = 0; k < b[r].ndisks; k++)
+    if (!strcmp(b[r].disks[k].name, disk))
+      d = &b[r].disks[k];
+  if (!d || depth > BLK_MAX_DEPTH || depth != d->chain_len) {
+    r = bfs_error(-EIO, "%s: changed since the catalog was built", s->name);
+    goto out;
+  }
+  for (size_t i = 0; i < depth; i++) {
+    const char *rel = bfs_path_beneath(root, chain_layer_path(p->chain, i));
+    if (!rel) {
+      r = bfs_error(-EXDEV, "%s: %s is outside the repository", s->name,
+                    chain_layer_path(p->chain, i));
+      goto out;
+    }
+    layers[i] = (struct blk_layer){
+      .driver = img_get_info(chain_layer(p->chain, i))->format ==
+                IMG_FORMAT_QCOW2 ? "qcow2" : "raw",
+      .locator = rel };
+  }
+  struct blk_src x = { p->repo_fd, root, { d->chain_len, d->chain, d->chain_id },
+                       layers };
+  struct blk_recipe rc = { .n = depth, .layers = layers };
+  r = blk_open_recipe(&rc, blk_src_opener, &x, out);
+  if (r < 0)
+    bfs_error_prefix(r, "%s: ", s->name);
+out:
+  if (b)
+    catalog_backups_free(b, n);
+  restore_src_close(s);
+  return r < 0 ? r : 0;
 }
