@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "blk/recipe.h"
+#include "blk/vnbd.h"
 #include "common/error.h"
 
 static const struct {
@@ -17,6 +18,7 @@ static const struct {
 } drivers[] = {
   { "raw", blk_raw_open },
   { "qcow2", blk_qcow2_open },
+  { "vnbd", blk_vnbd_open },          /* virtnbdbackup streams */
 };
 
 blk_open_fn
