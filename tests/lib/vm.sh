@@ -1,8 +1,8 @@
 # vm.sh — a real TCG VM under a libvirtd of the test's own (sourced).
 #
 # Shared by the VM tests (tests/recovery/vm-blockpull.sh, tests/vnbd/).
-# Needs the caller's skip/fail/wait_for and scratch dir $T (tests/fuse/
-# lib.sh).  The guest is the host's /boot/vmlinuz-* with an initrd of
+# Sourced after tests/recovery/lib.sh (skip, fail, wait_for, gone, the
+# scratch dir $T).  The guest is the host's /boot/vmlinuz-* with an initrd of
 # busybox-static (apt-get download, dpkg -x) whose /init the caller writes;
 # virtio modules are copied in and loaded by vm_init_head.
 #   vm_prereqs            skip unless root, libvirtd & co, a kernel with an
@@ -103,22 +103,9 @@ vm_stop() {
   done
   for p in $LVPIDS; do
     kill -TERM "$p" 2>/dev/null || true
-    gone_pid "$p" 10 || kill -KILL "$p" 2>/dev/null || true
+    gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
   done
   LVPIDS=""
-}
-
-# gone_pid PID SECS: PID has exited (or is a zombie) within SECS seconds
-gone_pid() {
-  local pid=$1 n=$(($2 * 10))
-  for _ in $(seq 0 "$n"); do
-    if ! kill -0 "$pid" 2>/dev/null ||
-       [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
 }
 
 vm_libvirtd_start() {

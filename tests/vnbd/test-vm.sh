@@ -8,8 +8,7 @@
 # `virtnbdrestore --until virtnbdbackup.N` converted to raw.  A truncated
 # last stream (no stop frame; a frame cut in half) must be a clean error
 # naming the file and the offset, while the earlier checkpoints still read.
-. "$SRCDIR/tests/fuse/lib.sh"
-. "$SRCDIR/tests/fuse/mkrepo.sh"
+. "$SRCDIR/tests/recovery/lib.sh"
 . "$SRCDIR/tests/lib/vm.sh"
 : "${VNBD_READ:?}"
 for p in virtnbdbackup virtnbdrestore qemu-nbd; do
@@ -40,7 +39,7 @@ rm -f "$T/base.raw"
 # writes it as several lz4 frames (a {"total": [sizes]} trailer entry)
 qio -c "write -P 0x5a 40M 40M" "$T/disk.qcow2"
 vm_domain_xml "$DOM" "$T/disk.qcow2" qcow2 > "$T/dom.xml"
-trap 'vm_stop; cleanup' EXIT INT TERM
+trap 'vm_stop; rc_cleanup' EXIT INT TERM
 vm_libvirtd_start
 virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
 if ! virsh start "$DOM" > "$T/start.out" 2>&1; then
@@ -108,4 +107,22 @@ for mode in plain compress; do
     fail "$mode: checkpoint 1 no longer reads"
   cmp -s "$T/x.raw" "$T/ours.raw" && fail "$mode: checkpoint 1 equals checkpoint 2 (guest wrote nothing?)"
   ok "$mode: the earlier checkpoints still read"
+
+  [ $mode = compress ] || continue
+  # one flipped byte inside the full's first lz4 frame: EIO, never data
+  python3 - "${chain[0]}" "$T/flip.data" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+meta = int(b[22:38], 16)
+d = 40 + meta + 2                      # the first frame after the metadata
+assert b[d:d + 5] == b"data ", b[d:d + 5]
+b[d + 40 + 200] ^= 0x55                # inside the lz4 frame, past its header
+open(sys.argv[2], "wb").write(b)
+PY
+  if "$VNBD_READ" "$T/x.raw" "$T/flip.data" > /dev/null 2> "$T/flip.err"; then
+    fail "a corrupt lz4 frame read without error"
+  fi
+  grep -q "flip.data: lz4 frame at offset [0-9]* (guest [0-9]*) does not decode" "$T/flip.err" ||
+    fail "corrupt lz4 frame: $(cat "$T/flip.err")"
+  ok "corrupt lz4 frame: $(cat "$T/flip.err")"
 done
