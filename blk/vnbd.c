@@ -284,9 +284,9 @@ check_backing(struct vnbd *v, struct bfs_blk *backing)
   return 0;
 }
 
-int
-blk_vnbd_open(struct blk_io *io, const char *options,
-              struct bfs_blk *backing, struct bfs_blk **out)
+static int
+vnbd_open(struct blk_io *io, const char *options, const void *blob,
+          size_t blen, struct bfs_blk *backing, struct bfs_blk **out)
 {
   struct vnbd *v = calloc(1, sizeof *v);
   int r;
@@ -305,7 +305,9 @@ blk_vnbd_open(struct blk_io *io, const char *options,
   if (options && *options)
     r = bfs_error(-EINVAL, "%s: vnbd driver: unknown options '%s'",
                   v->b.name, options);
-  else if ((r = vnbd_index_build(io, &v->x)) == 0)
+  else if ((r = blob ? vnbd_index_decode(blob, blen, blk_io_size(io),
+                                          v->b.name, &v->x)
+                     : vnbd_index_build(io, &v->x)) == 0)
     r = check_backing(v, backing);
   if (r < 0) {
     bfs_blk_close(&v->b);
@@ -324,6 +326,32 @@ blk_vnbd_open(struct blk_io *io, const char *options,
   };
   *out = &v->b;
   return 0;
+}
+
+int
+blk_vnbd_open(struct blk_io *io, const char *options,
+              struct bfs_blk *backing, struct bfs_blk **out)
+{
+  return vnbd_open(io, options, NULL, 0, backing, out);
+}
+
+int
+blk_vnbd_open_index(struct blk_io *io, const void *blob, size_t len,
+                    struct bfs_blk *backing, struct bfs_blk **out)
+{
+  if (!blob) {
+    *out = NULL;
+    bfs_blk_close(backing);
+    blk_io_close(io);
+    return bfs_error(-EINVAL, "no cached index given");
+  }
+  return vnbd_open(io, NULL, blob, len, backing, out);
+}
+
+const struct vnbd_index *
+blk_vnbd_index(const struct bfs_blk *b)
+{
+  return b && b->ops == &vnbd_ops ? &((const struct vnbd *)b)->x : NULL;
 }
 
 const struct vnbd_meta *

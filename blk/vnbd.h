@@ -67,11 +67,25 @@ struct vnbd_index {
 int vnbd_index_build(struct blk_io *io, struct vnbd_index *idx);
 void vnbd_index_free(struct vnbd_index *idx);
 
+/* The index as one blob (malloc'd, host byte order) and back: decode
+ * checks the blob against the stream's file size (-ESTALE) and every
+ * record as the parser would (-EIO); idx is the caller's to free. */
+int vnbd_index_encode(const struct vnbd_index *idx, void **blob,
+                      size_t *len);
+int vnbd_index_decode(const void *blob, size_t len, uint64_t file_size,
+                      const char *name, struct vnbd_index *idx);
+
 /* The driver (row "vnbd" of the driver table).  An incremental needs the
  * parent checkpoint's blk as backing (without one it opens for inspection
  * and reads reaching the parent are -EIO); a full refuses a backing. */
 int blk_vnbd_open(struct blk_io *io, const char *options,
                   struct bfs_blk *backing, struct bfs_blk **out);
+/* The same from a cached index blob (vnbd_index_encode) instead of a
+ * parse; a blob that does not decode is the error, nothing is guessed. */
+int blk_vnbd_open_index(struct blk_io *io, const void *blob, size_t len,
+                        struct bfs_blk *backing, struct bfs_blk **out);
+/* The index of a vnbd layer, NULL if b is not one. */
+const struct vnbd_index *blk_vnbd_index(const struct bfs_blk *b);
 /* The metadata of a vnbd layer, NULL if b is not one. */
 const struct vnbd_meta *blk_vnbd_meta(const struct bfs_blk *b);
 

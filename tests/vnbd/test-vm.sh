@@ -84,6 +84,10 @@ for mode in plain compress; do
     "$VNBD_READ" "$T/ours.raw" "${chain[@]:0:$((n + 1))}" > "$T/read.out" 2> "$T/read.err" ||
       fail "$mode checkpoint $n: $(cat "$T/read.err")"
     cmp "$T/ours.raw" "$T/oracle.raw" || fail "$mode checkpoint $n differs from virtnbdrestore"
+    # the same through each layer's cached index blob (encode, decode)
+    "$VNBD_READ" -c "$T/ours.raw" "${chain[@]:0:$((n + 1))}" > /dev/null 2> "$T/read.err" ||
+      fail "$mode checkpoint $n from cached indexes: $(cat "$T/read.err")"
+    cmp "$T/ours.raw" "$T/oracle.raw" || fail "$mode checkpoint $n from cached indexes differs"
     grep -q "lz4=$([ $mode = compress ] && echo 1 || echo 0)" "$T/read.out" || fail "lz4 flag: $(cat "$T/read.out")"
     ok "$mode checkpoint virtnbdbackup.$n byte-identical ($(tail -1 "$T/read.out"))"
   done

@@ -1,9 +1,12 @@
 /* vnbd-read.c — test driver: a chain of virtnbdbackup streams through blk.
  *
- *   vnbd-read [-n] OUT BASE.data [INC.data ...]
+ *   vnbd-read [-n|-c] OUT BASE.data [INC.data ...]
  *
  * Opens the streams as one recipe (the full at the bottom, each
- * incremental on the one before it; -n leaves the cache filter off),
+ * incremental on the one before it; -n leaves the cache filter off; -c
+ * opens each layer instead from its index blob, encoded after a parse
+ * and decoded again, as a catalog's cache would: the blob must round-trip
+ * byte for byte),
  * writes the flat raw image to OUT (zeros as holes) and prints each
  * layer's metadata and the block status totals of the whole stack:
  *   layer 0 checkpoint=virtnbdbackup.2 parent=virtnbdbackup.1 inc=1 lz4=0
@@ -31,6 +34,45 @@ opener(void *opaque, const struct blk_layer *l, struct blk_io **io)
   return blk_io_fd(fd, l->locator, io);
 }
 
+/* -c: bottom up, each layer from its encoded index, the cache on top */
+static int
+open_cached(const struct blk_recipe *rc, struct bfs_blk **out)
+{
+  struct bfs_blk *below = NULL, *b;
+  int r;
+
+  for (size_t i = rc->n; i-- > 0;) {
+    struct blk_io *io;
+    void *blob, *again;
+    size_t len, len2;
+
+    if ((r = opener(NULL, &rc->layers[i], &io)) < 0 ||
+        (r = blk_vnbd_open(io, NULL, NULL, &b)) < 0)
+      goto fail;
+    r = vnbd_index_encode(blk_vnbd_index(b), &blob, &len);
+    bfs_blk_close(b);
+    if (r < 0 || (r = opener(NULL, &rc->layers[i], &io)) < 0 ||
+        (r = blk_vnbd_open_index(io, blob, len, below, &b)) < 0) {
+      below = NULL;
+      goto fail;
+    }
+    below = b;
+    if ((r = vnbd_index_encode(blk_vnbd_index(b), &again, &len2)) < 0)
+      goto fail;
+    if (len2 != len || memcmp(blob, again, len)) {
+      fprintf(stderr, "vnbd-read: %s: index blob does not round-trip\n",
+              rc->layers[i].locator);
+      exit(1);
+    }
+    free(blob);
+    free(again);
+  }
+  return blk_cache_open(below, &rc->cache, out);
+fail:
+  bfs_blk_close(below);
+  return r;
+}
+
 static int
 write_all(int fd, const unsigned char *p, size_t n, uint64_t off)
 {
@@ -55,20 +97,25 @@ main(int argc, char **argv)
   const size_t chunk = 4u << 20;
   unsigned char *buf;
   int a = 1, fd, r;
+  bool cached = false;
 
   if (argc > 1 && !strcmp(argv[1], "-n")) {
     rc.no_cache = true;
     a++;
+  } else if (argc > 1 && !strcmp(argv[1], "-c")) {
+    cached = true;
+    a++;
   }
   if (argc - a < 2 || argc - a - 1 > BLK_MAX_DEPTH) {
-    fprintf(stderr, "usage: vnbd-read [-n] OUT BASE.data [INC.data ...]\n");
+    fprintf(stderr, "usage: vnbd-read [-n|-c] OUT BASE.data [INC.data ...]\n");
     return 2;
   }
   rc.n = (size_t)(argc - a - 1);
   for (size_t i = 0; i < rc.n; i++)           /* top first */
     layers[i] = (struct blk_layer){ "vnbd", argv[argc - 1 - (int)i], NULL };
   rc.layers = layers;
-  if ((r = blk_open_recipe(&rc, opener, NULL, &b)) < 0) {
+  if ((r = cached ? open_cached(&rc, &b)
+                  : blk_open_recipe(&rc, opener, NULL, &b)) < 0) {
     fprintf(stderr, "vnbd-read: %s\n", bfs_last_error());
     return 1;
   }
