@@ -35,7 +35,8 @@ take(struct rd *r, void *dst, size_t n)
 {
   if (r->left < n)
     return false;
-  memcpy(dst, r->p, n);
+  if (n)
+    memcpy(dst, r->p, n);
   r->p += n;
   r->left -= n;
   return true;
