@@ -12,6 +12,7 @@
 #include "blk/pbs.h"
 #include "blk/recipe.h"
 #include "blk/vma.h"
+#include "blk/vnbd.h"
 #include "common/error.h"
 
 static const struct {
@@ -25,6 +26,7 @@ static const struct {
   { "qcow2", blk_qcow2_open, NULL },
   { "vma", blk_vma_open, blk_vma_open_ctx },
   { "pbs", blk_pbs_open, blk_pbs_open_ctx },
+  { "vnbd", blk_vnbd_open, NULL },   /* virtnbdbackup streams */
 };
 
 static size_t
