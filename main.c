@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "fs/fs.h"
 #include "blk/image-cmd.h"
+#include "history/history.h"
 #include "restore/restore.h"
 
 #ifndef BFS_VERSION
@@ -31,7 +32,9 @@ static const struct command {
   { "verify", restore_verify_cmd, "verify REPO [VM[@TIME]]" },
   { "restore", restore_cmd, "restore file|disk|quick ..." },
   { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
-  { "find", fs_find_cmd, "find REPO [VM] GLOB" },
+  { "find", fs_find_cmd, "find [--all-versions] REPO [VM] GLOB" },
+  { "history", history_cmd, "history [--recursive] REPO VM PATH" },
+  { "diff", history_diff_cmd, "diff [--blocks] REPO VM@T1 VM@T2 [PATH]" },
   { "image", image_cmd, "image info|map|cat IMAGE" },
   { "status", fs_status_cmd, "status [--json] MOUNTPOINT" },
   { "umount", fs_umount_cmd, "umount [--force] MOUNTPOINT" },

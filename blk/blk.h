@@ -81,7 +81,12 @@ struct bfs_blk_info {
   unsigned cluster_bits;       /* qcow2 only */
   const char *compression;     /* qcow2 header compression type */
   bool extended_l2;
-  bool encrypted;              /* refused at open, shown by info */
+  bool encrypted;              /* qcow2 crypt_method 1 or 2 */
+  const char *encryption;      /* "luks" (read with a key), "aes" (legacy,
+                                  refused); NULL when not encrypted */
+  const char *cipher;          /* LUKS: "aes-256-xts-plain64", else NULL */
+  bool key_missing;            /* LUKS opened without a key: data reads
+                                  are -ENOKEY (the recipe refuses it) */
   bool external_data;
   const char *backing_file;    /* as recorded, NULL when none */
   const char *backing_format;  /* as recorded, NULL when none */
@@ -135,6 +140,13 @@ int blk_raw_open(struct blk_io *io, const char *options,
  * reads that would reach the backing are -EIO */
 int blk_qcow2_open(struct blk_io *io, const char *options,
                    struct bfs_blk *backing, struct bfs_blk **out);
+/* The same with a LUKS passphrase for an encrypted image (blk/luks.h);
+ * key NULL is blk_qcow2_open; a key for a plain image is unused.  The key
+ * is only read during the call. */
+struct blk_key;
+int blk_qcow2_open_key(struct blk_io *io, const char *options,
+                       const struct blk_key *key, struct bfs_blk *backing,
+                       struct bfs_blk **out);
 /* verify's structure check of one opened layer: for qcow2 every L1/L2
  * entry inside the file and every compressed cluster decodes (0 for raw);
  * 0 or -EIO with the reason */

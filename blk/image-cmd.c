@@ -28,6 +28,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "blk/luks.h"
 #include "blk/pathchain.h"
 #include "common/ioutil.h"
 #include "blk/image-cmd.h"
@@ -47,6 +48,7 @@ struct cmd_chain_opts {
   const char *root;
   bool allow_outside;
   bool sequential;             /* cat: hint the files for a sequential scan */
+  const struct blk_key *key;   /* --key-file: LUKS passphrase, or NULL */
 };
 
 static void
@@ -65,8 +67,11 @@ print_layer(size_t i, const char *path, const struct bfs_blk *b)
     printf("  cluster size: %u\n", 1u << in->cluster_bits);
     printf("  compression: %s\n", in->compression);
     printf("  extended l2: %s\n", in->extended_l2 ? "yes" : "no");
-    if (in->encrypted)
-      printf("  encrypted: yes (not supported)\n");
+    if (in->encrypted && in->cipher)
+      printf("  encrypted: %s %s%s\n", in->encryption, in->cipher,
+             in->key_missing ? " (a key is needed: --key-file)" : "");
+    else if (in->encrypted)
+      printf("  encrypted: %s (not supported)\n", in->encryption);
     if (in->external_data)
       printf("  external data file: yes (not supported)\n");
   }
@@ -90,7 +95,8 @@ open_chain(const char *path, const struct cmd_chain_opts *o,
   if (o->sequential)
     for (size_t i = 0; i < pc->n; i++)
       posix_fadvise(pc->fds[i], 0, 0, POSIX_FADV_SEQUENTIAL);
-  rc = (struct blk_recipe){ .n = pc->n, .layers = pc->layers };
+  rc = (struct blk_recipe){ .n = pc->n, .layers = pc->layers,
+                            .key = o->key };
   return blk_open_recipe(&rc, blk_path_opener, pc, out);
 }
 
@@ -505,23 +511,26 @@ usage(FILE *f, const char *sub)
   fprintf(f, "chain options:\n"
           "  --root DIR        backing files must lie under DIR (default: the\n"
           "                    directory above IMAGE's own directory)\n"
-          "  --allow-outside   follow backing files wherever they point\n");
+          "  --allow-outside   follow backing files wherever they point\n"
+          "  --key-file FILE   passphrase of LUKS-encrypted qcow2 layers (one\n"
+          "                    trailing newline ignored)\n");
 }
 
 int
 image_cmd(int argc, char **argv)
 {
-  enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE };
+  enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE, OPT_KEY_FILE };
   static const struct option longopts[] = {
     { "help", no_argument, NULL, 'h' },
     { "output", required_argument, NULL, 'o' },
     { "threads", required_argument, NULL, 'j' },
     { "root", required_argument, NULL, OPT_ROOT },
     { "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
+    { "key-file", required_argument, NULL, OPT_KEY_FILE },
     { NULL, 0, NULL, 0 },
   };
   struct cmd_chain_opts co = { 0 };
-  const char *sub, *out = NULL;
+  const char *sub, *out = NULL, *key_file = NULL;
   unsigned nthreads = 8;
   int opt;
 
@@ -561,6 +570,9 @@ image_cmd(int argc, char **argv)
     case OPT_ALLOW_OUTSIDE:
       co.allow_outside = true;
       break;
+    case OPT_KEY_FILE:
+      key_file = optarg;
+      break;
     default:
       usage(stderr, sub);
       return 2;
@@ -572,9 +584,17 @@ image_cmd(int argc, char **argv)
     return 2;
   }
   const char *path = argv[optind + 1];
+  struct blk_key *key = NULL;
+  int ret;
+  if (key_file && blk_key_from_file(key_file, &key) < 0)
+    return fail();
+  co.key = key;
   if (!strcmp(sub, "info"))
-    return cmd_info(path, &co);
-  if (!strcmp(sub, "map"))
-    return cmd_map(path, &co);
-  return cmd_cat(path, out, nthreads, &co);
+    ret = cmd_info(path, &co);
+  else if (!strcmp(sub, "map"))
+    ret = cmd_map(path, &co);
+  else
+    ret = cmd_cat(path, out, nthreads, &co);
+  blk_key_free(key);                /* wiped */
+  return ret;
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "blk/qcow2.h"
 #include "common/checked.h"
 #include "common/cleanup.h"
@@ -251,9 +252,11 @@ map_locked(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_map *m)
 static int
 refuse_unsupported(struct qcow2 *q)
 {
-  if (q->b.info.encrypted)
-    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (LUKS/AES) is not "
-                     "supported", q->b.name);
+  if (q->luks && !blk_luks_has_key(q->luks))
+    return bfs_error(-ENOKEY, "%s: " BLK_LUKS_NEED_KEY, q->b.name);
+  if (q->h.crypt_method && !q->luks)
+    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (legacy AES, method %u) "
+                     "is not supported", q->b.name, q->h.crypt_method);
   if (q->b.info.external_data)
     return bfs_error(-ENOTSUP, "%s: qcow2 with an external data file is not "
                      "supported", q->b.name);
@@ -274,7 +277,12 @@ qcow2_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_map *m)
   if (max > q->b.size - off)
     max = q->b.size - off;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&q->lock);
-  return map_locked(q, off, max, m);
+  if ((r = map_locked(q, off, max, m)) == 0 && q->luks &&
+      m->kind == QCOW2_MAP_COMPRESSED)    /* QEMU never writes these */
+    return bfs_error(-EIO, "%s: compressed cluster at guest offset %#" PRIx64
+                     " in a LUKS-encrypted image: image is corrupt",
+                     q->b.name, m->cl_off);
+  return r;
 }
 
 void
@@ -327,6 +335,8 @@ qcow2_block_status(struct bfs_blk *b, uint64_t off, uint64_t max,
     st->kind = BFS_BLK_DATA;
     st->fd = blk_io_fd_of(q->io);
     st->fd_off = m.host;
+    if (q->luks)                      /* ciphertext: not plain bytes */
+      qcow2_luks_status(q, off, st);
     return 0;
   case QCOW2_MAP_COMPRESSED:
     st->kind = BFS_BLK_DATA;
@@ -449,7 +459,9 @@ qcow2_pread(struct bfs_blk *b, void *buf, size_t len, uint64_t off)
       memset(p, 0, n);
       break;
     case QCOW2_MAP_DATA:
-      if ((r = blk_io_read(q->io, p, n, m.host, "data")) < 0)
+      r = q->luks ? qcow2_luks_read(q, p, n, off, m.host)
+          : blk_io_read(q->io, p, n, m.host, "data");
+      if (r < 0)
         return r;
       break;
     case QCOW2_MAP_COMPRESSED:

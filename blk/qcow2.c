@@ -3,8 +3,9 @@
  * Opening reads the first cluster at most (4 KiB first; the rest only when
  * the extensions go on), so scanning thousands of files stays cheap.  Every
  * field is checked here once, with the limits of qcow2.h:
- *   - version 2 or 3; unknown incompatible bits, encryption and external
- *     data files are refused by name;
+ *   - version 2 or 3; unknown incompatible bits, legacy AES encryption and
+ *     external data files are refused by name; LUKS (blk/luks-qcow2.c)
+ *     opens its header here, reads need the key;
  *   - cluster bits 9..21; the L1 table aligned, inside the file, under the
  *     cap and big enough for the virtual size;
  *   - the backing name lies inside the first cluster (QEMU refuses it
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "blk/qcow2.h"
 #include "common/checked.h"
 #include "common/cleanup.h"
@@ -79,6 +81,7 @@ parse_extensions(struct qcow2 *q, const unsigned char *hdr, size_t len,
                  size_t start, bool partial)
 {
   size_t pos = start;
+  int r;
 
   while (pos + 8 <= len) {
     uint32_t type = be32(hdr + pos), elen = be32(hdr + pos + 4);
@@ -101,8 +104,9 @@ parse_extensions(struct qcow2 *q, const unsigned char *hdr, size_t len,
       if (!(q->backing_format = dup_name(hdr + pos, elen)))
         return bfs_error(-ENOMEM, "%s: out of memory", q->b.name);
       break;
-    case QCOW2_EXT_CRYPTO:
-      q->b.info.encrypted = true;
+    case QCOW2_EXT_CRYPTO:          /* LUKS: blk/luks-qcow2.c */
+      if ((r = qcow2_luks_ext(q, hdr + pos, elen)) < 0)
+        return r;
       break;
     case QCOW2_EXT_DATA_FILE:
       q->b.info.external_data = true;
@@ -310,6 +314,7 @@ qcow2_close(struct bfs_blk *b)
   struct qcow2 *q = (struct qcow2 *)b;
   qcow2_map_free(q);
   qcow2_comp_free(q);
+  qcow2_luks_free(q);
   pthread_mutex_destroy(&q->lock);
   pthread_mutex_destroy(&q->ctx_lock);
   blk_io_close(q->io);
@@ -329,6 +334,14 @@ static const struct bfs_blk_ops qcow2_ops = {
 int
 blk_qcow2_open(struct blk_io *io, const char *options,
                struct bfs_blk *backing, struct bfs_blk **out)
+{
+  return blk_qcow2_open_key(io, options, NULL, backing, out);
+}
+
+int
+blk_qcow2_open_key(struct blk_io *io, const char *options,
+                   const struct blk_key *key, struct bfs_blk *backing,
+                   struct bfs_blk **out)
 {
   struct qcow2 *q = calloc(1, sizeof *q);
   int r;
@@ -353,7 +366,7 @@ blk_qcow2_open(struct blk_io *io, const char *options,
   else if (q->file_size == 0)
     r = bfs_error(-EIO, "%s: empty file, not a disk image", q->b.name);
   else if ((r = read_header(q)) == 0 && (r = read_backing_name(q)) == 0 &&
-           (r = check_geometry(q)) == 0)
+           (r = check_geometry(q)) == 0 && (r = qcow2_luks_open(q, key)) == 0)
     r = check_backing(q, backing);
   if (r < 0) {
     bfs_blk_close(&q->b);
@@ -368,6 +381,9 @@ blk_qcow2_open(struct blk_io *io, const char *options,
     .cluster_bits = q->cluster_bits,
     .compression = q->compression == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib",
     .extended_l2 = q->extended_l2, .encrypted = encrypted,
+    .encryption = !encrypted ? NULL : q->luks ? "luks" : "aes",
+    .cipher = q->luks ? blk_luks_cipher(q->luks) : NULL,
+    .key_missing = q->luks && !blk_luks_has_key(q->luks),
     .external_data = external,
     .backing_file = q->backing_file, .backing_format = q->backing_format,
   };

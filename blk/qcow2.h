@@ -105,6 +105,12 @@ struct qcow2 {
   unsigned l2_slots;
   uint64_t l2_clock;
 
+  /* LUKS (crypt_method 2, blk/luks-qcow2.c): the crypto header extension
+   * and the opened header; NULL for plain images */
+  bool crypto_ext;
+  uint64_t crypto_off, crypto_len;
+  struct blk_luks *luks;
+
   /* decompression contexts, reused: taken and returned under ctx_lock */
   pthread_mutex_t ctx_lock;
   struct qcow2_dctx *ctx_free[QCOW2_DCTX_POOL];
@@ -141,5 +147,17 @@ void qcow2_prefetch(struct bfs_blk *b, uint64_t off, uint64_t len);
 int qcow2_decompress(struct qcow2 *q, const struct qcow2_map *m,
                      const void *in, void *out);
 void qcow2_comp_free(struct qcow2 *q);
+
+/* luks-qcow2.c: the LUKS hooks.  Parse the crypto header extension
+ * (16 bytes: offset, length); after the geometry is checked, open the LUKS
+ * header it points to (key may be NULL: reads then -ENOKEY); data reads
+ * and block status of an encrypted image. */
+struct blk_key;
+int qcow2_luks_ext(struct qcow2 *q, const unsigned char *p, uint32_t len);
+int qcow2_luks_open(struct qcow2 *q, const struct blk_key *key);
+int qcow2_luks_read(struct qcow2 *q, unsigned char *buf, size_t len,
+                    uint64_t off, uint64_t host);
+void qcow2_luks_status(struct qcow2 *q, uint64_t off, struct bfs_blk_status *st);
+void qcow2_luks_free(struct qcow2 *q);
 
 #endif

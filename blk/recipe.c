@@ -8,24 +8,42 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blk/luks.h"
+#include "blk/pbs.h"
 #include "blk/recipe.h"
+#include "blk/vma.h"
+#include "blk/vnbd.h"
 #include "common/error.h"
 
 static const struct {
   const char *name;
   blk_open_fn open;
+  /* drivers that take the layer's ctx */
+  int (*open_ctx)(struct blk_io *io, const char *options, void *ctx,
+                  struct bfs_blk *backing, struct bfs_blk **out);
 } drivers[] = {
-  { "raw", blk_raw_open },
-  { "qcow2", blk_qcow2_open },
+  { "raw", blk_raw_open, NULL },
+  { "qcow2", blk_qcow2_open, NULL },
+  { "vma", blk_vma_open, blk_vma_open_ctx },
+  { "pbs", blk_pbs_open, blk_pbs_open_ctx },
+  { "vnbd", blk_vnbd_open, NULL },   /* virtnbdbackup streams */
 };
+
+static size_t
+driver_row(const char *name)
+{
+  size_t i;
+  for (i = 0; name && i < sizeof drivers / sizeof drivers[0]; i++)
+    if (!strcmp(drivers[i].name, name))
+      break;
+  return i;
+}
 
 blk_open_fn
 blk_driver(const char *name)
 {
-  for (size_t i = 0; name && i < sizeof drivers / sizeof drivers[0]; i++)
-    if (!strcmp(drivers[i].name, name))
-      return drivers[i].open;
-  return NULL;
+  size_t i = driver_row(name);
+  return i < sizeof drivers / sizeof drivers[0] ? drivers[i].open : NULL;
 }
 
 const char *
@@ -42,8 +60,10 @@ check_layer(const struct bfs_blk *b, bool bottom)
 {
   const struct bfs_blk_info *in = bfs_blk_info(b);
 
-  if (in->encrypted)
-    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (LUKS/AES) is not "
+  if (in->encrypted && in->key_missing)
+    return bfs_error(-ENOKEY, "%s: " BLK_LUKS_NEED_KEY, b->name);
+  if (in->encrypted && (!in->encryption || strcmp(in->encryption, "luks")))
+    return bfs_error(-ENOTSUP, "%s: encrypted qcow2 (legacy AES) is not "
                      "supported", b->name);
   if (in->external_data)
     return bfs_error(-ENOTSUP, "%s: qcow2 with an external data file is not "
@@ -81,7 +101,13 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
       bfs_blk_close(below);
       return r;
     }
-    r = blk_driver(l->driver)(io, l->options, below, &b);
+    size_t row = driver_row(l->driver);
+    if (rc->key && !strcmp(l->driver, "qcow2"))   /* LUKS passphrase */
+      r = blk_qcow2_open_key(io, l->options, rc->key, below, &b);
+    else if (drivers[row].open_ctx)
+      r = drivers[row].open_ctx(io, l->options, rc->ctx, below, &b);
+    else
+      r = drivers[row].open(io, l->options, below, &b);
     below = NULL;                   /* owned by the driver now */
     if (r == 0 && (r = check_layer(b, i == rc->n - 1)) < 0)
       bfs_blk_close(b);

@@ -29,6 +29,13 @@ struct blk_recipe {
   const struct blk_layer *layers;      /* top first */
   struct blk_cache_opts cache;
   bool no_cache;                       /* leave the caching filter off */
+  /* in-process context for the drivers that take one, never stored: pbs
+   * its struct pbs_store, vma NULL or a struct vma_index (blk/pbs.h,
+   * blk/vma.h); those recipes are one layer */
+  void *ctx;
+  /* LUKS passphrase for encrypted qcow2 layers (blk/luks.h), or NULL:
+   * only read while opening, never copied into a layer's options */
+  const struct blk_key *key;
 };
 
 /* Turn a layer's locator into an open io (blk_io_fd over a file opened
@@ -39,7 +46,8 @@ typedef int (*blk_opener_fn)(void *opaque, const struct blk_layer *layer,
 
 /* 0 and the stack in *out, or -errno naming the layer and the reason:
  * empty or deeper than BLK_MAX_DEPTH, an unknown driver, a layer that
- * does not open, a layer that is encrypted or has an external data file,
+ * does not open, an encrypted layer without its key (-ENOKEY) or with
+ * legacy AES, a layer with an external data file,
  * a layer whose recorded backing disagrees with the recipe. */
 int blk_open_recipe(const struct blk_recipe *r, blk_opener_fn opener,
                     void *opaque, struct bfs_blk **out);

@@ -270,9 +270,6 @@ struct json_object;
 struct json_object *catalog_backup_jobj(const struct catalog_backup *b);
 /* repository bytes into JSON: valid UTF-8 as is, else U+FFFD for each bad
  * byte plus "<key>_hex" with the exact bytes (json.c documents it) */
-bool cat_utf8_valid(const char *s);
-struct json_object *cat_json_string(const char *v);
-void cat_json_add_str(struct json_object *o, const char *k, const char *v);
 /* {"k1": "v1", ...} from npairs (key, value) string pairs; NULL values are
  * left out; NULL when nothing is left */
 char *cat_json_kv(int npairs, ...);

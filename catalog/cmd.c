@@ -17,6 +17,7 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
 
 enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN };
 
@@ -123,8 +124,8 @@ catalog_scan_cmd(int argc, char **argv)
   }
   if (a.json) {
     struct json_object *o = json_object_new_object();
-    cat_json_add_str(o, "repository", catalog_repo(cat));
-    cat_json_add_str(o, "catalog", catalog_path(cat));
+    bfs_json_add_str(o, "repository", catalog_repo(cat));
+    bfs_json_add_str(o, "catalog", catalog_path(cat));
     json_object_object_add(o, "vms", json_object_new_int64(st.vms));
     json_object_object_add(o, "backups", json_object_new_int64(st.backups));
     json_object_object_add(o, "images", json_object_new_int64(st.images));
@@ -248,7 +249,7 @@ catalog_list_cmd(int argc, char **argv)
     }
     if (a.json) {
       struct json_object *jv = json_object_new_object();
-      cat_json_add_str(jv, "name", vms[i]);
+      bfs_json_add_str(jv, "name", vms[i]);
       json_object_object_add(jv, "backups", jb);
       json_object_array_add(jvms, jv);
     }
@@ -256,7 +257,7 @@ catalog_list_cmd(int argc, char **argv)
   }
   if (rc == 0 && a.json) {
     struct json_object *o = json_object_new_object();
-    cat_json_add_str(o, "repository", catalog_repo(cat));
+    bfs_json_add_str(o, "repository", catalog_repo(cat));
     json_object_object_add(o, "vms", json_object_get(jvms));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                   JSON_C_TO_STRING_SPACED |

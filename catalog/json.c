@@ -10,12 +10,10 @@
  * "compression" is the qcow2 header's compression type (zlib unless the
  * image declares zstd) or "none" for raw images.
  *
- * Names come from the repository and are bytes, not necessarily UTF-8.
- * Every JSON output must be UTF-8, so a string that is not valid UTF-8 is
- * written with each offending byte replaced by U+FFFD, and a sibling
- * "<key>_hex" holds the exact bytes in hex ("chain_hex": one per element).
- * Valid strings are written as they are, without a _hex field.  The cache
- * form of domain files (internal, read back by json-c) keeps raw bytes.
+ * Names come from the repository and are bytes, not necessarily UTF-8:
+ * strings go through common/json-str.h (U+FFFD in the text, the exact
+ * bytes in "<key>_hex", e.g. "chain_hex").  The cache form of domain files
+ * (internal, read back by json-c) keeps raw bytes.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -27,112 +25,9 @@
 
 #include "catalog/catalog-int.h"
 #include "common/error.h"
+#include "common/json-str.h"
 
-/* length of the valid UTF-8 sequence at p (strict: no overlongs, no
- * surrogates, at most U+10FFFF), or 0 */
-static size_t
-utf8_seq(const unsigned char *p)
-{
-  unsigned c = p[0];
-  if (c < 0x80) return 1;
-  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-           : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  for (size_t i = 1; i < n; i++)
-    if ((p[i] & 0xc0) != 0x80) return 0;
-  if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
-      (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
-    return 0;
-  return n;
-}
-
-bool
-cat_utf8_valid(const char *s)
-{
-  for (const unsigned char *p = (const unsigned char *)s; *p; ) {
-    size_t n = utf8_seq(p);
-    if (!n) return false;
-    p += n;
-  }
-  return true;
-}
-
-/* s with every byte that is not part of valid UTF-8 replaced by U+FFFD */
-static char *
-utf8_fix(const char *s)
-{
-  char *r = cat_xmalloc(strlen(s) * 3 + 1), *q = r;
-  for (const unsigned char *p = (const unsigned char *)s; *p; ) {
-    size_t n = utf8_seq(p);
-    if (n) { memcpy(q, p, n); q += n; p += n; }
-    else { memcpy(q, "\xef\xbf\xbd", 3); q += 3; p++; }
-  }
-  *q = '\0';
-  return r;
-}
-
-static char *
-hex(const char *s)
-{
-  size_t n = strlen(s);
-  char *r = cat_xmalloc(2 * n + 1);
-  for (size_t i = 0; i < n; i++)
-    snprintf(r + 2 * i, 3, "%02x", (unsigned char)s[i]);
-  r[2 * n] = '\0';
-  return r;
-}
-
-struct json_object *
-cat_json_string(const char *v)
-{
-  if (cat_utf8_valid(v))
-    return json_object_new_string(v);
-  char *f = utf8_fix(v);
-  struct json_object *o = json_object_new_string(f);
-  free(f);
-  return o;
-}
-
-void
-cat_json_add_str(struct json_object *o, const char *k, const char *v)
-{
-  if (!v) {
-    json_object_object_add(o, k, NULL);
-    return;
-  }
-  json_object_object_add(o, k, cat_json_string(v));
-  if (!cat_utf8_valid(v)) {
-    char *hk = cat_xasprintf("%s_hex", k), *h = hex(v);
-    json_object_object_add(o, hk, json_object_new_string(h));
-    free(hk);
-    free(h);
-  }
-}
-
-/* an array of strings, with "<key>_hex" beside it when one is not UTF-8 */
-static void
-add_str_array(struct json_object *o, const char *k, char **v, size_t n)
-{
-  struct json_object *a = json_object_new_array();
-  bool bad = false;
-  for (size_t i = 0; i < n; i++) {
-    json_object_array_add(a, cat_json_string(v[i]));
-    bad |= !cat_utf8_valid(v[i]);
-  }
-  json_object_object_add(o, k, a);
-  if (bad) {
-    char *hk = cat_xasprintf("%s_hex", k);
-    a = json_object_new_array();
-    for (size_t i = 0; i < n; i++) {
-      char *h = hex(v[i]);
-      json_object_array_add(a, json_object_new_string(h));
-      free(h);
-    }
-    json_object_object_add(o, hk, a);
-    free(hk);
-  }
-}
-
-#define add_str cat_json_add_str
+#define add_str bfs_json_add_str
 
 /* raw bytes: the internal cache form only */
 static void
@@ -175,7 +70,7 @@ catalog_backup_jobj(const struct catalog_backup *b)
     struct json_object *jd = json_object_new_object();
     add_str(jd, "name", d->name);
     add_str(jd, "image", d->image);
-    add_str_array(jd, "chain", d->chain, d->chain_len);
+    bfs_json_add_str_array(jd, "chain", d->chain, d->chain_len);
     add_int(jd, "chain_depth", (int64_t)d->chain_len);
     add_int(jd, "virtual_size", (int64_t)d->virtual_size);
     add_int(jd, "allocated", (int64_t)d->allocated);

@@ -5,11 +5,14 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential meson ninja-build pkg-config clang llvm
  fuse3 libfuse3-dev qemu-utils qemu-system-x86
+ restic libssl-dev zstd libcryptsetup-dev cryptsetup-bin
+ virtnbdbackup liblz4-dev
  libguestfs-tools libguestfs-dev libguestfs-xfs linux-image-amd64 ntfs-3g
  xfsprogs lvm2 e2fsprogs
  libzstd-dev libdeflate-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev
  sqlite3 xxhash jq attr rsync python3 libxml2-utils libvirt-clients
- libsystemd-dev systemd libvirt-daemon-system"
+ libsystemd-dev systemd libvirt-daemon-system
+ libssl-dev zstd liblzo2-dev lzop"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -47,6 +47,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
 
 #define MAX_ANCESTRY 64             /* ppid steps when looking for us */
 #define WAKE_MS 100                 /* repeat the loop wakeup this often */
@@ -413,7 +414,7 @@ json_disks(void)
     if (!o) {
       o = json_object_new_object();
       json_object_object_add(o, "pid", json_object_new_int64(h->pid));
-      json_object_object_add(o, "command", json_object_new_string(h->comm));
+      bfs_json_add_str(o, "command", h->comm);
       json_object_object_add(o, "daemon_child",
                              json_object_new_boolean(h->ours));
       json_object_object_add(o, "handles", json_object_new_int64(0));
@@ -436,11 +437,9 @@ status_json(size_t *len)
     pthread_mutex_unlock(&mnt.scan_lock);
   }
   json_object_object_add(o, "pid", json_object_new_int64(getpid()));
-  json_object_object_add(o, "mountpoint",
-                         json_object_new_string(mnt.mountpoint));
-  json_object_object_add(o, "repository", json_object_new_string(mnt.repo));
-  json_object_object_add(o, "catalog", mnt.cat ?
-                         json_object_new_string(catalog_path(mnt.cat)) : NULL);
+  bfs_json_add_str(o, "mountpoint", mnt.mountpoint);
+  bfs_json_add_str(o, "repository", mnt.repo);
+  bfs_json_add_str(o, "catalog", mnt.cat ? catalog_path(mnt.cat) : NULL);
   json_object_object_add(o, "writable", json_object_new_boolean(mnt.writable));
   json_object_object_add(o, "started", json_time(mnt.start));
   json_object_object_add(o, "last_rescan", json_time(last));

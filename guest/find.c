@@ -2,18 +2,24 @@
  * indexes of every backup (see index.c) without starting an appliance.
  *
  * GLOB is an fnmatch(3) pattern: with a '/' it is matched against the whole
- * guest path, else against the file name.  One line per match, in VM and
- * time order, tab-separated: vm@time, path, size, mtime (UTC) — so one file's
- * lines show in which backups it exists and when it changed.
+ * guest path, else against the file name.  Each indexed point in time's
+ * matches come as a path-sorted list (index-list.c); a version of a path
+ * (same type, mode, owner, size, mtime, link target) that is in several
+ * consecutive indexed points in time of a VM is one row with the range,
+ * unless --all-versions.  Rows are tab-separated, in VM, first time, path
+ * order: vm@time, path, size, mtime (UTC), and for a range "..  LAST (N)".
+ * A point in time that is not indexed is not seen: a range spans the
+ * indexed ones (`backupfs history` shows the gaps).
  */
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -21,43 +27,175 @@
 #include "guest/guest-cache.h"
 #include "guest/index.h"
 
-struct find_ctx {
-  const char *glob;
-  bool whole_path;
-  uint64_t matches;
+struct run {
+  struct index_entry e;     /* owned */
+  char *first, *last;
+  unsigned points;
 };
 
-static int
-visit(void *opaque, const char *vm, const char *time_name, const char *path,
-      const struct stat *st, const char *link)
+struct find_ctx {
+  const char *glob;
+  bool whole_path, all_versions;
+  json_object *json;        /* --json: the array of rows */
+  uint64_t matches;
+  char *vm;                 /* the VM whose runs are collected */
+  struct run *runs;
+  size_t nruns, cap;
+  size_t *open;             /* indexes into runs of the runs still open, by path */
+  size_t nopen;
+};
+
+static bool
+want(void *opaque, const char *path, const struct stat *st)
 {
   struct find_ctx *x = opaque;
-  const char *subject = x->whole_path ? path : gc_basename(path);
-  if (fnmatch(x->glob, subject, 0) != 0)
-    return 0;
+  return fnmatch(x->glob, x->whole_path ? path : gc_basename(path), 0) == 0;
+}
+
+static void
+print_run(struct find_ctx *x, const char *vm, const struct run *u)
+{
+  const struct stat *st = &u->e.st;
   char when[32];
-  time_t t = st->st_mtim.tv_sec;
-  struct tm tm;
-  if (!gmtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(when, sizeof when, "%" PRId64, (int64_t)t);
-  printf("%s@%s\t%s%s\t%" PRId64 "\t%s\n", vm, time_name, path,
-         S_ISDIR(st->st_mode) ? "/" : "", (int64_t)st->st_size, when);
+  index_time_text(st->st_mtim.tv_sec, when);
   x->matches++;
+  if (x->json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "vm", json_object_new_string(vm));
+    json_object_object_add(o, "time", json_object_new_string(u->first));
+    json_object_object_add(o, "last", json_object_new_string(u->last));
+    json_object_object_add(o, "points", json_object_new_int(u->points));
+    json_object_object_add(o, "path", json_object_new_string(u->e.path));
+    json_object_object_add(o, "type",
+                           json_object_new_string(index_type_name(st->st_mode)));
+    json_object_object_add(o, "size", json_object_new_int64(st->st_size));
+    json_object_object_add(o, "mtime", json_object_new_string(when));
+    json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777));
+    json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
+    json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
+    if (u->e.link)
+      json_object_object_add(o, "link", json_object_new_string(u->e.link));
+    json_object_array_add(x->json, o);
+    return;
+  }
+  printf("%s@%s\t%s%s\t%" PRId64 "\t%s", vm, u->first, u->e.path,
+         S_ISDIR(st->st_mode) ? "/" : "", (int64_t)st->st_size, when);
+  if (u->points > 1)
+    printf("\t.. %s (%u)", u->last, u->points);
+  putchar('\n');
+}
+
+static void
+free_run(struct run *u)
+{
+  free(u->e.path);
+  free(u->e.link);
+  free(u->first);
+  free(u->last);
+}
+
+/* print and forget the collected VM's runs */
+static void
+flush_vm(struct find_ctx *x)
+{
+  for (size_t i = 0; i < x->nruns; i++) {
+    print_run(x, x->vm, &x->runs[i]);
+    free_run(&x->runs[i]);
+  }
+  x->nruns = x->nopen = 0;
+  free(x->vm);
+  x->vm = NULL;
+}
+
+/* a new run from l's entry e (stolen) */
+static int
+start_run(struct find_ctx *x, struct index_entry *e, const char *t,
+          size_t *open_out)
+{
+  if (x->nruns == x->cap) {
+    size_t nc = x->cap ? x->cap * 2 : 64;
+    struct run *v = realloc(x->runs, nc * sizeof *v);
+    if (!v)
+      return bfs_error(-ENOMEM, "find: out of memory");
+    x->runs = v;
+    x->cap = nc;
+  }
+  struct run *u = &x->runs[x->nruns];
+  u->e = *e;
+  e->path = e->link = NULL;
+  u->first = strdup(t);
+  u->last = strdup(t);
+  u->points = 1;
+  if (!u->first || !u->last) {
+    free_run(u);
+    return bfs_error(-ENOMEM, "find: out of memory");
+  }
+  *open_out = x->nruns++;
   return 0;
+}
+
+static int
+point(void *opaque, const char *vm, const char *t, struct index_list *l)
+{
+  struct find_ctx *x = opaque;
+  if (!x->vm || strcmp(x->vm, vm)) {
+    flush_vm(x);
+    if (!(x->vm = strdup(vm)))
+      return bfs_error(-ENOMEM, "find: out of memory");
+  }
+  /* merge the open runs (path order) with this point in time's list; the
+   * runs that go on, and the new ones, are the open runs after it */
+  size_t *next = malloc((x->nopen + l->n + 1) * sizeof *next);
+  size_t nnext = 0, i = 0, j = 0;
+  int r = 0;
+  if (!next)
+    return bfs_error(-ENOMEM, "find: out of memory");
+  while (r == 0 && j < l->n) {
+    struct run *u = i < x->nopen ? &x->runs[x->open[i]] : NULL;
+    int c = u ? strcmp(u->e.path, l->v[j].path) : 1;
+    if (c < 0) {                  /* gone: the run ends */
+      i++;
+      continue;
+    }
+    if (c == 0 && !x->all_versions && !index_entry_diff(&u->e, &l->v[j])) {
+      char *last = strdup(t);
+      if (!last)
+        r = bfs_error(-ENOMEM, "find: out of memory");
+      else {
+        free(u->last);
+        u->last = last;
+        u->points++;
+        next[nnext++] = x->open[i];
+      }
+    } else
+      r = start_run(x, &l->v[j], t, &next[nnext++]);
+    i += c == 0;
+    j++;
+  }
+  free(x->open);
+  x->open = next;
+  x->nopen = nnext;
+  return r;
 }
 
 static void
 usage(FILE *f)
 {
   fprintf(f,
-    "usage: backupfs find [--catalog FILE] [--index FILE] REPO [VM] GLOB\n\n"
+    "usage: backupfs find [--catalog FILE] [--index FILE] [--all-versions]\n"
+    "                     [--json] REPO [VM] GLOB\n\n"
     "Search the guest file indexes (made by `backupfs index`) of all backups\n"
     "of REPO, or of one VM.  GLOB is a shell pattern matched against the file\n"
     "name, or against the whole guest path when it contains '/'.\n"
-    "Prints one line per match: VM@TIME, PATH, SIZE, MTIME (tab-separated).\n"
+    "Prints one line per version: VM@TIME, PATH, SIZE, MTIME (tab-separated);\n"
+    "a version unchanged (type, mode, owner, size, mtime, link) in consecutive\n"
+    "indexed points in time is one line ending in `.. LAST (N)`.\n"
     "Exit status 0 when something matched, 1 when nothing did, 2 on errors.\n\n"
     "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
-    "  --index FILE     the index database itself\n");
+    "  --index FILE     the index database itself\n"
+    "  --all-versions   one line per point in time, nothing collapsed\n"
+    "  --json           a JSON array of {vm, time, last, points, path, type,\n"
+    "                   size, mtime, mode, uid, gid, link}\n");
 }
 
 int
@@ -67,9 +205,12 @@ fs_find_cmd(int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { "catalog", required_argument, NULL, 'c' },
     { "index", required_argument, NULL, 'x' },
+    { "all-versions", no_argument, NULL, 'a' },
+    { "json", no_argument, NULL, 'j' },
     { NULL, 0, NULL, 0 },
   };
   const char *catalog = NULL, *index = NULL;
+  bool all = false, json = false;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
@@ -77,6 +218,8 @@ fs_find_cmd(int argc, char **argv)
     case 'h': usage(stdout); return 0;
     case 'c': catalog = optarg; break;
     case 'x': index = optarg; break;
+    case 'a': all = true; break;
+    case 'j': json = true; break;
     default: usage(stderr); return 2;
     }
   int nargs = argc - optind;
@@ -86,21 +229,38 @@ fs_find_cmd(int argc, char **argv)
   }
   const char *repo = argv[optind];
   const char *vm = nargs == 3 ? argv[optind + 1] : NULL;
-  struct find_ctx x = { argv[argc - 1], strchr(argv[argc - 1], '/') != NULL, 0 };
+  struct find_ctx x = { .glob = argv[argc - 1],
+                        .whole_path = strchr(argv[argc - 1], '/') != NULL,
+                        .all_versions = all,
+                        .json = json ? json_object_new_array() : NULL };
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
     fprintf(stderr, "backupfs: find: %s\n", bfs_last_error());
+    json_object_put(x.json);
     return 2;
   }
-  int r = index_foreach(db, vm, visit, &x);
+  int r = index_list_foreach(db, vm, want, &x, point, &x);
+  if (r == 0)
+    flush_vm(&x);
+  else
+    for (size_t i = 0; i < x.nruns; i++)
+      free_run(&x.runs[i]);
+  free(x.vm);
+  free(x.runs);
+  free(x.open);
   if (r < 0) {
+    json_object_put(x.json);
     if (r == -ENOENT)
       fprintf(stderr, "backupfs: find: %s: no file index (run `backupfs index %s`)\n",
               db, repo);
     else
       fprintf(stderr, "backupfs: find: %s\n", bfs_last_error());
     return 2;
+  }
+  if (x.json) {
+    puts(json_object_to_json_string_ext(x.json, JSON_C_TO_STRING_PRETTY));
+    json_object_put(x.json);
   }
   return x.matches ? 0 : 1;
 }

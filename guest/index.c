@@ -1,12 +1,8 @@
-/* index.c — guest file listings stored in SQLite, zstd-compressed.
+/* index.c — guest file listings: the stored format, zstd-compressed.
  *
- * NOTE: DESIGN.md puts every sqlite3_* call in catalog/.  Until the catalog
- * grows a table for this, the index is its own database file next to the
- * catalog (`<catalog>.index.sqlite`), schema versioned with user_version:
- *
- *   guest_index(vm, time, created, nfiles, data)   PRIMARY KEY (vm, time)
- *
- * data is one zstd frame of records, each a run of NUL-terminated fields:
+ * Where listings are stored is catalog/'s business (catalog/index.h: one
+ * row per vm/time in `<catalog>.index.sqlite`); this file owns what they
+ * are.  data is one zstd frame of records, each a run of NUL-terminated fields:
  *   path mode uid gid size mtime mtime_nsec atime ctime ino nlink flags link
  * (numbers in decimal, mode in octal, flags "e" for a virtual error file),
  * written in listing order with every directory before its contents, so
@@ -16,7 +12,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +23,7 @@
 
 #include "common/cleanup.h"
 #include "catalog/catalog.h"
+#include "catalog/index.h"
 #include "common/error.h"
 #include "guest/guest.h"
 
@@ -147,41 +143,24 @@ parse_records(const char *p, size_t len, record_fn fn, void *opaque)
   return 0;
 }
 
-/* ---- database ------------------------------------------------------ */
-
 static int
-db_error(sqlite3 *db, const char *path)
+decompress(const void *z, size_t zl, char **out, size_t *len)
 {
-  return bfs_error(-EIO, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
-}
-
-static int
-open_db(const char *path, bool create, sqlite3 **out)
-{
-  sqlite3 *db = NULL;
-  *out = NULL;
-  if (!create && access(path, R_OK) != 0)
-    return bfs_error(-ENOENT, "%s: no file index", path);
-  int flags = create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                     : SQLITE_OPEN_READONLY;
-  if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-    int r = db_error(db, path);
-    sqlite3_close(db);
-    return r;
+  unsigned long long n = ZSTD_getFrameContentSize(z, zl);
+  if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN ||
+      n > MAX_BLOB)
+    return bfs_error(-EIO, "file index: bad zstd frame");
+  char *p = malloc(n ? n : 1);
+  if (!p)
+    return -ENOMEM;
+  size_t got = ZSTD_decompress(p, n, z, zl);
+  if (ZSTD_isError(got) || got != n) {
+    free(p);
+    return bfs_error(-EIO, "file index: zstd: %s",
+                     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
   }
-  sqlite3_busy_timeout(db, 10000);
-  if (create &&
-      sqlite3_exec(db,
-                   "CREATE TABLE IF NOT EXISTS guest_index ("
-                   " vm TEXT NOT NULL, time TEXT NOT NULL,"
-                   " created INTEGER NOT NULL, nfiles INTEGER NOT NULL,"
-                   " data BLOB NOT NULL, PRIMARY KEY (vm, time));"
-                   "PRAGMA user_version = 1;", NULL, NULL, NULL) != SQLITE_OK) {
-    int r = db_error(db, path);
-    sqlite3_close(db);
-    return r;
-  }
-  *out = db;
+  *out = p;
+  *len = n;
   return 0;
 }
 
@@ -202,47 +181,10 @@ index_save(const char *dbpath, const char *vm, const char *time_name,
   free(b.p);
   if (!z || ZSTD_isError(zl))
     return bfs_error(-EIO, "%s/%s: zstd compression failed", vm, time_name);
-
-  sqlite3 *db;
-  if ((r = open_db(dbpath, true, &db)) < 0)
-    return r;
-  sqlite3_stmt *s = NULL;
-  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO guest_index"
-                         " (vm, time, created, nfiles, data)"
-                         " VALUES (?, ?, ?, ?, ?)", -1, &s, NULL) != SQLITE_OK ||
-      sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC) != SQLITE_OK ||
-      sqlite3_bind_text(s, 2, time_name, -1, SQLITE_STATIC) != SQLITE_OK ||
-      sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
-      sqlite3_bind_int64(s, 4, (sqlite3_int64)n) != SQLITE_OK ||
-      sqlite3_bind_blob64(s, 5, z, zl, SQLITE_STATIC) != SQLITE_OK ||
-      sqlite3_step(s) != SQLITE_DONE)
-    r = db_error(db, dbpath);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
+  r = catalog_index_put(dbpath, vm, time_name, z, zl, n);
   if (r == 0 && nfiles)
     *nfiles = n;
   return r;
-}
-
-static int
-decompress(const void *z, size_t zl, char **out, size_t *len)
-{
-  unsigned long long n = ZSTD_getFrameContentSize(z, zl);
-  if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN ||
-      n > MAX_BLOB)
-    return bfs_error(-EIO, "file index: bad zstd frame");
-  char *p = malloc(n ? n : 1);
-  if (!p)
-    return -ENOMEM;
-  size_t got = ZSTD_decompress(p, n, z, zl);
-  if (ZSTD_isError(got) || got != n) {
-    free(p);
-    return bfs_error(-EIO, "file index: zstd: %s",
-                     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
-  }
-  *out = p;
-  *len = n;
-  return 0;
 }
 
 static int
@@ -270,31 +212,12 @@ int
 index_load(const char *dbpath, const char *vm, const char *time_name,
            struct gcache *c)
 {
-  sqlite3 *db;
-  int r = open_db(dbpath, false, &db);
-  if (r < 0)
-    return r;
-  sqlite3_stmt *s = NULL;
+  CLEANUP_FREE void *z = NULL;
   CLEANUP_FREE char *data = NULL;
-  size_t len = 0;
-  if (sqlite3_prepare_v2(db, "SELECT data FROM guest_index"
-                         " WHERE vm = ? AND time = ?", -1, &s, NULL) != SQLITE_OK ||
-      sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC) != SQLITE_OK ||
-      sqlite3_bind_text(s, 2, time_name, -1, SQLITE_STATIC) != SQLITE_OK)
-    r = db_error(db, dbpath);
-  else {
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-      r = decompress(sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0),
-                     &data, &len);
-    else if (rc == SQLITE_DONE)
-      r = bfs_error(-ENOENT, "%s: no file index for %s/%s", dbpath, vm,
-                    time_name);
-    else
-      r = db_error(db, dbpath);
-  }
-  sqlite3_finalize(s);
-  sqlite3_close(db);
+  size_t zl = 0, len = 0;
+  int r = catalog_index_get(dbpath, vm, time_name, &z, &zl);
+  if (r == 0)
+    r = decompress(z, zl, &data, &len);
   if (r < 0)
     return r;
 
@@ -331,107 +254,47 @@ foreach_record(void *opaque, const char *path, const struct stat *st,
   return x->fn(x->opaque, x->vm, x->time, path, st, link);
 }
 
+static int
+foreach_blob(void *opaque, const char *vm, const char *time_name,
+             const void *z, size_t zl)
+{
+  struct foreach_ctx x = *(struct foreach_ctx *)opaque;
+  char *data;
+  size_t len;
+  x.vm = vm;
+  x.time = time_name;
+  int r = decompress(z, zl, &data, &len);
+  if (r == 0) {
+    r = parse_records(data, len, foreach_record, &x);
+    free(data);
+  }
+  return r;
+}
+
 int
 index_foreach(const char *dbpath, const char *vm, index_visit_fn fn,
               void *opaque)
 {
-  sqlite3 *db;
-  int r = open_db(dbpath, false, &db);
-  if (r < 0)
-    return r;
-  sqlite3_stmt *s = NULL;
-  if (sqlite3_prepare_v2(db, vm ?
-                         "SELECT vm, time, data FROM guest_index WHERE vm = ?"
-                         " ORDER BY vm, time" :
-                         "SELECT vm, time, data FROM guest_index"
-                         " ORDER BY vm, time", -1, &s, NULL) != SQLITE_OK ||
-      (vm && sqlite3_bind_text(s, 1, vm, -1, SQLITE_STATIC) != SQLITE_OK)) {
-    r = db_error(db, dbpath);
-    goto out;
-  }
-  int rc;
-  while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-    char *data;
-    size_t len;
-    struct foreach_ctx x = { fn, opaque,
-                             (const char *)sqlite3_column_text(s, 0),
-                             (const char *)sqlite3_column_text(s, 1) };
-    r = decompress(sqlite3_column_blob(s, 2), sqlite3_column_bytes(s, 2),
-                   &data, &len);
-    if (r == 0) {
-      r = parse_records(data, len, foreach_record, &x);
-      free(data);
-    }
-  }
-  if (r == 0 && rc != SQLITE_DONE)
-    r = db_error(db, dbpath);
- out:
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return r;
+  struct foreach_ctx x = { fn, opaque, NULL, NULL };
+  return catalog_index_foreach(dbpath, vm, foreach_blob, &x);
+}
+
+int
+index_foreach_at(const char *dbpath, const char *vm, const char *time_name,
+                 index_visit_fn fn, void *opaque)
+{
+  CLEANUP_FREE void *z = NULL;
+  size_t zl = 0;
+  struct foreach_ctx x = { fn, opaque, NULL, NULL };
+  int r = catalog_index_get(dbpath, vm, time_name, &z, &zl);
+  return r < 0 ? r : foreach_blob(&x, vm, time_name, z, zl);
 }
 
 int
 index_prune(const char *dbpath, const char *vm, char *const *keep,
             size_t nkeep, unsigned *dropped)
 {
-  sqlite3 *db;
-  *dropped = 0;
-  int r = open_db(dbpath, true, &db);
-  if (r < 0)
-    return r;
-  sqlite3_stmt *s = NULL, *del = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT vm, time FROM guest_index", -1, &s,
-                         NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(db, "DELETE FROM guest_index WHERE vm = ? AND time = ?",
-                         -1, &del, NULL) != SQLITE_OK) {
-    r = db_error(db, dbpath);
-    goto out;
-  }
-  /* collect first: no deletes while the SELECT is stepping */
-  char **gone = NULL;
-  size_t ngone = 0;
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    const char *v = (const char *)sqlite3_column_text(s, 0);
-    const char *t = (const char *)sqlite3_column_text(s, 1);
-    if (!v || !t || (vm && strcmp(v, vm)))
-      continue;
-    char *key;
-    if (asprintf(&key, "%s/%s", v, t) < 0) {
-      r = -ENOMEM;
-      break;
-    }
-    bool kept = false;
-    for (size_t i = 0; i < nkeep && !kept; i++)
-      kept = !strcmp(keep[i], key);
-    char **ng = kept ? NULL : realloc(gone, (ngone + 1) * sizeof *ng);
-    if (kept || !ng) {
-      free(key);
-      if (!kept) r = -ENOMEM;
-      continue;
-    }
-    gone = ng;
-    gone[ngone++] = key;
-  }
-  for (size_t i = 0; i < ngone; i++) {
-    char *slash = strrchr(gone[i], '/');
-    *slash = '\0';
-    sqlite3_reset(del);
-    if (r == 0 &&
-        (sqlite3_bind_text(del, 1, gone[i], -1, SQLITE_STATIC) != SQLITE_OK ||
-         sqlite3_bind_text(del, 2, slash + 1, -1, SQLITE_STATIC) != SQLITE_OK ||
-         sqlite3_step(del) != SQLITE_DONE))
-      r = db_error(db, dbpath);
-    else if (r == 0)
-      (*dropped)++;
-    free(gone[i]);
-  }
-  free(gone);
- out:
-  sqlite3_finalize(s);
-  sqlite3_finalize(del);
-  sqlite3_close(db);
-  return r;
+  return catalog_index_prune(dbpath, vm, keep, nkeep, dropped);
 }
 
 char *
@@ -453,8 +316,5 @@ index_default_path(const char *repo, const char *catalog_db)
 char *
 guest_index_db_path(const char *catalog_db)
 {
-  char *p;
-  if (asprintf(&p, "%s.index.sqlite", catalog_db) < 0)
-    return NULL;
-  return p;
+  return catalog_index_path(catalog_db);
 }

@@ -84,6 +84,13 @@ int restore_src_mounted(const char *backup_dir, const char *disk,
 int restore_src_repo(const char *repo, const char *catalog_path,
                      const char *vmtime, const char *disk, struct rsrc **out);
 void restore_src_close(struct rsrc *s);
+/* The same point in time's disk as its blk/ stack (the disk service's:
+ * every layer opened beneath the repository and checked against the
+ * catalog, cache filter on top); *out lives until restore_src_close(*src). */
+struct bfs_blk;
+int restore_blk_repo(const char *repo, const char *catalog_path,
+                     const char *vmtime, const char *disk, struct rsrc **src,
+                     struct bfs_blk **out);
 uint64_t restore_src_size(const struct rsrc *s);
 const char *restore_src_name(const struct rsrc *s);
 /* the extent at off: *data says whether it holds data; *len > 0 */

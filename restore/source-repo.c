@@ -12,8 +12,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "blk/recipe.h"
 #include "catalog/catalog.h"
 #include "common/beneath.h"
 #include "common/cleanup.h"
@@ -177,4 +179,18 @@ restore_src_repo(const char *repo, const char *catalog_path,
 fail:
   restore_src_close(s);
   return r;
+}
+
+/* ---- the same point in time as its block-layer stack ---- */
+
+int
+restore_blk_repo(const char *repo, const char *catalog_path,
+                 const char *vmtime, const char *disk, struct rsrc **src,
+                 struct bfs_blk **out)
+{
+  int r = restore_src_repo(repo, catalog_path, vmtime, disk, src);
+  if (r < 0)
+    return r;
+  *out = ((struct repo_src *)(*src)->priv)->blk;
+  return 0;
 }

@@ -38,6 +38,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "blk/blk.h"
+#include "common/json-str.h"
 #include "disk/disk.h"
 #include "restore/restore.h"
 #include "restore/restore-int.h"
@@ -388,25 +389,24 @@ print_json(struct vctx *v)
 {
   json_object *o = json_object_new_object(), *a = json_object_new_array();
 
-  json_object_object_add(o, "repository", json_object_new_string(v->repo));
+  bfs_json_add_str(o, "repository", v->repo);
   for (size_t i = 0; i < v->nrows; i++) {
     struct row *r = &v->rows[i];
     json_object *e = json_object_new_object();
-    json_object_object_add(e, "vm", json_object_new_string(r->vm));
-    json_object_object_add(e, "time", json_object_new_string(r->time));
-    json_object_object_add(e, "disk", json_object_new_string(r->disk));
+    bfs_json_add_str(e, "vm", r->vm);
+    bfs_json_add_str(e, "time", r->time);
+    bfs_json_add_str(e, "disk", r->disk);
     json_object_object_add(e, "layers", json_object_new_int64(r->layers));
     json_object_object_add(e, "checked_bytes", json_object_new_int64(r->bytes));
     json_object_object_add(e, "ok",
                            json_object_new_boolean(!strncmp(r->result, "ok", 2)));
-    json_object_object_add(e, "result", json_object_new_string(r->result));
+    bfs_json_add_str(e, "result", r->result);
     json_object_array_add(a, e);
   }
   json_object_object_add(o, "results", a);
   json_object_object_add(o, "faults", json_object_new_int64(v->faults));
   if (v->state)
-    json_object_object_add(o, "checksums",
-                           json_object_new_string(vstate_path(v->state)));
+    bfs_json_add_str(o, "checksums", vstate_path(v->state));
   printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
   json_object_put(o);
 }

@@ -218,11 +218,14 @@ header(void)
   bfs_blk_close(b);
   free(t.p);
 
-  bt_sh("rm -f '%s' && qemu-img create -q -f qcow2 --object secret,id=s,"
-        "data=x -o encrypt.format=luks,encrypt.key-secret=s '%s' 1M",
+  /* qemu-img's PBKDF2 timing fails now and then on a loaded machine */
+  bt_sh("rm -f '%s' && for i in 1 2 3 4 5; do qemu-img create -q -f qcow2 "
+        "--object secret,id=s,data=x -o encrypt.format=luks,"
+        "encrypt.key-secret=s,encrypt.iter-time=20 '%s' 1M 2>/dev/null && "
+        "break; done",
         bt_path("luks.qcow2"), bt_path("luks.qcow2"));
   t = bt_load("luks.qcow2");
-  expect("LUKS", &t, -ENOTSUP, false, "encrypted", NULL);
+  expect("LUKS without a key", &t, -ENOKEY, false, "a key is needed", NULL);
   free(t.p);
 }
 

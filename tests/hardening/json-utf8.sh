@@ -1,7 +1,8 @@
 #!/bin/bash
 # json-utf8.sh — every JSON output is UTF-8 a strict parser accepts, also
 # for names that are not UTF-8, and the raw bytes stay recoverable through
-# "<key>_hex" (issue 10 item 6): list --json, scan --json, backup.json.
+# "<key>_hex" (issue 10 item 6): list --json, scan --json, backup.json,
+# verify --json and the mount's status.
 . "$SRCDIR/tests/fuse/lib.sh"
 # a repository path, a VM and a disk name that are Latin-1, not UTF-8
 R=$T/$'repo\xe9' M=$T/mnt
@@ -31,4 +32,12 @@ for bj in "$M"/*/*/backup.json; do
   strict "$bj" "bytes.fromhex(j['vm_hex'])" >/dev/null || fail "$bj: $(cat "$bj")"
 done
 ok "backup.json parses strictly"
+"$BACKUPFS" status --json "$M" > "$T/status.json" || fail "status --json"
+[ "$(strict "$T/status.json" "bytes.fromhex(j['repository_hex']).endswith(b'repo\\xe9')")" = True ] ||
+  fail "status --json: $(cat "$T/status.json")"
+ok "status --json parses strictly"
 bfs_umount "$M"
+"$BACKUPFS" verify --json --catalog "$CAT" --state "$T/vstate" "$R" > "$T/verify.json"
+[ "$(strict "$T/verify.json" "bytes.fromhex(j['results'][0]['vm_hex'])")" = "b'caf\\xe9'" ] ||
+  fail "verify --json: $(cat "$T/verify.json")"
+ok "verify --json parses strictly"

@@ -6,54 +6,22 @@
 # needed by the VM, exits on its own.  The test starts its own virtlogd and
 # libvirtd (sockets and pid files under $T, stopped by PID) and skips (77)
 # when they cannot run here.  Guest: the host's /boot/vmlinuz-* and an
-# initrd of busybox-static (apt-get download, dpkg -x) that loads
+# initrd of busybox-static (tests/lib/vm.sh) that loads
 # virtio_blk, reads /dev/vda (md5sum to the serial log) and idles; it never
 # writes its disk, so the consolidated overlay is the backup's bytes.
 . "$SRCDIR/tests/recovery/lib.sh"
 
-for p in libvirtd virtlogd virsh qemu-system-x86_64 cpio gzip dpkg apt-get; do
-  command -v $p >/dev/null || skip "$p not installed (contrib/install-deps.sh)"
-done
-[ "$(id -u)" = 0 ] || skip "needs root (a system libvirtd)"
-KVER=$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
-[ -n "$KVER" ] && [ -r "/boot/vmlinuz-$KVER" ] || skip "no readable /boot/vmlinuz-*"
-MODS=/lib/modules/$KVER/kernel/drivers
-[ -f "$MODS/block/virtio_blk.ko" ] || skip "no uncompressed virtio_blk.ko for $KVER"
-pgrep -x libvirtd >/dev/null && skip "another libvirtd runs here (it would own the qemu driver)"
+. "$SRCDIR/tests/lib/vm.sh"
+vm_prereqs
 
-# ---- the guest: kernel + busybox initrd ----
-CACHE=${BUILDDIR:-$T}/recovery-cache
-mkdir -p "$CACHE"
-if ! ls "$CACHE"/busybox-static_*.deb >/dev/null 2>&1; then
-  (cd "$CACHE" && apt-get download -q busybox-static >/dev/null 2>&1) ||
-    skip "apt-get download busybox-static failed (no network?)"
-fi
-I=$T/initrd
-mkdir -p "$I/bin" "$I/proc" "$I/sys" "$I/dev" "$I/lib"
-dpkg -x "$(ls "$CACHE"/busybox-static_*.deb | head -1)" "$T/bb"
-cp "$T/bb/bin/busybox" "$I/bin/busybox"
-for a in sh mount insmod md5sum sleep echo cat; do ln -s busybox "$I/bin/$a"; done
-for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev \
-         virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk; do
-  [ -f "$MODS/$m.ko" ] && cp "$MODS/$m.ko" "$I/lib/"
-done
-cat > "$I/init" <<'G'
-#!/bin/sh
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
-  [ -f /lib/$m.ko ] && insmod /lib/$m.ko
-done
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done
-echo BFS-GUEST-UP
+# ---- the guest: kernel + busybox initrd that reads its disk and idles ----
+{ vm_init_head; cat <<'G'
 md5sum /dev/vda | while read s f; do echo "BFS-VDA-MD5 $s"; done
 echo BFS-GUEST-IDLE
 while :; do sleep 3600; done
 G
-chmod +x "$I/init"
-(cd "$I" && find . | cpio -o -H newc --quiet | gzip -1) > "$T/initrd.gz"
-cp "/boot/vmlinuz-$KVER" "$T/vmlinuz"
+} > "$T/init"
+vm_guest "$T/init"
 
 # ---- the repository: CloudStack NAS, one disk, full + incremental ----
 VM=i-2-$$-VM
@@ -104,38 +72,9 @@ LATEST=$M/$(ls "$M")/latest
 [ -f "$LATEST/disks/vda.img" ] || fail "no $LATEST/disks/vda.img: $(ls -R "$M" | head)"
 
 # ---- libvirtd + virtlogd of our own ----
-RUN=$T/run
-mkdir -p "$RUN"
-cat > "$T/libvirtd.conf" <<C
-unix_sock_dir = "$RUN"
-unix_sock_group = "root"
-unix_sock_rw_perms = "0700"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "3:file:$T/libvirtd.log"
-C
-LVPIDS=""
-vm_cleanup() {
-  virsh destroy "$DOM" >/dev/null 2>&1 || true
-  virsh undefine "$DOM" >/dev/null 2>&1 || true
-  for p in $LVPIDS; do
-    kill -TERM "$p" 2>/dev/null || true
-    gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
-  done
-  rc_cleanup
-}
-trap vm_cleanup EXIT INT TERM
-if [ ! -S /run/libvirt/virtlogd-sock ]; then
-  virtlogd --pid-file "$T/virtlogd.pid" > "$T/virtlogd.out" 2>&1 &
-  LVPIDS="$LVPIDS $!"
-fi
-libvirtd --config "$T/libvirtd.conf" --pid-file "$T/libvirtd.pid" > "$T/libvirtd.out" 2>&1 &
-LVPIDS="$LVPIDS $!"
-export LIBVIRT_DEFAULT_URI="qemu:///system?socket=$RUN/libvirt-sock"
-wait_for virsh version ||
-  skip "libvirtd cannot run here: $(tail -3 "$T/libvirtd.out" "$T/libvirtd.log" 2>/dev/null | tr '\n' ' ')"
-virsh capabilities 2>/dev/null | grep -q "<domain type='qemu'" ||
-  skip "libvirtd here has no qemu (TCG) domains: $(grep -i error "$T/libvirtd.log" | tail -2)"
+VM_DOMS=$DOM
+trap 'vm_stop; rc_cleanup' EXIT INT TERM
+vm_libvirtd_start
 
 # ---- quick restore and boot ----
 "$BACKUPFS" restore quick --name "$DOM" "$LATEST" "$T/dest" > "$T/quick.out" ||
@@ -147,11 +86,7 @@ if ! virsh start "$DOM" > "$T/start.out" 2>&1; then
     skip "a VM cannot start here: $(cat "$T/start.out")"
   fail "virsh start: $(cat "$T/start.out")"
 fi
-for _ in $(seq 300); do
-  grep -q BFS-GUEST-IDLE "$T/console.log" 2>/dev/null && break
-  sleep 1
-done
-grep -q BFS-GUEST-IDLE "$T/console.log" || fail "guest did not come up in 300 s: $(tail -5 "$T/console.log")"
+vm_wait_console BFS-GUEST-IDLE 300 || fail "guest did not come up in 300 s: $(tail -5 "$T/console.log")"
 [ "$(sed -n 's/^BFS-VDA-MD5 \([0-9a-f]*\).*/\1/p' "$T/console.log" | tr -d '\r')" = \
   "$(md5sum < "$T/pit.raw" | cut -d' ' -f1)" ] || fail "the guest's /dev/vda differs from the point in time"
 ok "VM $DOM booted from the quick restore; its vda reads the point in time"

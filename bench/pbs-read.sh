@@ -1,0 +1,52 @@
+#!/bin/bash
+# pbs-read.sh — read throughput of a PBS snapshot's disk through blk/'s pbs
+# driver (chunk files read, CRC-checked, zstd-decoded, SHA-256-verified),
+# cold: the chunk files' page cache dropped (dd iflag=nocache) and a fresh
+# chunk store; then a second snapshot of the same disk with 5% of it
+# rewritten, read through the same store, to show what chunk sharing
+# saves.  Each round reads: snap1 cold, snap2 after snap1 with a cache
+# that holds the disk (shared chunks come from the cache), and snap2 cold
+# alone (every chunk loaded).
+#
+# usage: bench/pbs-read.sh [BUILDDIR]   (env BENCH_DIR: work dir, kept so
+#        the datastore is built once; SIZE_MIB: default 1024; ROUNDS: 3)
+set -euo pipefail
+B=$(realpath "${1:-build}")
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+T="$B/tests/pve/test-pve"
+W=${BENCH_DIR:-/var/tmp/bfs-bench-pbs}
+SIZE=${SIZE_MIB:-1024}
+ROUNDS=${ROUNDS:-3}
+[ -x "$T" ] || { echo "build first: $T missing" >&2; exit 1; }
+command -v zstd >/dev/null || { echo "needs zstd" >&2; exit 1; }
+mkdir -p "$W"
+cd "$W"
+if [ ! -d ds/vm/100 ] || [ "$(cat size 2>/dev/null)" != "$SIZE" ]; then
+  echo "building a $SIZE MiB datastore in $W (once)..."
+  rm -rf ds a.raw b.raw
+  # partly compressible data (files from /usr), with holes
+  truncate -s $((SIZE << 20)) a.raw
+  find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | sort | head -n 4000 |
+    xargs cat 2>/dev/null | head -c $((SIZE * 3 / 4 << 20)) |
+    dd of=a.raw conv=notrunc status=none || true
+  cp --sparse=always a.raw b.raw
+  for i in $(seq 0 19 $((SIZE - 1))); do       # ~5% rewritten for snap2
+    head -c 1048576 /dev/urandom | dd of=b.raw bs=1M seek="$i" conv=notrunc status=none
+  done
+  python3 "$SRC/tests/pve/gen-pve.py" pbs ds --vm 100 --time 2026-01-01T00:00:00Z \
+    --drive scsi0=a.raw --compress
+  python3 "$SRC/tests/pve/gen-pve.py" pbs ds --vm 100 --time 2026-01-02T00:00:00Z \
+    --drive scsi0=b.raw --compress
+  echo "$SIZE" > size
+fi
+S1=ds/vm/100/2026-01-01T00:00:00Z/drive-scsi0.img.fidx
+S2=ds/vm/100/2026-01-02T00:00:00Z/drive-scsi0.img.fidx
+drop() { find ds/.chunks -type f -exec dd if={} iflag=nocache count=0 status=none \; ; }
+echo "datastore: $(du -sh ds/.chunks | cut -f1) of chunks, $(find ds/.chunks -type f | wc -l) files, 4 MiB chunks"
+for r in $(seq "$ROUNDS"); do
+  echo "round $r"
+  drop
+  "$T" bench-read ds $((SIZE + 64)) "$S1" "$S2" | sed 's/^/  snap1 then snap2, shared cache: /'
+  drop
+  "$T" bench-read ds 64 "$S2" | sed 's/^/  snap2 alone, cold:            /'
+done

@@ -1,0 +1,223 @@
+/* diff.c — `backupfs diff REPO VM@T1 VM@T2 [PATH]`: what changed between
+ * two points in time.
+ *
+ * Files: both points in time's stored listings (under PATH when given) as
+ * path-sorted lists, merged: a path only in T2 is added, only in T1
+ * removed, in both with another version (index_entry_diff) changed.  Both
+ * must be indexed: a listing that is not there is an error, never taken as
+ * empty.  --blocks compares the disks instead (diff-blocks.c).  The exit
+ * status is diff(1)'s: 0 nothing differs, 1 something does, 2 trouble.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "guest/index.h"
+#include "history/history-int.h"
+#include "history/history.h"
+#include "restore/restore-int.h"
+
+struct side {
+  char *vm, *time;             /* as given, then the resolved name */
+  struct hist_vm h;
+  int idx;                     /* the point in time in h.b */
+  struct index_list l;
+};
+
+static bool
+want_under(void *opaque, const char *path, const struct stat *st)
+{
+  return !opaque || index_path_under(path, opaque);
+}
+
+static void
+emit(const char *kind, const struct index_entry *e, unsigned what,
+     json_object *jarr)
+{
+  const struct stat *st = &e->st;
+  char when[32], w[64];
+  index_time_text(st->st_mtim.tv_sec, when);
+  if (jarr) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "change", json_object_new_string(kind));
+    json_object_object_add(o, "path", json_object_new_string(e->path));
+    json_object_object_add(o, "type",
+                           json_object_new_string(index_type_name(st->st_mode)));
+    json_object_object_add(o, "size", json_object_new_int64(st->st_size));
+    json_object_object_add(o, "mtime", json_object_new_string(when));
+    if (what) {
+      json_object *a = json_object_new_array();
+      unsigned it = 0;
+      const char *n;
+      while ((n = index_diff_name(what, &it)))
+        json_object_array_add(a, json_object_new_string(n));
+      json_object_object_add(o, "changed", a);
+    }
+    json_object_array_add(jarr, o);
+    return;
+  }
+  printf("%s\t%s%s\t%" PRId64 "\t%s", kind, e->path,
+         S_ISDIR(st->st_mode) ? "/" : "", (int64_t)st->st_size, when);
+  if (what)
+    printf("\t(%s)", index_diff_names(what, w));
+  putchar('\n');
+}
+
+/* resolve VM@TIME against the catalog (latest, names) */
+static int
+side_open(struct side *s, const char *arg, const char *repo,
+          const char *catalog, const char *index)
+{
+  int r;
+  if ((r = catalog_parse_vmtime(arg, &s->vm, &s->time)) < 0 ||
+      (r = hist_open(repo, catalog, index, s->vm, &s->h)) < 0 ||
+      (r = s->idx = catalog_find_backup(s->h.b, s->h.n, s->vm, s->time)) < 0)
+    return r;
+  return 0;
+}
+
+static void
+side_close(struct side *s)
+{
+  index_list_free(&s->l);
+  hist_close(&s->h);
+  free(s->vm);
+  free(s->time);
+}
+
+static void
+usage(FILE *f)
+{
+  fprintf(f,
+    "usage: backupfs diff [--catalog FILE] [--index FILE] [--json]\n"
+    "                     REPO VM@T1 VM@T2 [PATH]\n"
+    "       backupfs diff --blocks [--catalog FILE] [--json]\n"
+    "                     REPO VM@T1 VM@T2 [DISK]\n\n"
+    "What changed from VM@T1 to VM@T2 (TIME may be `latest`).\n"
+    "Files, from the file indexes (`backupfs index`; both must be indexed),\n"
+    "under PATH when given: one tab-separated line per path, CHANGE PATH SIZE\n"
+    "MTIME (of T2; removed: of T1) and for `changed` what changed (type,\n"
+    "mode, owner, size, mtime, target); CHANGE is added, removed or changed.\n"
+    "--blocks: the changed extents of each disk (or of DISK), from block\n"
+    "status and bytes in 64 KiB blocks, no appliance: DISK OFFSET LENGTH\n"
+    "lines and a total line.\n"
+    "Exit status 0 when nothing differs, 1 when something does, 2 on errors.\n\n"
+    "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
+    "  --index FILE     the index database itself\n"
+    "  --blocks         compare the disks, not the files\n"
+    "  --json           files: {from, to, changes: [{change, path, type, size,\n"
+    "                   mtime, changed}]}; blocks: {from, to, disks: [{disk,\n"
+    "                   size, extents: [[offset, length]], bytes}], bytes}\n");
+}
+
+int
+history_diff_cmd(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "catalog", required_argument, NULL, 'c' },
+    { "index", required_argument, NULL, 'x' },
+    { "blocks", no_argument, NULL, 'b' },
+    { "json", no_argument, NULL, 'j' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *catalog = NULL, *index = NULL;
+  bool blocks = false, json = false;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+    switch (c) {
+    case 'h': usage(stdout); return 0;
+    case 'c': catalog = optarg; break;
+    case 'x': index = optarg; break;
+    case 'b': blocks = true; break;
+    case 'j': json = true; break;
+    default: usage(stderr); return 2;
+    }
+  int nargs = argc - optind;
+  if (nargs < 3 || nargs > 4) {
+    usage(stderr);
+    return 2;
+  }
+  const char *repo = argv[optind];
+  const char *arg4 = nargs == 4 ? argv[optind + 3] : NULL;
+  struct side a = { 0 }, b = { 0 };
+  char *under = NULL;
+  int r, status = 2;
+  json_object *jo = NULL, *jarr = NULL;
+
+  if ((r = side_open(&a, argv[optind + 1], repo, catalog, index)) < 0 ||
+      (r = side_open(&b, argv[optind + 2], repo, catalog, index)) < 0)
+    goto out;
+  const char *ta = a.h.b[a.idx].name, *tb = b.h.b[b.idx].name;
+  if (blocks) {
+    status = hist_diff_blocks(repo, catalog, a.vm, ta, b.vm, tb,
+                              &a.h.b[a.idx], &b.h.b[b.idx], arg4, json);
+    goto out;
+  }
+  if (arg4 && !(under = hist_path(arg4))) {
+    r = -EINVAL;
+    goto out;
+  }
+  if ((r = index_list_load(a.h.db, a.vm, ta, want_under, under, &a.l)) < 0 ||
+      (r = index_list_load(b.h.db, b.vm, tb, want_under, under, &b.l)) < 0) {
+    if (r == -ENOENT)
+      bfs_error_prefix(r, "not indexed (run `backupfs index %s VM@TIME`): ",
+                       repo);
+    goto out;
+  }
+
+  if (json) {
+    char from[256], to[256];
+    snprintf(from, sizeof from, "%s@%s", a.vm, ta);
+    snprintf(to, sizeof to, "%s@%s", b.vm, tb);
+    jo = json_object_new_object();
+    json_object_object_add(jo, "from", json_object_new_string(from));
+    json_object_object_add(jo, "to", json_object_new_string(to));
+    if (under)
+      json_object_object_add(jo, "path", json_object_new_string(under));
+    jarr = json_object_new_array();
+    json_object_object_add(jo, "changes", jarr);
+  }
+  size_t i = 0, j = 0;
+  unsigned added = 0, removed = 0, changed = 0;
+  while (i < a.l.n || j < b.l.n) {
+    int cmp = i == a.l.n ? 1 : j == b.l.n ? -1
+            : strcmp(a.l.v[i].path, b.l.v[j].path);
+    if (cmp < 0) {
+      emit("removed", &a.l.v[i++], 0, jarr);
+      removed++;
+    } else if (cmp > 0) {
+      emit("added", &b.l.v[j++], 0, jarr);
+      added++;
+    } else {
+      unsigned what = index_entry_diff(&a.l.v[i], &b.l.v[j]);
+      if (what) {
+        emit("changed", &b.l.v[j], what, jarr);
+        changed++;
+      }
+      i++;
+      j++;
+    }
+  }
+  if (jo)
+    puts(json_object_to_json_string_ext(jo, JSON_C_TO_STRING_PRETTY));
+  else
+    printf("total\t%u added, %u removed, %u changed\n", added, removed,
+           changed);
+  status = added || removed || changed ? 1 : 0;
+out:
+  if (r < 0)
+    fprintf(stderr, "backupfs: diff: %s\n", bfs_last_error());
+  json_object_put(jo);
+  free(under);
+  side_close(&a);
+  side_close(&b);
+  return r < 0 ? 2 : status;
+}

@@ -1,0 +1,141 @@
+# vm.sh — a real TCG VM under a libvirtd of the test's own (sourced).
+#
+# Shared by the VM tests (tests/recovery/vm-blockpull.sh, tests/vnbd/).
+# Sourced after tests/recovery/lib.sh (skip, fail, wait_for, gone, the
+# scratch dir $T).  The guest is the host's /boot/vmlinuz-* with an initrd of
+# busybox-static (apt-get download, dpkg -x) whose /init the caller writes;
+# virtio modules are copied in and loaded by vm_init_head.
+#   vm_prereqs            skip unless root, libvirtd & co, a kernel with an
+#                         uncompressed virtio_blk.ko, no other libvirtd
+#   vm_guest INIT         $T/vmlinuz and $T/initrd.gz with INIT as /init
+#   vm_init_head          prints the /init lines that mount /proc, /sys,
+#                         /dev, load virtio and wait for /dev/vda
+#   vm_domain_xml NAME DISK FORMAT   prints a domain (serial: $T/console.log)
+#   vm_libvirtd_start     virtlogd (if none) + libvirtd on sockets in $T/run,
+#                         exports LIBVIRT_DEFAULT_URI; skips when they cannot
+#                         run or have no qemu (TCG) domains
+#   vm_stop               destroys/undefines $VM_DOMS, stops what
+#                         vm_libvirtd_start started, by PID
+#   vm_wait_console STR SECS   waits for STR in $T/console.log
+VM_DOMS=""
+LVPIDS=""
+
+vm_prereqs() {
+  for p in libvirtd virtlogd virsh qemu-system-x86_64 cpio gzip dpkg apt-get; do
+    command -v $p >/dev/null || skip "$p not installed (contrib/install-deps.sh)"
+  done
+  [ "$(id -u)" = 0 ] || skip "needs root (a system libvirtd)"
+  KVER=$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
+  [ -n "$KVER" ] && [ -r "/boot/vmlinuz-$KVER" ] || skip "no readable /boot/vmlinuz-*"
+  MODS=/lib/modules/$KVER/kernel/drivers
+  [ -f "$MODS/block/virtio_blk.ko" ] || skip "no uncompressed virtio_blk.ko for $KVER"
+  if pgrep -x libvirtd >/dev/null; then
+    skip "another libvirtd runs here (it would own the qemu driver)"
+  fi
+}
+
+vm_init_head() {
+  cat <<'G'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+  [ -f /lib/$m.ko ] && insmod /lib/$m.ko
+done
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done
+echo BFS-GUEST-UP
+G
+}
+
+vm_guest() {
+  local init=$1 cache=${BUILDDIR:-$T}/recovery-cache i=$T/initrd
+  mkdir -p "$cache"
+  if ! ls "$cache"/busybox-static_*.deb >/dev/null 2>&1; then
+    (cd "$cache" && apt-get download -q busybox-static >/dev/null 2>&1) ||
+      skip "apt-get download busybox-static failed (no network?)"
+  fi
+  mkdir -p "$i/bin" "$i/proc" "$i/sys" "$i/dev" "$i/lib"
+  dpkg -x "$(ls "$cache"/busybox-static_*.deb | head -1)" "$T/bb"
+  cp "$T/bb/bin/busybox" "$i/bin/busybox"
+  for a in sh mount insmod md5sum sleep echo cat dd sync seq; do
+    ln -sf busybox "$i/bin/$a"
+  done
+  for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev \
+           virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk; do
+    [ -f "$MODS/$m.ko" ] && cp "$MODS/$m.ko" "$i/lib/"
+  done
+  cp "$init" "$i/init"
+  chmod +x "$i/init"
+  (cd "$i" && find . | cpio -o -H newc --quiet | gzip -1) > "$T/initrd.gz"
+  cp "/boot/vmlinuz-$KVER" "$T/vmlinuz"
+}
+
+vm_domain_xml() {
+  cat <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$T/vmlinuz</kernel><initrd>$T/initrd.gz</initrd>
+    <cmdline>console=ttyS0 panic=-1 loglevel=3</cmdline></os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>$(command -v qemu-system-x86_64)</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='$3'/>
+      <source file='$2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='file'><source path='$T/console.log'/><target port='0'/></serial>
+  </devices>
+  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>
+</domain>
+XML
+}
+
+vm_stop() {
+  for d in $VM_DOMS; do
+    virsh destroy "$d" >/dev/null 2>&1 || true
+    virsh undefine --checkpoints-metadata "$d" >/dev/null 2>&1 ||
+      virsh undefine "$d" >/dev/null 2>&1 || true
+  done
+  for p in $LVPIDS; do
+    kill -TERM "$p" 2>/dev/null || true
+    gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
+  done
+  LVPIDS=""
+}
+
+vm_libvirtd_start() {
+  local run=$T/run
+  mkdir -p "$run"
+  cat > "$T/libvirtd.conf" <<C
+unix_sock_dir = "$run"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "3:file:$T/libvirtd.log"
+C
+  if [ ! -S /run/libvirt/virtlogd-sock ]; then
+    virtlogd --pid-file "$T/virtlogd.pid" > "$T/virtlogd.out" 2>&1 &
+    LVPIDS="$LVPIDS $!"
+  fi
+  libvirtd --config "$T/libvirtd.conf" --pid-file "$T/libvirtd.pid" > "$T/libvirtd.out" 2>&1 &
+  LVPIDS="$LVPIDS $!"
+  export LIBVIRT_DEFAULT_URI="qemu:///system?socket=$run/libvirt-sock"
+  wait_for virsh version ||
+    skip "libvirtd cannot run here: $(tail -3 "$T/libvirtd.out" "$T/libvirtd.log" 2>/dev/null | tr '\n' ' ')"
+  virsh capabilities 2>/dev/null | grep -q "<domain type='qemu'" ||
+    skip "libvirtd here has no qemu (TCG) domains: $(grep -i error "$T/libvirtd.log" | tail -2)"
+}
+
+vm_wait_console() {
+  for _ in $(seq "$2"); do
+    grep -q "$1" "$T/console.log" 2>/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
