@@ -49,4 +49,5 @@ if [ -d "$mnt/web01/latest/files" ]; then
 fi
 echo
 echo "Mounted at $mnt — browse it, then: fusermount3 -u $mnt"
-echo "(guest appliances keep the disks open until 5 minutes idle; before that, fusermount3 -uz)"
+echo "(guest appliances keep the disks open until 5 minutes idle; before that,"
+echo " build/backupfs umount $mnt stops them and unmounts)"

@@ -17,16 +17,10 @@ printf 'not the passphrase\n' > "$T/wrong"
 SEC=(--object "secret,id=s,data=$PASS")
 ENC="encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=20"
 
-# qemu-img times PBKDF2 to pick the iterations and fails now and then on a
-# loaded machine ("Unable to get accurate CPU usage"): try again
+# qemu-img times PBKDF2 to pick the iterations and fails now and then
+# ("Unable to get accurate CPU usage"): tests/lib/qemu-img-retry tries again
 mkimg() {
-  local i
-  for i in 1 2 3 4 5; do
-    qemu-img create -q -f qcow2 "${SEC[@]}" "$@" 2>"$T/mkerr" && return 0
-    grep -q 'accurate CPU usage' "$T/mkerr" || break
-  done
-  cat "$T/mkerr" >&2
-  return 1
+  "$SRCDIR/tests/lib/qemu-img-retry" create -q -f qcow2 "${SEC[@]}" "$@"
 }
 
 # write patterns: unaligned starts and lengths, several clusters, a zero

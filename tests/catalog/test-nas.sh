@@ -57,7 +57,7 @@ echo '<domainbackup/>' > "$R/$VM/$S3/backup.xml"
 # second VM: domblklist.xml only, LUKS-encrypted root
 VM2=i-2-11-VM ROOT2=0a1b2c3d-0000-4000-8000-000000000001
 mkdir -p "$R/$VM2/$S1"
-qemu-img create -q -f qcow2 --object secret,id=s0,data=secret \
+"$SRCDIR/tests/lib/qemu-img-retry" create -q -f qcow2 --object secret,id=s0,data=secret \
   -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 \
   "$R/$VM2/$S1/root.$ROOT2.qcow2" 64M
 printf ' Target   Source\n------------------------------------------------\n vda      /mnt/0c2f9a3e-pool/%s\n hdc      -\n' \

@@ -280,7 +280,8 @@ def cases():
     expect_fail("backing name too long", p, p, ["backing file name length"])
 
     p = os.path.join(W, "luks.qcow2")
-    sh("qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s,data=x",
+    sh(os.path.join(os.environ["SRCDIR"], "tests/lib/qemu-img-retry"),
+       "create", "-q", "-f", "qcow2", "--object", "secret,id=s,data=x",
        "-o", "encrypt.format=luks,encrypt.key-secret=s", p, "1M")
     expect_fail("LUKS refused", p, p, ["encrypted"])
 

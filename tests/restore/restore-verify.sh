@@ -112,7 +112,7 @@ ok "changed content found by checksum; --reset-checksums records anew"
 
 # a LUKS-encrypted image: header and checksum checked, data not readable
 mkdir -p "$T/luks/sec01/$T1"
-qemu-img create -q --object secret,id=s0,data=pw -f qcow2 \
+"$SRCDIR/tests/lib/qemu-img-retry" create -q --object secret,id=s0,data=pw -f qcow2 \
   -o encrypt.format=luks,encrypt.key-secret=s0 "$T/luks/sec01/$T1/vda.qcow2" 16M
 v luks "$T/luks"
 [ "$rc" = 0 ] && grep -q "ok (encrypted" "$T/luks.out" || fail "encrypted: $(cat "$T/luks.out")"
