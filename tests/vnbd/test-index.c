@@ -72,27 +72,35 @@ one(const char *dir, const char *seed)
   vnbd_index_free(&y);
   expect(try(blob, len, n + 1), -ESTALE, "another file size");
   expect(try(blob, len - 1, n), -EIO, "cut short");
+  /* the blob's records are not aligned: patch them through copies */
   unsigned char *c = malloc(len);
-  struct vnbd_ext *e0 = (struct vnbd_ext *)(c + len - x.n_blk * sizeof *x.blk -
-                                            x.n_ext * sizeof *x.ext);
+  size_t ko = len - x.n_blk * sizeof *x.blk, eo = ko - x.n_ext * sizeof *x.ext;
+  struct vnbd_ext e0;
   memcpy(c, blob, len);
   c[7] = '2';
   expect(try(c, len, n), -EIO, "another magic");
   memcpy(c, blob, len);
-  e0->vlen = 0;
+  memcpy(&e0, c + eo, sizeof e0);
+  e0.vlen = 0;
+  memcpy(c + eo, &e0, sizeof e0);
   expect(try(c, len, n), -EIO, "an empty extent");
   memcpy(c, blob, len);
-  e0->foff = n;
-  if (!e0->nblk)
+  memcpy(&e0, c + eo, sizeof e0);
+  e0.foff = n;
+  memcpy(c + eo, &e0, sizeof e0);
+  if (!e0.nblk)
     expect(try(c, len, n), -EIO, "an extent past the file");
   if (x.n_blk) {
-    struct vnbd_block *k = (struct vnbd_block *)(c + len -
-                                                 x.n_blk * sizeof *x.blk);
+    struct vnbd_block k;
     memcpy(c, blob, len);
-    k->dlen += 1;
+    memcpy(&k, c + ko, sizeof k);
+    k.dlen += 1;
+    memcpy(c + ko, &k, sizeof k);
     expect(try(c, len, n), -EIO, "blocks that do not tile");
     memcpy(c, blob, len);
-    k->foff = n;
+    memcpy(&k, c + ko, sizeof k);
+    k.foff = n;
+    memcpy(c + ko, &k, sizeof k);
     expect(try(c, len, n), -EIO, "a block past the file");
   }
   free(c);
