@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "blk/luks.h"
 #include "blk/pathchain.h"
 #include "common/ioutil.h"
@@ -492,98 +492,109 @@ cmd_cat(const char *path, const char *out, unsigned nthreads,
   return 0;
 }
 
+enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE, OPT_KEY_FILE };
+
+#define CHAIN_OPTS                                                          \
+  { "root", OPT_ROOT, "DIR", "backing files must lie under DIR (default:\n" \
+    "the directory above IMAGE's own directory)" },                         \
+  { "allow-outside", OPT_ALLOW_OUTSIDE, NULL,                               \
+    "follow backing files wherever they point" },                          \
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted qcow2\n" \
+    "layers (one trailing newline ignored)" }
+
+static const struct bfs_opt chain_opts[] = { CHAIN_OPTS, { 0 } };
+static const struct bfs_opt cat_opts[] = {
+  { "output", 'o', "FILE", "write to FILE instead of stdout" },
+  { "threads", 'j', "THREADS", "reader threads for a new regular FILE\n"
+    "(default 8)" },
+  CHAIN_OPTS, { 0 },
+};
+
+static const struct bfs_cmd image_cmds[] = {
+  { .name = "image info", .usage = "image info [CHAIN-OPTIONS] IMAGE",
+    .about = "Print the backing chain of IMAGE: each layer's path, format,\n"
+      "version, virtual size, cluster size, compression and backing.",
+    .opts = chain_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
+  { .name = "image map", .usage = "image map [CHAIN-OPTIONS] IMAGE",
+    .about = "Print the merged extent map of the point in time, one line per\n"
+      "extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).",
+    .opts = chain_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
+  { .name = "image cat",
+    .usage = "image cat [CHAIN-OPTIONS] [-o FILE] [-j THREADS] IMAGE",
+    .about = "Write the flat (raw) point in time to stdout or FILE.  A new\n"
+      "regular FILE is written sparse by THREADS workers (default 8).",
+    .opts = cat_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
+};
+#define N_IMAGE_CMDS (sizeof image_cmds / sizeof image_cmds[0])
+
+/* `image --help`: every subcommand's usage */
 static void
-usage(FILE *f, const char *sub)
+all_usages(FILE *f)
 {
-  if (!sub || !strcmp(sub, "info"))
-    fprintf(f, "usage: backupfs image info [CHAIN-OPTIONS] IMAGE\n"
-            "  Print the backing chain of IMAGE: each layer's path, format,\n"
-            "  version, virtual size, cluster size, compression and backing.\n");
-  if (!sub || !strcmp(sub, "map"))
-    fprintf(f, "usage: backupfs image map [CHAIN-OPTIONS] IMAGE\n"
-            "  Print the merged extent map of the point in time, one line per\n"
-            "  extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).\n");
-  if (!sub || !strcmp(sub, "cat"))
-    fprintf(f, "usage: backupfs image cat [CHAIN-OPTIONS] [-o FILE] "
-            "[-j THREADS] IMAGE\n"
-            "  Write the flat (raw) point in time to stdout or FILE.  A new\n"
-            "  regular FILE is written sparse by THREADS workers (default 8).\n");
-  fprintf(f, "chain options:\n"
-          "  --root DIR        backing files must lie under DIR (default: the\n"
-          "                    directory above IMAGE's own directory)\n"
-          "  --allow-outside   follow backing files wherever they point\n"
-          "  --key-file FILE   passphrase of LUKS-encrypted qcow2 layers (one\n"
-          "                    trailing newline ignored)\n");
+  for (size_t i = 0; i < N_IMAGE_CMDS; i++) {
+    if (i)
+      fputc('\n', f);
+    bfs_opts_usage(&image_cmds[i], f);
+  }
 }
+
+static const struct bfs_cmd image_top = {
+  .name = "image", .usage = "image info|map|cat [OPTIONS] IMAGE",
+  .shared = BFS_OPTS_STOP, .need = "a SUBCOMMAND (info, map or cat)",
+  .min_args = 1, .max_args = -1, .more = all_usages,
+};
 
 int
 image_cmd(int argc, char **argv)
 {
-  enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE, OPT_KEY_FILE };
-  static const struct option longopts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "output", required_argument, NULL, 'o' },
-    { "threads", required_argument, NULL, 'j' },
-    { "root", required_argument, NULL, OPT_ROOT },
-    { "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
-    { "key-file", required_argument, NULL, OPT_KEY_FILE },
-    { NULL, 0, NULL, 0 },
-  };
   struct cmd_chain_opts co = { 0 };
-  const char *sub, *out = NULL, *key_file = NULL;
+  const char *out = NULL, *key_file = NULL;
+  const struct bfs_cmd *cmd = NULL;
   unsigned nthreads = 8;
+  struct bfs_args g;
   int opt;
 
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout, NULL);
-    return argc < 2 ? 2 : 0;
-  }
-  sub = argv[1];
-  if (strcmp(sub, "info") && strcmp(sub, "map") && strcmp(sub, "cat")) {
-    fprintf(stderr, "backupfs image: unknown subcommand '%s'\n", sub);
-    usage(stderr, NULL);
-    return 2;
-  }
-  optind = 1;
-  while ((opt = getopt_long(argc - 1, argv + 1, "ho:j:", longopts, NULL))
-         != -1) {
+  bfs_opts_init(&g, &image_top, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
+    ;                                  /* only the shared options */
+  if (opt < 0)
+    return g.status;
+  const char *sub = g.pos[0];
+  for (size_t i = 0; i < N_IMAGE_CMDS; i++)
+    if (!strcmp(sub, image_cmds[i].name + strlen("image ")))
+      cmd = &image_cmds[i];
+  if (!cmd)
+    return bfs_opts_bad(&g, "unknown subcommand '%s'", sub);
+  bfs_opts_init(&g, cmd, g.npos, g.pos);
+  while ((opt = bfs_opts_next(&g)) > 0) {
     switch (opt) {
-    case 'h':
-      usage(stdout, sub);
-      return 0;
     case 'o':
-      out = optarg;
+      out = g.optarg;
       break;
     case 'j': {
       char *end;
-      unsigned long v = strtoul(optarg, &end, 10);
-      if (*end || v < 1 || v > CAT_MAX_THREADS) {
-        fprintf(stderr, "backupfs image: -j wants 1..%d\n", CAT_MAX_THREADS);
-        return 2;
-      }
+      unsigned long v = strtoul(g.optarg, &end, 10);
+      if (*end || v < 1 || v > CAT_MAX_THREADS)
+        return bfs_opts_bad(&g, "-j wants 1..%d", CAT_MAX_THREADS);
       nthreads = (unsigned)v;
       break;
     }
     case OPT_ROOT:
-      co.root = optarg;
+      co.root = g.optarg;
       break;
     case OPT_ALLOW_OUTSIDE:
       co.allow_outside = true;
       break;
     case OPT_KEY_FILE:
-      key_file = optarg;
+      key_file = g.optarg;
       break;
-    default:
-      usage(stderr, sub);
-      return 2;
     }
   }
-  if (optind + 1 != argc - 1 || ((out || nthreads != 8) && strcmp(sub, "cat"))
-      || (co.root && co.allow_outside)) {
-    usage(stderr, sub);
-    return 2;
-  }
-  const char *path = argv[optind + 1];
+  if (opt < 0)
+    return g.status;
+  if (co.root && co.allow_outside)
+    return bfs_opts_bad(&g, "--root and --allow-outside exclude each other");
+  const char *path = g.pos[0];
   struct blk_key *key = NULL;
   int ret;
   if (key_file && blk_key_from_file(key_file, &key) < 0)

@@ -9,7 +9,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +22,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "fs/fs.h"
 #include "guest/guest.h"
 #include "guest/index.h"
@@ -177,50 +177,46 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   return r;
 }
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
-    "                      REPO [VM[@TIME]]\n\n"
-    "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
+enum { OPT_INDEX = 256, OPT_MNT };
+
+static const struct bfs_opt index_opts[] = {
+  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  { "mountpoint", OPT_MNT, "MNT", "use REPO already mounted on MNT instead of\n"
+    "mounting it on a temporary directory" },
+  { 0 },
+};
+
+static const struct bfs_cmd index_cmd = {
+  .name = "index",
+  .usage = "index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
+    "                      REPO [VM[@TIME]]",
+  .about = "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
     "or one VM@TIME; TIME may be `latest`) once, and store their file listing\n"
     "(zstd-compressed) next to the catalog, so that files/ lists without\n"
     "starting an appliance and `backupfs find` can search it.  Re-indexing a\n"
-    "point in time replaces its listing.\n\n"
-    "  --catalog FILE     the repository's catalog (index: FILE.index.sqlite)\n"
-    "  --index FILE       the index database itself\n"
-    "  --mountpoint MNT   use REPO already mounted on MNT instead of mounting\n"
-    "                     it on a temporary directory\n");
-}
+    "point in time replaces its listing.",
+  .opts = index_opts, .shared = BFS_OPTS_CATALOG,
+  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
+};
 
 int
 fs_index_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "catalog", required_argument, NULL, 'c' },
-    { "index", required_argument, NULL, 'x' },
-    { "mountpoint", required_argument, NULL, 'm' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *catalog = NULL, *index = NULL, *mnt = NULL;
+  const char *index = NULL, *mnt = NULL;
+  struct bfs_args g;
   int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+  bfs_opts_init(&g, &index_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'c': catalog = optarg; break;
-    case 'x': index = optarg; break;
-    case 'm': mnt = optarg; break;
-    default: usage(stderr); return 2;
+    case OPT_INDEX: index = g.optarg; break;
+    case OPT_MNT: mnt = g.optarg; break;
     }
-  if (argc - optind < 1 || argc - optind > 2) {
-    usage(stderr);
-    return 2;
-  }
-  const char *repo = argv[optind];
-  CLEANUP_FREE char *vm = argc - optind == 2 ? strdup(argv[optind + 1]) : NULL;
+  if (c < 0)
+    return g.status;
+  const char *catalog = g.catalog;
+  const char *repo = g.pos[0];
+  CLEANUP_FREE char *vm = g.npos == 2 ? strdup(g.pos[1]) : NULL;
   char *want_time = vm ? strchr(vm, '@') : NULL;
   if (want_time)
     *want_time++ = '\0';

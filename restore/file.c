@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <search.h>
@@ -36,6 +35,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "restore/restore-int.h"
 
 #define BUFSZ (1u << 20)
@@ -51,17 +51,21 @@ struct fctx {
   struct progress pr;
 };
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-"usage: backupfs restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n\n"
-"Copy a guest file or a whole directory out of a backup, keeping mode,\n"
-"owner (when run as root), times, symlinks (as symlinks, never followed)\n"
-"and hard links.  When DEST is a directory the copy goes inside it.\n\n"
-"  --force      replace existing files and merge into existing directories\n"
-"  -h, --help   this help\n");
-}
+static const struct bfs_opt file_opts[] = {
+  { "force", 'f', NULL,
+    "replace existing files and merge into existing directories" },
+  { 0 },
+};
+
+static const struct bfs_cmd file_cmd = {
+  .name = "restore file",
+  .usage = "restore file [OPTIONS] BACKUP_DIR/files/PATH DEST",
+  .about = "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
+    "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
+    "and hard links.  When DEST is a directory the copy goes inside it.",
+  .opts = file_opts,
+  .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 2,
+};
 
 static int
 fail(struct fctx *c, const char *rel, int err, const char *what)
@@ -398,33 +402,23 @@ open_src_parent(const char *src, char **base)
 int
 restore_file_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "force", no_argument, NULL, 'f' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
   struct fctx c = { .top_fd = -1 };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
   const char *src, *dest, *dname;
   struct stat st;
   struct rlimit rl;
+  struct bfs_args g;
   int opt;
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-    switch (opt) {
-    case 'f': c.force = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (argc - optind != 2) {
-    usage(stderr);
-    return 2;
-  }
-  src = argv[optind];
-  dest = argv[optind + 1];
+  bfs_opts_init(&g, &file_cmd, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
+    if (opt == 'f')
+      c.force = true;
+  if (opt < 0)
+    return g.status;
+  src = g.pos[0];
+  dest = g.pos[1];
   c.root = geteuid() == 0;
   /* one descriptor pair per directory level */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
