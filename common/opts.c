@@ -209,5 +209,9 @@ bfs_opts_next(struct bfs_args *a)
                                 a->pos[cmd->max_args],
                                 cmd->need ? cmd->need : "fewer"));
   }
+  if (*cmd->name)
+    bfs_log(BFS_LOG_DEBUG, "%s: %d operand(s)%s%s%s", cmd->name, a->npos,
+            a->catalog ? ", catalog " : "", a->catalog ? a->catalog : "",
+            a->json ? ", JSON output" : "");
   return 0;
 }
