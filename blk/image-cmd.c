@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "blk/luks.h"
 #include "blk/pathchain.h"
 #include "common/ioutil.h"
+#include "common/json-str.h"
 #include "blk/image-cmd.h"
 
 #define CAT_CHUNK (2u * 1024 * 1024)
@@ -81,6 +83,59 @@ print_layer(size_t i, const char *path, const struct bfs_blk *b)
            in->backing_format ? in->backing_format : "(probed)");
 }
 
+/* print_layer() as a JSON object */
+static json_object *
+layer_json(size_t i, const char *path, const struct bfs_blk *b)
+{
+  const struct bfs_blk_info *in = bfs_blk_info(b);
+  const bool qcow2 = !strcmp(in->format, "qcow2");
+  json_object *o = json_object_new_object();
+
+  json_object_object_add(o, "layer", json_object_new_int64((int64_t)i));
+  json_object_object_add(o, "path", bfs_json_string(path));
+  json_object_object_add(o, "format", json_object_new_string(in->format));
+  if (qcow2)
+    json_object_object_add(o, "version", json_object_new_int(in->version));
+  json_object_object_add(o, "virtual_size",
+                         json_object_new_uint64(in->virtual_size));
+  json_object_object_add(o, "file_size", json_object_new_uint64(in->file_size));
+  if (qcow2) {
+    json_object_object_add(o, "cluster_size",
+                           json_object_new_int64(1ll << in->cluster_bits));
+    json_object_object_add(o, "compression",
+                           json_object_new_string(in->compression));
+    json_object_object_add(o, "extended_l2",
+                           json_object_new_boolean(in->extended_l2));
+    json_object_object_add(o, "encrypted", json_object_new_boolean(in->encrypted));
+    if (in->encrypted) {
+      json_object_object_add(o, "encryption",
+                             json_object_new_string(in->encryption));
+      if (in->cipher)
+        json_object_object_add(o, "cipher", json_object_new_string(in->cipher));
+      json_object_object_add(o, "supported",
+                             json_object_new_boolean(in->cipher != NULL));
+      json_object_object_add(o, "key_missing",
+                             json_object_new_boolean(in->key_missing));
+    }
+    json_object_object_add(o, "external_data",
+                           json_object_new_boolean(in->external_data));
+  }
+  json_object_object_add(o, "backing", in->backing_file ?
+                         bfs_json_string(in->backing_file) : NULL);
+  if (in->backing_file)
+    json_object_object_add(o, "backing_format", in->backing_format ?
+                           json_object_new_string(in->backing_format) : NULL);
+  return o;
+}
+
+static void
+print_json(json_object *o)
+{
+  puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put(o);
+}
+
 /* Resolve path's chain and open it as a recipe with the cache on top. */
 static int
 open_chain(const char *path, const struct cmd_chain_opts *o,
@@ -120,7 +175,7 @@ allocated(struct bfs_blk *b, uint64_t *bytes)
 }
 
 static int
-cmd_info(const char *path, const struct cmd_chain_opts *o)
+cmd_info(const char *path, const struct cmd_chain_opts *o, bool json)
 {
   struct blk_path_chain pc;
   struct bfs_blk *b, *l;
@@ -131,16 +186,41 @@ cmd_info(const char *path, const struct cmd_chain_opts *o)
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", bfs_last_error());
     if (pc.n > 0 && blk_path_chain_inspect(&pc, 0, &l) == 0) {
-      print_layer(0, path, l);      /* show what can be shown */
+      if (json) {                   /* show what can be shown */
+        json_object *jo = json_object_new_object();
+        json_object_object_add(jo, "chain", bfs_json_string(path));
+        json_object_object_add(jo, "error", json_object_new_string(msg));
+        json_object *ja = json_object_new_array();
+        json_object_array_add(ja, layer_json(0, path, l));
+        json_object_object_add(jo, "layers", ja);
+        print_json(jo);
+      }
+      else
+        print_layer(0, path, l);
       bfs_blk_close(l);
     }
     blk_path_chain_free(&pc);
     fprintf(stderr, "backupfs: %s\n", msg);
     return 1;
   }
-  printf("chain: %s\n  depth: %zu\n  virtual size: %" PRIu64 "\n", path,
-         bfs_blk_depth(b), b->size);
-  if ((r = allocated(b, &alloc)) == 0) {
+  if (json) {
+    if ((r = allocated(b, &alloc)) == 0) {
+      json_object *jo = json_object_new_object(), *ja = json_object_new_array();
+      json_object_object_add(jo, "chain", bfs_json_string(path));
+      json_object_object_add(jo, "depth",
+                             json_object_new_int64((int64_t)bfs_blk_depth(b)));
+      json_object_object_add(jo, "virtual_size", json_object_new_uint64(b->size));
+      json_object_object_add(jo, "allocated", json_object_new_uint64(alloc));
+      for (size_t i = 0; (l = bfs_blk_layer(b, i)); i++)
+        json_object_array_add(ja, layer_json(i, pc.paths[i], l));
+      json_object_object_add(jo, "layers", ja);
+      print_json(jo);
+    }
+  }
+  else
+    printf("chain: %s\n  depth: %zu\n  virtual size: %" PRIu64 "\n", path,
+           bfs_blk_depth(b), b->size);
+  if (!json && (r = allocated(b, &alloc)) == 0) {
     printf("  allocated: %" PRIu64 "\n", alloc);
     for (size_t i = 0; (l = bfs_blk_layer(b, i)); i++)
       print_layer(i, pc.paths[i], l);
@@ -158,12 +238,21 @@ same_extent(const struct bfs_blk_status *a, const struct bfs_blk_status *b)
 }
 
 static int
-cmd_map(const char *path, const struct cmd_chain_opts *o)
+cmd_map(const char *path, const struct cmd_chain_opts *o, bool json)
 {
   struct blk_path_chain pc;
   struct bfs_blk *b;
   struct bfs_blk_status e, t;
   int r = open_chain(path, o, &pc, &b);
+  bool first = true;
+
+  if (r == 0 && json) {              /* streamed: a map can be long */
+    json_object *jp = bfs_json_string(path);
+    printf("{\"chain\": %s, \"virtual_size\": %" PRIu64 ", \"extents\": [",
+           json_object_to_json_string_ext(jp, JSON_C_TO_STRING_NOSLASHESCAPE),
+           b->size);
+    json_object_put(jp);
+  }
 
   for (uint64_t off = 0; r == 0 && off < b->size; off += e.len) {
     if ((r = bfs_blk_block_status(b, off, b->size - off, &e)) < 0)
@@ -175,11 +264,21 @@ cmd_map(const char *path, const struct cmd_chain_opts *o)
       e.len += t.len;
     if (r < 0)
       break;
-    if (e.kind == BFS_BLK_DATA)
+    if (json && e.kind == BFS_BLK_DATA)
+      printf("%s\n  {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
+             ", \"data\": true, \"layer\": %d}", first ? "" : ",", off, e.len,
+             e.layer);
+    else if (json)
+      printf("%s\n  {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
+             ", \"data\": false}", first ? "" : ",", off, e.len);
+    else if (e.kind == BFS_BLK_DATA)
       printf("%" PRIu64 " %" PRIu64 " DATA %d\n", off, e.len, e.layer);
     else
       printf("%" PRIu64 " %" PRIu64 " ZERO -\n", off, e.len);
+    first = false;
   }
+  if (r == 0 && json)
+    printf("\n]}\n");
   bfs_blk_close(b);
   blk_path_chain_free(&pc);
   if (r < 0)
@@ -511,14 +610,21 @@ static const struct bfs_opt cat_opts[] = {
 };
 
 static const struct bfs_cmd image_cmds[] = {
-  { .name = "image info", .usage = "image info [CHAIN-OPTIONS] IMAGE",
+  { .name = "image info", .usage = "image info [CHAIN-OPTIONS] [--json] IMAGE",
     .about = "Print the backing chain of IMAGE: each layer's path, format,\n"
       "version, virtual size, cluster size, compression and backing.",
-    .opts = chain_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
-  { .name = "image map", .usage = "image map [CHAIN-OPTIONS] IMAGE",
+    .opts = chain_opts, .shared = BFS_OPTS_JSON,
+    .json_help = "{chain, depth, virtual_size, allocated, layers:\n"
+      "[{layer, path, format, version, virtual_size,\nfile_size, cluster_size, "
+      "compression, ...}]}",
+    .need = "IMAGE", .min_args = 1, .max_args = 1 },
+  { .name = "image map", .usage = "image map [CHAIN-OPTIONS] [--json] IMAGE",
     .about = "Print the merged extent map of the point in time, one line per\n"
       "extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).",
-    .opts = chain_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
+    .opts = chain_opts, .shared = BFS_OPTS_JSON,
+    .json_help = "{chain, virtual_size, extents: [{offset, length,\n"
+      "data, layer}]}",
+    .need = "IMAGE", .min_args = 1, .max_args = 1 },
   { .name = "image cat",
     .usage = "image cat [CHAIN-OPTIONS] [-o FILE] [-j THREADS] IMAGE",
     .about = "Write the flat (raw) point in time to stdout or FILE.  A new\n"
@@ -601,9 +707,9 @@ image_cmd(int argc, char **argv)
     return fail();
   co.key = key;
   if (!strcmp(sub, "info"))
-    ret = cmd_info(path, &co);
+    ret = cmd_info(path, &co, g.json);
   else if (!strcmp(sub, "map"))
-    ret = cmd_map(path, &co);
+    ret = cmd_map(path, &co, g.json);
   else
     ret = cmd_cat(path, out, nthreads, &co);
   blk_key_free(key);                /* wiped */

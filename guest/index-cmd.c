@@ -20,8 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "common/cleanup.h"
+#include "catalog/catalog.h"
 #include "common/error.h"
+#include "common/json-str.h"
 #include "common/opts.h"
 #include "fs/fs.h"
 #include "guest/guest.h"
@@ -135,7 +139,7 @@ stop_mount(pid_t pid, const char *mnt)
 /* Index one point in time.  0 ok, -errno failed (reported). */
 static int
 index_one(guest_pool_t *pool, const char *db, const char *mnt,
-          const char *vm, const char *time_name)
+          const char *vm, const char *time_name, json_object *jpoints)
 {
   CLEANUP_FREE char *disks_dir = NULL, *key = NULL;
   if (asprintf(&disks_dir, "%s/%s/%s/disks", mnt, vm, time_name) < 0 ||
@@ -168,12 +172,25 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   for (size_t i = 0; i < n; i++)
     free(paths[i]);
   free(paths);
+  double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (r < 0)
     fprintf(stderr, "backupfs: index: %s@%s: %s\n", vm, time_name,
             bfs_last_error());
-  else
+  else if (!jpoints)
     printf("%s@%s: %" PRIu64 " entries indexed in %.1f s\n", vm, time_name,
-           nfiles, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+           nfiles, secs);
+  if (jpoints) {                   /* --json: one object per point in time */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "vm", bfs_json_string(vm));
+    json_object_object_add(o, "time", bfs_json_string(time_name));
+    if (r < 0)
+      json_object_object_add(o, "error", bfs_json_string(bfs_last_error()));
+    else {
+      json_object_object_add(o, "entries", json_object_new_uint64(nfiles));
+      json_object_object_add(o, "seconds", json_object_new_double(secs));
+    }
+    json_object_array_add(jpoints, o);
+  }
   return r;
 }
 
@@ -195,7 +212,9 @@ static const struct bfs_cmd index_cmd = {
     "(zstd-compressed) next to the catalog, so that files/ lists without\n"
     "starting an appliance and `backupfs find` can search it.  Re-indexing a\n"
     "point in time replaces its listing.",
-  .opts = index_opts, .shared = BFS_OPTS_CATALOG,
+  .opts = index_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "{index, points: [{vm, time, entries, seconds |\n"
+    "error}], dropped}",
   .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
   .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
 };
@@ -216,10 +235,17 @@ fs_index_cmd(int argc, char **argv)
     return g.status;
   const char *catalog = g.catalog;
   const char *repo = g.pos[0];
-  CLEANUP_FREE char *vm = g.npos == 2 ? strdup(g.pos[1]) : NULL;
-  char *want_time = vm ? strchr(vm, '@') : NULL;
-  if (want_time)
-    *want_time++ = '\0';
+  CLEANUP_FREE char *vm = NULL, *want_time = NULL;
+  if (g.npos == 2) {
+    if (catalog_parse_vmtime(g.pos[1], &vm, &want_time) < 0) {
+      fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
+      return 2;
+    }
+    if (!strchr(g.pos[1], '@')) {   /* VM alone: every point in time */
+      free(want_time);
+      want_time = NULL;
+    }
+  }
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
@@ -242,6 +268,7 @@ fs_index_cmd(int argc, char **argv)
     }
   }
 
+  json_object *jpoints = g.json ? json_object_new_array() : NULL;
   int failures = 0, done = 0;
   char **seen = NULL;            /* every vm/time in the tree */
   size_t nseen = 0;
@@ -281,7 +308,7 @@ fs_index_cmd(int argc, char **argv)
       if (want_time && strcmp(times[j], latest ? latest : want_time))
         continue;
       done++;
-      if (index_one(pool, db, mnt, vms[i], times[j]) < 0)
+      if (index_one(pool, db, mnt, vms[i], times[j], jpoints) < 0)
         failures++;
     }
     free_names(times, nt);
@@ -292,7 +319,7 @@ fs_index_cmd(int argc, char **argv)
   /* listings of points in time that are gone (a full run, or a whole VM) */
   unsigned dropped = 0;
   if (!want_time && nseen &&
-      index_prune(db, vm, seen, nseen, &dropped) == 0 && dropped)
+      index_prune(db, vm, seen, nseen, &dropped) == 0 && dropped && !jpoints)
     printf("index: dropped %u point(s) in time no longer in %s\n", dropped,
            repo);
   free_names(seen, nseen);
@@ -304,9 +331,19 @@ fs_index_cmd(int argc, char **argv)
   if (!done) {
     fprintf(stderr, "backupfs: index: %s: no point in time matches %s%s%s\n",
             repo, vm ? vm : "", want_time ? "@" : "", want_time ? want_time : "");
+    json_object_put(jpoints);
     return 2;
   }
-  if (!failures)
+  if (jpoints) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "index", bfs_json_string(db));
+    json_object_object_add(o, "points", jpoints);
+    json_object_object_add(o, "dropped", json_object_new_int64(dropped));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  }
+  else if (!failures)
     printf("index: %s\n", db);
   return failures ? 1 : 0;
 }

@@ -31,6 +31,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
 #include "common/opts.h"
 #include "restore/restore-int.h"
 
@@ -71,7 +72,40 @@ struct job {
   char *buf;
   struct throttle th;
   struct progress pr;
+  bool json;             /* --json: the summary as JSON */
 };
+
+/* the summary line, or with --json the same as one object */
+static void
+summary(const struct job *j, const char *format, bool compressed)
+{
+  if (!j->json) {
+    char a[32], b[32];
+    if (!strcmp(format, "raw"))
+      printf("restored %s to %s: %s of data, %s virtual, checked\n",
+             restore_src_name(j->src), j->dest,
+             restore_human(j->allocated, a, sizeof a),
+             restore_human(restore_src_size(j->src), b, sizeof b));
+    else
+      printf("restored %s to %s (qcow2%s), checked\n",
+             restore_src_name(j->src), j->dest,
+             compressed ? ", compressed" : "");
+    return;
+  }
+  json_object *o = json_object_new_object();
+  json_object_object_add(o, "source", bfs_json_string(restore_src_name(j->src)));
+  json_object_object_add(o, "dest", bfs_json_string(j->dest));
+  json_object_object_add(o, "format", json_object_new_string(format));
+  json_object_object_add(o, "compressed", json_object_new_boolean(compressed));
+  json_object_object_add(o, "virtual_size",
+                         json_object_new_uint64(restore_src_size(j->src)));
+  if (!strcmp(format, "raw"))
+    json_object_object_add(o, "allocated", json_object_new_uint64(j->allocated));
+  json_object_object_add(o, "checked", json_object_new_boolean(true));
+  puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put(o);
+}
 
 enum { OPT_FORMAT = 256, OPT_BANDWIDTH, OPT_REPO, OPT_FORCE };
 
@@ -95,7 +129,9 @@ static const struct bfs_cmd disk_cmd = {
     "When DEST is a directory the disk goes to DEST/DISK.raw (or .qcow2).\n"
     "BACKUP_DIR is a point-in-time directory of a backupfs mount\n"
     "(/mnt/backups/web01/latest); with --repo the repository is read directly.",
-  .opts = disk_opts, .shared = BFS_OPTS_CATALOG,
+  .opts = disk_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "the summary as {source, dest, format, compressed,\n"
+    "virtual_size, allocated, checked}",
   .catalog_help = "catalog database to use with --repo",
   .need = "BACKUP_DIR DISK DEST", .min_args = 3, .max_args = 3,
 };
@@ -309,7 +345,6 @@ restore_raw(struct job *j, bool force)
 {
   XXH128_hash_t h;
   bool created;
-  char a[32], b[32];
   int r;
 
   r = list_extents(j);
@@ -336,10 +371,7 @@ restore_raw(struct job *j, bool force)
   if (r < 0 && created)
     unlink(j->dest);
   if (r == 0)
-    printf("restored %s to %s: %s of data, %s virtual, checked\n",
-           restore_src_name(j->src), j->dest,
-           restore_human(j->allocated, a, sizeof a),
-           restore_human(restore_src_size(j->src), b, sizeof b));
+    summary(j, "raw", false);
   return r;
 }
 
@@ -400,8 +432,7 @@ restore_qcow2(struct job *j, bool compress, double mibps)
   if (r < 0)
     return bfs_error(r, "%s: differs from the backup (qemu-img compare)",
                      j->dest);
-  printf("restored %s to %s (qcow2%s), checked\n", restore_src_name(j->src),
-         j->dest, compress ? ", compressed" : "");
+  summary(j, "qcow2", compress);
   return 0;
 }
 
@@ -434,6 +465,7 @@ restore_disk_cmd(int argc, char **argv)
   if (c < 0)
     return g.status;
   catalog = g.catalog;
+  j.json = g.json;
   if (strcmp(format, "raw") && strcmp(format, "qcow2")) {
     fprintf(stderr, "backupfs: restore disk: --format %s: raw or qcow2\n",
             format);

@@ -35,6 +35,9 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include <json-c/json.h>
+
+#include "common/json-str.h"
 #include "common/opts.h"
 #include "restore/restore-int.h"
 
@@ -49,6 +52,7 @@ struct fctx {
   char *buf;
   unsigned errors;
   struct progress pr;
+  bool json;             /* --json: the summary as JSON */
 };
 
 static const struct bfs_opt file_opts[] = {
@@ -63,7 +67,8 @@ static const struct bfs_cmd file_cmd = {
   .about = "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
     "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
     "and hard links.  When DEST is a directory the copy goes inside it.",
-  .opts = file_opts,
+  .opts = file_opts, .shared = BFS_OPTS_JSON,
+  .json_help = "the summary as {source, dest, entries, bytes,\nerrors}",
   .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 2,
 };
 
@@ -417,6 +422,7 @@ restore_file_cmd(int argc, char **argv)
       c.force = true;
   if (opt < 0)
     return g.status;
+  c.json = g.json;
   src = g.pos[0];
   dest = g.pos[1];
   c.root = geteuid() == 0;
@@ -473,9 +479,21 @@ restore_file_cmd(int argc, char **argv)
   copy_entry(&c, sdir, sbase, ddir, dname, dname);
   restore_progress_done(&c.pr);
   char h[32];
-  printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
-         c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
-         c.errors ? " (with errors)" : "");
+  if (c.json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "source", bfs_json_string(src));
+    json_object_object_add(o, "dest", bfs_json_string(dest));
+    json_object_object_add(o, "entries", json_object_new_uint64(c.pr.files));
+    json_object_object_add(o, "bytes", json_object_new_uint64(c.pr.done));
+    json_object_object_add(o, "errors", json_object_new_int64(c.errors));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  }
+  else
+    printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
+           c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
+           c.errors ? " (with errors)" : "");
   tdestroy(c.links, link_free);
   free(c.buf);
   if (c.errors) {
