@@ -50,3 +50,21 @@ for r in $(seq "$ROUNDS"); do
   drop
   "$T" bench-read ds 64 "$S2" | sed 's/^/  snap2 alone, cold:            /'
 done
+# through the mount (layout-pbs.c + the disk service's shared chunk store):
+# snap1's disk, cold, then snap2's after it (shared chunks from the store)
+BFS=$B/backupfs
+if [ -x "$BFS" ] && [ -c /dev/fuse ]; then
+  M=$W/mnt
+  mkdir -p "$M"
+  rm -f "$W"/mount-cat.db*
+  "$BFS" mount -o "catalog=$W/mount-cat.db" "$W/ds" "$M"
+  trap 'fusermount3 -u "$M" 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do mountpoint -q "$M" && break; sleep 0.1; done
+  rd() { local t0 t1; t0=$(date +%s.%N); dd if="$1" of=/dev/null bs=4M status=none
+         t1=$(date +%s.%N); echo "$SIZE / ($t1 - $t0)" | bc -l; }
+  drop
+  printf '  mount: snap1 cold %.0f MiB/s, ' "$(rd "$M/100/2026-01-01T000000Z/disks/scsi0.img")"
+  printf 'snap2 after snap1 %.0f MiB/s\n' "$(rd "$M/100/2026-01-02T000000Z/disks/scsi0.img")"
+  fusermount3 -u "$M"
+fi
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
