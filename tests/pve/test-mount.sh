@@ -8,8 +8,7 @@
 # finished ones read; an encrypted datastore reads with -o pbs_keyfile=
 # and is a clear error with a wrong key; a rescan/remount reuses the
 # cached VMA index (no rebuild).
-. "$SRCDIR/tests/fuse/lib.sh"
-. "$SRCDIR/tests/fuse/mkrepo.sh"
+. "$SRCDIR/tests/recovery/lib.sh"
 : "${GEN_PVE:?}" "${AESGCM:?}"
 command -v zstd >/dev/null || skip "zstd is missing"
 gen() { python3 "$GEN_PVE" "$@"; }
@@ -49,11 +48,12 @@ cmp "$bk/qemu-server.conf" "$T/conf" || fail "qemu-server.conf differs: $(cat "$
 ok "vzdump: .vma and .vma.zst disks equal their sources, conf and notes shown"
 idx=$(ls "$T/catalog-mnt-vma.db.idx" | grep -c '^vma-') || true
 [ "$idx" -ge 2 ] || fail "no VMA index in the index cache: $(ls -a "$T/catalog-mnt-vma.db.idx")"
+inodes() { stat -c '%n %i' "$T/catalog-mnt-vma.db.idx"/vma-* | sort; }
+before=$(inodes)
 bfs_umount "$M"
 # the list command shows the source
-"$BACKUPFS" list --json -o "catalog=$T/catalog-mnt-vma.db" "$T/repo-vma" > "$T/list.json" 2>"$T/list.err" ||
-  "$BACKUPFS" list --json --catalog "$T/catalog-mnt-vma.db" "$T/repo-vma" > "$T/list.json" ||
-  fail "list: $(cat "$T/list.err")"
+"$BACKUPFS" list --json --catalog "$T/catalog-mnt-vma.db" "$T/repo-vma" > "$T/list.json" ||
+  fail "list $T/repo-vma"
 grep -q '"vzdump"' "$T/list.json" || fail "list does not say vzdump: $(head -c 600 "$T/list.json")"
 # a truncated archive: the device it holds completely reads, the cut one is broken
 head -c $(( $(stat -c %s "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma") - 70000 )) \
@@ -65,6 +65,12 @@ if cat "$M/100/2026-10-03T030000Z/disks/"*.img > /dev/null 2> "$T/cut.err"; then
 fi
 ok "vzdump: truncated archive broken: $(jget "$M/100/2026-10-03T030000Z/backup.json" "j['status']")"
 cmp "$bk/disks/scsi0.img" "$T/a0.raw" || fail "earlier archive no longer reads"
+cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" || fail "vma.zst no longer reads"
+# rescan + remount + reads: the two unchanged archives' indexes were
+# loaded, not rebuilt (a rebuild stores a new file: a new inode)
+after=$(inodes | grep -F -f <(sed 's/ .*//' <<<"$before"))
+[ "$before" = "$after" ] || fail "VMA indexes rebuilt on remount: $before / $after"
+ok "vzdump: indexes reused across rescan and remount"
 bfs_umount "$M"
 
 # --- a PBS datastore: two finished snapshots sharing chunks, one unfinished ---
@@ -111,20 +117,27 @@ import sys
 b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 0xff
 open(sys.argv[1], "wb").write(b)
 PY
-bfs_mount "$P" "$M"
+rc_mount_fg "$P" "$M"
 if dd if="$s2/disks/scsi0.img" of=/dev/null bs=1M skip=12 count=1 2> "$T/bad.err"; then
   fail "a corrupt chunk read"
 fi
 grep -q "Input/output error" "$T/bad.err" || fail "corrupt chunk: $(cat "$T/bad.err")"
-grep -rq "$c" "$T"/catalog-mnt-pbs.db* "$T/bad.err" 2>/dev/null || true
 cmp "$s1/disks/scsi0.img" "$T/a0.raw" || fail "s1 does not read beside a corrupt chunk of s2"
 bfs_umount "$M"
+wait "$DPID" || true
+grep -q "$c" "$DLOG" || fail "the log does not name the corrupt chunk $c: $(tail -5 "$DLOG")"
+ok "pbs: corrupt chunk: $(grep -m1 "$c" "$DLOG")"
+"$BACKUPFS" list --json --catalog "$T/catalog-mnt-pbs.db" "$P" > "$T/list.json" || fail "list $P"
+grep -q '"pbs"' "$T/list.json" || fail "list does not say pbs"
 rm "$cf"
-bfs_mount "$P" "$M"
+rc_mount_fg "$P" "$M"
 if dd if="$s2/disks/scsi0.img" of=/dev/null bs=1M skip=12 count=1 2> "$T/miss.err"; then
   fail "a missing chunk read"
 fi
 bfs_umount "$M"
+wait "$DPID" || true
+grep -q "$c" "$DLOG" || fail "the log does not name the missing chunk $c: $(tail -5 "$DLOG")"
+ok "pbs: missing chunk: $(grep -m1 "$c" "$DLOG")"
 cp "$T/chunk.save" "$cf"
 ok "pbs: corrupt and missing chunks are EIO, the other snapshot reads"
 
@@ -140,10 +153,16 @@ bfs_mount "$E" "$M" -o "pbs_keyfile=$T/key.json"
 cmp "$M/300/2026-10-01T050000Z/disks/scsi0.img" "$T/b0.raw" || fail "encrypted disk differs"
 bfs_umount "$M"
 rm -f "$T/catalog-mnt-enc.db"*
-bfs_mount "$E" "$M" -o "pbs_keyfile=$T/bad.json"
+MOUNTS="$MOUNTS $M"
+"$BACKUPFS" mount -f -o "catalog=$T/catalog-mnt-enc.db,pbs_keyfile=$T/bad.json" "$E" "$M" \
+  2> "$T/enc.log" &
+DPID=$!; DPIDS="$DPIDS $DPID"
+wait_for mountpoint -q "$M" || fail "encrypted mount: $(cat "$T/enc.log")"
 if cat "$M/300/2026-10-01T050000Z/disks/scsi0.img" > /dev/null 2> "$T/wrong.err"; then
   fail "an encrypted datastore read with the wrong key"
 fi
 grep -q "Input/output error\|Required key" "$T/wrong.err" || fail "wrong key: $(cat "$T/wrong.err")"
 bfs_umount "$M"
-ok "pbs: encrypted datastore reads with its key file, wrong key: $(cat "$T/wrong.err")"
+wait "$DPID" || true
+grep -qi "key\|decrypt\|tag" "$T/enc.log" || fail "the wrong key's error says nothing of the key: $(tail -3 "$T/enc.log")"
+ok "pbs: encrypted datastore reads with its key file; wrong key: $(grep -i -m1 "key\|decrypt\|tag" "$T/enc.log")"
