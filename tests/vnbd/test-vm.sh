@@ -118,7 +118,7 @@ for mode in plain compress; do
   M=$T/mnt-$mode
   bfs_mount "$B" "$M"
   seen=""
-  for bk in "$M/$DOM"/*/; do
+  for bk in "$M/$DOM"/2*/; do
     n=$(jget "$bk/backup.json" "j['checkpoint'].split('.')[-1]")
     check_src=$(jget "$bk/backup.json" "j['source']")
     [ "$check_src" = virtnbdbackup ] || fail "$mode: source is $check_src"
@@ -139,7 +139,7 @@ for mode in plain compress; do
   truncate -s $((sz / 2)) "$C/vda.inc.virtnbdbackup.2.data"
   M=$T/mnt-cut-$mode
   bfs_mount "$C" "$M"
-  for bk in "$M/$DOM"/*/; do
+  for bk in "$M/$DOM"/2*/; do
     n=$(jget "$bk/backup.json" "j['checkpoint'].split('.')[-1]")
     st=$(jget "$bk/backup.json" "j['status']")
     if [ "$n" = 2 ]; then
