@@ -17,8 +17,9 @@
  * the diff's epoch, else the stream's recorded date (local time without a
  * zone, read as UTC), else the stream file's mtime.  The domain XML
  * (vmconfig.*.xml) is the backup's domain.xml.  VM name: the folder's
- * name (virtnbdbackup writes one folder per VM), at the repository root
- * the <domain> of <domain>.cpt.
+ * name (virtnbdbackup writes one folder per VM); a folder that is the
+ * repository itself: the <domain> of <domain>.cpt, else the domain XML's
+ * <name> (copy backups write no .cpt).
  *
  * Every stream is indexed once per file identity (the scan needs its
  * metadata and must know it is whole): the index goes into the index
@@ -330,6 +331,33 @@ add_point(struct scan *s, const struct scan_dir *d, const char *vm,
                          : NULL);
 }
 
+/* the domain's <name> in the folder's first vmconfig.*.xml, or NULL */
+static char *
+config_name(struct scan *s, const struct scan_dir *d)
+{
+  for (size_t i = 0; i < d->nfiles; i++) {
+    const char *f = d->files[i];
+    size_t l = strlen(f);
+    if (l < 14 || strncmp(f, "vmconfig.", 9) || strcmp(f + l - 4, ".xml"))
+      continue;
+    CLEANUP_FREE char *rel = join(d->rel, f);
+    CLEANUP_FREE char *buf = NULL;
+    size_t len;
+    struct domain_info di;
+    char *name = NULL;
+    if (!scan_file_get(s, rel, FILE_META, NULL) ||
+        cat_read_file(s->repo_fd, rel, 16 << 20, &buf, &len) < 0)
+      continue;
+    if (nas_parse_domain_xml(buf, len, &di) == 0 && di.name && di.name[0] &&
+        !strchr(di.name, '/'))
+      name = cat_xstrdup(di.name);
+    domain_info_free(&di);
+    if (name)
+      return name;
+  }
+  return NULL;
+}
+
 static int
 cmp_stream(const void *a, const void *b)
 {
@@ -362,8 +390,11 @@ vnbd_dir(struct scan *s, const struct scan_dir *d)
   qsort(v, nv, sizeof *v, cmp_stream);
   for (size_t i = 0; i < nv; i++)
     load_facts(s, d->rel, &v[i]);
+  CLEANUP_FREE char *xml_name = d->depth || cpt_domain ? NULL
+                                : config_name(s, d);
   const char *vm = d->depth ? d->parts[d->depth - 1]
-                 : cpt_domain ? cpt_domain : "virtnbdbackup";
+                 : cpt_domain ? cpt_domain
+                 : xml_name ? xml_name : "virtnbdbackup";
   /* one point in time per checkpoint (the full, each inc N), diff, copy
    * (a copy next to a full is a raw disk of that full) */
   bool have_full = false;
