@@ -74,5 +74,6 @@ extern const struct cat_layout layout_kboss;
 extern const struct cat_layout layout_pbs;
 extern const struct cat_layout layout_vma;
 extern const struct cat_layout layout_vnbd;
+extern const struct cat_layout layout_restic;
 
 #endif
