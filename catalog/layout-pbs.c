@@ -24,8 +24,8 @@
  * store=<root> (disk/source.c opens one chunk store per datastore from
  * it, with -o pbs_keyfile= for encrypted ones).  The scan reads only the
  * 4 KiB index header (size, chunk size; cached in the file cache's info
- * by file identity) and the config blob (decoded, without its key when
- * the datastore is encrypted: then it is not shown).  Chunks are read and
+ * by file identity) and the config blob (decoded with the pbs_keyfile
+ * key when it is encrypted; without the key it is not shown).  Chunks are read and
  * verified on demand by blk/pbs*.c.
  */
 #include <errno.h>
@@ -117,10 +117,16 @@ read_conf(struct scan *s, const char *snaprel)
   unsigned char *out = NULL;
   size_t len, olen;
 
+  CLEANUP_FREE char *keyfile = NULL;
+  struct pbs_key key;
+  bool have_key = cat_source_option(s->cat, "pbs_keyfile", &keyfile) == 0 &&
+                  pbs_key_load(keyfile, NULL, &key) == 0;
+
   if (cat_read_file(s->repo_fd, rel, PBS_CONF_MAX + 64, &raw, &len) < 0)
     return NULL;
-  if (pbs_blob_decode((unsigned char *)raw, len, NULL, PBS_CONF_MAX, rel,
-                      &out, &olen) == 0 && !memchr(out, '\0', olen))
+  if (pbs_blob_decode((unsigned char *)raw, len, have_key ? &key : NULL,
+                      PBS_CONF_MAX, rel, &out, &olen) == 0 &&
+      !memchr(out, '\0', olen))
     text = cat_xstrndup((char *)out, olen);
   free(raw);
   free(out);

@@ -145,12 +145,19 @@ ok "pbs: corrupt and missing chunks are EIO, the other snapshot reads"
 K=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 E=$T/repo-enc
 gen pbs "$E" --vm 300 --time 2026-10-01T05:00:00Z --drive scsi0="$T/b0.raw" \
-  --chunk-size 1048576 --compress --key $K --aesgcm "$AESGCM"
+  --chunk-size 1048576 --compress --key $K --aesgcm "$AESGCM" --conf "$T/conf"
 gen keyfile "$T/key.json" --key $K
 gen keyfile "$T/bad.json" --key "${K//0/f}"
 M=$T/mnt-enc
 bfs_mount "$E" "$M" -o "pbs_keyfile=$T/key.json"
 cmp "$M/300/2026-10-01T050000Z/disks/scsi0.img" "$T/b0.raw" || fail "encrypted disk differs"
+cmp "$M/300/2026-10-01T050000Z/qemu-server.conf" "$T/conf" || fail "encrypted qemu-server.conf"
+bfs_umount "$M"
+rm -f "$T/catalog-mnt-enc.db"*
+bfs_mount "$E" "$M"
+if cat "$M/300/2026-10-01T050000Z/disks/scsi0.img" > /dev/null 2>&1; then
+  fail "an encrypted datastore read without a key"
+fi
 bfs_umount "$M"
 rm -f "$T/catalog-mnt-enc.db"*
 MOUNTS="$MOUNTS $M"

@@ -132,7 +132,9 @@ for mode in plain compress; do
     fail "$mode: no stream index in the index cache"
   bfs_umount "$M"
   ok "$mode: mounted folder: checkpoints$seen equal virtnbdrestore, domain.xml shown"
-  # the same folder with its last stream cut: checkpoint 2 broken, 0 and 1 read
+  # the same folder with its last stream cut: checkpoint 2 broken, 0 and 1
+  # read (plain only: tests/vnbd/test-layout.sh covers more cuts, no VM)
+  if [ $mode = plain ]; then
   C=$T/cut-$mode
   cp -r "$B" "$C"
   sz=$(stat -c %s "$C/vda.inc.virtnbdbackup.2.data")
@@ -154,6 +156,7 @@ for mode in plain compress; do
   bfs_umount "$M"
   rm -rf "$C"
   ok "$mode: checkpoints 0 and 1 still read beside the cut one"
+  fi
 
   [ $mode = compress ] || continue
   # one flipped byte inside the full's first lz4 frame: EIO, never data
