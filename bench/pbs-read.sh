@@ -81,7 +81,7 @@ if [ -x "$BFS" ] && [ -c /dev/fuse ]; then
     echo "$SIZE" > "$V/size"
   fi
   cold() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-  mnt() { rm -f "$W"/vma-cat.db "$W"/vma-cat.db-*; "$BFS" mount -o "catalog=$W/vma-cat.db" "$V" "$M"
+  mnt() { rm -rf "$W"/vma-cat.db "$W"/vma-cat.db-* "$W"/vma-cat.db.idx; "$BFS" mount -o "catalog=$W/vma-cat.db" "$V" "$M"
           for _ in $(seq 100); do mountpoint -q "$M" && break; sleep 0.1; done; }
   open1() { local t0 t1; t0=$(date +%s.%N)
             dd if="$M/100/2026-01-01T000000Z/disks/scsi0.img" of=/dev/null bs=4k count=1 status=none

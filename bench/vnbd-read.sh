@@ -8,6 +8,7 @@
 # Prints wall seconds of each and the ratio.  Not part of meson test.
 #
 # usage: bench/vnbd-read.sh [BUILDDIR] [SIZE_MiB]   (root; default 1024)
+#        NO_VM=1 bench/vnbd-read.sh ...: generated streams, no VM, no root
 set -euo pipefail
 BUILD=${1:-$(dirname "$0")/../build}; BUILD=$(cd "$BUILD" && pwd)
 SIZE=${2:-1024}
@@ -18,6 +19,48 @@ READ=$BUILD/tests/vnbd/vnbd-read
 . "$SRCDIR/tests/recovery/lib.sh"
 . "$SRCDIR/tests/lib/vm.sh"
 set +e; set -uo pipefail
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1 || fail "$*"; t1=$(date +%s.%N)
+         echo "$t1 - $t0" | bc -l; }
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+if [ "${NO_VM:-0}" = 1 ]; then
+  # without a VM: a full + 2 incrementals written by tests/vnbd/gen-vnbd.py
+  # (virtnbdbackup 1.9's uncompressed stream format) from SIZE MiB of half
+  # random data; the mount's scan+index, first-open (index cache emptied)
+  # vs cached-open (remount), and a mount read vs vnbd-read into a file
+  G=$SRCDIR/tests/vnbd/gen-vnbd.py
+  python3 - "$T/r0.raw" "$SIZE" <<'PY'
+import os, sys
+path, mib = sys.argv[1], int(sys.argv[2])
+with open(path, "wb") as f:
+    f.truncate(mib << 20)
+    for i in range(0, mib, 2):
+        f.seek(i << 20); f.write(os.urandom(1 << 20))
+PY
+  cp "$T/r0.raw" "$T/r1.raw"; dd if=/dev/urandom of="$T/r1.raw" bs=1M count=16 seek=3 conv=notrunc status=none
+  cp "$T/r1.raw" "$T/r2.raw"; dd if=/dev/urandom of="$T/r2.raw" bs=1M count=16 seek=40 conv=notrunc status=none
+  B=$T/repo/bench
+  python3 "$G" full "$B" bench vda="$T/r0.raw"
+  python3 "$G" inc "$B" bench 1 vda="$T/r0.raw:$T/r1.raw" --time 1790003600
+  python3 "$G" inc "$B" bench 2 vda="$T/r1.raw:$T/r2.raw" --time 1790007200
+  rm -f "$T/r0.raw" "$T/r1.raw"
+  chain=("$B/vda.full.data" "$B/vda.inc.virtnbdbackup.1.data" "$B/vda.inc.virtnbdbackup.2.data")
+  cold; ours=$(secs "$READ" "$T/ours.raw" "${chain[@]}"); rm -f "$T/ours.raw"
+  M=$T/mnt
+  cold; t_scan=$(secs bfs_mount "$T/repo" "$M")
+  last=$M/bench/2026-09-21T161320Z
+  rm -rf "$T/catalog-mnt.db.idx"
+  cold; t_first=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  cold; t_read=$(secs cp "$last/disks/vda.img" "$T/m.raw")
+  cmp "$T/m.raw" "$T/r2.raw" || fail "mount read differs"
+  rm -f "$T/m.raw"; bfs_umount "$M"
+  cold; t_rescan=$(secs bfs_mount "$T/repo" "$M")
+  cold; t_cached=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  bfs_umount "$M"
+  printf 'no-vm disk %d MiB: vnbd-read %.2f s; mount: scan+index %.2f s, rescan %.2f s, first-open %.3f s, cached-open %.3f s, read %.2f s\n' \
+    "$SIZE" "$ours" "$t_scan" "$t_rescan" "$t_first" "$t_cached" "$t_read"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 for p in virtnbdbackup virtnbdrestore; do
   command -v $p >/dev/null || skip "$p not installed (contrib/install-deps.sh)"
 done
@@ -55,9 +98,6 @@ virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
 virsh start "$DOM" > "$T/start.out" 2>&1 || skip "a VM cannot start here: $(cat "$T/start.out")"
 vm_wait_console "BFS-ROUND 1" 300 || fail "guest did not come up"
 
-cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1 || fail "$*"; t1=$(date +%s.%N)
-         echo "$t1 - $t0" | bc -l; }
 for mode in plain compress; do
   B=$T/bk-$mode args=()
   [ $mode = compress ] && args=(--compress)
