@@ -73,8 +73,6 @@ void cat_map_put(struct cat_map *m, const char *key, void *val);
 /* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes) and ISO 8601 "...T03:00:00Z" */
 void cat_time_name(int64_t t, char buf[static 32]);
 void cat_time_iso(int64_t t, char buf[static 32]);
-/* 1, 1.5K, 20G ... */
-void cat_human_size(uint64_t n, char buf[static 16]);
 /* FUSE mounts (fstype fuse, fuse.*, fuseblk) below repo (not repo
  * itself), as repo-relative paths, from /proc/self/mountinfo;
  * the count, *out a malloc'd array of malloc'd strings */

@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/size.h"
 
 enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN };
 
@@ -175,9 +176,9 @@ table_row(const struct catalog_backup *b, struct row *r)
     alloc += b->disks[i].allocated;
     if (b->disks[i].chain_len > depth) depth = b->disks[i].chain_len;
   }
-  char v[16], al[16];
-  cat_human_size(vsize, v);
-  cat_human_size(alloc, al);
+  char v[BFS_HUMAN_SIZE_MAX], al[BFS_HUMAN_SIZE_MAX];
+  bfs_human_size(vsize, v, sizeof v);
+  bfs_human_size(alloc, al, sizeof al);
   cell(r->c[0], b->vm);
   cell(r->c[1], b->name);
   snprintf(r->c[2], 64, "%zu", b->ndisks);

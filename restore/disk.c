@@ -331,8 +331,8 @@ restore_raw(struct job *j, bool force)
   if (r == 0)
     printf("restored %s to %s: %s of data, %s virtual, checked\n",
            restore_src_name(j->src), j->dest,
-           restore_human(j->allocated, a, sizeof a),
-           restore_human(restore_src_size(j->src), b, sizeof b));
+           bfs_human_size(j->allocated, a, sizeof a),
+           bfs_human_size(restore_src_size(j->src), b, sizeof b));
   return r;
 }
 

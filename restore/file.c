@@ -45,6 +45,7 @@ struct link { dev_t dev; ino_t ino; char *path; };
 struct fctx {
   bool force, root;
   int top_fd;            /* the directory the copy is made in */
+  char *top_path;        /* ... its absolute path, for messages */
   void *links;           /* tsearch tree of struct link */
   char *buf;
   unsigned errors;
@@ -63,11 +64,23 @@ usage(FILE *f)
 "  -h, --help   this help\n");
 }
 
+/* the whole destination path of rel, for messages */
+static const char *
+where(const struct fctx *c, const char *rel, char buf[static PATH_MAX])
+{
+  if (!c->top_path)
+    return rel;
+  snprintf(buf, PATH_MAX, "%s%s%s", c->top_path,
+           strcmp(c->top_path, "/") ? "/" : "", rel);
+  return buf;
+}
+
 static int
 fail(struct fctx *c, const char *rel, int err, const char *what)
 {
+  char w[PATH_MAX];
   fprintf(stderr, "%sbackupfs: restore file: %s: %s%s%s\n",
-          c->pr.tty ? "\r\033[K" : "", rel, what ? what : "",
+          c->pr.tty ? "\r\033[K" : "", where(c, rel, w), what ? what : "",
           what ? ": " : "", strerror(err));
   c->errors++;
   return -err;
@@ -145,8 +158,9 @@ prepare(struct fctx *c, int dirfd, const char *name, mode_t src_mode,
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : fail(c, rel, errno, "destination");
   if (!c->force) {
+    char w[PATH_MAX];
     fprintf(stderr, "%sbackupfs: restore file: %s: exists (use --force to "
-            "replace it)\n", c->pr.tty ? "\r\033[K" : "", rel);
+            "replace it)\n", c->pr.tty ? "\r\033[K" : "", where(c, rel, w));
     c->errors++;
     return -EEXIST;
   }
@@ -264,15 +278,18 @@ copy_special(struct fctx *c, int sdir, const char *sname, int ddir,
   }
   else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
     if (!c->root) {
+      char w[PATH_MAX];
       fprintf(stderr, "backupfs: restore file: %s: device node skipped (not "
-              "root)\n", rel);
+              "root)\n", where(c, rel, w));
       return 0;
     }
     if (mknodat(ddir, dname, st->st_mode & (S_IFMT | 0600), st->st_rdev) < 0)
       return fail(c, rel, errno, "mknod");
   }
   else {
-    fprintf(stderr, "backupfs: restore file: %s: socket skipped\n", rel);
+    char w[PATH_MAX];
+    fprintf(stderr, "backupfs: restore file: %s: socket skipped\n",
+            where(c, rel, w));
     return 0;
   }
   if (S_ISLNK(st->st_mode))
@@ -406,7 +423,7 @@ restore_file_cmd(int argc, char **argv)
   struct fctx c = { .top_fd = -1 };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
-  const char *src, *dest, *dname;
+  const char *src, *dest, *dname, *dpath;
   struct stat st;
   struct rlimit rl;
   int opt;
@@ -445,7 +462,7 @@ restore_file_cmd(int argc, char **argv)
   }
   /* DEST an existing directory: copy into it; else DEST is the new name */
   if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ddir = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ddir = open(dpath = dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dname = sbase;
   }
   else {
@@ -458,12 +475,12 @@ restore_file_cmd(int argc, char **argv)
     if (slash) {
       *slash = '\0';
       dname = slash + 1;
-      ddir = open(slash == dcopy ? "/" : dcopy,
+      ddir = open(dpath = slash == dcopy ? "/" : dcopy,
                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
     else {
       dname = dcopy;
-      ddir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ddir = open(dpath = ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
   }
   if (ddir < 0) {
@@ -475,19 +492,24 @@ restore_file_cmd(int argc, char **argv)
     return 1;
   }
   c.top_fd = ddir;
+  c.top_path = realpath(dpath, NULL);
   restore_progress_init(&c.pr, "restoring", 0, true);
   copy_entry(&c, sdir, sbase, ddir, dname, dname);
   restore_progress_done(&c.pr);
-  char h[32];
-  printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
-         c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
-         c.errors ? " (with errors)" : "");
+  char h[BFS_HUMAN_SIZE_MAX], w[PATH_MAX];
+  bfs_human_size(c.pr.done, h, sizeof h);
+  if (!c.errors)
+    printf("restored %s to %s: %" PRIu64 " entr%s, %s read\n", src,
+           where(&c, dname, w), c.pr.files, c.pr.files == 1 ? "y" : "ies", h);
+  else if (!c.pr.files)
+    fprintf(stderr, "backupfs: restore file: nothing restored\n");
+  else
+    fprintf(stderr, "backupfs: restore file: %u error%s: %s is incomplete "
+            "(%" PRIu64 " entr%s, %s copied)\n", c.errors,
+            c.errors == 1 ? "" : "s", where(&c, dname, w), c.pr.files,
+            c.pr.files == 1 ? "y" : "ies", h);
   tdestroy(c.links, link_free);
   free(c.buf);
-  if (c.errors) {
-    fprintf(stderr, "backupfs: restore file: %u error%s\n", c.errors,
-            c.errors == 1 ? "" : "s");
-    return 1;
-  }
-  return 0;
+  free(c.top_path);
+  return c.errors ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "catalog/catalog.h"
+#include "common/size.h"
 
 /* ---- progress and bandwidth ---- */
 struct progress {
@@ -43,7 +44,6 @@ void restore_throttle(struct throttle *t, uint64_t n);
 
 double restore_now(void);
 /* "1.5 GiB" into buf */
-const char *restore_human(uint64_t bytes, char *buf, size_t len);
 /* parse a positive decimal (MiB/s), -EINVAL when not one */
 int restore_parse_rate(const char *s, double *out);
 

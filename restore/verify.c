@@ -430,7 +430,7 @@ print_table(struct vctx *v)
   for (size_t i = 0; i < v->nrows; i++) {
     struct row *r = &v->rows[i];
     printf("%-*s  %-*s  %-*s  %6zu  %10s  %s%s\n", w[0], r->vm, w[1], r->time,
-           w[2], r->disk, r->layers, restore_human(r->bytes, h, sizeof h),
+           w[2], r->disk, r->layers, bfs_human_size(r->bytes, h, sizeof h),
            strncmp(r->result, "ok", 2) ? "FAULT: " : "", r->result);
   }
 }
@@ -519,10 +519,10 @@ restore_verify_cmd(int argc, char **argv)
       printf(" (%zu recorded now)", v.recorded);
   }
   char rd[32], ru[32];
-  printf("\n%s read through the chains", restore_human(v.read_bytes, rd, sizeof rd));
+  printf("\n%s read through the chains", bfs_human_size(v.read_bytes, rd, sizeof rd));
   if (v.reused_bytes)
     printf("; %s more shared with older points in time, not read twice",
-           restore_human(v.reused_bytes, ru, sizeof ru));
+           bfs_human_size(v.reused_bytes, ru, sizeof ru));
   printf("\n");
 
 out:

@@ -60,9 +60,16 @@ ok "tree restored with modes, times, links${XATTR:+, xattrs}"
 
 # never overwrite without --force
 echo changed > "$A/conf"
-"$BACKUPFS" restore file "$S/etc/app" "$D" 2>/dev/null && fail "overwrote without --force"
+"$BACKUPFS" restore file "$S/etc/app" "$D" >"$T/o" 2>"$T/e" && fail "overwrote without --force"
 [ "$(cat "$A/conf")" = changed ] || fail "file changed without --force"
-ok "no overwrite without --force"
+# the message names the whole destination path; no success-looking summary
+grep -q "^backupfs: restore file: $(realpath "$D")/app: exists" "$T/e" ||
+  fail "exists message does not name the whole path: $(cat "$T/e")"
+grep -q "restored" "$T/o" && fail "success-looking summary after errors: $(cat "$T/o")"
+"$BACKUPFS" restore file "$S/etc/app/conf" "$A/conf" >"$T/o" 2>"$T/e" && fail "overwrote a single file"
+grep -q "$(realpath "$D")/app/conf: exists" "$T/e" && grep -q "nothing restored" "$T/e" &&
+  [ ! -s "$T/o" ] || fail "single existing file: out '$(cat "$T/o")' err '$(cat "$T/e")'"
+ok "no overwrite without --force: $(head -1 "$T/e")"
 
 # --force replaces files, and never writes through a link at the destination
 echo victim > "$T/victim"
