@@ -51,6 +51,13 @@ void guest_pool_free(guest_pool_t *pool);
  * the default: it waits to the end).  Call before the first guest_get. */
 void guest_pool_set_limits(guest_pool_t *pool, unsigned launch_timeout,
                            unsigned call_timeout, unsigned list_patience);
+/* For the mount's status file: a new JSON array (json-c), one object per
+ * point in time with an appliance that is not idle: {"key", "state":
+ * "starting"|"running"|"failed", and since/waiting_for/gives_up_at,
+ * since/qemu_pid/call/call_seconds/failed_mounts, or failed_at/error/
+ * retry_at}.  Never waits on an appliance. */
+struct json_object;
+struct json_object *guest_pool_status(guest_pool_t *pool);
 /* should_stop(arg) is polled twice a second from the pool's own thread;
  * once it says true every appliance is killed and none starts again (the
  * mount's SIGTERM: fuse_session_exited). */
