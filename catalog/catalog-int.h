@@ -259,6 +259,8 @@ int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
 int db_store(sqlite3 *db, struct scan *s);
 /* the source of a VM as stored, or NULL */
 int db_vm_source(sqlite3 *db, const char *vm, char **source);
+int db_set_verified(sqlite3 *db, const char *vm, const char *backup, bool ok,
+                    const char *result, int64_t at);
 int db_get_meta(sqlite3 *db, const char *key, char **val);
 int db_set_meta(sqlite3 *db, const char *key, const char *val);
 int db_sqlerr(sqlite3 *db, const char *what);

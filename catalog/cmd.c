@@ -185,9 +185,19 @@ table_row(const struct catalog_backup *b, struct row *r)
   snprintf(r->c[3], 64, "%s", v);
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
-  r->status = cat_xmalloc(4 * strlen(b->status) + 1);   /* not cut */
+  /* the scan's status, with the last verify's verdict when the scan found
+   * nothing wrong */
+  CLEANUP_FREE char *st = NULL;
+  char at[32];
+  cat_time_iso(b->verified_at, at);
+  if (!strcmp(b->status, "ok") && b->verify_result &&
+      asprintf(&st, b->verify_ok ? "ok (verified %s)" :
+               "FAULT (verify %s): %s", at, b->verify_result) < 0)
+    st = NULL;
+  const char *status = st ? st : b->status;
+  r->status = cat_xmalloc(4 * strlen(status) + 1);   /* not cut */
   char *q = r->status;
-  for (const unsigned char *p = (const unsigned char *)b->status; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)status; *p; p++)
     q += (*p < 0x20 || *p == 0x7f) ? sprintf(q, "\\x%02x", *p)
                                    : (*q = (char)*p, 1);
   *q = '\0';

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -348,6 +349,26 @@ out:
   bfs_disk_put(sd);
 }
 
+/* the verdict of b (its rows from first on) into the catalog, for list and
+ * backup.json: "ok", or the first fault as "DISK: why" */
+static void
+record(struct vctx *v, const struct catalog_backup *b, size_t first)
+{
+  const struct row *bad = NULL;
+  CLEANUP_FREE char *text = NULL;
+
+  for (size_t i = first; i < v->nrows && !bad; i++)
+    if (strncmp(v->rows[i].result, "ok", 2))
+      bad = &v->rows[i];
+  if (bad && asprintf(&text, "%s: %s", bad->disk, bad->result) < 0)
+    text = NULL;
+  if (catalog_set_verified(v->cat, b->vm, b->name, !bad,
+                           bad ? (text ? text : bad->result) : "ok",
+                           (int64_t) time(NULL)) < 0)
+    fprintf(stderr, "backupfs: verify: warning: %s@%s: result not recorded "
+            "in the catalog: %s\n", b->vm, b->name, bfs_last_error());
+}
+
 static void
 verify_backup(struct vctx *v, const struct catalog_backup *b)
 {
@@ -356,8 +377,10 @@ verify_backup(struct vctx *v, const struct catalog_backup *b)
                                                             : "no disks");
     add_row(v, b->vm, b->name, "-", 0, 0, -EIO);
   }
+  size_t first = v->nrows;
   for (size_t i = 0; i < b->ndisks; i++)
     verify_disk(v, b, &b->disks[i]);
+  record(v, b, first);
 }
 
 static int
