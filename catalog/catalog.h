@@ -106,6 +106,9 @@ int catalog_set_verified(catalog_t *cat, const char *vm, const char *backup,
 /* VM@TIME (or VM: TIME "latest") split into malloc'd vm and time; the one
  * parser of the program's VM@TIME arguments.  0 or -EINVAL. */
 int catalog_parse_vmtime(const char *arg, char **vm, char **time);
+/* What the known repository layouts look like, one line for messages
+ * ("CloudStack NAS backup (<vm>/...), ..."), malloc'd. */
+char *catalog_known_layouts(void);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);
