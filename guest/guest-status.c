@@ -73,8 +73,10 @@ one(guest_t *g, time_t now)
     json_object_object_add(o, "failed_at", iso_time(g->failed_at));
     bfs_json_add_str(o, "error", line ? line : e);
     free(line);
-    json_object_object_add(o, "retry_at",
+    json_object_object_add(o, "retry_at", g->known_broken ? NULL :
                            iso_time(g->failed_at + RETRY_SECONDS));
+    json_object_object_add(o, "broken_in_catalog",
+                           json_object_new_boolean(g->known_broken));
     break;
   }
   case G_IDLE:
@@ -100,4 +102,34 @@ guest_pool_status(guest_pool_t *pool)
       json_object_array_add(arr, o);
   }
   return arr;
+}
+
+void
+guest_set_broken(guest_t *g, const char *why)
+{
+  pthread_mutex_lock(&g->slock);
+  if (!why && g->known_broken) {             /* mended: launch next time */
+    g->known_broken = false;
+    g->state = G_IDLE;
+    free(g->launch_err);
+    g->launch_err = NULL;
+  }
+  else if (why && !g->known_broken &&
+           (g->state == G_IDLE || g->state == G_FAILED)) {
+    char *text = NULL;
+    if (asprintf(&text, "%s: cannot show the guest's files: the catalog "
+                 "found this backup broken: %s\nno appliance was started; "
+                 "`backupfs list` shows the status, `backupfs verify` checks "
+                 "the chain\n", g->key, why) < 0)
+      text = NULL;
+    if (text) {
+      free(g->launch_err);
+      g->launch_err = text;
+      g->known_broken = true;
+      g->failed_at = time(NULL);
+      g->state = G_FAILED;
+      pthread_cond_broadcast(&g->scond);
+    }
+  }
+  pthread_mutex_unlock(&g->slock);
 }

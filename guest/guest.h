@@ -75,6 +75,12 @@ void guest_set_canceller(bool (*cancelled)(void *arg), void *arg);
 guest_t *guest_get(guest_pool_t *pool, const char *key,
                    const char *const *disk_paths, size_t ndisks);
 
+/* The catalog knows why g's backup cannot be read (a broken chain: why,
+ * NULL when it is whole): g then never launches an appliance; "/" holds
+ * only .backupfs-error saying that reason, every other call fails -EIO
+ * with it.  NULL lifts it (a rescan found the chain whole again). */
+void guest_set_broken(guest_t *g, const char *why);
+
 /* st_ino is the guest's inode number (hard links share it); st_mode carries
  * the guest's type and permission bits, st_uid/st_gid/times the guest's. */
 int guest_lstat(guest_t *g, const char *path, struct stat *st);
