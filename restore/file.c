@@ -56,12 +56,21 @@ static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n\n"
+"usage: backupfs restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n"
+"       backupfs restore file [OPTIONS] --repo REPO VM@TIME PATH DEST\n\n"
 "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
 "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
-"and hard links.  When DEST is a directory the copy goes inside it.\n\n"
-"  --force      replace existing files and merge into existing directories\n"
-"  -h, --help   this help\n");
+"and hard links.  When DEST is a directory the copy goes inside it.\n"
+"With --repo no mount is needed: PATH is a guest path (/etc/hostname) of\n"
+"VM@TIME (TIME a backup name or latest), read through a private mount.\n\n"
+"  --force          replace existing files and merge into existing\n"
+"                   directories (an existing archive file with --format)\n"
+"  --format FMT     write a tar (POSIX pax) or zip archive to DEST instead\n"
+"                   (DEST - is stdout; a directory gets NAME.tar/.zip)\n"
+"  --repo REPO      read VM@TIME PATH of repository REPO, no mount needed\n"
+"  --catalog FILE   with --repo: the catalog database (default: per\n"
+"                   repository)\n"
+"  -h, --help       this help\n");
 }
 
 /* the whole destination path of rel, for messages */
@@ -314,6 +323,8 @@ copy_entry(struct fctx *c, int sdir, const char *sname, int ddir,
   struct stat st;
   int m;
 
+  if (restore_repo_interrupted())
+    return fail(c, rel, EINTR, NULL);
   if (fstatat(sdir, sname, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return fail(c, rel, errno, "stat");
   m = prepare(c, ddir, dname, st.st_mode, rel);
@@ -346,6 +357,47 @@ copy_entry(struct fctx *c, int sdir, const char *sname, int ddir,
   return r;
 }
 
+/* in path, what follows the last "/files" whose parent has a backup.json
+ * ("" or "/rest"), or NULL: not below a mount's files/ */
+static char *
+files_part(char *path)
+{
+  char *files = NULL;
+  for (char *q = path; (q = strstr(q, "/files")); q++) {
+    if (q[6] != '/' && q[6] != '\0')
+      continue;
+    CLEANUP_FREE char *bj = strndup(path, q - path + 1);
+    CLEANUP_FREE char *bjp = NULL;
+    if (bj && asprintf(&bjp, "%sbackup.json", bj) >= 0 &&
+        access(bjp, F_OK) == 0)
+      files = q + 6;
+  }
+  return files;
+}
+
+/* A source below files/ that fails with EIO: the mount says why in
+ * files/.backupfs-error (an appliance that did not start, a broken chain);
+ * print that instead of a bare "Input/output error".  true if printed. */
+static bool
+explain_eio(const char *src, const char *shown)
+{
+  CLEANUP_FREE char *copy = strdup(src), *text = NULL, *ep = NULL;
+  char *rest = copy ? files_part(copy) : NULL;
+  size_t len = 0;
+
+  if (!rest)
+    return false;
+  *rest = '\0';
+  if (asprintf(&ep, "%s/.backupfs-error", copy) < 0)
+    return false;
+  CLEANUP_FCLOSE FILE *f = fopen(ep, "re");
+  if (!f || getdelim(&text, &len, '\0', f) <= 0)
+    return false;
+  fprintf(stderr, "backupfs: restore file: %s: the guest's files cannot be "
+          "read:\n%s", shown, text);
+  return true;
+}
+
 /* Open the directory holding the source's last component.  Below a mount's
  * files/ directory (recognised by BACKUP_DIR/backup.json) every component is
  * opened with O_NOFOLLOW: guest symlinks are never followed. */
@@ -371,16 +423,7 @@ open_src_parent(const char *src, char **base)
     return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   *p = '\0';
 
-  /* the last "/files" whose parent has a backup.json */
-  for (char *q = copy; (q = strstr(q, "/files")); q++) {
-    if (q[6] != '/' && q[6] != '\0')
-      continue;
-    CLEANUP_FREE char *bj = strndup(copy, q - copy + 1);
-    CLEANUP_FREE char *bjp = NULL;
-    if (bj && asprintf(&bjp, "%sbackup.json", bj) >= 0 &&
-        access(bjp, F_OK) == 0)
-      files = q + 6;          /* "" or "/rest" */
-  }
+  files = files_part(copy);
   if (!files)
     return open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -412,36 +455,18 @@ open_src_parent(const char *src, char **base)
   return fd;
 }
 
-int
-restore_file_cmd(int argc, char **argv)
+/* the copy of src to dest (a tree walk, or an archive with format) */
+static int
+copy_out(const char *src, const char *shown, const char *dest,
+         const char *format, bool force)
 {
-  static const struct option opts[] = {
-    { "force", no_argument, NULL, 'f' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
-  struct fctx c = { .top_fd = -1 };
+  struct fctx c = { .top_fd = -1, .force = force };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
-  const char *src, *dest, *dname, *dpath;
+  const char *dname, *dpath;
   struct stat st;
   struct rlimit rl;
-  int opt;
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-    switch (opt) {
-    case 'f': c.force = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (argc - optind != 2) {
-    usage(stderr);
-    return 2;
-  }
-  src = argv[optind];
-  dest = argv[optind + 1];
   c.root = geteuid() == 0;
   /* one descriptor pair per directory level */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -450,15 +475,28 @@ restore_file_cmd(int argc, char **argv)
   }
 
   sdir = open_src_parent(src, &sbase);
+  if (sdir < 0 && errno == EIO && explain_eio(src, shown))
+    return 1;
   if (sdir < 0) {
-    fprintf(stderr, "backupfs: restore file: %s: %s\n", src,
+    fprintf(stderr, "backupfs: restore file: %s: %s\n", shown,
             errno == ELOOP ? "a parent is a guest symlink (give the path "
             "the link points to inside files/)" : strerror(errno));
     return 1;
   }
   if (fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-    fprintf(stderr, "backupfs: restore file: %s: %s\n", src, strerror(errno));
+    if (errno == EIO && explain_eio(src, shown))
+      return 1;
+    fprintf(stderr, "backupfs: restore file: %s: %s\n", shown,
+            strerror(errno));
     return 1;
+  }
+  if (format) {
+    restore_progress_init(&c.pr, "archiving", 0, true);
+    int r = restore_archive(sdir, sbase, shown, dest, format, force, &c.pr);
+    restore_progress_done(&c.pr);
+    if (r < 0)
+      fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());
+    return r ? 1 : 0;
   }
   /* DEST an existing directory: copy into it; else DEST is the new name */
   if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -499,7 +537,7 @@ restore_file_cmd(int argc, char **argv)
   char h[BFS_HUMAN_SIZE_MAX], w[PATH_MAX];
   bfs_human_size(c.pr.done, h, sizeof h);
   if (!c.errors)
-    printf("restored %s to %s: %" PRIu64 " entr%s, %s read\n", src,
+    printf("restored %s to %s: %" PRIu64 " entr%s, %s read\n", shown,
            where(&c, dname, w), c.pr.files, c.pr.files == 1 ? "y" : "ies", h);
   else if (!c.pr.files)
     fprintf(stderr, "backupfs: restore file: nothing restored\n");
@@ -512,4 +550,64 @@ restore_file_cmd(int argc, char **argv)
   free(c.buf);
   free(c.top_path);
   return c.errors ? 1 : 0;
+}
+
+int
+restore_file_cmd(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "force", no_argument, NULL, 'f' },
+    { "format", required_argument, NULL, 'F' },
+    { "repo", required_argument, NULL, 'r' },
+    { "catalog", required_argument, NULL, 'C' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *format = NULL, *repo = NULL, *catalog = NULL;
+  bool force = false;
+  int opt;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 'f': force = true; break;
+    case 'F': format = optarg; break;
+    case 'r': repo = optarg; break;
+    case 'C': catalog = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (argc - optind != (repo ? 3 : 2) || (catalog && !repo)) {
+    if (catalog && !repo)
+      fprintf(stderr, "backupfs: restore file: --catalog goes with --repo\n");
+    usage(stderr);
+    return 2;
+  }
+  if (format && strcmp(format, "tar") && strcmp(format, "zip")) {
+    fprintf(stderr, "backupfs: restore file: --format: want tar or zip, got "
+            "'%s'\n", format);
+    return 2;
+  }
+  const char *dest = argv[argc - 1];
+  if (!format && !strcmp(dest, "-")) {
+    fprintf(stderr, "backupfs: restore file: DEST - (stdout) needs --format "
+            "tar or zip\n");
+    return 2;
+  }
+  if (!repo)
+    return copy_out(argv[optind], argv[optind], dest, format, force);
+
+  struct repo_mount m;
+  CLEANUP_FREE char *shown = NULL;
+  int rc = 1;
+  if (asprintf(&shown, "%s:%s", argv[optind], argv[optind + 1]) < 0)
+    shown = NULL;
+  if (restore_repo_mount(&m, repo, catalog, argv[optind],
+                         argv[optind + 1]) < 0)
+    fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());
+  else
+    rc = copy_out(m.src, shown ? shown : m.src, dest, format, force);
+  restore_repo_umount(&m);
+  return rc;
 }
