@@ -49,6 +49,8 @@ one(guest_t *g, time_t now)
   switch (g->state) {
   case G_STARTING:
     json_object_object_add(o, "since", iso_time(g->since));
+    json_object_object_add(o, "elapsed_seconds",
+                           json_object_new_int64(now - g->since));
     bfs_json_add_str(o, "waiting_for", g->phase ? g->phase : "the appliance");
     json_object_object_add(o, "gives_up_at",
                            iso_time(g->since + g->pool->launch_timeout));

@@ -53,7 +53,8 @@ void guest_pool_set_limits(guest_pool_t *pool, unsigned launch_timeout,
                            unsigned call_timeout, unsigned list_patience);
 /* For the mount's status file: a new JSON array (json-c), one object per
  * point in time with an appliance that is not idle: {"key", "state":
- * "starting"|"running"|"failed", and since/waiting_for/gives_up_at,
+ * "starting"|"running"|"failed", and since/elapsed_seconds/waiting_for/
+ * gives_up_at,
  * since/qemu_pid/call/call_seconds/failed_mounts, or failed_at/error/
  * retry_at}.  Never waits on an appliance. */
 struct json_object;

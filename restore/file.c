@@ -34,8 +34,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/waitline.h"
 #include "restore/restore-int.h"
 
 #define BUFSZ (1u << 20)
@@ -398,6 +401,59 @@ explain_eio(const char *src, const char *shown)
   return true;
 }
 
+/* ---- what the copy waits for, on a terminal (common/waitline.h) ---- */
+
+struct watch {
+  char *status;              /* MNT/.backupfs-status */
+  char *prefix;              /* "VM/": the appliances of this VM */
+};
+
+static char *
+watch_poll(void *arg)
+{
+  struct watch *w = arg;
+  struct json_object *st = json_object_from_file(w->status), *as;
+  char *text = NULL;
+  if (st && json_object_object_get_ex(st, "appliances", &as))
+    text = bfs_waitline_appliance_text(as, w->prefix);
+  json_object_put(st);
+  return text;
+}
+
+/* src below MNT/VM/TIME/files: watch MNT's status for VM's appliances */
+static struct bfs_waitline *
+watch_start(const char *src, struct watch *w)
+{
+  CLEANUP_FREE char *copy = strdup(src);
+  char *rest = copy ? files_part(copy) : NULL, *vm, *time;
+
+  memset(w, 0, sizeof *w);
+  if (!rest || !isatty(STDERR_FILENO))
+    return NULL;
+  rest[-6] = '\0';                        /* MNT/VM/TIME */
+  if (!(time = strrchr(copy, '/')) || time == copy)
+    return NULL;
+  *time = '\0';
+  if (!(vm = strrchr(copy, '/')))
+    return NULL;
+  *vm++ = '\0';
+  if (asprintf(&w->status, "%s/.backupfs-status", *copy ? copy : "/") < 0 ||
+      asprintf(&w->prefix, "%s/", vm) < 0) {
+    free(w->status);
+    w->status = NULL;
+    return NULL;
+  }
+  return bfs_waitline_start(watch_poll, w);
+}
+
+static void
+watch_stop(struct bfs_waitline *l, struct watch *w)
+{
+  bfs_waitline_stop(l);
+  free(w->status);
+  free(w->prefix);
+}
+
 /* Open the directory holding the source's last component.  Below a mount's
  * files/ directory (recognised by BACKUP_DIR/backup.json) every component is
  * opened with O_NOFOLLOW: guest symlinks are never followed. */
@@ -474,7 +530,17 @@ copy_out(const char *src, const char *shown, const char *dest,
     setrlimit(RLIMIT_NOFILE, &rl);
   }
 
+  /* the first access below files/ may wait for an appliance to boot: say
+   * so on a terminal until the source is found */
+  struct watch wt;
+  struct bfs_waitline *wl = watch_start(src, &wt);
   sdir = open_src_parent(src, &sbase);
+  int e = errno, sr = sdir < 0 ? -1 :
+    fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW);
+  if (sr < 0)
+    e = errno;
+  watch_stop(wl, &wt);
+  errno = e;
   if (sdir < 0 && errno == EIO && explain_eio(src, shown))
     return 1;
   if (sdir < 0) {
@@ -483,7 +549,7 @@ copy_out(const char *src, const char *shown, const char *dest,
             "the link points to inside files/)" : strerror(errno));
     return 1;
   }
-  if (fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+  if (sr < 0) {
     if (errno == EIO && explain_eio(src, shown))
       return 1;
     fprintf(stderr, "backupfs: restore file: %s: %s\n", shown,

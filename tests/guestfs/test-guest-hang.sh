@@ -107,6 +107,26 @@ t0=$(now); ls "$F/dir" >/dev/null 2>&1; t1=$(now)
 bfs_umount "$M"
 ok "launch timeout"
 
+# ---- 1b. restore file on a terminal says what it waits for -------------
+M=$T/m1b
+bfs_mount "$T/repo" "$M" -o guest_timeout=6
+F=$M/vm/$T1/files
+if command -v script >/dev/null; then
+  script -qec "'$BACKUPFS' restore file '$F/dir/hello.txt' '$T/hello.out'" /dev/null \
+    > "$T/rtty" 2>&1 && fail "restore file from a hung appliance succeeded"
+  tr '\r' '\n' < "$T/rtty" | grep -a . | tail -8
+  grep -aq "vm/$T1: starting the appliance ([0-9]*s, gives up at .*): waiting for " "$T/rtty" ||
+    fail "restore file on a pty did not say what it waits for: $(cat -v "$T/rtty")"
+  grep -aq "the guest's files cannot be read" "$T/rtty" &&
+    grep -aq "did not start within 6 s" "$T/rtty" ||
+    fail "restore file: no reason from .backupfs-error: $(cat -v "$T/rtty")"
+  [ ! -e "$T/hello.out" ] || fail "restore file left $T/hello.out"
+  ok "restore file on a terminal: what it waits for, then why it failed"
+else
+  echo "note: script(1) missing: the terminal feedback is not checked"
+fi
+bfs_umount "$M"
+
 # ---- 2. interrupts and the status listing ------------------------------
 M=$T/m2
 bfs_mount "$T/repo" "$M" -o guest_timeout=300,guest_list_wait=10
