@@ -81,10 +81,10 @@ i1=$(stat -c %i "$F2/etc/motd"); i2=$(stat -c %i "$F2/etc/motd-hard")
 
 # index through this mount (its own appliance), then find
 "$BACKUPFS" index --help | grep -q usage || fail "index --help"
-"$BACKUPFS" index --catalog "$CAT" --mountpoint "$M" "$REPO" "linux@$T2" > "$T/index.out" 2>&1 ||
-  fail "index: $(cat "$T/index.out")"
-grep -q "starting the appliance\|\[1/1\]" "$T/index.out" &&
-  fail "index drew terminal feedback into a file: $(cat -v "$T/index.out")"
+"$BACKUPFS" index --catalog "$CAT" --mountpoint "$M" "$REPO" "linux@$T2" > "$W/index.out" 2>&1 ||
+  fail "index: $(cat "$W/index.out")"
+grep -q "starting the appliance\|\[1/1\]" "$W/index.out" &&
+  fail "index drew terminal feedback into a file: $(cat -v "$W/index.out")"
 "$BACKUPFS" find --catalog "$CAT" "$REPO" '*.txt' > "$W/find" || fail "find"
 cat "$W/find"
 grep -q "^linux@$T2	/etc/new-in-t2.txt	12	" "$W/find" || fail "find new file"
