@@ -240,6 +240,8 @@ void tree_queue_inval_inode(fuse_ino_t ino);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* after the FUSE loop: free the handles the kernel never released */
+void ops_release_all(void);
 
 /* mount-files.c — files/ through guest/guest.h.  files_ref() is called under
  * the tree read lock and copies what the other calls need; those run with

@@ -38,7 +38,16 @@ struct handle {
   int fd;
   struct gref gref;
   struct holder *holder;            /* N_DISK: who opened it (holders.c) */
+  struct handle *prev, *next;       /* open_handles */
 };
+
+/* Every handle opened and not yet released.  The kernel sends no RELEASE
+ * for files still open when the session ends (an appliance killed at
+ * SIGTERM holds its disks): ops_release_all frees them after the loop. */
+static struct {
+  pthread_mutex_t lock;
+  struct handle *head;
+} open_handles = { PTHREAD_MUTEX_INITIALIZER, NULL };
 
 struct dirbuf {
   atomic_uint refs;                 /* opendir + each readdir in flight */
@@ -233,8 +242,26 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static void
+handle_link(struct handle *h)
+{
+  pthread_mutex_lock(&open_handles.lock);
+  h->next = open_handles.head;
+  if (h->next)
+    h->next->prev = h;
+  open_handles.head = h;
+  pthread_mutex_unlock(&open_handles.lock);
+}
+
+static void
 handle_free(struct handle *h)
 {
+  pthread_mutex_lock(&open_handles.lock);
+  if (h->prev || open_handles.head == h) {
+    *(h->prev ? &h->prev->next : &open_handles.head) = h->next;
+    if (h->next)
+      h->next->prev = h->prev;
+  }
+  pthread_mutex_unlock(&open_handles.lock);
   if (h->blk)
     disk_release(h->disk);
   if (h->disk)
@@ -328,6 +355,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   fi->fh = (uintptr_t)h;
+  handle_link(h);
   fi->keep_cache = h->kind != N_GUEST && ino != HOLDERS_STATUS_INO;
   /* Guest files bypass the page cache: kernel readahead would send many
    * parallel reads that all wait on one appliance and hold every worker,
@@ -785,3 +813,20 @@ const struct fuse_lowlevel_ops fs_ops = {
   .setxattr = op_setxattr,
   .removexattr = op_removexattr,
 };
+
+void
+ops_release_all(void)
+{
+  unsigned n = 0;
+  for (;;) {
+    pthread_mutex_lock(&open_handles.lock);
+    struct handle *h = open_handles.head;
+    pthread_mutex_unlock(&open_handles.lock);
+    if (!h)
+      break;
+    handle_free(h);
+    n++;
+  }
+  if (n)
+    bfs_log(BFS_LOG_INFO, "%u file(s) still open at unmount closed", n);
+}
