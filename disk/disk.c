@@ -21,6 +21,7 @@
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/kvopt.h"
 #include "common/lock.h"
 #include "disk/disk.h"
 #include "disk/source.h"
@@ -86,9 +87,12 @@ bfs_disk_ctx_new(catalog_t *cat, int repo_fd, const struct bfs_disk_opts *o,
   }
   if (o)
     ctx->opts = *o;
+  /* the catalog remembers the source options unless the caller has its
+   * own */
+  const char *so = o && o->source_options ? o->source_options
+                 : catalog_source_options(cat);
   ctx->opts.source_options = NULL;
-  if (o && o->source_options &&
-      !(ctx->opts.source_options = strdup(o->source_options))) {
+  if (so && !(ctx->opts.source_options = strdup(so))) {
     free(ctx->repo);
     free(ctx);
     return -ENOMEM;
@@ -219,19 +223,7 @@ int
 bfs_disk_source_option(const struct bfs_disk_ctx *ctx, const char *name,
                        char **value)
 {
-  size_t nl = strlen(name);
-  *value = NULL;
-  for (const char *p = ctx->opts.source_options; p && *p;) {
-    const char *end = strchr(p, ',');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    if (len > nl && !strncmp(p, name, nl) && p[nl] == '=') {
-      if (!(*value = strndup(p + nl + 1, len - nl - 1)))
-        return -ENOMEM;
-      return 0;
-    }
-    p = end ? end + 1 : p + len;
-  }
-  return -ENOENT;
+  return bfs_kvopt_get(ctx->opts.source_options, name, value);
 }
 
 /* The shared context layer l's driver needs (NULL: none), opened on

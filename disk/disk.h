@@ -48,8 +48,8 @@ struct bfs_disk_opts {
    * must outlive the context; never copied) */
   const struct blk_key *key;
   /* "name=value,..." for the drivers' shared contexts (disk/source.h:
-   * restic_password_file=, ceph_conf=, pbs_keyfile=, ...), or NULL;
-   * copied */
+   * restic_password_file=, ceph_conf=, pbs_keyfile=, ...), or NULL:
+   * the catalog's (catalog_source_options); copied */
   const char *source_options;
 };
 
