@@ -233,7 +233,7 @@ source_get(struct bfs_disk_ctx *ctx, const struct blk_layer *l, void **out)
 {
   const struct bfs_disk_source *row = bfs_disk_source_find(l->driver);
   CLEANUP_FREE char *key = NULL;
-  int r;
+  int r = 0;               /* gcc -fsanitize: maybe-uninitialized */
 
   *out = NULL;
   if (!row)
@@ -640,8 +640,14 @@ bfs_disk_open(struct bfs_disk_ctx *ctx, const char *vm, const char *time,
   for (size_t k = 0; k < b[i].ndisks && !cd; k++)
     if (!strcmp(b[i].disks[k].name, disk))
       cd = &b[i].disks[k];
-  if (!cd) {
-    r = bfs_error(-ENOENT, "%s@%s: no disk named '%s'", vm, b[i].name, disk);
+  if (!cd) {                       /* say which disks there are */
+    char list[512] = "";
+    size_t len = 0;
+    for (size_t k = 0; k < b[i].ndisks && len < sizeof list; k++)
+      len += snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "",
+                      b[i].disks[k].name);
+    r = bfs_error(-ENOENT, "%s@%s: no disk named '%s' (its disks: %s)", vm,
+                  b[i].name, disk, b[i].ndisks ? list : "none");
     goto out;
   }
   if (asprintf(&name, "%s@%s/%s", vm, b[i].name, disk) < 0) {
