@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <search.h>
@@ -38,6 +37,8 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
+#include "common/opts.h"
 #include "common/waitline.h"
 #include "restore/restore-int.h"
 
@@ -53,28 +54,36 @@ struct fctx {
   char *buf;
   unsigned errors;
   struct progress pr;
+  bool json;             /* --json: the summary as JSON */
 };
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-"usage: backupfs restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n"
-"       backupfs restore file [OPTIONS] --repo REPO VM@TIME PATH DEST\n\n"
-"Copy a guest file or a whole directory out of a backup, keeping mode,\n"
-"owner (when run as root), times, symlinks (as symlinks, never followed)\n"
-"and hard links.  When DEST is a directory the copy goes inside it.\n"
-"With --repo no mount is needed: PATH is a guest path (/etc/hostname) of\n"
-"VM@TIME (TIME a backup name or latest), read through a private mount.\n\n"
-"  --force          replace existing files and merge into existing\n"
-"                   directories (an existing archive file with --format)\n"
-"  --format FMT     write a tar (POSIX pax) or zip archive to DEST instead\n"
-"                   (DEST - is stdout; a directory gets NAME.tar/.zip)\n"
-"  --repo REPO      read VM@TIME PATH of repository REPO, no mount needed\n"
-"  --catalog FILE   with --repo: the catalog database (default: per\n"
-"                   repository)\n"
-"  -h, --help       this help\n");
-}
+enum { OPT_FORMAT = 256, OPT_REPO };
+
+static const struct bfs_opt file_opts[] = {
+  { "force", 'f', NULL,
+    "replace existing files and merge into existing\n"
+    "directories (an existing archive file with --format)" },
+  { "format", OPT_FORMAT, "FMT", "write a tar (POSIX pax) or zip archive to\n"
+    "DEST instead (DEST - is stdout; a directory\ngets NAME.tar/.zip)" },
+  { "repo", OPT_REPO, "REPO", "read VM@TIME PATH of repository REPO, no\n"
+    "mount needed" },
+  { 0 },
+};
+
+static const struct bfs_cmd file_cmd = {
+  .name = "restore file",
+  .usage = "restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n"
+           "       backupfs restore file [OPTIONS] --repo REPO VM@TIME PATH DEST",
+  .about = "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
+    "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
+    "and hard links.  When DEST is a directory the copy goes inside it.\n"
+    "With --repo no mount is needed: PATH is a guest path (/etc/hostname) of\n"
+    "VM@TIME (TIME a backup name or latest), read through a private mount.",
+  .opts = file_opts, .shared = BFS_OPTS_JSON | BFS_OPTS_CATALOG,
+  .catalog_help = "with --repo: the catalog database (default: per\nrepository)",
+  .json_help = "the summary as {source, dest, entries, bytes,\nerrors}",
+  .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 3,
+};
 
 /* the whole destination path of rel, for messages */
 static const char *
@@ -514,9 +523,9 @@ open_src_parent(const char *src, char **base)
 /* the copy of src to dest (a tree walk, or an archive with format) */
 static int
 copy_out(const char *src, const char *shown, const char *dest,
-         const char *format, bool force)
+         const char *format, bool force, bool json)
 {
-  struct fctx c = { .top_fd = -1, .force = force };
+  struct fctx c = { .top_fd = -1, .force = force, .json = json };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
   const char *dname, *dpath;
@@ -602,9 +611,22 @@ copy_out(const char *src, const char *shown, const char *dest,
   restore_progress_done(&c.pr);
   char h[BFS_HUMAN_SIZE_MAX], w[PATH_MAX];
   bfs_human_size(c.pr.done, h, sizeof h);
-  if (!c.errors)
+  if (c.json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "source", bfs_json_string(shown));
+    json_object_object_add(o, "dest", bfs_json_string(where(&c, dname, w)));
+    json_object_object_add(o, "entries", json_object_new_uint64(c.pr.files));
+    json_object_object_add(o, "bytes", json_object_new_uint64(c.pr.done));
+    json_object_object_add(o, "errors", json_object_new_int64(c.errors));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  }
+  if (!c.errors && !c.json)
     printf("restored %s to %s: %" PRIu64 " entr%s, %s read\n", shown,
            where(&c, dname, w), c.pr.files, c.pr.files == 1 ? "y" : "ies", h);
+  else if (!c.errors)
+    ;                                   /* the JSON said it */
   else if (!c.pr.files)
     fprintf(stderr, "backupfs: restore file: nothing restored\n");
   else
@@ -621,33 +643,24 @@ copy_out(const char *src, const char *shown, const char *dest,
 int
 restore_file_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "force", no_argument, NULL, 'f' },
-    { "format", required_argument, NULL, 'F' },
-    { "repo", required_argument, NULL, 'r' },
-    { "catalog", required_argument, NULL, 'C' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *format = NULL, *repo = NULL, *catalog = NULL;
+  const char *format = NULL, *repo = NULL;
   bool force = false;
+  struct bfs_args g;
   int opt;
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+  bfs_opts_init(&g, &file_cmd, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
     switch (opt) {
     case 'f': force = true; break;
-    case 'F': format = optarg; break;
-    case 'r': repo = optarg; break;
-    case 'C': catalog = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case OPT_FORMAT: format = g.optarg; break;
+    case OPT_REPO: repo = g.optarg; break;
     }
-  }
-  if (argc - optind != (repo ? 3 : 2) || (catalog && !repo)) {
-    if (catalog && !repo)
-      fprintf(stderr, "backupfs: restore file: --catalog goes with --repo\n");
-    usage(stderr);
+  if (opt < 0)
+    return g.status;
+  if (g.npos != (repo ? 3 : 2) || (g.catalog && !repo)) {
+    fprintf(stderr, "backupfs: restore file: %s\n", g.catalog && !repo ?
+            "--catalog goes with --repo" : repo ? "--repo: need VM@TIME PATH "
+            "DEST" : "need BACKUP_DIR/files/PATH DEST");
     return 2;
   }
   if (format && strcmp(format, "tar") && strcmp(format, "zip")) {
@@ -655,25 +668,24 @@ restore_file_cmd(int argc, char **argv)
             "'%s'\n", format);
     return 2;
   }
-  const char *dest = argv[argc - 1];
+  const char *dest = g.pos[g.npos - 1];
   if (!format && !strcmp(dest, "-")) {
     fprintf(stderr, "backupfs: restore file: DEST - (stdout) needs --format "
             "tar or zip\n");
     return 2;
   }
   if (!repo)
-    return copy_out(argv[optind], argv[optind], dest, format, force);
+    return copy_out(g.pos[0], g.pos[0], dest, format, force, g.json);
 
   struct repo_mount m;
   CLEANUP_FREE char *shown = NULL;
   int rc = 1;
-  if (asprintf(&shown, "%s:%s", argv[optind], argv[optind + 1]) < 0)
+  if (asprintf(&shown, "%s:%s", g.pos[0], g.pos[1]) < 0)
     shown = NULL;
-  if (restore_repo_mount(&m, repo, catalog, argv[optind],
-                         argv[optind + 1]) < 0)
+  if (restore_repo_mount(&m, repo, g.catalog, g.pos[0], g.pos[1]) < 0)
     fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());
   else
-    rc = copy_out(m.src, shown ? shown : m.src, dest, format, force);
+    rc = copy_out(m.src, shown ? shown : m.src, dest, format, force, g.json);
   restore_repo_umount(&m);
   return rc;
 }
