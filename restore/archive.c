@@ -28,8 +28,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
 #include "restore/restore-int.h"
 
 #define ABUF (1u << 20)
@@ -254,7 +257,7 @@ open_dest(const char *dest, const char *sname, bool zip, bool force,
 
 int
 restore_archive(int sdir, const char *sname, const char *src,
-                const char *dest, const char *format, bool force,
+                const char *dest, const char *format, bool force, bool json,
                 struct progress *pr)
 {
   struct actx c = { .src = src, .pr = pr, .zip = !strcmp(format, "zip") };
@@ -299,6 +302,18 @@ out:
     unlink(made);
     fprintf(stderr, "backupfs: restore file: %s removed: the archive would "
             "be incomplete\n", made);
+  }
+  if (json) {                 /* as restore file --json, dest the archive */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "source", bfs_json_string(src));
+    json_object_object_add(o, "dest", bfs_json_string(made ? made : "-"));
+    json_object_object_add(o, "entries", json_object_new_uint64(pr->files));
+    json_object_object_add(o, "bytes", json_object_new_uint64(pr->done));
+    json_object_object_add(o, "errors", json_object_new_int64(r > 0 ? r :
+                                                              r < 0));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
   }
   else if (r == 0 && made)
     printf("wrote %s\n", made);

@@ -567,7 +567,8 @@ copy_out(const char *src, const char *shown, const char *dest,
   }
   if (format) {
     restore_progress_init(&c.pr, "archiving", 0, true);
-    int r = restore_archive(sdir, sbase, shown, dest, format, force, &c.pr);
+    int r = restore_archive(sdir, sbase, shown, dest, format, force, json,
+                            &c.pr);
     restore_progress_done(&c.pr);
     if (r < 0)
       fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());

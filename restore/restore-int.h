@@ -168,6 +168,6 @@ bool restore_repo_interrupted(void);   /* a signal came during the copy */
  * was written.  force: replace an existing dest. */
 int restore_archive(int sdir, const char *sname, const char *src,
                     const char *dest, const char *format, bool force,
-                    struct progress *pr);
+                    bool json, struct progress *pr);
 
 #endif

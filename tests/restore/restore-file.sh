@@ -158,7 +158,11 @@ if command -v script >/dev/null; then
     fail "wrote an archive to a terminal"
   grep -aq "not writing an archive to a terminal" "$T/tty" || fail "terminal: $(cat "$T/tty")"
 fi
-ok "archive on stdout (never a terminal)"
+"$BACKUPFS" restore file --json --format zip "$S/etc/app" "$T/j.zip" > "$T/j.json" 2>/dev/null ||
+  fail "--json --format zip"
+jq -e --arg d "$T/j.zip" '.dest == $d and .entries > 5 and .errors == 0' "$T/j.json" >/dev/null ||
+  fail "--json --format: $(cat "$T/j.json")"
+ok "archive on stdout (never a terminal); --json names the archive"
 
 "$BACKUPFS" restore file --help | grep -q force || fail "--help"
 "$BACKUPFS" restore file "$S/nonexistent" "$T/x" 2>/dev/null && fail "missing source accepted"
