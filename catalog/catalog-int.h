@@ -79,8 +79,6 @@ void cat_map_put(struct cat_map *m, const char *key, void *val);
 /* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes) and ISO 8601 "...T03:00:00Z" */
 void cat_time_name(int64_t t, char buf[static 32]);
 void cat_time_iso(int64_t t, char buf[static 32]);
-/* 1, 1.5K, 20G ... */
-void cat_human_size(uint64_t n, char buf[static 16]);
 /* FUSE mounts (fstype fuse, fuse.*, fuseblk) below repo (not repo
  * itself), as repo-relative paths, from /proc/self/mountinfo;
  * the count, *out a malloc'd array of malloc'd strings */
@@ -286,6 +284,8 @@ int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
 int db_store(sqlite3 *db, struct scan *s);
 /* the source of a VM as stored, or NULL */
 int db_vm_source(sqlite3 *db, const char *vm, char **source);
+int db_set_verified(sqlite3 *db, const char *vm, const char *backup, bool ok,
+                    const char *result, int64_t at);
 int db_get_meta(sqlite3 *db, const char *key, char **val);
 int db_set_meta(sqlite3 *db, const char *key, const char *val);
 int db_sqlerr(sqlite3 *db, const char *what);

@@ -87,6 +87,10 @@ struct catalog_backup {
   char *extra;                /* layout-specific fields (JSON object text:
                                  domain_name/uuid, account/volume,
                                  backup_id/vm_id) merged into backup.json */
+  char *verify_result;        /* the last `backupfs verify`: "ok" or its
+                                 first fault; NULL: never verified */
+  bool verify_ok;
+  int64_t verified_at;        /* UTC seconds */
 };
 
 /* VM names, sorted. */
@@ -101,6 +105,10 @@ void catalog_backups_free(struct catalog_backup *b, size_t n);
  * which names there are.  The one VM@TIME lookup of the program. */
 int catalog_find_backup(const struct catalog_backup *b, size_t n,
                         const char *vm, const char *time);
+/* Record the verdict of `backupfs verify` for vm@backup (result: "ok" or
+ * the first fault) at time at; list and backup.json show it. */
+int catalog_set_verified(catalog_t *cat, const char *vm, const char *backup,
+                         bool ok, const char *result, int64_t at);
 /* VM@TIME (or VM: TIME "latest") split into malloc'd vm and time; the one
  * parser of the program's VM@TIME arguments.  0 or -EINVAL. */
 int catalog_parse_vmtime(const char *arg, char **vm, char **time);

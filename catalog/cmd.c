@@ -19,6 +19,7 @@
 #include "common/json-str.h"
 #include "common/kvopt.h"
 #include "common/opts.h"
+#include "common/size.h"
 
 enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW };
 
@@ -208,18 +209,28 @@ table_row(const struct catalog_backup *b, struct row *r)
     alloc += b->disks[i].allocated;
     if (b->disks[i].chain_len > depth) depth = b->disks[i].chain_len;
   }
-  char v[16], al[16];
-  cat_human_size(vsize, v);
-  cat_human_size(alloc, al);
+  char v[BFS_HUMAN_SIZE_MAX], al[BFS_HUMAN_SIZE_MAX];
+  bfs_human_size(vsize, v, sizeof v);
+  bfs_human_size(alloc, al, sizeof al);
   cell(r->c[0], b->vm);
   cell(r->c[1], b->name);
   snprintf(r->c[2], 64, "%zu", b->ndisks);
   snprintf(r->c[3], 64, "%s", v);
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
-  r->status = cat_xmalloc(4 * strlen(b->status) + 1);   /* not cut */
+  /* the scan's status, with the last verify's verdict when the scan found
+   * nothing wrong */
+  CLEANUP_FREE char *st = NULL;
+  char at[32];
+  cat_time_iso(b->verified_at, at);
+  if (!strcmp(b->status, "ok") && b->verify_result &&
+      asprintf(&st, b->verify_ok ? "ok (verified %s)" :
+               "FAULT (verify %s): %s", at, b->verify_result) < 0)
+    st = NULL;
+  const char *status = st ? st : b->status;
+  r->status = cat_xmalloc(4 * strlen(status) + 1);   /* not cut */
   char *q = r->status;
-  for (const unsigned char *p = (const unsigned char *)b->status; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)status; *p; p++)
     q += (*p < 0x20 || *p == 0x7f) ? sprintf(q, "\\x%02x", *p)
                                    : (*q = (char)*p, 1);
   *q = '\0';

@@ -17,6 +17,7 @@
  *                          only when a scan computes a different one;
  *                          chains rows are the disks' recipes (v4: path,
  *                          driver, options per layer, top first)
+ *   verified(vm, backup, ok, result, at)   the last verify's verdict (v5)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -70,6 +71,12 @@ static const char *const migrations[] = {
   "ALTER TABLE chains ADD COLUMN options TEXT;"
   "UPDATE chains SET driver = (SELECT f.format FROM files f"
   "  WHERE f.path = chains.path);",
+  /* 4 -> 5: the last `backupfs verify` verdict of each point in time, by
+   * name (vm, backup): a rescan rewrites the model rows, not what verify
+   * found; result is "ok" or the first fault ("vda: ...") */
+  "CREATE TABLE verified (vm TEXT NOT NULL, backup TEXT NOT NULL,"
+  "  ok INTEGER NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL,"
+  "  PRIMARY KEY (vm, backup)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -547,4 +554,23 @@ db_vm_source(sqlite3 *db, const char *vm, char **source)
     *source = col_str(st, 0);
   sqlite3_finalize(st);
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_sqlerr(db, "VM source");
+}
+
+int
+db_set_verified(sqlite3 *db, const char *vm, const char *backup, bool ok,
+                const char *result, int64_t at)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO verified (vm, backup, ok,"
+                         " result, at) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st,
+                         NULL) != SQLITE_OK)
+    return db_sqlerr(db, "record verify result");
+  sqlite3_bind_text(st, 1, vm, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, backup, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, ok);
+  sqlite3_bind_text(st, 4, result, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, at);
+  int r = step(db, st, "record verify result");
+  sqlite3_finalize(st);
+  return r;
 }

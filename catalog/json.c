@@ -6,7 +6,8 @@
  *     "domain_xml"?, <extra fields>,
  *     "disks": [ { "name", "image", "chain" [top first], "chain_depth",
  *                  "virtual_size", "allocated", "format", "compression",
- *                  "encrypted", "volume"?, "status" } ] }
+ *                  "encrypted", "volume"?, "status" } ],
+ *     "verify": { "ok", "result", "at" } or null (the last verify) }
  * "compression" is the qcow2 header's compression type (zlib unless the
  * image declares zstd) or "none" for raw images.
  *
@@ -54,6 +55,17 @@ catalog_backup_jobj(const struct catalog_backup *b)
   add_str(o, "time", iso);
   add_str(o, "source", b->source);
   add_str(o, "status", b->status);
+  if (b->verify_result) {       /* the last verify's verdict, else null */
+    struct json_object *v = json_object_new_object();
+    char at[32];
+    cat_time_iso(b->verified_at, at);
+    json_object_object_add(v, "ok", json_object_new_boolean(b->verify_ok));
+    add_str(v, "result", b->verify_result);
+    add_str(v, "at", at);
+    json_object_object_add(o, "verify", v);
+  }
+  else
+    json_object_object_add(o, "verify", NULL);
   if (b->domain_xml) add_str(o, "domain_xml", b->domain_xml);
   if (b->extra) {
     struct json_object *x = json_tokener_parse(b->extra);

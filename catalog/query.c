@@ -73,9 +73,11 @@ static int
 load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
 {
   static const char *const sql[] = {
-    "SELECT b.id, b.name, b.time, b.source, b.domain_xml, b.status, b.extra"
-    " FROM backups b JOIN vms v ON v.id = b.vm_id WHERE v.name = ?1"
-    " ORDER BY b.id",
+    "SELECT b.id, b.name, b.time, b.source, b.domain_xml, b.status, b.extra,"
+    " w.ok, w.result, w.at"
+    " FROM backups b JOIN vms v ON v.id = b.vm_id"
+    " LEFT JOIN verified w ON w.vm = v.name AND w.backup = b.name"
+    " WHERE v.name = ?1 ORDER BY b.id",
     "SELECT d.backup_id, d.idx, d.name, d.image, d.volume, d.virtual_size,"
     " d.allocated, d.format, d.compression, d.encrypted, d.status, d.depth"
     " FROM vms v JOIN backups b ON b.vm_id = v.id"
@@ -114,6 +116,9 @@ load(catalog_t *cat, const char *vm, struct catalog_backup **out, size_t *n)
     b->domain_xml = col_str(st[0], 4);
     b->status = col_str(st[0], 5);
     b->extra = col_str(st[0], 6);
+    b->verify_ok = sqlite3_column_int(st[0], 7);
+    b->verify_result = col_str(st[0], 8);
+    b->verified_at = sqlite3_column_int64(st[0], 9);
   }
   if (rc != SQLITE_DONE) { r = db_sqlerr(cat->db, "list backups"); goto out; }
   size_t hint = 0;
@@ -213,8 +218,19 @@ catalog_backups_free(struct catalog_backup *b, size_t n)
     }
     free(b[i].disks); free(b[i].vm); free(b[i].name); free(b[i].source);
     free(b[i].domain_xml); free(b[i].status); free(b[i].extra);
+    free(b[i].verify_result);
   }
   free(b);
+}
+
+int
+catalog_set_verified(catalog_t *cat, const char *vm, const char *backup,
+                     bool ok, const char *result, int64_t at)
+{
+  pthread_mutex_lock(&cat->lock);
+  int r = db_set_verified(cat->db, vm, backup, ok, result, at);
+  pthread_mutex_unlock(&cat->lock);
+  return r;
 }
 
 int

@@ -157,17 +157,6 @@ cat_time_iso(int64_t t, char buf[static 32])
     snprintf(buf, 32, "%lld", (long long)t);
 }
 
-void
-cat_human_size(uint64_t n, char buf[static 16])
-{
-  static const char units[] = "KMGTPE";
-  if (n < 1024) { snprintf(buf, 16, "%u", (unsigned)n); return; }
-  double v = (double)n;
-  int u = -1;
-  while (v >= 1024 && u < 5) { v /= 1024; u++; }
-  snprintf(buf, 16, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
-}
-
 int
 cat_read_file(int dirfd, const char *rel, size_t max, char **buf, size_t *len)
 {

@@ -462,7 +462,7 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
                            .cache = d->ctx->opts.cache,
                            .key = d->ctx->opts.key };
   struct opener o = { .d = d };
-  int r;
+  int r = 0;               /* gcc -fsanitize: maybe-uninitialized */
 
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
@@ -647,8 +647,14 @@ bfs_disk_open(struct bfs_disk_ctx *ctx, const char *vm, const char *time,
   for (size_t k = 0; k < b[i].ndisks && !cd; k++)
     if (!strcmp(b[i].disks[k].name, disk))
       cd = &b[i].disks[k];
-  if (!cd) {
-    r = bfs_error(-ENOENT, "%s@%s: no disk named '%s'", vm, b[i].name, disk);
+  if (!cd) {                       /* say which disks there are */
+    char list[512] = "";
+    size_t len = 0;
+    for (size_t k = 0; k < b[i].ndisks && len < sizeof list; k++)
+      len += snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "",
+                      b[i].disks[k].name);
+    r = bfs_error(-ENOENT, "%s@%s: no disk named '%s' (its disks: %s)", vm,
+                  b[i].name, disk, b[i].ndisks ? list : "none");
     goto out;
   }
   if (asprintf(&name, "%s@%s/%s", vm, b[i].name, disk) < 0) {

@@ -445,9 +445,15 @@ status_json(size_t *len)
   json_object_object_add(o, "last_rescan", json_time(last));
   json_object_object_add(o, "rescan_running",
                          json_object_new_boolean(scanning));
-  /* the guest module exposes no count of live appliances yet: null; their
-   * disk handles show below as daemon_child holders */
-  json_object_object_add(o, "appliances", NULL);
+  /* starting/running/failed appliances (guest/guest-status.c); their disk
+   * handles show below as daemon_child holders */
+#if HAVE_GUESTFS
+  json_object_object_add(o, "appliances", mnt.guests ?
+                         guest_pool_status(mnt.guests) :
+                         json_object_new_array());
+#else
+  json_object_object_add(o, "appliances", json_object_new_array());
+#endif
 
   pthread_mutex_lock(&H.lock);
   const char *sig = H.stop_sig ? sigabbrev_np(H.stop_sig) : NULL;

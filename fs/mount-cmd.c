@@ -676,6 +676,7 @@ run(struct opts *o)
   fuse_session_unmount(se);
   fuse_session_destroy(se);
   mnt.se = NULL;
+  ops_release_all();
   files_shutdown();
   disk_idle_flush();
   nodes_free_all();

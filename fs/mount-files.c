@@ -103,6 +103,8 @@ files_ref(const struct node *n, struct gref *ref)
   if (!vm || !dd || !dd->nkids)
     return -ENOENT;
   ref->files_ino = n->ino;
+  if (n->path && !(ref->broken = strdup(n->path)))
+    return -ENOMEM;
   ref->path = strdup("/");
   ref->key = strdup(n->key);
   ref->disks = calloc(dd->nkids, sizeof *ref->disks);
@@ -125,15 +127,19 @@ files_ref_free(struct gref *ref)
   free(ref->disks);
   free(ref->key);
   free(ref->path);
+  free(ref->broken);
   memset(ref, 0, sizeof *ref);
 }
 
 static int
 guest_of(struct gref *ref)
 {
-  if (!ref->g && mnt.guests && ref->key)
+  if (!ref->g && mnt.guests && ref->key) {
     ref->g = guest_get(mnt.guests, ref->key,
                        (const char *const *)ref->disks, ref->ndisks);
+    if (ref->g)                 /* a rescan may have mended it: NULL too */
+      guest_set_broken(ref->g, ref->broken);
+  }
   return ref->g ? 0 : -EIO;
 }
 
@@ -343,6 +349,18 @@ int files_pread(fuse_req_t req, const struct gref *ref, void *buf, size_t len,
                 uint64_t off, size_t *got) { return -ENOENT; }
 
 #endif
+
+char *
+files_broken_reason(const struct catalog_backup *b)
+{
+  char *s = NULL;
+  for (size_t i = 0; i < b->ndisks; i++) {
+    const struct catalog_disk *d = &b->disks[i];
+    if (d->status && strcmp(d->status, "ok"))
+      return asprintf(&s, "%s: %s", d->name, d->status) < 0 ? NULL : s;
+  }
+  return b->status && strcmp(b->status, "ok") ? strdup(b->status) : NULL;
+}
 
 void
 files_list_free(struct guest_listing *gl)

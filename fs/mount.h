@@ -157,7 +157,8 @@ struct node {
   struct blob *blob;                /* N_JSON, N_LATEST */
   struct disk *disk;                /* N_DISK */
   char *path;                       /* N_DOMAIN: repo-relative file;
-                                       N_GUEST: guest path */
+                                       N_GUEST: guest path; N_FILES: why
+                                       the catalog calls it broken */
   uint64_t size;                    /* N_DOMAIN */
   struct bfs_file_id id;            /* N_DOMAIN: the file as stat'd */
   struct perm perm;                 /* not N_GUEST, N_DISK (disk->perm) */
@@ -239,6 +240,8 @@ void tree_queue_inval_inode(fuse_ino_t ino);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* after the FUSE loop: free the handles the kernel never released */
+void ops_release_all(void);
 
 /* mount-files.c — files/ through guest/guest.h.  files_ref() is called under
  * the tree read lock and copies what the other calls need; those run with
@@ -251,6 +254,7 @@ struct gref {
   fuse_ino_t files_ino;             /* the files/ directory */
   fuse_ino_t ino;                   /* this node */
   char *path;                       /* guest path, "/" for files/ itself */
+  char *broken;                     /* the catalog's reason, or NULL */
 };
 struct guest_listing {
   char **names;
@@ -259,6 +263,8 @@ struct guest_listing {
   size_t n;
 };
 bool files_enabled(void);
+/* why the catalog calls b broken ("vda: ..."; malloc'd), NULL when ok */
+char *files_broken_reason(const struct catalog_backup *b);
 int files_init(void);
 void files_shutdown(void);
 int files_ref(const struct node *n, struct gref *ref);

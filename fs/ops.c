@@ -38,7 +38,18 @@ struct handle {
   int fd;
   struct gref gref;
   struct holder *holder;            /* N_DISK: who opened it (holders.c) */
+  struct handle *prev, *next;       /* open_handles */
 };
+
+/* Every handle and directory opened and not yet released.  The kernel
+ * sends no RELEASE(DIR) for what is still open when the session ends (an
+ * appliance killed at SIGTERM holds its disks, a shell sits in a
+ * directory): ops_release_all frees them after the loop. */
+static struct {
+  pthread_mutex_t lock;
+  struct handle *head;
+  struct dirbuf *dirs;              /* open directories, the same way */
+} open_handles = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 
 struct dirbuf {
   atomic_uint refs;                 /* opendir + each readdir in flight */
@@ -46,6 +57,7 @@ struct dirbuf {
   size_t size, cap;
   size_t *ends;                     /* end offset of each entry */
   size_t n;
+  struct dirbuf *prev, *next;       /* open_handles.dirs */
 };
 
 /* ---- per-thread read buffer (threads come and go with the loop) ---- */
@@ -233,8 +245,26 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static void
+handle_link(struct handle *h)
+{
+  pthread_mutex_lock(&open_handles.lock);
+  h->next = open_handles.head;
+  if (h->next)
+    h->next->prev = h;
+  open_handles.head = h;
+  pthread_mutex_unlock(&open_handles.lock);
+}
+
+static void
 handle_free(struct handle *h)
 {
+  pthread_mutex_lock(&open_handles.lock);
+  if (h->prev || open_handles.head == h) {
+    *(h->prev ? &h->prev->next : &open_handles.head) = h->next;
+    if (h->next)
+      h->next->prev = h->prev;
+  }
+  pthread_mutex_unlock(&open_handles.lock);
   if (h->blk)
     disk_release(h->disk);
   if (h->disk)
@@ -328,6 +358,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   fi->fh = (uintptr_t)h;
+  handle_link(h);
   fi->keep_cache = h->kind != N_GUEST && ino != HOLDERS_STATUS_INO;
   /* Guest files bypass the page cache: kernel readahead would send many
    * parallel reads that all wait on one appliance and hold every worker,
@@ -500,9 +531,27 @@ dirbuf_add(fuse_req_t req, struct dirbuf *d, const char *name,
 }
 
 static void
+dirbuf_link(struct dirbuf *d)
+{
+  pthread_mutex_lock(&open_handles.lock);
+  d->next = open_handles.dirs;
+  if (d->next)
+    d->next->prev = d;
+  open_handles.dirs = d;
+  pthread_mutex_unlock(&open_handles.lock);
+}
+
+static void
 dirbuf_unref(struct dirbuf *d)
 {
   if (atomic_fetch_sub(&d->refs, 1) == 1) {
+    pthread_mutex_lock(&open_handles.lock);
+    if (d->prev || open_handles.dirs == d) {
+      *(d->prev ? &d->prev->next : &open_handles.dirs) = d->next;
+      if (d->next)
+        d->next->prev = d->prev;
+    }
+    pthread_mutex_unlock(&open_handles.lock);
     free(d->ends);
     free(d->p);
     free(d);
@@ -570,11 +619,9 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
   fi->fh = (uintptr_t)d;
   fi->cache_readdir = 0;
-  if (fuse_reply_open(req, fi) == -ENOENT) {
-    free(d->ends);
-    free(d->p);
-    free(d);
-  }
+  dirbuf_link(d);                   /* before the reply: releasedir may race */
+  if (fuse_reply_open(req, fi) == -ENOENT)
+    dirbuf_unref(d);
 }
 
 static void
@@ -785,3 +832,31 @@ const struct fuse_lowlevel_ops fs_ops = {
   .setxattr = op_setxattr,
   .removexattr = op_removexattr,
 };
+
+void
+ops_release_all(void)
+{
+  unsigned n = 0;
+  for (;;) {
+    pthread_mutex_lock(&open_handles.lock);
+    struct handle *h = open_handles.head;
+    pthread_mutex_unlock(&open_handles.lock);
+    if (!h)
+      break;
+    handle_free(h);
+    n++;
+  }
+  for (;;) {                         /* no readdir is in flight any more */
+    pthread_mutex_lock(&open_handles.lock);
+    struct dirbuf *d = open_handles.dirs;
+    pthread_mutex_unlock(&open_handles.lock);
+    if (!d)
+      break;
+    atomic_store(&d->refs, 1);
+    dirbuf_unref(d);
+    n++;
+  }
+  if (n)
+    bfs_log(BFS_LOG_INFO, "%u file(s) and directories still open at unmount "
+            "closed", n);
+}

@@ -123,10 +123,55 @@ print_disks(FILE *f, struct json_object *st, bool others_only)
   }
 }
 
+/* "appliances: N (1 starting, ...)" and one line per appliance */
+static void
+print_appliances(FILE *f, struct json_object *st)
+{
+  struct json_object *as = jarr(st, "appliances");
+  size_t n = as ? json_object_array_length(as) : 0;
+  unsigned starting = 0, running = 0, failed = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    const char *s = jstr(json_object_array_get_idx(as, i), "state", "");
+    starting += !strcmp(s, "starting");
+    running += !strcmp(s, "running");
+    failed += !strcmp(s, "failed");
+  }
+  fprintf(f, "appliances: %u starting, %u running, %u failed; their disk "
+          "handles: %lld\n", starting, running, failed,
+          (long long)jint(st, "appliance_handles"));
+  for (size_t i = 0; i < n; i++) {
+    struct json_object *a = json_object_array_get_idx(as, i);
+    const char *s = jstr(a, "state", "?");
+    fprintf(f, "  %s: %s", jstr(a, "key", "?"), s);
+    if (!strcmp(s, "starting"))
+      fprintf(f, " since %s, waiting for %s (gives up at %s)",
+              jstr(a, "since", "?"), jstr(a, "waiting_for", "?"),
+              jstr(a, "gives_up_at", "?"));
+    else if (!strcmp(s, "running")) {
+      fprintf(f, " since %s", jstr(a, "since", "?"));
+      if (jint(a, "qemu_pid"))
+        fprintf(f, ", qemu %lld", (long long)jint(a, "qemu_pid"));
+      if (strcmp(jstr(a, "call", ""), ""))
+        fprintf(f, ", in %s for %lld s", jstr(a, "call", "?"),
+                (long long)jint(a, "call_seconds"));
+      if (jint(a, "failed_mounts"))
+        fprintf(f, ", %lld filesystem(s) did not mount",
+                (long long)jint(a, "failed_mounts"));
+    }
+    else if (!strcmp(s, "failed"))
+      fprintf(f, " at %s: %s; retries on the first access after %s",
+              jstr(a, "failed_at", "?"), jstr(a, "error", "?"),
+              jstr(a, "retry_at", "?"));
+    fputc('\n', f);
+  }
+}
+
 static const struct bfs_cmd status_cmd = {
   .name = "status", .usage = "status [--json] MOUNTPOINT",
   .about = "What the mount's daemon is doing: its PID, repository and catalog, the last\n"
-    "rescan, open disks and who holds them (appliances are the daemon's own).",
+    "rescan, libguestfs appliances starting, running or failed, open disks and\n"
+    "who holds them (appliances are the daemon's own).",
   .shared = BFS_OPTS_JSON, .json_help = "the daemon's status document",
   .need = "MOUNTPOINT", .min_args = 1, .max_args = 1,
 };
@@ -177,9 +222,7 @@ fs_status_cmd(int argc, char **argv)
     printf("mounted: %s, last rescan: %s%s\n", jstr(st, "started", "?"),
            jstr(st, "last_rescan", "none"),
            jint(st, "rescan_running") ? " (rescanning now)" : "");
-    printf("appliances: %s; their disk handles: %lld\n",
-           jstr(st, "appliances", "not counted"),
-           (long long)jint(st, "appliance_handles"));
+    print_appliances(stdout, st);
     struct json_object *disks = jarr(st, "disks");
     size_t nd = disks ? json_object_array_length(disks) : 0;
     printf("open disks: %zu, held by other processes: %lld handle(s)\n", nd,

@@ -343,6 +343,8 @@ build_backup(struct node *bn, const struct want *w)
     if (f && asprintf(&f->key, "%s/%s", b->vm, b->name) < 0)
       f->key = NULL;
     if (f)
+      f->path = files_broken_reason(b);  /* files/ says it, no appliance */
+    if (f)
       f->perm = w->dir;
   }
 }

@@ -15,6 +15,7 @@
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/opts.h"
+#include "common/waitline.h"
 #include "fs/fs.h"
 #include "guest/guest-cache.h"
 #include "guest/index.h"
@@ -43,7 +45,22 @@ struct find_ctx {
   size_t nruns, cap;
   size_t *open;             /* indexes into runs of the runs still open, by path */
   size_t nopen;
+  struct bfs_waitline *wl;  /* on a terminal: how far the search is */
+  atomic_uint points;       /* indexed points in time read so far */
+  atomic_uint_fast64_t shown;  /* matches printed so far */
 };
+
+static char *
+progress_text(void *arg)
+{
+  struct find_ctx *x = arg;
+  char *t = NULL;
+  if (asprintf(&t, "find: searching the file indexes: %u point(s) in time "
+               "read, %" PRIu64 " match(es)", atomic_load(&x->points),
+               (uint64_t)atomic_load(&x->shown)) < 0)
+    t = NULL;
+  return t;
+}
 
 static bool
 want(void *opaque, const char *path, const struct stat *st)
@@ -59,6 +76,7 @@ print_run(struct find_ctx *x, const char *vm, const struct run *u)
   char when[32];
   index_time_text(st->st_mtim.tv_sec, when);
   x->matches++;
+  atomic_fetch_add(&x->shown, 1);
   if (x->json) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "vm", json_object_new_string(vm));
@@ -138,7 +156,9 @@ static int
 point(void *opaque, const char *vm, const char *t, struct index_list *l)
 {
   struct find_ctx *x = opaque;
+  atomic_fetch_add(&x->points, 1);
   if (!x->vm || strcmp(x->vm, vm)) {
+    bfs_waitline_clear(x->wl);              /* rows are printed next */
     flush_vm(x);
     if (!(x->vm = strdup(vm)))
       return bfs_error(-ENOMEM, "find: out of memory");
@@ -235,7 +255,9 @@ fs_find_cmd(int argc, char **argv)
     json_object_put(x.json);
     return 2;
   }
+  x.wl = bfs_waitline_start(progress_text, &x);
   int r = index_list_foreach(db, vm, want, &x, point, &x);
+  bfs_waitline_stop(x.wl);
   if (r == 0)
     flush_vm(&x);
   else

@@ -73,6 +73,7 @@ struct guest {
   time_t last_used;
   time_t failed_at;              /* FAILED: when */
   char *launch_err;              /* FAILED: the text of .backupfs-error */
+  bool known_broken;             /* FAILED for good: the catalog's reason */
   bool has_os;
   struct failed_mount *failed;   /* READY: filesystems that did not mount */
   size_t nfailed;

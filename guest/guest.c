@@ -233,7 +233,8 @@ guest_acquire(guest_t *g, bool listing)
       pthread_mutex_unlock(&g->lock);      /* closed meanwhile: again */
       continue;
     }
-    if (g->state == G_FAILED && now - g->failed_at < RETRY_SECONDS) {
+    if (g->state == G_FAILED &&
+        (g->known_broken || now - g->failed_at < RETRY_SECONDS)) {
       r = bfs_error(-EIO, "%s", g->launch_err);
       break;
     }

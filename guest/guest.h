@@ -51,6 +51,14 @@ void guest_pool_free(guest_pool_t *pool);
  * the default: it waits to the end).  Call before the first guest_get. */
 void guest_pool_set_limits(guest_pool_t *pool, unsigned launch_timeout,
                            unsigned call_timeout, unsigned list_patience);
+/* For the mount's status file: a new JSON array (json-c), one object per
+ * point in time with an appliance that is not idle: {"key", "state":
+ * "starting"|"running"|"failed", and since/elapsed_seconds/waiting_for/
+ * gives_up_at,
+ * since/qemu_pid/call/call_seconds/failed_mounts, or failed_at/error/
+ * retry_at}.  Never waits on an appliance. */
+struct json_object;
+struct json_object *guest_pool_status(guest_pool_t *pool);
 /* should_stop(arg) is polled twice a second from the pool's own thread;
  * once it says true every appliance is killed and none starts again (the
  * mount's SIGTERM: fuse_session_exited). */
@@ -67,6 +75,12 @@ void guest_set_canceller(bool (*cancelled)(void *arg), void *arg);
  * index (see `backupfs index`) without launching. */
 guest_t *guest_get(guest_pool_t *pool, const char *key,
                    const char *const *disk_paths, size_t ndisks);
+
+/* The catalog knows why g's backup cannot be read (a broken chain: why,
+ * NULL when it is whole): g then never launches an appliance; "/" holds
+ * only .backupfs-error saying that reason, every other call fails -EIO
+ * with it.  NULL lifts it (a rescan found the chain whole again). */
+void guest_set_broken(guest_t *g, const char *why);
 
 /* st_ino is the guest's inode number (hard links share it); st_mode carries
  * the guest's type and permission bits, st_uid/st_gid/times the guest's. */

@@ -5,12 +5,15 @@
  * repository itself: it runs `/proc/self/exe mount -f REPO TMPDIR` as a
  * child, waits for the tree, walks each selected point in time with one
  * appliance at a time (guest_index_build), then closes the appliances before
- * unmounting with `fusermount3 -u` and reaping the child.
+ * unmounting with `fusermount3 -u` and reaping the child.  On a terminal a
+ * line says which point in time of how many is indexed and what its
+ * appliance waits for (common/waitline.h over guest_pool_status).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@
 #include "common/cleanup.h"
 #include "catalog/catalog.h"
 #include "common/error.h"
+#include "common/waitline.h"
 #include "common/json-str.h"
 #include "common/opts.h"
 #include "fs/fs.h"
@@ -136,10 +140,36 @@ stop_mount(pid_t pid, const char *mnt)
   waitpid(pid, NULL, 0);
 }
 
+/* ---- on a terminal: "[i/M] vm/time: starting the appliance ..." ---- */
+
+struct feedback {
+  guest_pool_t *pool;
+  atomic_uint cur, total;
+  char *_Atomic key;             /* "vm/time" being indexed */
+};
+
+static char *
+feedback_poll(void *arg)
+{
+  struct feedback *f = arg;
+  struct json_object *as = guest_pool_status(f->pool);
+  char *what = bfs_waitline_appliance_text(as, NULL), *text = NULL;
+  json_object_put(as);
+  if ((what ? asprintf(&text, "[%u/%u] %s", atomic_load(&f->cur),
+                      atomic_load(&f->total), what) :
+       asprintf(&text, "[%u/%u] %s: walking the guest filesystems",
+                atomic_load(&f->cur), atomic_load(&f->total),
+                atomic_load(&f->key))) < 0)
+    text = NULL;
+  free(what);
+  return text;
+}
+
 /* Index one point in time.  0 ok, -errno failed (reported). */
 static int
 index_one(guest_pool_t *pool, const char *db, const char *mnt,
-          const char *vm, const char *time_name, json_object *jpoints)
+          const char *vm, const char *time_name, json_object *jpoints,
+          struct bfs_waitline *wl)
 {
   CLEANUP_FREE char *disks_dir = NULL, *key = NULL;
   if (asprintf(&disks_dir, "%s/%s/%s/disks", mnt, vm, time_name) < 0 ||
@@ -172,6 +202,7 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   for (size_t i = 0; i < n; i++)
     free(paths[i]);
   free(paths);
+  bfs_waitline_clear(wl);
   double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (r < 0)
     fprintf(stderr, "backupfs: index: %s@%s: %s\n", vm, time_name,
@@ -272,6 +303,8 @@ fs_index_cmd(int argc, char **argv)
   int failures = 0, done = 0;
   char **seen = NULL;            /* every vm/time in the tree */
   size_t nseen = 0;
+  char **todo = NULL;            /* the vm/time to index */
+  size_t ntodo = 0;
   guest_pool_t *pool = guest_pool_new(1, 60);
   size_t nvms;
   char **vms = list_names(mnt, NULL, &nvms);
@@ -307,13 +340,31 @@ fs_index_cmd(int argc, char **argv)
         seen = ns;
       if (want_time && strcmp(times[j], latest ? latest : want_time))
         continue;
-      done++;
-      if (index_one(pool, db, mnt, vms[i], times[j], jpoints) < 0)
-        failures++;
+      char **nt2 = realloc(todo, (ntodo + 1) * sizeof *nt2);
+      if (nt2 && asprintf(&nt2[ntodo], "%s/%s", vms[i], times[j]) >= 0)
+        ntodo++;
+      if (nt2)
+        todo = nt2;
     }
     free_names(times, nt);
   }
   free_names(vms, nvms);
+  /* then index them, saying which on a terminal */
+  struct feedback fb = { .pool = pool, .key = "" };
+  atomic_store(&fb.total, (unsigned)ntodo);
+  struct bfs_waitline *wl = pool ? bfs_waitline_start(feedback_poll, &fb)
+                                 : NULL;
+  for (size_t k = 0; k < ntodo; k++) {
+    size_t l = strcspn(todo[k], "/");
+    CLEANUP_FREE char *v = strndup(todo[k], l);
+    atomic_store(&fb.key, todo[k]);
+    atomic_store(&fb.cur, (unsigned)k + 1);
+    done++;
+    if (!v || index_one(pool, db, mnt, v, todo[k] + l + 1, jpoints, wl) < 0)
+      failures++;
+  }
+  bfs_waitline_stop(wl);
+  free_names(todo, ntodo);
   guest_pool_free(pool);   /* appliances close before the unmount */
 
   /* listings of points in time that are gone (a full run, or a whole VM) */

@@ -84,8 +84,8 @@ summary(const struct job *j, const char *format, bool compressed)
     if (!strcmp(format, "raw"))
       printf("restored %s to %s: %s of data, %s virtual, checked\n",
              restore_src_name(j->src), j->dest,
-             restore_human(j->allocated, a, sizeof a),
-             restore_human(restore_src_size(j->src), b, sizeof b));
+             bfs_human_size(j->allocated, a, sizeof a),
+             bfs_human_size(restore_src_size(j->src), b, sizeof b));
     else
       printf("restored %s to %s (qcow2%s), checked\n",
              restore_src_name(j->src), j->dest,

@@ -33,12 +33,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "common/cleanup.h"
-#include "common/error.h"
 #include <json-c/json.h>
 
+#include "common/cleanup.h"
+#include "common/error.h"
 #include "common/json-str.h"
 #include "common/opts.h"
+#include "common/waitline.h"
 #include "restore/restore-int.h"
 
 #define BUFSZ (1u << 20)
@@ -48,6 +49,7 @@ struct link { dev_t dev; ino_t ino; char *path; };
 struct fctx {
   bool force, root;
   int top_fd;            /* the directory the copy is made in */
+  char *top_path;        /* ... its absolute path, for messages */
   void *links;           /* tsearch tree of struct link */
   char *buf;
   unsigned errors;
@@ -55,28 +57,51 @@ struct fctx {
   bool json;             /* --json: the summary as JSON */
 };
 
+enum { OPT_FORMAT = 256, OPT_REPO };
+
 static const struct bfs_opt file_opts[] = {
   { "force", 'f', NULL,
-    "replace existing files and merge into existing directories" },
+    "replace existing files and merge into existing\n"
+    "directories (an existing archive file with --format)" },
+  { "format", OPT_FORMAT, "FMT", "write a tar (POSIX pax) or zip archive to\n"
+    "DEST instead (DEST - is stdout; a directory\ngets NAME.tar/.zip)" },
+  { "repo", OPT_REPO, "REPO", "read VM@TIME PATH of repository REPO, no\n"
+    "mount needed" },
   { 0 },
 };
 
 static const struct bfs_cmd file_cmd = {
   .name = "restore file",
-  .usage = "restore file [OPTIONS] BACKUP_DIR/files/PATH DEST",
+  .usage = "restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n"
+           "       backupfs restore file [OPTIONS] --repo REPO VM@TIME PATH DEST",
   .about = "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
     "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
-    "and hard links.  When DEST is a directory the copy goes inside it.",
-  .opts = file_opts, .shared = BFS_OPTS_JSON,
+    "and hard links.  When DEST is a directory the copy goes inside it.\n"
+    "With --repo no mount is needed: PATH is a guest path (/etc/hostname) of\n"
+    "VM@TIME (TIME a backup name or latest), read through a private mount.",
+  .opts = file_opts, .shared = BFS_OPTS_JSON | BFS_OPTS_CATALOG,
+  .catalog_help = "with --repo: the catalog database (default: per\nrepository)",
   .json_help = "the summary as {source, dest, entries, bytes,\nerrors}",
-  .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 2,
+  .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 3,
 };
+
+/* the whole destination path of rel, for messages */
+static const char *
+where(const struct fctx *c, const char *rel, char buf[static PATH_MAX])
+{
+  if (!c->top_path)
+    return rel;
+  snprintf(buf, PATH_MAX, "%s%s%s", c->top_path,
+           strcmp(c->top_path, "/") ? "/" : "", rel);
+  return buf;
+}
 
 static int
 fail(struct fctx *c, const char *rel, int err, const char *what)
 {
+  char w[PATH_MAX];
   fprintf(stderr, "%sbackupfs: restore file: %s: %s%s%s\n",
-          c->pr.tty ? "\r\033[K" : "", rel, what ? what : "",
+          c->pr.tty ? "\r\033[K" : "", where(c, rel, w), what ? what : "",
           what ? ": " : "", strerror(err));
   c->errors++;
   return -err;
@@ -154,8 +179,9 @@ prepare(struct fctx *c, int dirfd, const char *name, mode_t src_mode,
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : fail(c, rel, errno, "destination");
   if (!c->force) {
+    char w[PATH_MAX];
     fprintf(stderr, "%sbackupfs: restore file: %s: exists (use --force to "
-            "replace it)\n", c->pr.tty ? "\r\033[K" : "", rel);
+            "replace it)\n", c->pr.tty ? "\r\033[K" : "", where(c, rel, w));
     c->errors++;
     return -EEXIST;
   }
@@ -273,15 +299,18 @@ copy_special(struct fctx *c, int sdir, const char *sname, int ddir,
   }
   else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
     if (!c->root) {
+      char w[PATH_MAX];
       fprintf(stderr, "backupfs: restore file: %s: device node skipped (not "
-              "root)\n", rel);
+              "root)\n", where(c, rel, w));
       return 0;
     }
     if (mknodat(ddir, dname, st->st_mode & (S_IFMT | 0600), st->st_rdev) < 0)
       return fail(c, rel, errno, "mknod");
   }
   else {
-    fprintf(stderr, "backupfs: restore file: %s: socket skipped\n", rel);
+    char w[PATH_MAX];
+    fprintf(stderr, "backupfs: restore file: %s: socket skipped\n",
+            where(c, rel, w));
     return 0;
   }
   if (S_ISLNK(st->st_mode))
@@ -306,6 +335,8 @@ copy_entry(struct fctx *c, int sdir, const char *sname, int ddir,
   struct stat st;
   int m;
 
+  if (restore_repo_interrupted())
+    return fail(c, rel, EINTR, NULL);
   if (fstatat(sdir, sname, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return fail(c, rel, errno, "stat");
   m = prepare(c, ddir, dname, st.st_mode, rel);
@@ -338,6 +369,100 @@ copy_entry(struct fctx *c, int sdir, const char *sname, int ddir,
   return r;
 }
 
+/* in path, what follows the last "/files" whose parent has a backup.json
+ * ("" or "/rest"), or NULL: not below a mount's files/ */
+static char *
+files_part(char *path)
+{
+  char *files = NULL;
+  for (char *q = path; (q = strstr(q, "/files")); q++) {
+    if (q[6] != '/' && q[6] != '\0')
+      continue;
+    CLEANUP_FREE char *bj = strndup(path, q - path + 1);
+    CLEANUP_FREE char *bjp = NULL;
+    if (bj && asprintf(&bjp, "%sbackup.json", bj) >= 0 &&
+        access(bjp, F_OK) == 0)
+      files = q + 6;
+  }
+  return files;
+}
+
+/* A source below files/ that fails with EIO: the mount says why in
+ * files/.backupfs-error (an appliance that did not start, a broken chain);
+ * print that instead of a bare "Input/output error".  true if printed. */
+static bool
+explain_eio(const char *src, const char *shown)
+{
+  CLEANUP_FREE char *copy = strdup(src), *text = NULL, *ep = NULL;
+  char *rest = copy ? files_part(copy) : NULL;
+  size_t len = 0;
+
+  if (!rest)
+    return false;
+  *rest = '\0';
+  if (asprintf(&ep, "%s/.backupfs-error", copy) < 0)
+    return false;
+  CLEANUP_FCLOSE FILE *f = fopen(ep, "re");
+  if (!f || getdelim(&text, &len, '\0', f) <= 0)
+    return false;
+  fprintf(stderr, "backupfs: restore file: %s: the guest's files cannot be "
+          "read:\n%s", shown, text);
+  return true;
+}
+
+/* ---- what the copy waits for, on a terminal (common/waitline.h) ---- */
+
+struct watch {
+  char *status;              /* MNT/.backupfs-status */
+  char *prefix;              /* "VM/": the appliances of this VM */
+};
+
+static char *
+watch_poll(void *arg)
+{
+  struct watch *w = arg;
+  struct json_object *st = json_object_from_file(w->status), *as;
+  char *text = NULL;
+  if (st && json_object_object_get_ex(st, "appliances", &as))
+    text = bfs_waitline_appliance_text(as, w->prefix);
+  json_object_put(st);
+  return text;
+}
+
+/* src below MNT/VM/TIME/files: watch MNT's status for VM's appliances */
+static struct bfs_waitline *
+watch_start(const char *src, struct watch *w)
+{
+  CLEANUP_FREE char *copy = strdup(src);
+  char *rest = copy ? files_part(copy) : NULL, *vm, *time;
+
+  memset(w, 0, sizeof *w);
+  if (!rest || !isatty(STDERR_FILENO))
+    return NULL;
+  rest[-6] = '\0';                        /* MNT/VM/TIME */
+  if (!(time = strrchr(copy, '/')) || time == copy)
+    return NULL;
+  *time = '\0';
+  if (!(vm = strrchr(copy, '/')))
+    return NULL;
+  *vm++ = '\0';
+  if (asprintf(&w->status, "%s/.backupfs-status", *copy ? copy : "/") < 0 ||
+      asprintf(&w->prefix, "%s/", vm) < 0) {
+    free(w->status);
+    w->status = NULL;
+    return NULL;
+  }
+  return bfs_waitline_start(watch_poll, w);
+}
+
+static void
+watch_stop(struct bfs_waitline *l, struct watch *w)
+{
+  bfs_waitline_stop(l);
+  free(w->status);
+  free(w->prefix);
+}
+
 /* Open the directory holding the source's last component.  Below a mount's
  * files/ directory (recognised by BACKUP_DIR/backup.json) every component is
  * opened with O_NOFOLLOW: guest symlinks are never followed. */
@@ -363,16 +488,7 @@ open_src_parent(const char *src, char **base)
     return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   *p = '\0';
 
-  /* the last "/files" whose parent has a backup.json */
-  for (char *q = copy; (q = strstr(q, "/files")); q++) {
-    if (q[6] != '/' && q[6] != '\0')
-      continue;
-    CLEANUP_FREE char *bj = strndup(copy, q - copy + 1);
-    CLEANUP_FREE char *bjp = NULL;
-    if (bj && asprintf(&bjp, "%sbackup.json", bj) >= 0 &&
-        access(bjp, F_OK) == 0)
-      files = q + 6;          /* "" or "/rest" */
-  }
+  files = files_part(copy);
   if (!files)
     return open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -404,27 +520,18 @@ open_src_parent(const char *src, char **base)
   return fd;
 }
 
-int
-restore_file_cmd(int argc, char **argv)
+/* the copy of src to dest (a tree walk, or an archive with format) */
+static int
+copy_out(const char *src, const char *shown, const char *dest,
+         const char *format, bool force, bool json)
 {
-  struct fctx c = { .top_fd = -1 };
+  struct fctx c = { .top_fd = -1, .force = force, .json = json };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
-  const char *src, *dest, *dname;
+  const char *dname, *dpath;
   struct stat st;
   struct rlimit rl;
-  struct bfs_args g;
-  int opt;
 
-  bfs_opts_init(&g, &file_cmd, argc, argv);
-  while ((opt = bfs_opts_next(&g)) > 0)
-    if (opt == 'f')
-      c.force = true;
-  if (opt < 0)
-    return g.status;
-  c.json = g.json;
-  src = g.pos[0];
-  dest = g.pos[1];
   c.root = geteuid() == 0;
   /* one descriptor pair per directory level */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -432,20 +539,44 @@ restore_file_cmd(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
   }
 
+  /* the first access below files/ may wait for an appliance to boot: say
+   * so on a terminal until the source is found */
+  struct watch wt;
+  struct bfs_waitline *wl = watch_start(src, &wt);
   sdir = open_src_parent(src, &sbase);
+  int e = errno, sr = sdir < 0 ? -1 :
+    fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW);
+  if (sr < 0)
+    e = errno;
+  watch_stop(wl, &wt);
+  errno = e;
+  if (sdir < 0 && errno == EIO && explain_eio(src, shown))
+    return 1;
   if (sdir < 0) {
-    fprintf(stderr, "backupfs: restore file: %s: %s\n", src,
+    fprintf(stderr, "backupfs: restore file: %s: %s\n", shown,
             errno == ELOOP ? "a parent is a guest symlink (give the path "
             "the link points to inside files/)" : strerror(errno));
     return 1;
   }
-  if (fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-    fprintf(stderr, "backupfs: restore file: %s: %s\n", src, strerror(errno));
+  if (sr < 0) {
+    if (errno == EIO && explain_eio(src, shown))
+      return 1;
+    fprintf(stderr, "backupfs: restore file: %s: %s\n", shown,
+            strerror(errno));
     return 1;
+  }
+  if (format) {
+    restore_progress_init(&c.pr, "archiving", 0, true);
+    int r = restore_archive(sdir, sbase, shown, dest, format, force, json,
+                            &c.pr);
+    restore_progress_done(&c.pr);
+    if (r < 0)
+      fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());
+    return r ? 1 : 0;
   }
   /* DEST an existing directory: copy into it; else DEST is the new name */
   if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ddir = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ddir = open(dpath = dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dname = sbase;
   }
   else {
@@ -458,12 +589,12 @@ restore_file_cmd(int argc, char **argv)
     if (slash) {
       *slash = '\0';
       dname = slash + 1;
-      ddir = open(slash == dcopy ? "/" : dcopy,
+      ddir = open(dpath = slash == dcopy ? "/" : dcopy,
                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
     else {
       dname = dcopy;
-      ddir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ddir = open(dpath = ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
   }
   if (ddir < 0) {
@@ -475,14 +606,16 @@ restore_file_cmd(int argc, char **argv)
     return 1;
   }
   c.top_fd = ddir;
+  c.top_path = realpath(dpath, NULL);
   restore_progress_init(&c.pr, "restoring", 0, true);
   copy_entry(&c, sdir, sbase, ddir, dname, dname);
   restore_progress_done(&c.pr);
-  char h[32];
+  char h[BFS_HUMAN_SIZE_MAX], w[PATH_MAX];
+  bfs_human_size(c.pr.done, h, sizeof h);
   if (c.json) {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "source", bfs_json_string(src));
-    json_object_object_add(o, "dest", bfs_json_string(dest));
+    json_object_object_add(o, "source", bfs_json_string(shown));
+    json_object_object_add(o, "dest", bfs_json_string(where(&c, dname, w)));
     json_object_object_add(o, "entries", json_object_new_uint64(c.pr.files));
     json_object_object_add(o, "bytes", json_object_new_uint64(c.pr.done));
     json_object_object_add(o, "errors", json_object_new_int64(c.errors));
@@ -490,16 +623,70 @@ restore_file_cmd(int argc, char **argv)
                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
   }
+  if (!c.errors && !c.json)
+    printf("restored %s to %s: %" PRIu64 " entr%s, %s read\n", shown,
+           where(&c, dname, w), c.pr.files, c.pr.files == 1 ? "y" : "ies", h);
+  else if (!c.errors)
+    ;                                   /* the JSON said it */
+  else if (!c.pr.files)
+    fprintf(stderr, "backupfs: restore file: nothing restored\n");
   else
-    printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
-           c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
-           c.errors ? " (with errors)" : "");
+    fprintf(stderr, "backupfs: restore file: %u error%s: %s is incomplete "
+            "(%" PRIu64 " entr%s, %s copied)\n", c.errors,
+            c.errors == 1 ? "" : "s", where(&c, dname, w), c.pr.files,
+            c.pr.files == 1 ? "y" : "ies", h);
   tdestroy(c.links, link_free);
   free(c.buf);
-  if (c.errors) {
-    fprintf(stderr, "backupfs: restore file: %u error%s\n", c.errors,
-            c.errors == 1 ? "" : "s");
-    return 1;
+  free(c.top_path);
+  return c.errors ? 1 : 0;
+}
+
+int
+restore_file_cmd(int argc, char **argv)
+{
+  const char *format = NULL, *repo = NULL;
+  bool force = false;
+  struct bfs_args g;
+  int opt;
+
+  bfs_opts_init(&g, &file_cmd, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
+    switch (opt) {
+    case 'f': force = true; break;
+    case OPT_FORMAT: format = g.optarg; break;
+    case OPT_REPO: repo = g.optarg; break;
+    }
+  if (opt < 0)
+    return g.status;
+  if (g.npos != (repo ? 3 : 2) || (g.catalog && !repo)) {
+    fprintf(stderr, "backupfs: restore file: %s\n", g.catalog && !repo ?
+            "--catalog goes with --repo" : repo ? "--repo: need VM@TIME PATH "
+            "DEST" : "need BACKUP_DIR/files/PATH DEST");
+    return 2;
   }
-  return 0;
+  if (format && strcmp(format, "tar") && strcmp(format, "zip")) {
+    fprintf(stderr, "backupfs: restore file: --format: want tar or zip, got "
+            "'%s'\n", format);
+    return 2;
+  }
+  const char *dest = g.pos[g.npos - 1];
+  if (!format && !strcmp(dest, "-")) {
+    fprintf(stderr, "backupfs: restore file: DEST - (stdout) needs --format "
+            "tar or zip\n");
+    return 2;
+  }
+  if (!repo)
+    return copy_out(g.pos[0], g.pos[0], dest, format, force, g.json);
+
+  struct repo_mount m;
+  CLEANUP_FREE char *shown = NULL;
+  int rc = 1;
+  if (asprintf(&shown, "%s:%s", g.pos[0], g.pos[1]) < 0)
+    shown = NULL;
+  if (restore_repo_mount(&m, repo, g.catalog, g.pos[0], g.pos[1]) < 0)
+    fprintf(stderr, "backupfs: restore file: %s\n", bfs_last_error());
+  else
+    rc = copy_out(m.src, shown ? shown : m.src, dest, format, force, g.json);
+  restore_repo_umount(&m);
+  return rc;
 }

@@ -23,24 +23,6 @@ restore_now(void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-const char *
-restore_human(uint64_t bytes, char *buf, size_t len)
-{
-  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-  double v = bytes;
-  size_t u = 0;
-
-  while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-    v /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf(buf, len, "%" PRIu64 " B", bytes);
-  else
-    snprintf(buf, len, "%.1f %s", v, units[u]);
-  return buf;
-}
-
 int
 restore_parse_rate(const char *s, double *out)
 {
@@ -76,9 +58,9 @@ draw(struct progress *p, double now)
    * cached first read): shown once there is a second to measure */
   double bps = secs >= 1.0 ? p->done / secs : 0;
 
-  restore_human(p->done, done, sizeof done);
+  bfs_human_size(p->done, done, sizeof done);
   if (bps > 0) {
-    restore_human((uint64_t) bps, rate, sizeof rate - 2);
+    bfs_human_size((uint64_t) bps, rate, sizeof rate - 2);
     strcat(rate, "/s");
   }
   else
@@ -95,7 +77,7 @@ draw(struct progress *p, double now)
     char tot[32];
     fprintf(stderr, "\r%s: %5.1f%%  %s / %s  %s%s\033[K", p->what,
             100.0 * p->done / p->total, done,
-            restore_human(p->total, tot, sizeof tot), rate, eta);
+            bfs_human_size(p->total, tot, sizeof tot), rate, eta);
   }
   else
     fprintf(stderr, "\r%s: %s  %s\033[K", p->what, done, rate);

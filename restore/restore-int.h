@@ -6,10 +6,14 @@
  *   source-repo.c  or a point in time of a repository (disk/ service)
  *   disk.c      restore disk          quick.c / domxml.c  restore quick
  *   file.c      restore file          verify.c / vstate.c verify
+ *   archive.c   restore file --format tar|zip (libarchive)
+ *   file-repo.c restore file --repo: a private mount for the copy
+ *   wait.c      what a command waits for on a mount (appliance start)
  */
 #ifndef BFS_RESTORE_INT_H
 #define BFS_RESTORE_INT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "catalog/catalog.h"
+#include "common/size.h"
 
 /* ---- progress and bandwidth ---- */
 struct progress {
@@ -42,8 +47,6 @@ void restore_throttle_init(struct throttle *t, double mib_per_s);
 void restore_throttle(struct throttle *t, uint64_t n);
 
 double restore_now(void);
-/* "1.5 GiB" into buf */
-const char *restore_human(uint64_t bytes, char *buf, size_t len);
 /* parse a positive decimal (MiB/s), -EINVAL when not one */
 int restore_parse_rate(const char *s, double *out);
 
@@ -142,5 +145,29 @@ void vstate_close(struct vstate *s);
 int restore_disk_cmd(int argc, char **argv);
 int restore_quick_cmd(int argc, char **argv);
 int restore_file_cmd(int argc, char **argv);
+
+/* file-repo.c: a private read-only mount of repo for the copy-out of
+ * vmtime's guest path; m->src is the source below it (MP/VM/TIME/files/
+ * PATH); restore_repo_umount ends it (also after a failed mount) */
+struct repo_mount {
+  char *dir, *src;
+  size_t prefix;
+  bool mounted, caught_set;
+  struct sigaction old[3];
+};
+int restore_repo_mount(struct repo_mount *m, const char *repo,
+                       const char *catalog, const char *vmtime,
+                       const char *path);
+void restore_repo_umount(struct repo_mount *m);
+bool restore_repo_interrupted(void);   /* a signal came during the copy */
+
+/* archive.c: write the tree sdir/sname (never following a link) as a tar
+ * (pax) or zip archive to dest ("-": stdout) — owners, modes, mtimes,
+ * symlinks, hard links (tar); 0, or the count of entries that failed (the
+ * archive is removed then: never a short one) or -errno before anything
+ * was written.  force: replace an existing dest. */
+int restore_archive(int sdir, const char *sname, const char *src,
+                    const char *dest, const char *format, bool force,
+                    bool json, struct progress *pr);
 
 #endif

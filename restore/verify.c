@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -358,6 +359,26 @@ out:
   bfs_disk_put(sd);
 }
 
+/* the verdict of b (its rows from first on) into the catalog, for list and
+ * backup.json: "ok", or the first fault as "DISK: why" */
+static void
+record(struct vctx *v, const struct catalog_backup *b, size_t first)
+{
+  const struct row *bad = NULL;
+  CLEANUP_FREE char *text = NULL;
+
+  for (size_t i = first; i < v->nrows && !bad; i++)
+    if (strncmp(v->rows[i].result, "ok", 2))
+      bad = &v->rows[i];
+  if (bad && asprintf(&text, "%s: %s", bad->disk, bad->result) < 0)
+    text = NULL;
+  if (catalog_set_verified(v->cat, b->vm, b->name, !bad,
+                           bad ? (text ? text : bad->result) : "ok",
+                           (int64_t) time(NULL)) < 0)
+    fprintf(stderr, "backupfs: verify: warning: %s@%s: result not recorded "
+            "in the catalog: %s\n", b->vm, b->name, bfs_last_error());
+}
+
 static void
 verify_backup(struct vctx *v, const struct catalog_backup *b)
 {
@@ -366,8 +387,10 @@ verify_backup(struct vctx *v, const struct catalog_backup *b)
                                                             : "no disks");
     add_row(v, b->vm, b->name, "-", 0, 0, -EIO);
   }
+  size_t first = v->nrows;
   for (size_t i = 0; i < b->ndisks; i++)
     verify_disk(v, b, &b->disks[i]);
+  record(v, b, first);
 }
 
 static int
@@ -440,7 +463,7 @@ print_table(struct vctx *v)
   for (size_t i = 0; i < v->nrows; i++) {
     struct row *r = &v->rows[i];
     printf("%-*s  %-*s  %-*s  %6zu  %10s  %s%s\n", w[0], r->vm, w[1], r->time,
-           w[2], r->disk, r->layers, restore_human(r->bytes, h, sizeof h),
+           w[2], r->disk, r->layers, bfs_human_size(r->bytes, h, sizeof h),
            strncmp(r->result, "ok", 2) ? "FAULT: " : "", r->result);
   }
 }
@@ -516,10 +539,10 @@ restore_verify_cmd(int argc, char **argv)
       printf(" (%zu recorded now)", v.recorded);
   }
   char rd[32], ru[32];
-  printf("\n%s read through the chains", restore_human(v.read_bytes, rd, sizeof rd));
+  printf("\n%s read through the chains", bfs_human_size(v.read_bytes, rd, sizeof rd));
   if (v.reused_bytes)
     printf("; %s more shared with older points in time, not read twice",
-           restore_human(v.reused_bytes, ru, sizeof ru));
+           bfs_human_size(v.reused_bytes, ru, sizeof ru));
   printf("\n");
 
 out:

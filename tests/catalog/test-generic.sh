@@ -60,6 +60,6 @@ check "allocated is the top image's bytes on disk" \
 # the table
 out=$("$BACKUPFS" list --no-scan "$R" web01)
 check_match "table header" "^VM +TIME +DISKS +VIRTUAL +ALLOCATED +DEPTH +STATUS" "$out"
-check_match "table row" "web01 +2026-10-03T030000Z +1 +1.0G +[0-9.]+[KM] +3 +ok" "$out"
+check_match "table row" "web01 +2026-10-03T030000Z +1 +1.0 GiB +[0-9.]+ [KM]iB +3 +ok" "$out"
 check "one VM listed" "9" "$(wc -l <<<"$out")"
 finish

@@ -68,18 +68,25 @@ check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
 
 # schema version and migrations
 py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
-check "schema version" "4" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
-check "tables" "backups chains disks files meta vms" \
+check "schema version" "5" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "tables" "backups chains disks files meta verified vms" \
   "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
 check "recipes: a driver per layer" "qcow2 0" \
   "$(py 'print(c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0], c.execute("SELECT count(*) FROM chains WHERE driver IS NULL").fetchone()[0])' "$DB")"
 # a v3 catalog (chains without drivers) is migrated forward, not rebuilt
 cp "$DB" "$T/v3.db"
-py 'c.execute("ALTER TABLE chains DROP COLUMN driver"); c.execute("ALTER TABLE chains DROP COLUMN options"); c.execute("PRAGMA user_version = 3"); c.commit()' "$T/v3.db"
+py 'c.execute("DROP TABLE verified"); c.execute("ALTER TABLE chains DROP COLUMN driver"); c.execute("ALTER TABLE chains DROP COLUMN options"); c.execute("PRAGMA user_version = 3"); c.commit()' "$T/v3.db"
 check "v3 catalog migrated" "2 10 10 0 0" \
   "$("$BACKUPFS" scan --json --catalog "$T/v3.db" "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"')"
-check "v3 catalog: version 4, drivers filled" "4 qcow2" \
+check "v3 catalog: version 5, drivers filled" "5 qcow2" \
   "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0])' "$T/v3.db")"
+# a v4 catalog (no verify verdicts) gains the verified table, keeps its model
+cp "$DB" "$T/v4.db"
+py 'c.execute("DROP TABLE verified"); c.execute("PRAGMA user_version = 4"); c.commit()' "$T/v4.db"
+check "v4 catalog listed" "10" \
+  "$("$BACKUPFS" list --json --no-scan --catalog "$T/v4.db" "$R" | jq '[.vms[].backups[] | select(.verify == null)] | length')"
+check "v4 catalog: version 5, verified table" "5 0" \
+  "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT count(*) FROM verified").fetchone()[0])' "$T/v4.db")"
 py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"
 out=$("$BACKUPFS" scan --catalog "$T/new.db" "$R" 2>&1) && rc=0 || rc=$?
 check "newer schema refused" "1" "$rc"

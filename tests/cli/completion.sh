@@ -42,3 +42,9 @@ expect "web01 web01@2026-10-01T030000Z web01@2026-10-02T030000Z web01@latest" \
   backupfs verify --catalog "$T/c.db" "$T/repo" we
 expect "db01 db01@2026-10-01T040000Z db01@latest" \
   backupfs restore disk --repo "$T/repo" --catalog "$T/c.db" d
+expect "db01 db01@2026-10-01T040000Z db01@latest" \
+  backupfs restore file --repo "$T/repo" --catalog "$T/c.db" d
+expect "" backupfs restore file --repo "$T/repo" db01@latest ""
+expect "tar" backupfs restore file --format t
+expect "qcow2" backupfs restore disk --format q
+expect "--force --format" backupfs restore file --f

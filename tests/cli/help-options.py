@@ -6,8 +6,8 @@ Runs `backupfs --help`, takes the commands it lists (and the subcommands
 options: -x / --long words of its usage and option lines, and for mount the
 -o keys (indented `key=VALUE` or `key  description` lines).  Each must
 appear in doc/backupfs.1 (roff escapes undone) and in
-contrib/backupfs.bash-completion, under the completion's branch for that
-command.  Prints what it checked; exits 1 listing what is missing.
+contrib/backupfs.bash-completion, in the completion's case branch for that
+command (for a subcommand, its branch inside the command's).  Prints what it checked; exits 1 listing what is missing.
 Usage: help-options.py [--list]   (--list: print COMMAND OPTION pairs)
 """
 import os
@@ -72,10 +72,27 @@ def man_text():
 
 
 def completion_branches():
-    """the completion's text per command: the body of `  name)` / `name|...)`
-    case branches; the whole file under the key '*'"""
+    """the completion's text for one (sub)command: the body of its case
+    branch (`    name)` at four spaces, a subcommand's at eight inside it);
+    mount's -o keys live in _backupfs_mount_opts, added to mount's"""
     t = open(os.path.join(SRC, "contrib", "backupfs.bash-completion")).read()
-    return t
+
+    def branch(text, name, indent):
+        m = re.search(r"^ {%d}%s\)(.*?)(?=^ {%d}[a-z*][\w|*-]*\)|\Z)"
+                      % (indent, re.escape(name), indent), text, re.M | re.S)
+        return m.group(1) if m else ""
+
+    def get(args):
+        if not args:
+            return t
+        b = branch(t, args[0], 4)
+        if len(args) > 1:       # or the default branch of the subcommands
+            b = branch(b, args[1], 8) or branch(b, "*", 8)
+        if args == ["mount"]:
+            m = re.search(r"^_backupfs_mount_opts\(\).*?^}", t, re.M | re.S)
+            b += m.group(0) if m else ""
+        return b
+    return get
 
 
 def present(opt, text):
@@ -96,14 +113,14 @@ def main():
             where = []
             if not present(o, man):
                 where.append("doc/backupfs.1")
-            if not present(o, comp):
+            if not present(o, comp(args)):
                 where.append("contrib/backupfs.bash-completion")
             if where:
                 missing.append("%s %s: not in %s" % (" ".join(args), o,
                                                      ", ".join(where)))
     for o in sorted(options([])):
         n += 1
-        if not present(o, man) or not present(o, comp):
+        if not present(o, man) or not present(o, comp([])):
             missing.append("backupfs %s: not in the man page or completion" % o)
     if missing:
         print("FAIL: options missing from the documentation:", file=sys.stderr)

@@ -7,7 +7,8 @@
 # host, no guestfish needed):
 #   1. -o guest_timeout=8: `ls files/` returns within the timeout showing
 #      only a readable .backupfs-error that says what happened and when it
-#      retries; the qemu is gone; files/.backupfs-status existed meanwhile.
+#      retries; the qemu is gone; files/.backupfs-status existed meanwhile;
+#      `backupfs status` listed the appliance starting, then failed.
 #   2. guest_timeout=300: a lookup waiting for the launch ends when its
 #      process gets SIGINT (FUSE interrupt); `ls files/` gives up waiting
 #      after ~10 s with -o guest_list_wait=10 and shows .backupfs-status
@@ -73,6 +74,12 @@ cat "$F/.backupfs-status" > "$T/status1"
 cat "$T/status1"
 grep -q "starting" "$T/status1" && grep -q "waiting for" "$T/status1" ||
   fail ".backupfs-status text: $(cat "$T/status1")"
+# and backupfs status lists the appliance as starting
+"$BACKUPFS" status "$M" > "$T/bst1" 2>&1 || fail "backupfs status: $(cat "$T/bst1")"
+cat "$T/bst1"
+grep -q "^appliances: 1 starting, 0 running, 0 failed" "$T/bst1" &&
+  grep -q "^  vm/$T1: starting since .*, waiting for " "$T/bst1" ||
+  fail "backupfs status while starting: $(cat "$T/bst1")"
 wait_until 30 sh -c "! kill -0 $LS 2>/dev/null" || fail "ls files/ still waiting after 30 s"
 t1=$(now)
 echo "ls files/ returned after $(( t1 - t0 )) ms: $(cat "$T/ls1")"
@@ -85,11 +92,40 @@ grep -q "next try" "$T/err1" || fail "error text: no retry time"
 wait_until 5 gone "$Q" || fail "the timed-out appliance's qemu still runs: $Q"
 [ -z "$(qemu_of "$MPID")" ] || fail "qemu after the timeout: $(qemu_of "$MPID")"
 [ -e "$F/.backupfs-status" ] && fail ".backupfs-status after the launch ended"
+# backupfs status: failed, why, when it retries
+"$BACKUPFS" status "$M" > "$T/bst2" 2>&1 || fail "backupfs status: $(cat "$T/bst2")"
+grep -q "^appliances: 0 starting, 0 running, 1 failed" "$T/bst2" &&
+  grep -q "^  vm/$T1: failed at .*did not start within 8 s.*; retries on the first access after" "$T/bst2" ||
+  fail "backupfs status after the timeout: $(cat "$T/bst2")"
+"$BACKUPFS" status --json "$M" | jq -e --arg k "vm/$T1" \
+  '.appliances | length == 1 and .[0].key == $k and .[0].state == "failed" and (.[0].retry_at | test("Z$"))' \
+  >/dev/null || fail "status --json appliances: $("$BACKUPFS" status --json "$M" | jq -c .appliances)"
+echo "status after the timeout: $(grep "vm/$T1" "$T/bst2")"
 # failing again fast, not launching on every access
 t0=$(now); ls "$F/dir" >/dev/null 2>&1; t1=$(now)
 [ $(( t1 - t0 )) -lt 2000 ] || fail "a failed guest waited $(( t1 - t0 )) ms"
 bfs_umount "$M"
 ok "launch timeout"
+
+# ---- 1b. restore file on a terminal says what it waits for -------------
+M=$T/m1b
+bfs_mount "$T/repo" "$M" -o guest_timeout=6
+F=$M/vm/$T1/files
+if command -v script >/dev/null; then
+  script -qec "'$BACKUPFS' restore file '$F/dir/hello.txt' '$T/hello.out'" /dev/null \
+    > "$T/rtty" 2>&1 && fail "restore file from a hung appliance succeeded"
+  tr '\r' '\n' < "$T/rtty" | grep -a . | tail -8
+  grep -aq "vm/$T1: starting the appliance ([0-9]*s, gives up at .*): waiting for " "$T/rtty" ||
+    fail "restore file on a pty did not say what it waits for: $(cat -v "$T/rtty")"
+  grep -aq "the guest's files cannot be read" "$T/rtty" &&
+    grep -aq "did not start within 6 s" "$T/rtty" ||
+    fail "restore file: no reason from .backupfs-error: $(cat -v "$T/rtty")"
+  [ ! -e "$T/hello.out" ] || fail "restore file left $T/hello.out"
+  ok "restore file on a terminal: what it waits for, then why it failed"
+else
+  echo "note: script(1) missing: the terminal feedback is not checked"
+fi
+bfs_umount "$M"
 
 # ---- 2. interrupts and the status listing ------------------------------
 M=$T/m2

@@ -62,9 +62,20 @@ qemu-img convert -O qcow2 "$W/raw/t1.img" "$R/hist/$H1/vda.qcow2"
 (cd "$R/hist/$H3" && qemu-img convert -O qcow2 -B "../$H2/vda.qcow2" -F qcow2 \
    "$W/raw/t3.img" vda.qcow2) || fail "t3 overlay"
 
-"$BACKUPFS" index --catalog "$C" "$R" hist > "$W/index.log" 2>&1 ||
-  { cat "$W/index.log"; fail "index"; }
-grep -c "entries indexed" "$W/index.log" | grep -qx 3 || fail "index: $(cat "$W/index.log")"
+# on a terminal (script: a pty) index says which point in time of how many
+# and what its appliance waits for
+if command -v script >/dev/null; then
+  script -qec "'$BACKUPFS' index --catalog '$C' '$R' hist" /dev/null > "$W/index.log" 2>&1 ||
+    { cat -v "$W/index.log"; fail "index"; }
+  grep -aq "\[1/3\] hist/$H1: starting the appliance (" "$W/index.log" &&
+    grep -aq "\[3/3\] hist/$H3: " "$W/index.log" ||
+    fail "index on a terminal: no [N/M] feedback: $(tr '\r' '\n' < "$W/index.log" | head -20)"
+  echo "index feedback: $(tr '\r' '\n' < "$W/index.log" | grep -a '^\[2/3\]' | tail -1)"
+else
+  "$BACKUPFS" index --catalog "$C" "$R" hist > "$W/index.log" 2>&1 ||
+    { cat "$W/index.log"; fail "index"; }
+fi
+grep -ac "entries indexed" "$W/index.log" | grep -qx 3 || fail "index: $(cat "$W/index.log")"
 
 HI() { "$BACKUPFS" history --catalog "$C" "$R" hist "$@"; }
 got=$(HI /vda/etc/app.conf | cut -f1,2,4) || fail "history: exit $?"

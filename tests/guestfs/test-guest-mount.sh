@@ -81,7 +81,10 @@ i1=$(stat -c %i "$F2/etc/motd"); i2=$(stat -c %i "$F2/etc/motd-hard")
 
 # index through this mount (its own appliance), then find
 "$BACKUPFS" index --help | grep -q usage || fail "index --help"
-"$BACKUPFS" index --catalog "$CAT" --mountpoint "$M" "$REPO" "linux@$T2" || fail "index"
+"$BACKUPFS" index --catalog "$CAT" --mountpoint "$M" "$REPO" "linux@$T2" > "$W/index.out" 2>&1 ||
+  fail "index: $(cat "$W/index.out")"
+grep -q "starting the appliance\|\[1/1\]" "$W/index.out" &&
+  fail "index drew terminal feedback into a file: $(cat -v "$W/index.out")"
 "$BACKUPFS" find --catalog "$CAT" "$REPO" '*.txt' > "$W/find" || fail "find"
 cat "$W/find"
 grep -q "^linux@$T2	/etc/new-in-t2.txt	12	" "$W/find" || fail "find new file"
@@ -107,6 +110,13 @@ grep -qi "appliance" "$F1/.backupfs-error" || fail "error file text: $(cat "$F1/
 cat "$F1/.backupfs-error"
 stop_mount
 
+# the daemon exited cleanly although its appliances held disks at SIGTERM
+# (under ASan: no LeakSanitizer report of the handles the kernel never
+# released)
+if grep -q "LeakSanitizer" "$W/mount.log"; then
+  grep -A30 LeakSanitizer "$W/mount.log" | head -60
+  fail "the mount leaked at exit (LeakSanitizer)"
+fi
 after=$(cd "$REPO" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 [ "$before" = "$after" ] || fail "repository files changed"
 echo PASS

@@ -23,7 +23,10 @@ done
 MNT=
 cleanup() {
   if [ -n "$MNT" ] && mountpoint -q "$MNT" 2>/dev/null; then
-    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+    # backupfs umount ends the daemon with its appliances (fusermount3 -u is
+    # refused while an appliance holds a disk, and -uz left them running)
+    "$BACKUPFS" umount --timeout 20 "$MNT" >/dev/null 2>&1 ||
+      fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
   fi
   [ -n "${T:-}" ] && rm -rf "$T"
 }

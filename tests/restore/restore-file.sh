@@ -60,9 +60,16 @@ ok "tree restored with modes, times, links${XATTR:+, xattrs}"
 
 # never overwrite without --force
 echo changed > "$A/conf"
-"$BACKUPFS" restore file "$S/etc/app" "$D" 2>/dev/null && fail "overwrote without --force"
+"$BACKUPFS" restore file "$S/etc/app" "$D" >"$T/o" 2>"$T/e" && fail "overwrote without --force"
 [ "$(cat "$A/conf")" = changed ] || fail "file changed without --force"
-ok "no overwrite without --force"
+# the message names the whole destination path; no success-looking summary
+grep -q "^backupfs: restore file: $(realpath "$D")/app: exists" "$T/e" ||
+  fail "exists message does not name the whole path: $(cat "$T/e")"
+grep -q "restored" "$T/o" && fail "success-looking summary after errors: $(cat "$T/o")"
+"$BACKUPFS" restore file "$S/etc/app/conf" "$A/conf" >"$T/o" 2>"$T/e" && fail "overwrote a single file"
+grep -q "$(realpath "$D")/app/conf: exists" "$T/e" && grep -q "nothing restored" "$T/e" &&
+  [ ! -s "$T/o" ] || fail "single existing file: out '$(cat "$T/o")' err '$(cat "$T/e")'"
+ok "no overwrite without --force: $(head -1 "$T/e")"
 
 # --force replaces files, and never writes through a link at the destination
 echo victim > "$T/victim"
@@ -87,6 +94,75 @@ fi
 [ ! -e "$T/leak" ] || fail "leaked a host file"
 grep -q symlink "$T/err" || fail "no clear message: $(cat "$T/err")"
 ok "guest symlink in the path not followed"
+
+# archives: tar (extracted with GNU tar, and bsdtar when there) and zip
+# (unzip), compared with the source: contents, modes, mtimes, owners (root),
+# symlinks as links, hard links (tar), the FIFO (tar)
+same_tree() {   # SRC DST what
+  local f
+  cmp "$1/conf" "$2/conf" && cmp "$1/sub/blob" "$2/sub/blob" && cmp "$1/sparse" "$2/sparse" ||
+    fail "$3: contents differ"
+  for f in conf run.sh sub sub/blob; do
+    [ "$(stat -c '%a %Y' "$1/$f")" = "$(stat -c '%a %Y' "$2/$f")" ] ||
+      fail "$3: mode/mtime of $f: $(stat -c '%a %Y' "$1/$f") vs $(stat -c '%a %Y' "$2/$f")"
+  done
+  [ -L "$2/passwd" ] && [ "$(readlink "$2/passwd")" = /etc/passwd ] || fail "$3: hostile symlink not a link"
+  [ "$(readlink "$2/up")" = ../../etc ] || fail "$3: relative symlink"
+  if [ "$(id -u)" = 0 ]; then
+    [ "$(stat -c %u:%g "$2/conf")" = 1234:4321 ] || fail "$3: owner not kept"
+  fi
+}
+"$BACKUPFS" restore file --format tar "$S/etc/app" "$T/app.tar" > "$T/o" || fail "--format tar"
+grep -q "wrote $T/app.tar" "$T/o" || fail "--format tar output: $(cat "$T/o")"
+mkdir "$T/xt"; tar -C "$T/xt" -xpf "$T/app.tar" || fail "tar cannot extract it"
+same_tree "$S/etc/app" "$T/xt/app" tar
+[ "$(stat -c %i "$T/xt/app/conf")" = "$(stat -c %i "$T/xt/app/conf.hard")" ] || fail "tar: hard link"
+[ -p "$T/xt/app/fifo" ] || fail "tar: fifo"
+tar -tvf "$T/app.tar" | grep -q "app/passwd -> /etc/passwd" || fail "tar -tv: no symlink entry"
+if command -v bsdtar >/dev/null; then
+  mkdir "$T/xb"; bsdtar -C "$T/xb" -xpf "$T/app.tar" || fail "bsdtar cannot extract it"
+  same_tree "$S/etc/app" "$T/xb/app" bsdtar
+fi
+"$BACKUPFS" restore file --format tar "$S/etc/app" "$T/app.tar" 2>"$T/e" && fail "archive overwritten without --force"
+grep -q "app.tar: File exists (use --force" "$T/e" || fail "existing archive: $(cat "$T/e")"
+"$BACKUPFS" restore file --force --format tar "$S/etc/app/conf" "$T/app.tar" >/dev/null || fail "--force --format"
+[ "$(tar -tf "$T/app.tar")" = conf ] || fail "--force did not replace the archive: $(tar -tf "$T/app.tar")"
+ok "tar archive extracts to the same tree (GNU tar${BSDTAR:+, bsdtar})"
+
+mkdir "$T/zdir"
+"$BACKUPFS" restore file --format zip "$S/etc/app" "$T/zdir" > "$T/o" 2>"$T/e" || fail "--format zip: $(cat "$T/e")"
+[ -f "$T/zdir/app.zip" ] || fail "zip into a directory: no app.zip: $(ls "$T/zdir")"
+grep -q "fifo: special file (zip has none) skipped" "$T/e" || fail "zip: fifo not reported: $(cat "$T/e")"
+if command -v unzip >/dev/null; then
+  mkdir "$T/xz"; (cd "$T/xz" && unzip -qKX "$T/zdir/app.zip") || fail "unzip"
+  same_tree "$S/etc/app" "$T/xz/app" zip
+fi
+python3 - "$T/zdir/app.zip" <<'PY' || fail "zip entries"
+import sys, zipfile, stat
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+i = z.getinfo("app/passwd")
+assert stat.S_ISLNK(i.external_attr >> 16) and z.read(i) == b"/etc/passwd", i
+assert z.read("app/conf") == b"secret=1\n"
+PY
+ok "zip archive: entries, symlinks, modes, mtimes"
+
+# DEST - is stdout; not a terminal; a bad format is refused
+"$BACKUPFS" restore file --format tar "$S/etc/app/conf" - > "$T/s.tar" || fail "--format tar -"
+[ "$(tar -xOf "$T/s.tar" conf)" = "secret=1" ] || fail "tar on stdout"
+"$BACKUPFS" restore file "$S/etc/app/conf" - 2>"$T/e" && fail "DEST - without --format"
+grep -q "needs --format" "$T/e" || fail "DEST - message: $(cat "$T/e")"
+"$BACKUPFS" restore file --format rar "$S/etc/app/conf" "$T/x.rar" 2>/dev/null && fail "--format rar accepted"
+if command -v script >/dev/null; then
+  script -qec "'$BACKUPFS' restore file --format tar '$S/etc/app/conf' -" /dev/null > "$T/tty" 2>&1 &&
+    fail "wrote an archive to a terminal"
+  grep -aq "not writing an archive to a terminal" "$T/tty" || fail "terminal: $(cat "$T/tty")"
+fi
+"$BACKUPFS" restore file --json --format zip "$S/etc/app" "$T/j.zip" > "$T/j.json" 2>/dev/null ||
+  fail "--json --format zip"
+jq -e --arg d "$T/j.zip" '.dest == $d and .entries > 5 and .errors == 0' "$T/j.json" >/dev/null ||
+  fail "--json --format: $(cat "$T/j.json")"
+ok "archive on stdout (never a terminal); --json names the archive"
 
 "$BACKUPFS" restore file --help | grep -q force || fail "--help"
 "$BACKUPFS" restore file "$S/nonexistent" "$T/x" 2>/dev/null && fail "missing source accepted"

@@ -63,4 +63,26 @@ ok "guest tree restored: contents, modes, owner, times, links"
 "$BACKUPFS" restore file "$app/rel/conf" "$T/leak" 2>/dev/null && fail "followed a guest symlink"
 "$BACKUPFS" restore file "$app" "$D" 2>/dev/null && fail "overwrote without --force"
 ok "guest symlinks never followed, no overwrite"
+
+# without a mount: --repo REPO VM@TIME PATH, as a tar on stdout (a private
+# mount of its own, gone afterwards); extracted with tar and compared
+GP=${app#"$M/g1/latest/files"}
+"$BACKUPFS" restore file --repo "$R" --catalog "$T/catalog.db" --format tar \
+  g1@latest "$GP" - > "$T/repo.tar" 2>"$T/repo.err" || fail "restore file --repo: $(cat "$T/repo.err")"
+mkdir "$T/xr"; tar -C "$T/xr" -xpf "$T/repo.tar" || fail "tar -x of the --repo archive"
+X=$T/xr/app
+cmp "$S/etc/app/conf" "$X/conf" && cmp "$S/etc/app/sub/blob" "$X/sub/blob" || fail "--repo tar: contents differ"
+for f in conf sub sub/blob .; do
+  [ "$(stat -c '%a %Y' "$S/etc/app/$f")" = "$(stat -c '%a %Y' "$X/$f")" ] || fail "--repo tar: mode/mtime of $f"
+done
+[ "$(stat -c %u:%g "$X/conf")" = 123:456 ] || fail "--repo tar: owner not kept"
+[ "$(readlink "$X/passwd")" = /etc/passwd ] || fail "--repo tar: symlink"
+[ "$(stat -c %i "$X/conf")" = "$(stat -c %i "$X/conf.hard")" ] || fail "--repo tar: hard link"
+grep -q backupfs-restore /proc/mounts && fail "private mount left: $(grep backupfs-restore /proc/mounts)"
+ls -d "${XDG_RUNTIME_DIR:-/nonexistent}"/backupfs-restore.* /tmp/backupfs-restore.* 2>/dev/null &&
+  fail "private mount directory left behind"
+"$BACKUPFS" restore file --repo "$R" --catalog "$T/catalog.db" g1@1999-01-01T000000Z /etc "$T/no" 2>"$T/e" &&
+  fail "--repo: unknown point in time accepted"
+grep -q "no such point in time" "$T/e" || fail "--repo unknown time: $(cat "$T/e")"
+ok "restore file --repo --format tar -: the same tree, no mount left"
 exit 0

@@ -20,6 +20,10 @@ ok "DEST// -> one slash: $(grep -o "$T/rest/vdb.raw" "$T/out" | head -1)"
 "$BACKUPFS" restore disk "$B" vdz "$T/rest/" >"$T/out" 2>&1 && fail "vdz accepted"
 grep -q "no disk named 'vdz'.*vda, vdb" "$T/out" || fail "vdz: $(cat "$T/out")"
 ok "unknown disk: $(grep vdz "$T/out" | head -c 200)"
+"$BACKUPFS" restore disk --repo "$R" --catalog "$T/rc.db" web01@latest vdz "$T/rest/" >"$T/out" 2>&1 &&
+  fail "--repo vdz accepted"
+grep -q "no disk named 'vdz' (its disks: vda, vdb)" "$T/out" || fail "--repo vdz: $(cat "$T/out")"
+ok "unknown disk with --repo: $(grep vdz "$T/out" | head -c 200)"
 
 # progress on a terminal (script gives a pty), a second restore: cached
 if command -v script >/dev/null; then

@@ -64,6 +64,25 @@ assert all(r["checked_bytes"] > 0 for r in j["results"] if r["ok"])
 PY
 ok "truncated image found (table and --json)"
 
+# the verdicts are in the catalog: list STATUS and backup.json (list --json)
+"$BACKUPFS" list --no-scan --catalog "$T/trunc.db" "$T/trunc" web01 > "$T/trunc.list" ||
+  fail "list after verify: $(cat "$T/trunc.list")"
+cat "$T/trunc.list"
+grep "$T1" "$T/trunc.list" | grep -q "FAULT (verify 20[0-9-]*T[0-9:]*Z): vda: " ||
+  fail "list STATUS of the truncated point in time: $(grep "$T1" "$T/trunc.list")"
+"$BACKUPFS" list --no-scan --catalog "$T/clean.db" "$T/clean" web01 > "$T/clean.list"
+grep "$T2" "$T/clean.list" | grep -q "ok (verified 20[0-9-]*T[0-9:]*Z)" ||
+  fail "list STATUS of a verified point in time: $(cat "$T/clean.list")"
+"$BACKUPFS" list --json --no-scan --catalog "$T/trunc.db" "$T/trunc" web01 |
+  jq -e --arg t "$T1" --arg u "$T2" '[.vms[].backups[] | select(.name == $t or .name == $u)] |
+    length == 2 and all(.verify.ok == false and (.verify.result | startswith("vda: ")) and
+                        (.verify.at | test("^20[0-9-]+T[0-9:]+Z$")))' >/dev/null ||
+  fail "list --json verify: $("$BACKUPFS" list --json --no-scan --catalog "$T/trunc.db" "$T/trunc" web01)"
+# a new catalog knows no verdict: null
+"$BACKUPFS" list --json --catalog "$T/never.db" "$T/clean" web01 |
+  jq -e '[.vms[].backups[]] | length > 0 and all(.verify == null)' >/dev/null || fail "unverified backups: verify is not null"
+ok "verify verdicts in list and backup.json"
+
 copy l1
 $CORRUPT l1-past-eof "$T/l1/web01/$T2/vda.qcow2"
 v l1 "$T/l1"
