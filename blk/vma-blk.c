@@ -255,6 +255,23 @@ blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
     blk_io_close(io);
     return r;
   }
+  if (src) {                          /* the source is of this very file */
+    struct stat st;
+    int lfd = blk_io_fd_of(io);
+    if (lfd >= 0 && (fstat(lfd, &st) < 0 || (uint64_t)st.st_dev != src->dev ||
+                     (uint64_t)st.st_ino != src->ino ||
+                     (uint64_t)st.st_size != src->size ||
+                     (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                     st.st_mtim.tv_nsec != src->mtime_ns)) {
+      if (src->fd < 0)                /* a plain .vma: index this file */
+        return blk_vma_open_index(io, options, NULL, out);
+      r = bfs_error(-EIO, "%s: the archive was replaced since it was "
+                    "unpacked for this mount (remount to read the new one)",
+                    blk_io_name(io));
+      blk_io_close(io);
+      return r;
+    }
+  }
   if (src && src->fd >= 0) {          /* read the unpacked copy */
     struct blk_io *copy;
     int fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
@@ -292,6 +309,10 @@ vma_source_open(int in_fd, const char *name, int cache_dirfd,
     free(s);
     return r;
   }
+  s->dev = (uint64_t)st.st_dev;
+  s->ino = (uint64_t)st.st_ino;
+  s->size = (uint64_t)st.st_size;
+  s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
   if ((r = bfs_pread_all(in_fd, magic, 4, 0)) < 0 || memcmp(magic, "VMA", 4)) {
     /* not a plain archive: zstd or lzop, unpacked (vma_unpack says which) */
     if (unpack_dirfd < 0) {

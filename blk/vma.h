@@ -115,6 +115,10 @@ int blk_vma_open_index(struct blk_io *io, const char *options,
 struct vma_source {
   struct vma_index *index;
   int fd;
+  /* the archive file it was made from: a layer whose io is another file
+   * (replaced since) is refused rather than read through a stale copy */
+  uint64_t dev, ino, size;
+  int64_t mtime_ns;
 };
 /* Open (or build) the source of the archive in in_fd (not closed): the
  * index from cache_dirfd when an entry for the file's identity loads

@@ -114,6 +114,9 @@ const char *layout_file_format(const char *rel, size_t len);
  * contradict each other). */
 int layout_backing_format(const char *recorded, const char *rel, size_t len,
                           const char **fmt);
+/* the `name:` of a Proxmox qemu-server.conf's main section (not of a
+ * [snapshot] section), malloc'd, or NULL (layout-vma.c; PBS too) */
+char *pve_conf_name(const char *conf);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
 

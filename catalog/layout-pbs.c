@@ -133,22 +133,6 @@ read_conf(struct scan *s, const char *snaprel)
   return text;
 }
 
-/* "name: foo" of a qemu-server.conf (the main section only), or NULL */
-static char *
-conf_name(const char *conf)
-{
-  for (const char *l = conf; l && *l;) {
-    const char *eol = strchr(l, '\n');
-    size_t n = eol ? (size_t)(eol - l) : strlen(l);
-    if (n && l[0] == '[')
-      break;                                    /* a snapshot section */
-    if (n > 6 && !memcmp(l, "name: ", 6))
-      return cat_xstrndup(l + 6, n - 6);
-    l = eol ? eol + 1 : NULL;
-  }
-  return NULL;
-}
-
 static void
 snapshot(struct scan *s, const char *store, const char *vm,
          const char *snaprel, const char *tname)
@@ -185,7 +169,7 @@ snapshot(struct scan *s, const char *store, const char *vm,
     b->status = cat_xstrdup("no drive-*.img.fidx in the snapshot");
   CLEANUP_FREE char *conf = has_name(&files, "qemu-server.conf.blob")
                           ? read_conf(s, snaprel) : NULL;
-  CLEANUP_FREE char *name = conf ? conf_name(conf) : NULL;
+  CLEANUP_FREE char *name = conf ? pve_conf_name(conf) : NULL;
   b->extra = cat_json_kv(3, "vm_config", conf, "vm_name", name,
                          "datastore", store);
   scan_names_free(&files);

@@ -125,9 +125,8 @@ archive_info(struct scan *s, const char *rel)
   return r2;
 }
 
-/* "name: foo" of the main section of a qemu-server.conf, or NULL */
-static char *
-conf_name(const char *conf)
+char *
+pve_conf_name(const char *conf)
 {
   for (const char *l = conf; l && *l;) {
     const char *eol = strchr(l, '\n');
@@ -186,7 +185,7 @@ add_archive(struct scan *s, const struct scan_dir *sd, const char *file,
     b->status = cat_xstrdup("the archive holds no device");
   const char *conf = json_object_object_get_ex(o, "conf", &v)
                    ? json_object_get_string(v) : NULL;
-  CLEANUP_FREE char *name = conf ? conf_name(conf) : NULL;
+  CLEANUP_FREE char *name = conf ? pve_conf_name(conf) : NULL;
   /* <archive>.notes: the operator's note on this backup */
   CLEANUP_FREE char *notes = NULL;
   CLEANUP_FREE char *nrel = cat_xasprintf("%s.notes", rel);

@@ -71,6 +71,32 @@ cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" || fail "vma.zst no l
 after=$(inodes | grep -F -f <(sed 's/ .*//' <<<"$before"))
 [ "$before" = "$after" ] || fail "VMA indexes rebuilt on remount: $before / $after"
 ok "vzdump: indexes reused across rescan and remount"
+# archives replaced under the mount (rescanned): the .vma reads as the new
+# one; the .vma.zst, whose unpacked copy is of the old file, is EIO until
+# a remount, never the old bytes
+Z=$D/vzdump-qemu-100-2026_10_02-03_00_00.vma.zst
+cp "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma" "$T/old.vma"
+gen vma "$T/new.vma" --dev drive-scsi0="$T/a1.raw" --dev drive-virtio1="$T/b0.raw"
+cp "$T/new.vma" "$D/x.tmp"; mv "$D/x.tmp" "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma"
+gen vma "$T/new2.vma" --dev drive-scsi0="$T/a0.raw"
+zstd -q "$T/new2.vma" -o "$D/y.tmp"; mv "$D/y.tmp" "$Z"
+wait_for cmp "$bk/disks/scsi0.img" "$T/a1.raw" || fail "a replaced .vma does not read as the new archive"
+for _ in $(seq 50); do
+  cmp -s "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" 2>/dev/null || break
+  sleep 0.2
+done
+if cmp -s "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" 2>/dev/null; then
+  fail "a replaced .vma.zst still reads as the old archive"
+fi
+ok "vzdump: replaced archives: .vma reads the new one, .vma.zst refuses the stale copy"
+bfs_umount "$M"
+bfs_mount "$T/repo-vma" "$M"
+cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/a0.raw" || fail "the replaced .vma.zst after a remount"
+bfs_umount "$M"
+cp "$T/old.vma" "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma"
+gen vma "$T/v1.vma" --dev drive-scsi0="$T/a1.raw" --config qemu-server.conf="$T/conf"
+rm -f "$Z"; zstd -q "$T/v1.vma" -o "$Z"
+bfs_mount "$T/repo-vma" "$M"
 bfs_umount "$M"
 
 # --- a PBS datastore: two finished snapshots sharing chunks, one unfinished ---
