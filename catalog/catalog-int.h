@@ -46,12 +46,22 @@ struct catalog {
                                    read the previous state meanwhile) */
   char *cloudstack_backups;     /* absolute path or NULL */
   char *source_options;         /* catalog_opts.source_options, a copy */
+  char **roots;                 /* [0] is repo; realpaths */
+  int *root_fd;
+  size_t nroots;
+  bool show_removed;
   bool progress;
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for
  * a layout: 0 and a malloc'd *value, or -ENOENT */
 int cat_source_option(const catalog_t *cat, const char *name, char **value);
+
+/* the descriptor a locator is opened beneath (root0_fd for root 0, the
+ * catalog's for the others), *rel inside it and *root its path (may be
+ * NULL); -1 with errno ENOENT for a locator of no root */
+int cat_root_at(const catalog_t *cat, int root0_fd, const char *loc,
+                const char **rel, const char **root);
 
 /* ---- small helpers (util.c) ---- */
 void *cat_xmalloc(size_t n);
@@ -140,7 +150,9 @@ int domain_info_from_json(const char *s, struct domain_info *d);
 struct lb_volume { char *uuid, *type, *path; int deviceid; };
 struct lb_backup {
   char *id, *vm, *vm_id;
-  int64_t time;
+  char *status, *type, *external_id;      /* NULL when absent */
+  bool removed;                 /* status Removed/Expunged/Error/Failed */
+  int64_t time;                 /* INT64_MIN: no (valid) date */
   struct lb_volume *vols;
   size_t nvols;
 };
@@ -260,13 +272,19 @@ void scan_add_disk_recipe(struct model_backup *b, const char *name,
 /* Resolve backing name of overlay (repo-relative) to a repo-relative path.
  * exists(rel) says whether a regular file is there. */
 typedef bool (*resolve_exists_fn)(void *opaque, const char *rel);
-int resolve_backing_rel(const char *repo, const char *overlay_rel,
+int resolve_backing_rel(const char *const *roots, size_t nroots,
+                        const char *overlay_rel,
                         const char *backing, resolve_exists_fn exists,
                         void *opaque, char **out_rel);
+/* the locator prefix of root i > 0: ".root<i>" */
+#define CAT_ROOT_PREFIX ".root"
 /* lexical: join a repo-relative dir and a relative name; NULL if it escapes */
 char *resolve_join(const char *dir, const char *name);
-/* realpath(repo/rel) is a regular file inside repo */
-bool resolve_fs_exists(const char *repo, const char *rel);
+/* the locator's file is a regular file inside its root (realpath) */
+bool resolve_fs_exists(const char *const *roots, size_t nroots,
+                       const char *loc);
+/* the root index of a locator and *rel inside it, or -1 (no such root) */
+int resolve_root_of(size_t nroots, const char *loc, const char **rel);
 
 /* db.c */
 int db_open(const char *path, sqlite3 **out);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -19,13 +20,14 @@
 #include "common/error.h"
 #include "common/json-str.h"
 
-enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN };
+enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN, OPT_SHOW_REMOVED };
 
 static const struct option long_opts[] = {
   { "catalog", required_argument, NULL, OPT_CATALOG },
   { "cloudstack-backups", required_argument, NULL, OPT_CSB },
   { "json", no_argument, NULL, 'j' },
   { "no-scan", no_argument, NULL, OPT_NO_SCAN },
+  { "show-removed", no_argument, NULL, OPT_SHOW_REMOVED },
   { "quiet", no_argument, NULL, 'q' },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
@@ -46,6 +48,7 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
     switch (c) {
     case OPT_CATALOG: a->opts.catalog_path = optarg; break;
     case OPT_CSB: a->opts.cloudstack_backups = optarg; break;
+    case OPT_SHOW_REMOVED: a->opts.show_removed = true; break;
     case 'j': a->json = true; break;
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN:
@@ -55,9 +58,17 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
     case 'h': help(stdout); exit(0);
     default: goto usage;
     }
-  if (optind >= argc || argc - optind > (list ? 2 : 1)) goto usage;
+  if (optind >= argc) goto usage;
+  /* REPO [REPO...] [VM]: list's last argument is a VM unless it is a
+   * directory */
   a->repo = argv[optind];
-  a->vm = list && argc - optind == 2 ? argv[optind + 1] : NULL;
+  int last = argc;
+  struct stat st;
+  if (list && argc - optind >= 2 &&
+      (stat(argv[argc - 1], &st) < 0 || !S_ISDIR(st.st_mode)))
+    a->vm = argv[--last];
+  a->opts.extra_repos = (const char *const *)argv + optind + 1;
+  a->opts.nextra_repos = (size_t)(last - optind - 1);
   a->opts.progress = !a->json && !a->quiet && isatty(STDERR_FILENO);
   return 0;
 usage:
@@ -70,16 +81,22 @@ scan_help(FILE *f)
 {
   fprintf(f,
     "usage: backupfs scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-    "                     [--json] [--quiet] REPO\n\n"
+    "                     [--show-removed] [--json] [--quiet] REPO [REPO...]\n\n"
     "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
-    "broken backups, image headers read and seconds.\n\n"
+    "broken backups, image headers read and seconds.  More REPOs are more\n"
+    "stores of the same repository (KBOSS secondary storage): scanned with\n"
+    "the first, backing files found across all of them, remembered by the\n"
+    "first's catalog.\n\n"
     "  --catalog FILE              SQLite catalog to use (default: one per\n"
     "                              repository in $XDG_CACHE_HOME/backupfs/,\n"
     "                              /var/cache/backupfs/ for root)\n"
     "  --cloudstack-backups FILE   CloudStack listBackups JSON export naming\n"
-    "                              the VMs of KBOSS volumes (remembered)\n"
+    "                              VM names, backup ids and dates of NAS and\n"
+    "                              KBOSS backups (remembered)\n"
+    "  --show-removed              show backups the export marks Removed,\n"
+    "                              Expunged, Error or Failed (flagged)\n"
     "  --json                      print the summary as JSON\n"
     "  -q, --quiet                 no progress, no summary\n"
     "  -h, --help                  this help\n");
@@ -90,14 +107,17 @@ list_help(FILE *f)
 {
   fprintf(f,
     "usage: backupfs list [--json] [--no-scan] [--catalog FILE]\n"
-    "                     [--cloudstack-backups FILE] REPO [VM]\n\n"
+    "                     [--cloudstack-backups FILE] [--show-removed]\n"
+    "                     REPO [REPO...] [VM]\n\n"
     "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
     "incrementally first.\n\n"
     "  --json        backup.json objects grouped by VM\n"
     "  --no-scan     list what the catalog holds without rescanning\n"
-    "  --catalog FILE, --cloudstack-backups FILE   as for scan\n"
+    "  --catalog FILE, --cloudstack-backups FILE, --show-removed   as for\n"
+    "                scan; more REPOs are more stores, as for scan (the last\n"
+    "                argument is a VM unless it is a directory)\n"
     "  -h, --help    this help\n");
 }
 

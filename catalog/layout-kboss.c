@@ -46,7 +46,13 @@
 
 struct kboss_image {
   char *account, *volume, *rel, *base;
+  char *parent_base;            /* last component of the backing name */
   int64_t mtime;
+  struct kboss_image *parent, *child;
+  struct lb_backup *lb;         /* the export's backup of this image */
+  struct lb_volume *lv;
+  int64_t time;
+  const char *time_source;
   bool claimed;
 };
 
@@ -71,7 +77,7 @@ kboss_state_free(void *p)
   struct kboss_state *ks = p;
   for (size_t i = 0; i < ks->n; i++) {
     free(ks->v[i].account); free(ks->v[i].volume);
-    free(ks->v[i].rel); free(ks->v[i].base);
+    free(ks->v[i].rel); free(ks->v[i].base); free(ks->v[i].parent_base);
   }
   free(ks->v);
   free(ks);
@@ -110,9 +116,12 @@ kboss_dir(struct scan *s, const struct scan_dir *sd)
     if (f && f->format && !strcmp(f->format, "qcow2")) {
       if (!ks) ks = kboss_state(s);
       CAT_GROW(ks->v, ks->cap, ks->n);
+      const char *pb = f->backing ? strrchr(f->backing, '/') : NULL;
       ks->v[ks->n++] = (struct kboss_image){
         .account = cat_xstrdup(account), .volume = cat_xstrdup(volume),
         .rel = rel, .base = cat_xstrdup(names[i]),
+        .parent_base = f->backing ? cat_xstrdup(pb ? pb + 1 : f->backing)
+                                  : NULL,
         .mtime = f->mtime_ns / 1000000000,
       };
       rel = NULL;
@@ -179,7 +188,10 @@ parse_volumes(struct lb_backup *b, struct json_object *vols)
       lv->uuid = jstr(v, "uuid");
       lv->type = jstr(v, "type");
       lv->path = jstr(v, "path");
-      lv->deviceid = json_object_object_get_ex(v, "deviceid", &d) && d
+      /* Backup.VolumeInfo serialises deviceId; older exports and hand
+       * written ones say deviceid */
+      lv->deviceid = (json_object_object_get_ex(v, "deviceId", &d) ||
+                      json_object_object_get_ex(v, "deviceid", &d)) && d
                      ? json_object_get_int(d) : INT_MAX;
     }
   }
@@ -223,10 +235,20 @@ kboss_parse_listbackups(const char *buf, size_t len, struct lb_backup **out,
     b->id = jstr(e, "id");
     b->vm = jstr(e, "virtualmachinename");
     b->vm_id = jstr(e, "virtualmachineid");
-    char *date = jstr(e, "date");
+    /* BackupResponse: "created" since 4.21 (ApiConstants.CREATED), "date"
+     * before; java.util.Date as the API prints it, with its offset */
+    char *date = jstr(e, "created");
+    if (!date) date = jstr(e, "date");
     if (!date || layout_parse_time(date, strlen(date), &b->time) < 0)
       b->time = INT64_MIN;
     free(date);
+    b->status = jstr(e, "status");
+    b->type = jstr(e, "type");
+    b->external_id = jstr(e, "externalid");
+    b->removed = b->status && (!strcasecmp(b->status, "Removed") ||
+                               !strcasecmp(b->status, "Expunged") ||
+                               !strcasecmp(b->status, "Error") ||
+                               !strcasecmp(b->status, "Failed"));
     if (json_object_object_get_ex(e, "volumes", &vols) && vols)
       parse_volumes(b, vols);
   }
@@ -243,6 +265,9 @@ kboss_listbackups_free(struct lb_backup *b, size_t n)
     free(b[i].id);
     free(b[i].vm);
     free(b[i].vm_id);
+    free(b[i].status);
+    free(b[i].type);
+    free(b[i].external_id);
     for (size_t j = 0; j < b[i].nvols; j++) {
       free(b[i].vols[j].uuid);
       free(b[i].vols[j].type);
@@ -255,31 +280,211 @@ kboss_listbackups_free(struct lb_backup *b, size_t n)
 
 /* ---- grouping ---- */
 
+/* parent/child links inside a volume: the backing name's last component
+ * is the parent's file name (uuids), and both sit in the same volume */
 static void
-group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
-             size_t nlb)
+link_chains(struct kboss_state *ks, struct cat_map *bybase)
+{
+  for (size_t i = 0; i < ks->n; i++) {
+    struct kboss_image *k = &ks->v[i], *p;
+    if (!k->parent_base) continue;
+    p = cat_map_get(bybase, k->parent_base);
+    if (p && p != k && !strcmp(p->volume, k->volume) && !p->child) {
+      k->parent = p;
+      p->child = k;
+    }
+  }
+}
+
+static void
+claim(struct kboss_image *k, struct lb_backup *b, struct lb_volume *v)
+{
+  k->lb = b;
+  k->lv = v;
+}
+
+struct vol_entry { struct lb_backup *b; struct lb_volume *v; };
+
+static int
+cmp_entry(const void *x, const void *y)
+{
+  const struct vol_entry *a = x, *b = y;
+  return a->b->time < b->b->time ? -1 : a->b->time > b->b->time;
+}
+
+static int
+cmp_mtime(const void *x, const void *y)
+{
+  const struct kboss_image *a = *(struct kboss_image *const *)x,
+                           *b = *(struct kboss_image *const *)y;
+  return a->mtime < b->mtime ? -1 : a->mtime > b->mtime;
+}
+
+/* Match the export's volumes that name no file (end-of-chain and isolated
+ * backups: their path is the primary-storage one) for one volume uuid.
+ * A volume's backups are sequential, each incremental the child of the
+ * one before it.  So, with e[] every dated entry of this volume in date
+ * order:
+ *   - an image whose parent is matched is the entry right after the
+ *     parent's, if that one is unmatched (the successor of a backup in
+ *     time is its child);
+ *   - the isolated images left (no parent, no child) take the unmatched
+ *     entries left, in order, only when the counts agree and no entry is
+ *     dated after its image's mtime (a file is finished after its backup
+ *     began; compression only moves mtime later).
+ * Anything else stays unmatched (a volume-<account>-<volume> entry): a
+ * guess would put another backup's disk into a VM. */
+static void
+match_volume(struct kboss_state *ks, const char *vol, struct vol_entry *e,
+             size_t ne, bool *used)
+{
+  qsort(e, ne, sizeof *e, cmp_entry);
+  for (bool again = true; again;) {
+    again = false;
+    for (size_t i = 0; i < ks->n; i++) {
+      struct kboss_image *k = &ks->v[i];
+      if (k->lb || strcmp(k->volume, vol) || !k->parent || !k->parent->lb)
+        continue;
+      for (size_t j = 0; j + 1 < ne; j++)
+        if (e[j].b == k->parent->lb && !used[j + 1] &&
+            e[j + 1].b->time != e[j].b->time) {
+          claim(k, e[j + 1].b, e[j + 1].v);
+          used[j + 1] = again = true;
+          break;
+        }
+    }
+  }
+  struct kboss_image **iso = cat_xcalloc(ks->n + 1, sizeof *iso);
+  size_t niso = 0, nfree = 0;
+  for (size_t i = 0; i < ks->n; i++)
+    if (!ks->v[i].lb && !ks->v[i].parent && !ks->v[i].child &&
+        !strcmp(ks->v[i].volume, vol))
+      iso[niso++] = &ks->v[i];
+  for (size_t j = 0; j < ne; j++) nfree += !used[j];
+  if (niso && niso == nfree) {
+    qsort(iso, niso, sizeof *iso, cmp_mtime);
+    bool ok = true;
+    for (size_t j = 0, m = 0; j < ne && ok; j++)
+      if (!used[j]) ok = e[j].b->time <= iso[m++]->mtime + 60;
+    for (size_t j = 0, m = 0; j < ne && ok; j++)
+      if (!used[j]) {
+        claim(iso[m++], e[j].b, e[j].v);
+        used[j] = true;
+      }
+  }
+  free(iso);
+}
+
+static void
+match_export(struct kboss_state *ks, struct lb_backup *lb, size_t nlb)
 {
   struct cat_map bybase;
   cat_map_init(&bybase);
   for (size_t i = 0; i < ks->n; i++)
     cat_map_put(&bybase, ks->v[i].base, &ks->v[i]);
+  link_chains(ks, &bybase);
 
-  for (size_t i = 0; i < nlb; i++) {
-    struct model_backup *b = NULL;
-    int64_t newest = INT64_MIN;
+  /* 1. mid-chain backups: the path's last component is the file name */
+  for (size_t i = 0; i < nlb; i++)
     for (size_t j = 0; j < lb[i].nvols; j++) {
       struct lb_volume *v = &lb[i].vols[j];
       if (!v->path) continue;
       const char *last = strrchr(v->path, '/');
       struct kboss_image *k = cat_map_get(&bybase, last ? last + 1 : v->path);
+      if (k && !k->lb && (!v->uuid || !strcmp(v->uuid, k->volume)))
+        claim(k, &lb[i], v);
+    }
+  cat_map_free(&bybase);
+
+  /* 2. the others by volume uuid, chain order and dates */
+  struct cat_map done;
+  cat_map_init(&done);
+  for (size_t i = 0; i < nlb; i++)
+    for (size_t j = 0; j < lb[i].nvols; j++) {
+      const char *vol = lb[i].vols[j].uuid;
+      if (!vol || cat_map_get(&done, vol)) continue;
+      cat_map_put(&done, vol, (void *)vol);
+      struct vol_entry *e = NULL;
+      size_t ne = 0, cap = 0;
+      for (size_t x = 0; x < nlb; x++)
+        for (size_t y = 0; y < lb[x].nvols; y++)
+          if (lb[x].vols[y].uuid && !strcmp(lb[x].vols[y].uuid, vol) &&
+              lb[x].time != INT64_MIN) {
+            CAT_GROW(e, cap, ne);
+            e[ne++] = (struct vol_entry){ &lb[x], &lb[x].vols[y] };
+          }
+      bool *used = cat_xcalloc(ne + 1, sizeof *used);
+      for (size_t x = 0; x < ne; x++)
+        for (size_t k = 0; k < ks->n; k++)
+          if (ks->v[k].lv == e[x].v) used[x] = true;
+      match_volume(ks, vol, e, ne, used);
+      free(used);
+      free(e);
+    }
+  cat_map_free(&done);
+}
+
+/* Each image's point in time: the export's date when it has one; else its
+ * mtime, kept inside what the chain allows: after the parent's time and
+ * before every descendant's (a descendant's date, or its mtime: a file is
+ * finished after its backup began).  A compression finishing late moves an
+ * mtime past the next backup's; the bound takes it back. */
+static void
+image_times(struct kboss_state *ks)
+{
+  for (size_t i = 0; i < ks->n; i++) {
+    struct kboss_image *root = &ks->v[i];
+    if (root->parent) continue;
+    int64_t lo = INT64_MIN;
+    for (struct kboss_image *k = root; k; k = k->child) {
+      if (k->lb && k->lb->time != INT64_MIN) {
+        k->time = k->lb->time;
+        k->time_source = "export";
+      }
+      else {
+        int64_t hi = INT64_MAX;
+        for (struct kboss_image *d = k->child; d; d = d->child) {
+          int64_t t = d->lb && d->lb->time != INT64_MIN ? d->lb->time
+                                                         : d->mtime;
+          if (t - 1 < hi) hi = t - 1;
+        }
+        k->time = k->mtime;
+        k->time_source = "mtime";
+        if (k->time > hi) k->time = hi, k->time_source = "chain-bounded";
+        if (lo != INT64_MIN && k->time <= lo)
+          k->time = lo + 1, k->time_source = "chain-bounded";
+      }
+      lo = k->time;
+    }
+  }
+}
+
+static void
+group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
+             size_t nlb)
+{
+  bool show = s->cat->show_removed;
+  for (size_t i = 0; i < nlb; i++) {
+    struct model_backup *b = NULL;
+    const char *vm = lb[i].vm ? lb[i].vm : lb[i].vm_id;
+    if (!vm) continue;
+    for (size_t j = 0; j < lb[i].nvols; j++) {
+      struct lb_volume *v = &lb[i].vols[j];
+      struct kboss_image *k = NULL;
+      for (size_t x = 0; x < ks->n && !k; x++)
+        if (ks->v[x].lv == v) k = &ks->v[x];
       if (!k || k->claimed) continue;
-      const char *vm = lb[i].vm ? lb[i].vm : lb[i].vm_id ? lb[i].vm_id : NULL;
-      if (!vm) continue;
+      k->claimed = true;                /* hidden ones too: not a volume */
+      if (lb[i].removed && !show) continue;
       if (!b) {
-        b = scan_add_backup(s, vm, lb[i].time, "cloudstack-kboss", k->rel);
-        if (lb[i].id)
-          b->extra = cat_json_kv(2, "backup_id", lb[i].id,
-                                 "vm_id", lb[i].vm_id);
+        b = scan_add_backup(s, vm, k->time, "cloudstack-kboss", k->rel);
+        b->extra = cat_json_kv(7, "backup_id", lb[i].id,
+                               "vm_id", lb[i].vm_id,
+                               "cloudstack_status", lb[i].status,
+                               "backup_type", lb[i].type,
+                               "time_source", k->time_source,
+                               "removed", lb[i].removed ? "true" : NULL,
+                               "account", k->account);
       }
       bool root = v->type && !strcasecmp(v->type, "ROOT");
       const char *vol = v->uuid ? v->uuid : k->volume;
@@ -288,12 +493,8 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
       int order = root ? -1 : (dev < 1000000 ? dev * 1000 : 1000000000) + (int)j;
       scan_add_disk(b, name, k->rel, vol, order);
       free(name);
-      k->claimed = true;
-      if (k->mtime > newest) newest = k->mtime;
     }
-    if (b && b->time == INT64_MIN) b->time = newest;
   }
-  cat_map_free(&bybase);
 }
 
 static int
@@ -309,26 +510,37 @@ kboss_finish(struct scan *s)
   const char *lbfile = s->cat->cloudstack_backups;
   size_t first = s->nbackups;
   struct kboss_state *ks = *scan_layout_state(s, &layout_kboss);
+  struct lb_backup *lb = NULL;
+  size_t nlb = 0;
 
   if (!ks) return;
   if (lbfile && ks->n) {
     char *buf;
-    size_t len, nlb;
-    struct lb_backup *lb;
+    size_t len;
     int r = cat_read_file(AT_FDCWD, lbfile, 256 << 20, &buf, &len);
     if (r == 0) {
       r = kboss_parse_listbackups(buf, len, &lb, &nlb);
       free(buf);
-      if (r == 0) {
-        group_listed(s, ks, lb, nlb);
-        kboss_listbackups_free(lb, nlb);
-      }
-      else
+      if (r < 0)
         bfs_error_prefix(r, "%s: ", lbfile);
     }
     if (r < 0)
       bfs_log(BFS_LOG_WARN, "%s (ignored)", bfs_last_error());
   }
+  if (nlb)
+    match_export(ks, lb, nlb);
+  else {
+    struct cat_map bybase;
+    cat_map_init(&bybase);
+    for (size_t i = 0; i < ks->n; i++)
+      cat_map_put(&bybase, ks->v[i].base, &ks->v[i]);
+    link_chains(ks, &bybase);
+    cat_map_free(&bybase);
+  }
+  image_times(ks);
+  if (nlb)
+    group_listed(s, ks, lb, nlb);
+  kboss_listbackups_free(lb, nlb);
   for (size_t i = first; i < s->nbackups; i++)
     qsort(s->backups[i].disks, s->backups[i].ndisks,
           sizeof *s->backups[i].disks, cmp_order);
@@ -337,10 +549,11 @@ kboss_finish(struct scan *s)
     struct kboss_image *k = &ks->v[i];
     if (!k->claimed) {
       char *vm = cat_xasprintf("volume-%s-%s", k->account, k->volume);
-      struct model_backup *b = scan_add_backup(s, vm, k->mtime,
+      struct model_backup *b = scan_add_backup(s, vm, k->time,
                                                "cloudstack-kboss", k->rel);
       scan_add_disk(b, k->volume, k->rel, k->volume, 0);
-      b->extra = cat_json_kv(2, "account", k->account, "volume", k->volume);
+      b->extra = cat_json_kv(3, "account", k->account, "volume", k->volume,
+                             "time_source", k->time_source);
       free(vm);
     }
   }

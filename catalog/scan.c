@@ -104,7 +104,9 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   s->reopened++;
   f->decided = cat_xstrdup(fmt ? fmt : "probe");
   bfs_clear_error();
-  if ((fd = bfs_open_beneath(s->repo_fd, s->cat->repo, f->path)) < 0 ||
+  const char *root, *rel;
+  int dfd = cat_root_at(s->cat, s->repo_fd, f->path, &rel, &root);
+  if ((fd = bfs_open_beneath(dfd, root, rel)) < 0 ||
       blk_io_fd(fd, f->path, &io) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
     if (fmt)
@@ -145,7 +147,9 @@ scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 
   if (f && f->seen)
     return f->kind == kind ? f : NULL;
-  if (fstatat(s->repo_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+  const char *in;
+  int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  if (dfd < 0 || fstatat(dfd, in, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
       !S_ISREG(st.st_mode))
     return NULL;
   s->walked++;
@@ -318,7 +322,9 @@ list_dir(struct scan *s, const char *rel, struct names *files,
             "skipped", s->cat->repo, rel);
     return;
   }
-  int fd = openat(s->repo_fd, rel,
+  const char *in;
+  int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  int fd = dfd < 0 ? -1 : openat(dfd, in,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT)          /* vanished meanwhile: nothing to say */
@@ -366,8 +372,9 @@ walk_dir(struct scan *s, const char *rel, unsigned depth, const char **parts,
   names_free(&files);
   if (!claimed && depth < CAT_LAYOUT_MAX_DEPTH)
     for (size_t j = 0; j < dirs.n; j++) {
-      CLEANUP_FREE char *sub = depth ? cat_xasprintf("%s/%s", rel, dirs.v[j])
-                                     : cat_xstrdup(dirs.v[j]);
+      CLEANUP_FREE char *sub = strcmp(rel, ".")
+                               ? cat_xasprintf("%s/%s", rel, dirs.v[j])
+                               : cat_xstrdup(dirs.v[j]);
       parts[depth] = dirs.v[j];
       walk_dir(s, sub, depth + 1, parts, repo_is_backups);
     }
@@ -390,6 +397,12 @@ walk(struct scan *s)
     if (cat_layouts[i]->repo && cat_layouts[i]->repo(s))
       return;
   walk_dir(s, ".", 0, parts, repo_is_backups);
+  for (size_t i = 1; i < s->cat->nroots; i++) {   /* more stores */
+    char rel[32];
+    base = strrchr(s->cat->roots[i], '/');
+    snprintf(rel, sizeof rel, CAT_ROOT_PREFIX "%zu", i);
+    walk_dir(s, rel, 0, parts, base && !strcmp(base + 1, "backups"));
+  }
 }
 
 void **
@@ -428,7 +441,8 @@ scan_exists(void *opaque, const char *rel)
   struct scan_file *f = cat_map_get(&s->files, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
   if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
-  return resolve_fs_exists(s->cat->repo, rel);
+  return resolve_fs_exists((const char *const *)s->cat->roots,
+                           s->cat->nroots, rel);
 }
 
 static bool
@@ -447,7 +461,8 @@ resolve_layer(struct scan *s, struct scan_file *f)
     f->resolved = true;
     free(f->resolve_error);
     f->resolve_error = NULL;
-    if (resolve_backing_rel(s->cat->repo, f->path, f->backing, scan_exists,
+    if (resolve_backing_rel((const char *const *)s->cat->roots,
+                            s->cat->nroots, f->path, f->backing, scan_exists,
                             s, &next) < 0) {
       f->resolve_error = cat_xstrdup(bfs_last_error());
       next = NULL;
@@ -735,6 +750,7 @@ catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats
   pthread_mutex_unlock(&cat->lock);
   if (r < 0) return r;
   if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
+      cat->nroots > 1 ||
       strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
     return scan_run(cat, NULL, stats);
   return scan_run(cat, vm, stats);
