@@ -459,6 +459,27 @@ image_times(struct kboss_state *ks)
   }
 }
 
+/* backup.json's CloudStack fields; "removed": true only when shown */
+static char *
+backup_extra(const struct lb_backup *lb, const struct kboss_image *k)
+{
+  char *kv = cat_json_kv(6, "backup_id", lb->id, "vm_id", lb->vm_id,
+                         "cloudstack_status", lb->status,
+                         "backup_type", lb->type,
+                         "time_source", k->time_source,
+                         "account", k->account);
+  if (!lb->removed || !kv)
+    return kv;
+  struct json_object *o = json_tokener_parse(kv);
+  free(kv);
+  if (!o) abort();
+  json_object_object_add(o, "removed", json_object_new_boolean(1));
+  char *r = cat_xstrdup(json_object_to_json_string_ext(o,
+                                                       JSON_C_TO_STRING_PLAIN));
+  json_object_put(o);
+  return r;
+}
+
 static void
 group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
              size_t nlb)
@@ -478,13 +499,7 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
       if (lb[i].removed && !show) continue;
       if (!b) {
         b = scan_add_backup(s, vm, k->time, "cloudstack-kboss", k->rel);
-        b->extra = cat_json_kv(7, "backup_id", lb[i].id,
-                               "vm_id", lb[i].vm_id,
-                               "cloudstack_status", lb[i].status,
-                               "backup_type", lb[i].type,
-                               "time_source", k->time_source,
-                               "removed", lb[i].removed ? "true" : NULL,
-                               "account", k->account);
+        b->extra = backup_extra(&lb[i], k);
       }
       bool root = v->type && !strcasecmp(v->type, "ROOT");
       const char *vol = v->uuid ? v->uuid : k->volume;

@@ -55,17 +55,23 @@ struct opts {
   unsigned guest_timeout, guest_call_timeout, guest_idle, guest_list_wait;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
+  char *extra_repos[16];            /* more stores (realpaths in run) */
+  size_t nextra;
+  bool show_removed;                /* -o show_removed */
 };
 
 static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs mount [-f] [-d] [-s] [--scratch DIR] [-o OPTS] REPO MOUNTPOINT\n"
+"usage: backupfs mount [-f] [-d] [-s] [--scratch DIR] [-o OPTS] REPO [REPO...]\n"
+"                      MOUNTPOINT\n"
 "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)\n"
 "\n"
 "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
 "MOUNTPOINT as <vm>/<time>/{backup.json,domain.xml,disks/<disk>.img,files/}.\n"
+"More REPOs are more stores of the same repository (KBOSS secondary storage:\n"
+"backing files are found across all of them), remembered by the first's catalog.\n"
 "Unmount with: fusermount3 -u MOUNTPOINT\n"
 "\n"
 "  -f                 stay in the foreground\n"
@@ -77,6 +83,8 @@ usage(FILE *f)
 "     catalog=FILE             catalog database (default: per-repository file\n"
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
+"     show_removed             show backups the export marks Removed, Expunged,\n"
+"                              Error or Failed (flagged in backup.json)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     writable                 disks/<disk>.img take writes, kept in sparse\n"
 "                              scratch files (the backup never changes)\n"
@@ -205,6 +213,8 @@ parse_o(struct opts *o, const char *arg)
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
+    else if (!strcmp(tok, "show_removed"))
+      o->show_removed = true;
     else if (!strcmp(tok, "debug"))
       o->debug = o->foreground = true;
     else if (!strcmp(tok, "allow_other"))
@@ -245,7 +255,7 @@ parse_o(struct opts *o, const char *arg)
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
-  const char *pos[2];
+  const char *pos[18];
   int npos = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -279,15 +289,18 @@ parse_args(int argc, char **argv, struct opts *o)
     }
     else if (a[0] == '-' && a[1])
       return bfs_error(-EINVAL, "unknown option '%s'", a);
-    else if (npos < 2)
+    else if (npos < 18)
       pos[npos++] = a;
     else
       return bfs_error(-EINVAL, "too many arguments ('%s')", a);
   }
-  if (npos != 2)
+  if (npos < 2)
     return bfs_error(-EINVAL, "need REPO and MOUNTPOINT");
   o->repo = pos[0];
-  o->mountpoint = pos[1];
+  o->mountpoint = pos[npos - 1];
+  for (int i = 1; i + 1 < npos; i++)        /* REPO [REPO...] MOUNTPOINT */
+    if (!(o->extra_repos[o->nextra++] = strdup(pos[i])))
+      return -ENOMEM;
   return 0;
 }
 
@@ -482,6 +495,9 @@ open_catalog(const struct opts *o, bool progress)
     .catalog_path = o->catalog,
     .cloudstack_backups = o->cloudstack_backups,
     .source_options = o->source_options,
+    .extra_repos = (const char *const *)o->extra_repos,
+    .nextra_repos = o->nextra,
+    .show_removed = o->show_removed,
     .progress = progress,
   };
   return catalog_open(mnt.repo, &copts, &mnt.cat);
@@ -509,6 +525,15 @@ run(struct opts *o)
   r = check_placement(o, mnt.repo, mnt.mountpoint);
   if (r < 0)
     return r;
+  for (size_t i = 0; i < o->nextra; i++) {  /* the daemon runs in / */
+    char *real = realpath(o->extra_repos[i], NULL);
+    if (!real)
+      return bfs_error(-errno, "%s: %m", o->extra_repos[i]);
+    free(o->extra_repos[i]);
+    o->extra_repos[i] = real;
+    if ((r = check_placement(o, real, mnt.mountpoint)) < 0)
+      return r;
+  }
   if (o->log_level >= 0)
     bfs_log_level = o->log_level;
   else if (bfs_log_level < BFS_LOG_INFO)
@@ -701,6 +726,8 @@ fs_mount_cmd(int argc, char **argv)
   free(o.catalog);
   free(o.cloudstack_backups);
   free(o.source_options);
+  for (size_t i = 0; i < o.nextra; i++)
+    free(o.extra_repos[i]);
   free(o.scratch);
   free(o.log_file);
   if (r < 0)

@@ -128,7 +128,13 @@ static bool
 perm_of(const char *rel, struct perm *p, struct stat *out)
 {
   struct stat st;
-  if (fstatat(mnt.repo_fd, rel && *rel ? rel : ".", &st,
+  int fd = mnt.repo_fd, root;
+  /* a layer in another store (catalog.h: ".root<i>/" locators) */
+  if (rel && *rel && (root = catalog_locator_root(mnt.cat, rel, &rel)) != 0) {
+    if (root < 0) return false;
+    fd = catalog_root_fd(mnt.cat, (size_t)root);
+  }
+  if (fstatat(fd, rel && *rel ? rel : ".", &st,
               AT_SYMLINK_NOFOLLOW | (rel && *rel ? 0 : AT_EMPTY_PATH)) < 0)
     return false;
   p->uid = st.st_uid;
