@@ -252,6 +252,9 @@ struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind,
 struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      int64_t time, const char *source,
                                      const char *key);
+/* drop backup i of the model (a layout's finish step: one the CloudStack
+ * export marks removed) */
+void scan_drop_backup(struct scan *s, size_t i);
 void scan_add_disk(struct model_backup *b, const char *name, const char *top,
                    const char *volume, int order);
 /* A disk whose recipe the layout knows itself (a format whose points in

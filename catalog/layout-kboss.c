@@ -42,6 +42,7 @@
 #include <json-c/json.h>
 
 #include "catalog/catalog-int.h"
+#include "common/cleanup.h"
 #include "common/error.h"
 
 struct kboss_image {
@@ -512,6 +513,53 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
   }
 }
 
+/* The export names NAS backups too: externalid is <instance>/<stamp>, the
+ * backup's directory (NASBackupProvider).  A match adds the display name,
+ * backup id and status, takes the export's date (exact, with its offset)
+ * and drops a removed backup unless show_removed. */
+static void
+apply_nas(struct scan *s, struct lb_backup *lb, size_t nlb)
+{
+  struct cat_map byext;
+  cat_map_init(&byext);
+  for (size_t i = 0; i < nlb; i++)
+    if (lb[i].external_id)
+      cat_map_put(&byext, lb[i].external_id, &lb[i]);
+  for (size_t i = s->nbackups; i-- > 0;) {
+    struct model_backup *b = &s->backups[i];
+    if (strcmp(b->source, "cloudstack-nas") || !b->key) continue;
+    CLEANUP_FREE char *dir = cat_xstrdup(b->key);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    struct lb_backup *e = cat_map_get(&byext, dir);
+    if (!e) continue;
+    if (e->removed && !s->cat->show_removed) {
+      scan_drop_backup(s, i);
+      continue;
+    }
+    struct json_object *o = b->extra ? json_tokener_parse(b->extra) : NULL;
+    if (!o) o = json_object_new_object();
+    const char *kv[][2] = { { "backup_id", e->id }, { "vm_id", e->vm_id },
+                            { "vm_name", e->vm },
+                            { "cloudstack_status", e->status },
+                            { "backup_type", e->type } };
+    for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+      if (kv[k][1])
+        json_object_object_add(o, kv[k][0], json_object_new_string(kv[k][1]));
+    if (e->time != INT64_MIN) {
+      b->time = e->time;
+      json_object_object_add(o, "time_source", json_object_new_string("export"));
+    }
+    if (e->removed)
+      json_object_object_add(o, "removed", json_object_new_boolean(1));
+    free(b->extra);
+    b->extra = cat_xstrdup(json_object_to_json_string_ext(o,
+                                                    JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+  }
+  cat_map_free(&byext);
+}
+
 static int
 cmp_order(const void *a, const void *b)
 {
@@ -528,8 +576,7 @@ kboss_finish(struct scan *s)
   struct lb_backup *lb = NULL;
   size_t nlb = 0;
 
-  if (!ks) return;
-  if (lbfile && ks->n) {
+  if (lbfile) {
     char *buf;
     size_t len;
     int r = cat_read_file(AT_FDCWD, lbfile, 256 << 20, &buf, &len);
@@ -542,6 +589,13 @@ kboss_finish(struct scan *s)
     if (r < 0)
       bfs_log(BFS_LOG_WARN, "%s (ignored)", bfs_last_error());
   }
+  if (nlb)
+    apply_nas(s, lb, nlb);
+  if (!ks) {
+    kboss_listbackups_free(lb, nlb);
+    return;
+  }
+  first = s->nbackups;
   if (nlb)
     match_export(ks, lb, nlb);
   else {

@@ -246,27 +246,40 @@ scan_add_disk_recipe(struct model_backup *b, const char *name,
 }
 
 static void
+free_backup(struct model_backup *b)
+{
+  for (size_t j = 0; j < b->ndisks; j++) {
+    struct model_disk *d = &b->disks[j];
+    free(d->name); free(d->top); free(d->volume); free(d->status);
+    for (size_t k = 0; k < d->chain_len; k++) {
+      free(d->chain[k]);
+      free(d->drivers[k]);
+      if (d->options) free(d->options[k]);
+    }
+    free(d->chain);
+    free(d->drivers);
+    free(d->options);
+    free(d->format);
+    free(d->compression);
+  }
+  free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
+  free(b->extra); free(b->name); free(b->status);
+}
+
+void
+scan_drop_backup(struct scan *s, size_t i)
+{
+  free_backup(&s->backups[i]);
+  memmove(&s->backups[i], &s->backups[i + 1],
+          (s->nbackups - i - 1) * sizeof *s->backups);
+  s->nbackups--;
+}
+
+static void
 free_model(struct scan *s)
 {
-  for (size_t i = 0; i < s->nbackups; i++) {
-    struct model_backup *b = &s->backups[i];
-    for (size_t j = 0; j < b->ndisks; j++) {
-      struct model_disk *d = &b->disks[j];
-      free(d->name); free(d->top); free(d->volume); free(d->status);
-      for (size_t k = 0; k < d->chain_len; k++) {
-        free(d->chain[k]);
-        free(d->drivers[k]);
-        if (d->options) free(d->options[k]);
-      }
-      free(d->chain);
-      free(d->drivers);
-      free(d->options);
-      free(d->format);
-      free(d->compression);
-    }
-    free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
-    free(b->extra); free(b->name); free(b->status);
-  }
+  for (size_t i = 0; i < s->nbackups; i++)
+    free_backup(&s->backups[i]);
   free(s->backups);
   for (size_t i = 0; i < s->nfiles; i++) {
     clear_header(s->filev[i]);
@@ -750,7 +763,7 @@ catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats
   pthread_mutex_unlock(&cat->lock);
   if (r < 0) return r;
   if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
-      cat->nroots > 1 ||
+      cat->nroots > 1 || cat->cloudstack_backups ||
       strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
     return scan_run(cat, NULL, stats);
   return scan_run(cat, vm, stats);

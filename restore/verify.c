@@ -118,8 +118,7 @@ repo_rel(struct vctx *v, const char *path)
 static int
 checksum(struct vctx *v, const char *path, bool record)
 {
-  CLEANUP_CLOSE int fd = bfs_open_beneath(v->repo_fd, v->repo,
-                                         repo_rel(v, path));
+  CLEANUP_CLOSE int fd = catalog_open_locator(v->cat, repo_rel(v, path));
   XXH3_state_t *st;
   XXH128_canonical_t can;
   struct stat sb;

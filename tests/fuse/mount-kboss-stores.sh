@@ -117,6 +117,23 @@ check "--show-removed: flagged, the compressed file at the export's date" \
   "2026-10-02T030000Z Removed true export|2026-10-05T025900Z Error true export" \
   "$("$BACKUPFS" list --json --show-removed --catalog "$T/ex.db" "$S1" |
      jq -r '[.vms[0].backups[] | select(.removed) | "\(.name) \(.cloudstack_status) \(.removed) \(.time_source)"] | join("|")')"
+"$BACKUPFS" verify --catalog "$T/ex.db" --no-checksum "$S1" web01 >"$T/verify.out" 2>&1 ||
+  fail "verify over remembered stores: $(cat "$T/verify.out")"
+
+# the same export names NAS backups: externalid is <instance>/<stamp>
+N=$T/nas
+mk_nas "$N"
+jq '.listbackupsresponse.backup += [
+  { id: "n-1", virtualmachineid: "vm-17", virtualmachinename: "db-display",
+    externalid: "i-2-17-VM/2026.10.01.02.00.00", status: "BackedUp",
+    created: "2026-10-01T04:00:00+0200", volumes: "[]" },
+  { id: "n-2", virtualmachineid: "vm-17", virtualmachinename: "db-display",
+    externalid: "i-2-17-VM/2026.10.02.02.00.00", status: "Removed",
+    created: "2026-10-02T02:00:00+0000", volumes: "[]" } ]' "$T/lb.json" > "$T/lbn.json"
+J=$("$BACKUPFS" list --json --catalog "$T/nas.db" --cloudstack-backups "$T/lbn.json" "$N")
+check "NAS: the export's name, id and date; Removed hidden" \
+  "2026-10-01T020000Z db-display n-1 export" \
+  "$(jq -r '[.vms[] | select(.name == "i-2-17-VM") | .backups[] | "\(.name) \(.vm_name) \(.backup_id) \(.time_source)"] | join("|")' <<<"$J")"
 ok "catalog: $n checks"
 
 # the mount: both stores, removed shown, bytes against qemu-img
