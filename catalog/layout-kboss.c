@@ -1,36 +1,65 @@
 /* layout-kboss.c — CloudStack KBOSS (native incremental backups on secondary
- * storage):
+ * storage), and the CloudStack listBackups export for every layout:
  *
  *   backups/<account-id>/<volume-id>/<uuid>      qcow2, no extension
  *
  * Incrementals record an absolute backing path from the host that wrote
- * them (/mnt/<pool-uuid>/backups/...); resolve.c finds it again by suffix.
- * *.comp files (interrupted compressions) and anything else with a dot in
- * its name are not backups.  Each image is one point in time, its mtime.
+ * them (/mnt/<pool-uuid>/backups/...), often in another secondary store
+ * (each backup picks one); resolve.c finds it again by suffix across the
+ * repository's roots.  *.comp files (compressions in progress) and anything
+ * with a dot in its name are not backups.  Parent/child links inside a
+ * volume come from the backing name's last component (the parent's uuid).
  *
  * Without more metadata each volume is its own VM entry
  * "volume-<account>-<volume>" with one disk named after the volume.  With a
- * CloudStack listBackups export (--cloudstack-backups FILE) images are
- * grouped into backups of named VMs.  The export is the JSON CloudStack's
- * API returns (`cmk list backups -o json` or `listBackups&response=json`):
+ * CloudStack listBackups export (--cloudstack-backups FILE, `cmk list
+ * backups -o json` or `listBackups&response=json`), fields as
+ * BackupResponse and Backup.VolumeInfo serialise them:
  *
  *   { "listbackupsresponse": { "count": 1, "backup": [ {
- *       "id": "a5c9...",                    backup id
- *       "virtualmachineid": "1f0e...",
- *       "virtualmachinename": "web01",
- *       "date": "2026-10-01T03:00:00+0000", point in time (ISO 8601)
- *       "type": "INCREMENTAL",
+ *       "id": "a5c9...", "virtualmachineid": "1f0e...",
+ *       "virtualmachinename": "web01", "externalid": "i-2-3-VM/2026.10...",
+ *       "created": "2026-10-01T03:00:00+0000"   ("date" before 4.21),
+ *       "type": "INCREMENTAL", "status": "BackedUp",
  *       "volumes": "[{\"uuid\":\"<volume-id>\",\"type\":\"ROOT\",
- *                     \"deviceid\":0,
- *                     \"path\":\"backups/2/<volume-id>/<uuid>\"}]"
+ *                     \"deviceId\":0, \"path\":\"<uuid>\"}]"
  *   } ] } }
  *
  * "volumes" is a JSON string as CloudStack returns it (an array is accepted
- * too).  A volume matches the image whose file name is the last component of
- * its "path".  Disks are named root (ROOT) or datadisk-<volume uuid>,
- * ordered ROOT first, then by deviceid, then as listed.  The top-level
- * wrapper may be omitted (an object with "backup", or a bare array).
- * Images no listed backup names stay volume-<account>-<volume> entries.
+ * too); "deviceid" is accepted for "deviceId".  The wrapper may be omitted
+ * (an object with "backup", or a bare array).  Disks are named root (ROOT)
+ * or datadisk-<volume uuid>, ROOT first, then by deviceId, then as listed.
+ *
+ * Matching export volumes to files.  A volume's "path" names the secondary
+ * file only for mid-chain backups; for end-of-chain and isolated ones it is
+ * the volume's primary-storage path.  So:
+ *   1. a path whose last component is an image's uuid, in the directory of
+ *      the same volume uuid, is that image;
+ *   2. per volume uuid, the export's dated entries in date order are the
+ *      volume's backups in the order they were taken, and each incremental
+ *      is the child of the backup before it (KBOSS chains one volume's
+ *      backups linearly, a full starting a new chain).  An unmatched image
+ *      whose parent is matched takes the entry right after the parent's
+ *      entry, if that one is unmatched (the end of a chain); the isolated
+ *      images left (no parent, no child) take the unmatched entries left,
+ *      in order, only when the counts agree and no entry is dated after its
+ *      image's mtime (a file is finished after its backup began;
+ *      compression only moves mtime later).
+ * This is sound because it never picks between candidates: each step
+ * accepts a match only when the volume's sequence leaves exactly one.
+ * Whatever stays unmatched stays a volume-<account>-<volume> entry, visible,
+ * rather than a guess putting another backup's disk into a VM.
+ *
+ * Times (backup.json "time_source"): the export's date ("export");
+ * otherwise the file's mtime ("mtime"), moved inside what the chain allows
+ * ("chain-bounded"): after the parent's time, before every descendant's (its
+ * date or mtime).  A compression finishing late moves a file's mtime past
+ * its children's; the bound takes it back.
+ *
+ * Status Removed, Expunged, Error or Failed hides a backup (its files stay
+ * layers of others) unless show_removed, then backup.json has "removed":
+ * true and "cloudstack_status".  NAS backups are matched by externalid
+ * (<instance>/<stamp>, their directory): display name, id, status, date.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -464,7 +493,8 @@ image_times(struct kboss_state *ks)
 static char *
 backup_extra(const struct lb_backup *lb, const struct kboss_image *k)
 {
-  char *kv = cat_json_kv(6, "backup_id", lb->id, "vm_id", lb->vm_id,
+  char *kv = cat_json_kv(7, "backup_id", lb->id, "vm_id", lb->vm_id,
+                         "vm_name", lb->vm,
                          "cloudstack_status", lb->status,
                          "backup_type", lb->type,
                          "time_source", k->time_source,

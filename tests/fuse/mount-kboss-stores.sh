@@ -148,5 +148,17 @@ cmp "$M/web01/2026-10-01T030000Z/disks/datadisk-$VB.img" "$T/ub.raw" ||
   fail "isolated data disk differs"
 [ "$(jget "$M/web01/2026-10-02T030000Z/backup.json" "j['removed']")" = True ] ||
   fail "removed not flagged in backup.json"
+[ "$(readlink "$M/by-name/web01")" = ../web01 ] || fail "by-name/web01 -> $(readlink "$M/by-name/web01")"
 ok "mount over two stores: 3 disks equal qemu-img"
 bfs_umount "$M"
+
+# NAS: by-name/<display name> is a link to the instance directory
+M2=$T/mnt2
+bfs_mount "$N" "$M2" -o "cloudstack_backups=$T/lbn.json"
+[ "$(readlink "$M2/by-name/db-display")" = ../i-2-17-VM ] ||
+  fail "by-name: $(ls -l "$M2/by-name" 2>&1)"
+[ "$(ls "$M2/by-name/db-display/")" = "$(printf '2026-10-01T020000Z\nlatest')" ] ||
+  fail "by-name/db-display/: $(ls "$M2/by-name/db-display/")"
+[ "$(ls "$M2")" = "$(printf 'by-name\ni-2-17-VM')" ] || fail "root: $(ls "$M2")"
+ok "by-name links"
+bfs_umount "$M2"
