@@ -87,7 +87,8 @@ usage(FILE *f)
 "  --format raw|qcow2   output format (default raw)\n"
 "  -c, --compress       compress the qcow2 output\n"
 "  --bandwidth MIB/S    limit reading and writing to MiB per second\n"
-"  --repo REPO          read VM@TIME of REPO instead of a mounted BACKUP_DIR\n"
+"  --repo REPO          read VM@TIME of REPO instead of a mounted BACKUP_DIR;\n"
+"                       again: more stores of the same repository (KBOSS)\n"
 "  --catalog FILE       catalog database to use with --repo\n"
 "  --force              write over an existing file or block device\n"
 "  -h, --help           this help\n");
@@ -411,7 +412,8 @@ restore_disk_cmd(int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *format = "raw", *repo = NULL, *catalog = NULL;
+  const char *format = "raw", *repo = NULL, *catalog = NULL, *more[16];
+  size_t nmore = 0;
   bool compress = false, force = false;
   double mibps = 0;
   struct job j = { .fd = -1 };
@@ -429,7 +431,16 @@ restore_disk_cmd(int argc, char **argv)
         return 2;
       }
       break;
-    case 'r': repo = optarg; break;
+    case 'r':                 /* again: more stores of the repository */
+      if (!repo)
+        repo = optarg;
+      else if (nmore < 16)
+        more[nmore++] = optarg;
+      else {
+        fprintf(stderr, "backupfs: restore disk: at most 17 --repo\n");
+        return 2;
+      }
+      break;
     case 'C': catalog = optarg; break;
     case 'F': force = true; break;
     case 'h': usage(stdout); return 0;
@@ -463,7 +474,8 @@ restore_disk_cmd(int argc, char **argv)
     j.dest = in_dir;
   }
   if (repo)
-    r = restore_src_repo(repo, catalog, argv[optind], argv[optind + 1], &j.src);
+    r = restore_src_repo(repo, more, nmore, catalog, argv[optind],
+                         argv[optind + 1], &j.src);
   else {
     json_object *bj = NULL;
     r = restore_backup_json(argv[optind], &bj);

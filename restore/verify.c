@@ -73,13 +73,14 @@ static void
 usage(FILE *f)
 {
   fprintf(f,
-"usage: backupfs verify [--json] [OPTIONS] REPO [VM[@TIME]]\n\n"
+"usage: backupfs verify [--json] [OPTIONS] REPO [REPO...] [VM[@TIME]]\n\n"
 "Check backups end to end: the structure of every image in each chain\n"
 "(header, tables inside the file, compressed clusters decompress, the\n"
 "backing chain resolves), a full read of every point in time, and the\n"
 "xxh3-128 checksum of every image file against the one recorded when it\n"
 "was first verified.  TIME is a backup name (2026-10-01T030000Z) or latest.\n"
-"Prints a table of results; exits 1 when anything is wrong.\n\n"
+"Prints a table of results; exits 1 when anything is wrong.  More REPOs are\n"
+"more stores of the same repository, as for scan.\n\n"
 "  --catalog FILE       catalog database (default: per repository)\n"
 "  --state FILE         checksum record (default: verify-<hash>.json next\n"
 "                       to the catalog)\n"
@@ -473,14 +474,20 @@ restore_verify_cmd(int argc, char **argv)
     default: usage(stderr); return 2;
     }
   }
-  if (argc - optind < 1 || argc - optind > 2) {
+  if (argc - optind < 1) {
     usage(stderr);
     return 2;
   }
-  if (argc - optind == 2) {
-    if ((r = catalog_parse_vmtime(argv[optind + 1], &vm, &time)) < 0)
+  /* REPO [REPO...] [VM[@TIME]]: the last is a VM unless a directory */
+  int last = argc;
+  struct stat lst;
+  if (argc - optind >= 2 &&
+      (stat(argv[argc - 1], &lst) < 0 || !S_ISDIR(lst.st_mode)))
+    last--;
+  if (last < argc) {
+    if ((r = catalog_parse_vmtime(argv[last], &vm, &time)) < 0)
       goto out;
-    if (!strchr(argv[optind + 1], '@')) {  /* VM alone: every backup */
+    if (!strchr(argv[last], '@')) {  /* VM alone: every backup */
       free(time);
       time = NULL;
     }
@@ -489,7 +496,10 @@ restore_verify_cmd(int argc, char **argv)
     r = bfs_error(-ENOMEM, "out of memory");
     goto out;
   }
-  if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
+  if ((r = restore_open_catalog(argv[optind],
+                                (const char *const *)argv + optind + 1,
+                                (size_t)(last - optind - 1), catalog,
+                                &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
   if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||

@@ -119,6 +119,14 @@ check "--show-removed: flagged, the compressed file at the export's date" \
      jq -r '[.vms[0].backups[] | select(.removed) | "\(.name) \(.cloudstack_status) \(.removed) \(.time_source)"] | join("|")')"
 "$BACKUPFS" verify --catalog "$T/ex.db" --no-checksum "$S1" web01 >"$T/verify.out" 2>&1 ||
   fail "verify over remembered stores: $(cat "$T/verify.out")"
+"$BACKUPFS" verify --catalog "$T/v2.db" --no-checksum "$S1" "$S2" web01 >"$T/verify.out" 2>&1 &&
+  fail "verify without the export found web01"
+"$BACKUPFS" verify --catalog "$T/v2.db" "$S1" "$S2" "volume-2-$VA@2026-10-03T030000Z" \
+  >"$T/verify.out" 2>&1 || fail "verify over two stores: $(cat "$T/verify.out")"
+"$BACKUPFS" restore disk --repo "$S1" --repo "$S2" --catalog "$T/r.db" \
+  "volume-2-$VA@2026-10-03T030000Z" "$VA" "$T/restored.raw" >/dev/null ||
+  fail "restore disk over two stores"
+cmp "$T/restored.raw" "$T/u3.raw" || fail "restored chain over two stores differs"
 
 # the same export names NAS backups: externalid is <instance>/<stamp>
 N=$T/nas
