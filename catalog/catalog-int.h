@@ -147,7 +147,11 @@ char *domain_info_to_json(const struct domain_info *d);
 int domain_info_from_json(const char *s, struct domain_info *d);
 
 /* CloudStack listBackups export (layout-kboss.c documents the format) */
-struct lb_volume { char *uuid, *type, *path; int deviceid; };
+struct lb_volume {
+  char *uuid, *type, *path;
+  int deviceid;
+  void *match;                  /* the layout's: the file it matched */
+};
 struct lb_backup {
   char *id, *vm, *vm_id;
   char *status, *type, *external_id;      /* NULL when absent */

@@ -81,6 +81,7 @@ struct kboss_image {
   struct kboss_image *parent, *child;
   struct lb_backup *lb;         /* the export's backup of this image */
   struct lb_volume *lv;
+  size_t pos;                   /* its entry in match_volume's list */
   int64_t time;
   const char *time_source;
   bool claimed;
@@ -331,78 +332,77 @@ claim(struct kboss_image *k, struct lb_backup *b, struct lb_volume *v)
 {
   k->lb = b;
   k->lv = v;
+  v->match = k;
 }
 
-struct vol_entry { struct lb_backup *b; struct lb_volume *v; };
+struct vol_entry { const char *vol; struct lb_backup *b; struct lb_volume *v; };
 
 static int
-cmp_entry(const void *x, const void *y)
+cmp_entry(const void *x, const void *y)       /* by volume, then date */
 {
   const struct vol_entry *a = x, *b = y;
+  int c = strcmp(a->vol, b->vol);
+  if (c) return c;
   return a->b->time < b->b->time ? -1 : a->b->time > b->b->time;
 }
 
 static int
-cmp_mtime(const void *x, const void *y)
+cmp_volume(const void *x, const void *y)
 {
   const struct kboss_image *a = *(struct kboss_image *const *)x,
                            *b = *(struct kboss_image *const *)y;
-  return a->mtime < b->mtime ? -1 : a->mtime > b->mtime;
+  int c = strcmp(a->volume, b->volume);
+  return c ? c : a->mtime < b->mtime ? -1 : a->mtime > b->mtime;
 }
 
 /* Match the export's volumes that name no file (end-of-chain and isolated
- * backups: their path is the primary-storage one) for one volume uuid.
- * A volume's backups are sequential, each incremental the child of the
- * one before it.  So, with e[] every dated entry of this volume in date
- * order:
+ * backups: their path is the primary-storage one) for one volume uuid:
+ * img[0..ni) its images by mtime, e[0..ne) its dated entries by date (the
+ * file note says why this is sound).
  *   - an image whose parent is matched is the entry right after the
  *     parent's, if that one is unmatched (the successor of a backup in
  *     time is its child);
  *   - the isolated images left (no parent, no child) take the unmatched
  *     entries left, in order, only when the counts agree and no entry is
- *     dated after its image's mtime (a file is finished after its backup
- *     began; compression only moves mtime later).
- * Anything else stays unmatched (a volume-<account>-<volume> entry): a
- * guess would put another backup's disk into a VM. */
+ *     dated after its image's mtime (a minute of clock skew allowed). */
 static void
-match_volume(struct kboss_state *ks, const char *vol, struct vol_entry *e,
-             size_t ne, bool *used)
+match_volume(struct kboss_image **img, size_t ni, struct vol_entry *e,
+             size_t ne)
 {
-  qsort(e, ne, sizeof *e, cmp_entry);
+  for (size_t j = 0; j < ne; j++)
+    if (e[j].v->match)
+      ((struct kboss_image *)e[j].v->match)->pos = j;
   for (bool again = true; again;) {
     again = false;
-    for (size_t i = 0; i < ks->n; i++) {
-      struct kboss_image *k = &ks->v[i];
-      if (k->lb || strcmp(k->volume, vol) || !k->parent || !k->parent->lb)
+    for (size_t i = 0; i < ni; i++) {
+      struct kboss_image *k = img[i];
+      size_t j = k->parent ? k->parent->pos : SIZE_MAX;
+      if (k->lb || j == SIZE_MAX || j + 1 >= ne || e[j + 1].v->match ||
+          e[j + 1].b->time == e[j].b->time)
         continue;
-      for (size_t j = 0; j + 1 < ne; j++)
-        if (e[j].b == k->parent->lb && !used[j + 1] &&
-            e[j + 1].b->time != e[j].b->time) {
-          claim(k, e[j + 1].b, e[j + 1].v);
-          used[j + 1] = again = true;
-          break;
-        }
+      claim(k, e[j + 1].b, e[j + 1].v);
+      k->pos = j + 1;
+      again = true;
     }
   }
-  struct kboss_image **iso = cat_xcalloc(ks->n + 1, sizeof *iso);
   size_t niso = 0, nfree = 0;
-  for (size_t i = 0; i < ks->n; i++)
-    if (!ks->v[i].lb && !ks->v[i].parent && !ks->v[i].child &&
-        !strcmp(ks->v[i].volume, vol))
-      iso[niso++] = &ks->v[i];
-  for (size_t j = 0; j < ne; j++) nfree += !used[j];
-  if (niso && niso == nfree) {
-    qsort(iso, niso, sizeof *iso, cmp_mtime);
-    bool ok = true;
-    for (size_t j = 0, m = 0; j < ne && ok; j++)
-      if (!used[j]) ok = e[j].b->time <= iso[m++]->mtime + 60;
-    for (size_t j = 0, m = 0; j < ne && ok; j++)
-      if (!used[j]) {
-        claim(iso[m++], e[j].b, e[j].v);
-        used[j] = true;
-      }
-  }
-  free(iso);
+  for (size_t i = 0; i < ni; i++)
+    niso += !img[i]->lb && !img[i]->parent && !img[i]->child;
+  for (size_t j = 0; j < ne; j++)
+    nfree += !e[j].v->match;
+  if (!niso || niso != nfree)
+    return;
+  for (size_t pass = 0; pass < 2; pass++)   /* check, then claim */
+    for (size_t i = 0, j = 0; i < ni; i++) {
+      struct kboss_image *k = img[i];
+      if (k->lb || k->parent || k->child) continue;
+      while (e[j].v->match) j++;
+      if (!pass && e[j].b->time > k->mtime + 60)
+        return;
+      if (pass)
+        claim(k, e[j].b, e[j].v);
+      j++;
+    }
 }
 
 static void
@@ -410,14 +410,18 @@ match_export(struct kboss_state *ks, struct lb_backup *lb, size_t nlb)
 {
   struct cat_map bybase;
   cat_map_init(&bybase);
-  for (size_t i = 0; i < ks->n; i++)
+  for (size_t i = 0; i < ks->n; i++) {
     cat_map_put(&bybase, ks->v[i].base, &ks->v[i]);
+    ks->v[i].pos = SIZE_MAX;
+  }
   link_chains(ks, &bybase);
 
   /* 1. mid-chain backups: the path's last component is the file name */
+  size_t nvols = 0;
   for (size_t i = 0; i < nlb; i++)
     for (size_t j = 0; j < lb[i].nvols; j++) {
       struct lb_volume *v = &lb[i].vols[j];
+      nvols++;
       if (!v->path) continue;
       const char *last = strrchr(v->path, '/');
       struct kboss_image *k = cat_map_get(&bybase, last ? last + 1 : v->path);
@@ -427,31 +431,29 @@ match_export(struct kboss_state *ks, struct lb_backup *lb, size_t nlb)
   cat_map_free(&bybase);
 
   /* 2. the others by volume uuid, chain order and dates */
-  struct cat_map done;
-  cat_map_init(&done);
+  struct vol_entry *e = cat_xcalloc(nvols + 1, sizeof *e);
+  size_t ne = 0;
   for (size_t i = 0; i < nlb; i++)
-    for (size_t j = 0; j < lb[i].nvols; j++) {
-      const char *vol = lb[i].vols[j].uuid;
-      if (!vol || cat_map_get(&done, vol)) continue;
-      cat_map_put(&done, vol, (void *)vol);
-      struct vol_entry *e = NULL;
-      size_t ne = 0, cap = 0;
-      for (size_t x = 0; x < nlb; x++)
-        for (size_t y = 0; y < lb[x].nvols; y++)
-          if (lb[x].vols[y].uuid && !strcmp(lb[x].vols[y].uuid, vol) &&
-              lb[x].time != INT64_MIN) {
-            CAT_GROW(e, cap, ne);
-            e[ne++] = (struct vol_entry){ &lb[x], &lb[x].vols[y] };
-          }
-      bool *used = cat_xcalloc(ne + 1, sizeof *used);
-      for (size_t x = 0; x < ne; x++)
-        for (size_t k = 0; k < ks->n; k++)
-          if (ks->v[k].lv == e[x].v) used[x] = true;
-      match_volume(ks, vol, e, ne, used);
-      free(used);
-      free(e);
-    }
-  cat_map_free(&done);
+    for (size_t j = 0; j < lb[i].nvols; j++)
+      if (lb[i].vols[j].uuid && lb[i].time != INT64_MIN)
+        e[ne++] = (struct vol_entry){ lb[i].vols[j].uuid, &lb[i],
+                                      &lb[i].vols[j] };
+  qsort(e, ne, sizeof *e, cmp_entry);
+  struct kboss_image **img = cat_xcalloc(ks->n + 1, sizeof *img);
+  for (size_t i = 0; i < ks->n; i++) img[i] = &ks->v[i];
+  qsort(img, ks->n, sizeof *img, cmp_volume);
+  for (size_t a = 0, i = 0; a < ne;) {
+    size_t b = a;
+    while (b < ne && !strcmp(e[b].vol, e[a].vol)) b++;
+    while (i < ks->n && strcmp(img[i]->volume, e[a].vol) < 0) i++;
+    size_t k = i;
+    while (k < ks->n && !strcmp(img[k]->volume, e[a].vol)) k++;
+    if (k > i)
+      match_volume(img + i, k - i, e + a, b - a);
+    a = b;
+  }
+  free(img);
+  free(e);
 }
 
 /* Each image's point in time: the export's date when it has one; else its
@@ -459,34 +461,53 @@ match_export(struct kboss_state *ks, struct lb_backup *lb, size_t nlb)
  * before every descendant's (a descendant's date, or its mtime: a file is
  * finished after its backup began).  A compression finishing late moves an
  * mtime past the next backup's; the bound takes it back. */
+static int64_t
+known_time(const struct kboss_image *k)     /* date, else an upper bound */
+{
+  return k->lb && k->lb->time != INT64_MIN ? k->lb->time : k->mtime;
+}
+
 static void
 image_times(struct kboss_state *ks)
 {
+  struct kboss_image **c = cat_xcalloc(ks->n + 1, sizeof *c);
+  int64_t *hi = cat_xcalloc(ks->n + 1, sizeof *hi);
   for (size_t i = 0; i < ks->n; i++) {
-    struct kboss_image *root = &ks->v[i];
-    if (root->parent) continue;
-    int64_t lo = INT64_MIN;
-    for (struct kboss_image *k = root; k; k = k->child) {
+    if (ks->v[i].parent) continue;
+    size_t n = 0;                       /* the chain, oldest first */
+    for (struct kboss_image *k = &ks->v[i]; k && n < ks->n; k = k->child)
+      c[n++] = k;
+    hi[n - 1] = INT64_MAX;              /* before every descendant's */
+    for (size_t j = n - 1; j-- > 0;) {
+      int64_t t = known_time(c[j + 1]) - 1;
+      hi[j] = t < hi[j + 1] ? t : hi[j + 1];
+    }
+    int64_t lo = INT64_MIN;             /* after the parent's */
+    for (size_t j = 0; j < n; j++) {
+      struct kboss_image *k = c[j];
       if (k->lb && k->lb->time != INT64_MIN) {
         k->time = k->lb->time;
         k->time_source = "export";
       }
       else {
-        int64_t hi = INT64_MAX;
-        for (struct kboss_image *d = k->child; d; d = d->child) {
-          int64_t t = d->lb && d->lb->time != INT64_MIN ? d->lb->time
-                                                         : d->mtime;
-          if (t - 1 < hi) hi = t - 1;
-        }
         k->time = k->mtime;
         k->time_source = "mtime";
-        if (k->time > hi) k->time = hi, k->time_source = "chain-bounded";
+        if (k->time > hi[j])
+          k->time = hi[j], k->time_source = "chain-bounded";
         if (lo != INT64_MIN && k->time <= lo)
           k->time = lo + 1, k->time_source = "chain-bounded";
       }
       lo = k->time;
     }
   }
+  for (size_t i = 0; i < ks->n; i++)     /* a loop of backing names */
+    if (!ks->v[i].time_source) {
+      ks->v[i].time = known_time(&ks->v[i]);
+      ks->v[i].time_source = ks->v[i].lb && ks->v[i].lb->time != INT64_MIN
+                             ? "export" : "mtime";
+    }
+  free(c);
+  free(hi);
 }
 
 /* backup.json's CloudStack fields; "removed": true only when shown */
@@ -522,9 +543,7 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
     if (!vm) continue;
     for (size_t j = 0; j < lb[i].nvols; j++) {
       struct lb_volume *v = &lb[i].vols[j];
-      struct kboss_image *k = NULL;
-      for (size_t x = 0; x < ks->n && !k; x++)
-        if (ks->v[x].lv == v) k = &ks->v[x];
+      struct kboss_image *k = v->match;
       if (!k || k->claimed) continue;
       k->claimed = true;                /* hidden ones too: not a volume */
       if (lb[i].removed && !show) continue;
