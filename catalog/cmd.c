@@ -204,9 +204,19 @@ table_row(const struct catalog_backup *b, struct row *r)
   snprintf(r->c[3], 64, "%s", v);
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
-  r->status = cat_xmalloc(4 * strlen(b->status) + 1);   /* not cut */
+  /* a backup CloudStack marks removed (shown with --show-removed) */
+  struct json_object *x = b->extra ? json_tokener_parse(b->extra) : NULL, *jv;
+  CLEANUP_FREE char *status = NULL;
+  if (x && json_object_object_get_ex(x, "removed", &jv) &&
+      json_object_get_boolean(jv))
+    status = cat_xasprintf("%s (CloudStack: %s)", b->status,
+                           json_object_object_get_ex(x, "cloudstack_status", &jv)
+                           ? json_object_get_string(jv) : "removed");
+  json_object_put(x);
+  const char *st = status ? status : b->status;
+  r->status = cat_xmalloc(4 * strlen(st) + 1);   /* not cut */
   char *q = r->status;
-  for (const unsigned char *p = (const unsigned char *)b->status; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)st; *p; p++)
     q += (*p < 0x20 || *p == 0x7f) ? sprintf(q, "\\x%02x", *p)
                                    : (*q = (char)*p, 1);
   *q = '\0';

@@ -723,6 +723,18 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   /* FUSE mounts are skipped; other mounts below the repository (NFS
    * submounts, bind mounts of storage) are part of it and walked */
   s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
+  for (size_t i = 1; i < cat->nroots; i++) {    /* and below other stores */
+    char **m;
+    size_t n = cat_fuse_mounts(cat->roots[i], &m);
+    s.fuse_mounts = cat_xrealloc(s.fuse_mounts, s.nfuse + n + 1,
+                                 sizeof *s.fuse_mounts);
+    for (size_t j = 0; j < n; j++) {
+      s.fuse_mounts[s.nfuse++] = cat_xasprintf(CAT_ROOT_PREFIX "%zu/%s", i,
+                                               m[j]);
+      free(m[j]);
+    }
+    free(m);
+  }
   walk(&s);
   if (!only_vm)
     layouts_finish(&s);

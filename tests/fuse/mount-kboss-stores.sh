@@ -142,6 +142,8 @@ J=$("$BACKUPFS" list --json --catalog "$T/nas.db" --cloudstack-backups "$T/lbn.j
 check "NAS: the export's name, id and date; Removed hidden" \
   "2026-10-01T020000Z db-display n-1 export" \
   "$(jq -r '[.vms[] | select(.name == "i-2-17-VM") | .backups[] | "\(.name) \(.vm_name) \(.backup_id) \(.time_source)"] | join("|")' <<<"$J")"
+"$BACKUPFS" list --show-removed --catalog "$T/ex.db" "$S1" | grep -q "2026-10-02T030000Z .*ok (CloudStack: Removed)" ||
+  fail "list table does not flag the Removed backup"
 ok "catalog: $n checks"
 
 # the mount: both stores, removed shown, bytes against qemu-img
