@@ -134,6 +134,10 @@ char *catalog_known_layouts(void);
 /* tok ("name=value") sets one of the layouts' and drivers' source options */
 bool catalog_is_source_option(const char *tok);
 
+/* one of a backup's layout fields (extra) as text: a string, or "true" for
+ * a true boolean (CloudStack's "removed"); malloc'd, or NULL */
+char *catalog_backup_extra(const struct catalog_backup *b, const char *key);
+
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);
 

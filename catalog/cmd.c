@@ -205,14 +205,12 @@ table_row(const struct catalog_backup *b, struct row *r)
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
   /* a backup CloudStack marks removed (shown with --show-removed) */
-  struct json_object *x = b->extra ? json_tokener_parse(b->extra) : NULL, *jv;
-  CLEANUP_FREE char *status = NULL;
-  if (x && json_object_object_get_ex(x, "removed", &jv) &&
-      json_object_get_boolean(jv))
-    status = cat_xasprintf("%s (CloudStack: %s)", b->status,
-                           json_object_object_get_ex(x, "cloudstack_status", &jv)
-                           ? json_object_get_string(jv) : "removed");
-  json_object_put(x);
+  CLEANUP_FREE char *removed = catalog_backup_extra(b, "removed");
+  CLEANUP_FREE char *cs = removed ? catalog_backup_extra(b, "cloudstack_status")
+                                  : NULL;
+  CLEANUP_FREE char *status = removed
+    ? cat_xasprintf("%s (CloudStack: %s)", b->status, cs ? cs : "removed")
+    : NULL;
   const char *st = status ? status : b->status;
   r->status = cat_xmalloc(4 * strlen(st) + 1);   /* not cut */
   char *q = r->status;

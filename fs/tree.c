@@ -36,8 +36,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "common/cleanup.h"
 #include "common/error.h"
 
@@ -439,84 +437,45 @@ free_want_vms(struct want_vm *vms, size_t nvms)
   free(vms);
 }
 
-/* ---- by-name/ ---- */
-
-/* A VM's display name: backup.json's vm_name (the CloudStack export's) of
- * its newest backup, malloc'd, or NULL. */
-static char *
-display_name(const struct want_vm *v)
-{
-  const char *x = v->n ? v->bs[v->n - 1].extra : NULL;
-  struct json_object *o = x ? json_tokener_parse(x) : NULL, *nm;
-  char *r = NULL;
-  if (o && json_object_object_get_ex(o, "vm_name", &nm) &&
-      json_object_is_type(nm, json_type_string))
-    r = strdup(json_object_get_string(nm));
-  json_object_put(o);
-  return r;
-}
-
-/* MNT/by-name/<display name> -> ../<vm> (write lock held).  Only with
- * display names, never when a VM is itself called by-name; a name two VMs
- * share links the first and "<name>-<vm>" for the others. */
+/* MNT/by-name/<display name> -> ../<vm>, from the CloudStack export's VM
+ * names (vm_name of a VM's newest backup); a name two VMs share links the
+ * first and "<name>-<vm>" for the others.  Rebuilt when it changes (write
+ * lock held). */
 static void
-apply_by_name(struct node *root, struct want_vm *vms, size_t nvms,
-              bool wanted)
+apply_by_name(struct node *root, struct want_vm *vms, size_t nvms)
 {
-  struct node *by = node_kid(root, "by-name");
-  if (!wanted) {
-    if (by && by->kind == N_VM)
-      drop_kid(root, by);
+  struct node *by = node_kid(root, "by-name"), *nb = node_new(N_VM, "by-name",
+                                                              root);
+  for (size_t j = 0; nb && j < nvms; j++) {
+    CLEANUP_FREE char *d = vms[j].n ? catalog_backup_extra(
+                             &vms[j].bs[vms[j].n - 1], "vm_name") : NULL;
+    CLEANUP_FREE char *name = NULL, *target = NULL;
+    if (!d || !valid_name(vms[j].name) ||
+        (node_kid(nb, d) ? asprintf(&name, "%s-%s", d, vms[j].name)
+                         : asprintf(&name, "%s", d)) < 0 ||
+        !valid_name(name) || asprintf(&target, "../%s", vms[j].name) < 0)
+      continue;
+    struct node *l = add_kid(nb, N_LATEST, name);
+    if (l && (l->blob = blob_new(target, strlen(target)))) {
+      l->perm = root->perm;
+      l->mtime = root->mtime;
+    }
+  }
+  bool same = by && nb && by->nkids == nb->nkids;
+  for (size_t i = 0; same && i < nb->nkids; i++) {
+    struct node *o = node_kid(by, nb->kids[i]->name);
+    same = o && o->blob && nb->kids[i]->blob &&
+           !strcmp(o->blob->data, nb->kids[i]->blob->data);
+  }
+  if (same || !nb || !nb->nkids) {
+    if (nb) node_unlink(nb);
+    if (by && !same) drop_kid(root, by);
     return;
   }
-  if (!by && !(by = add_kid(root, N_VM, "by-name")))
-    return;
-  by->perm = root->perm;
-  by->mtime = root->mtime;
-  char **want = calloc(nvms ? nvms : 1, sizeof *want);
-  char **target = calloc(nvms ? nvms : 1, sizeof *target);
-  size_t n = 0;
-  for (size_t j = 0; want && target && j < nvms; j++) {
-    CLEANUP_FREE char *d = vms[j].n && valid_name(vms[j].name)
-                           ? display_name(&vms[j]) : NULL;
-    if (!d || !valid_name(d)) continue;
-    bool dup = false;
-    for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(want[k], d);
-    char *name = NULL;
-    if (dup ? asprintf(&name, "%s-%s", d, vms[j].name) < 0
-            : !(name = strdup(d)))
-      continue;
-    if (!valid_name(name) || asprintf(&target[n], "../%s", vms[j].name) < 0) {
-      free(name);
-      continue;
-    }
-    want[n++] = name;
-  }
-  for (size_t i = by->nkids; i-- > 0;) {
-    bool keep = false;
-    for (size_t k = 0; k < n && !keep; k++)
-      keep = !strcmp(want[k], by->kids[i]->name);
-    if (!keep)
-      drop_kid(by, by->kids[i]);
-  }
-  for (size_t k = 0; k < n; k++) {
-    struct node *l = node_kid(by, want[k]);
-    if (!l && !(l = add_kid(by, N_LATEST, want[k])))
-      continue;
-    if (!l->blob || strcmp(l->blob->data, target[k])) {
-      blob_unref(l->blob);
-      l->blob = blob_new(target[k], strlen(target[k]));
-      tree_queue_inval_inode(l->ino);
-    }
-    l->perm = root->perm;
-    l->mtime = root->mtime;
-  }
-  for (size_t k = 0; k < n; k++) {
-    free(want[k]);
-    free(target[k]);
-  }
-  free(want);
-  free(target);
+  if (by) drop_kid(root, by);
+  nb->perm = root->perm;
+  nb->mtime = root->mtime;
+  if (node_add_kid(root, nb) < 0) node_unlink(nb);
 }
 
 int
@@ -580,13 +539,9 @@ tree_refresh(bool scan)
     root->perm = root_perm;
     tree_queue_inval_inode(root->ino);
   }
-  bool by_name = false, vm_by_name = false;    /* by-name/ wanted */
-  for (size_t j = 0; j < nnames; j++) {
-    CLEANUP_FREE char *d = display_name(&vms[j]);
-    by_name |= d != NULL;
-    vm_by_name |= !strcmp(names[j], "by-name");
-  }
-  by_name &= !vm_by_name;
+  bool by_name = true;              /* by-name/, unless a VM is called so */
+  for (size_t j = 0; j < nnames; j++)
+    by_name &= strcmp(names[j], "by-name") != 0;
   for (size_t i = root->nkids; i-- > 0;) {
     bool keep = by_name && !strcmp(root->kids[i]->name, "by-name");
     for (size_t j = 0; j < nnames && !keep; j++)
@@ -608,7 +563,8 @@ tree_refresh(bool scan)
     if (vn->mtime > root->mtime)
       root->mtime = vn->mtime;
   }
-  apply_by_name(root, vms, nnames, by_name);
+  if (by_name)
+    apply_by_name(root, vms, nnames);
   pthread_rwlock_unlock(&mnt.tree_lock);
   r = 0;
 
