@@ -121,6 +121,18 @@ list_help(FILE *f)
     "  -h, --help    this help\n");
 }
 
+/* "stores": the roots after the first, when there are */
+static void
+add_stores(struct json_object *o, const catalog_t *cat)
+{
+  if (catalog_nroots(cat) < 2)
+    return;
+  struct json_object *a = json_object_new_array();
+  for (size_t i = 1; i < catalog_nroots(cat); i++)
+    json_object_array_add(a, json_object_new_string(catalog_root_path(cat, i)));
+  json_object_object_add(o, "stores", a);
+}
+
 static int
 fail(const char *what)
 {
@@ -145,6 +157,7 @@ catalog_scan_cmd(int argc, char **argv)
   if (a.json) {
     struct json_object *o = json_object_new_object();
     bfs_json_add_str(o, "repository", catalog_repo(cat));
+    add_stores(o, cat);
     bfs_json_add_str(o, "catalog", catalog_path(cat));
     json_object_object_add(o, "vms", json_object_new_int64(st.vms));
     json_object_object_add(o, "backups", json_object_new_int64(st.backups));
@@ -286,6 +299,7 @@ catalog_list_cmd(int argc, char **argv)
   if (rc == 0 && a.json) {
     struct json_object *o = json_object_new_object();
     bfs_json_add_str(o, "repository", catalog_repo(cat));
+    add_stores(o, cat);
     json_object_object_add(o, "vms", json_object_get(jvms));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                   JSON_C_TO_STRING_SPACED |

@@ -111,7 +111,7 @@ check "isolated backups" "b-4 .root1/backups/2/$VA/$U4" \
 check "isolated data disk, deviceId order" "root datadisk-$VB backups/2/$VB/$UB" \
   "$(jq -r '"\([.disks[].name] | join(" ")) \(.disks[1].image)"' <<<"$(bk web01 2026-10-01T030000Z)")"
 J=$("$BACKUPFS" list --json --no-scan --catalog "$T/ex.db" "$S1")
-check "stores and export remembered" "3" "$(jq -r '.vms[0].backups | length' <<<"$J")"
+check "stores and export remembered" "3 $S2" "$(jq -r '"\(.vms[0].backups | length) \(.stores | join(" "))"' <<<"$J")"
 J=$("$BACKUPFS" list --json --show-removed --catalog "$T/ex.db" "$S1")
 check "--show-removed: flagged, the compressed file at the export's date" \
   "2026-10-02T030000Z Removed true export|2026-10-05T025900Z Error true export" \
