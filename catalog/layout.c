@@ -13,6 +13,9 @@
 const struct cat_layout *const cat_layouts[] = {
   &layout_restic,               /* a directory holding config + keys/ ... */
   &layout_nas,
+  &layout_pbs,                  /* before generic: claims its datastore */
+  &layout_vma,
+  &layout_vnbd,
   &layout_generic,
   &layout_kboss,
   NULL,
