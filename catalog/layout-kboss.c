@@ -29,6 +29,10 @@
  * too); "deviceid" is accepted for "deviceId".  The wrapper may be omitted
  * (an object with "backup", or a bare array).  Disks are named root (ROOT)
  * or datadisk-<volume uuid>, ROOT first, then by deviceId, then as listed.
+ * A VM's directory is its display name, or <name>-<vm id> when VMs of
+ * different ids share it (tenants choose display names: one must never
+ * put its backups into another's directory); backup.json's vm_name keeps
+ * the display name (MNT/by-name/).
  *
  * Matching export volumes to files.  A volume's "path" names the secondary
  * file only for mid-chain backups; for end-of-chain and isolated ones it is
@@ -537,9 +541,26 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
              size_t nlb)
 {
   bool show = s->cat->show_removed;
+  /* display names are the tenants' choice: one that two VMs (ids) share
+   * names neither directory alone, both become <name>-<vm id> */
+  struct cat_map first, shared;
+  cat_map_init(&first);
+  cat_map_init(&shared);
+  for (size_t i = 0; i < nlb; i++) {
+    if (!lb[i].vm || !lb[i].vm_id) continue;
+    const char *id = cat_map_get(&first, lb[i].vm);
+    if (!id)
+      cat_map_put(&first, lb[i].vm, lb[i].vm_id);
+    else if (strcmp(id, lb[i].vm_id))
+      cat_map_put(&shared, lb[i].vm, lb[i].vm);
+  }
   for (size_t i = 0; i < nlb; i++) {
     struct model_backup *b = NULL;
-    const char *vm = lb[i].vm ? lb[i].vm : lb[i].vm_id;
+    CLEANUP_FREE char *vm = !lb[i].vm ? (lb[i].vm_id ? cat_xstrdup(lb[i].vm_id)
+                                                     : NULL)
+                          : lb[i].vm_id && cat_map_get(&shared, lb[i].vm)
+                          ? cat_xasprintf("%s-%s", lb[i].vm, lb[i].vm_id)
+                          : cat_xstrdup(lb[i].vm);
     if (!vm) continue;
     for (size_t j = 0; j < lb[i].nvols; j++) {
       struct lb_volume *v = &lb[i].vols[j];
@@ -560,6 +581,8 @@ group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
       free(name);
     }
   }
+  cat_map_free(&first);
+  cat_map_free(&shared);
 }
 
 /* The export names NAS backups too: externalid is <instance>/<stamp>, the
