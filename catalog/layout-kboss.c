@@ -45,7 +45,7 @@
  *      backups linearly, a full starting a new chain).  An unmatched image
  *      whose parent is matched takes the entry right after the parent's
  *      entry, if that one is unmatched (the end of a chain); the isolated
- *      images left (no parent, no child) take the unmatched entries left,
+ *      images left (fulls, no child) take the unmatched entries left,
  *      in order, only when the counts agree and no entry is dated after its
  *      image's mtime (a file is finished after its backup began;
  *      compression only moves mtime later).
@@ -366,9 +366,10 @@ cmp_volume(const void *x, const void *y)
  *   - an image whose parent is matched is the entry right after the
  *     parent's, if that one is unmatched (the successor of a backup in
  *     time is its child);
- *   - the isolated images left (no parent, no child) take the unmatched
- *     entries left, in order, only when the counts agree and no entry is
- *     dated after its image's mtime (a minute of clock skew allowed). */
+ *   - the isolated images left (fulls: no backing name, no child) take
+ *     the unmatched entries left, in order, only when the counts agree and
+ *     no entry is dated after its image's mtime (a minute of clock skew
+ *     allowed). */
 static void
 match_volume(struct kboss_image **img, size_t ni, struct vol_entry *e,
              size_t ne)
@@ -391,7 +392,7 @@ match_volume(struct kboss_image **img, size_t ni, struct vol_entry *e,
   }
   size_t niso = 0, nfree = 0;
   for (size_t i = 0; i < ni; i++)
-    niso += !img[i]->lb && !img[i]->parent && !img[i]->child;
+    niso += !img[i]->lb && !img[i]->parent_base && !img[i]->child;
   for (size_t j = 0; j < ne; j++)
     nfree += !e[j].v->match;
   if (!niso || niso != nfree)
@@ -399,7 +400,7 @@ match_volume(struct kboss_image **img, size_t ni, struct vol_entry *e,
   for (size_t pass = 0; pass < 2; pass++)   /* check, then claim */
     for (size_t i = 0, j = 0; i < ni; i++) {
       struct kboss_image *k = img[i];
-      if (k->lb || k->parent || k->child) continue;
+      if (k->lb || k->parent_base || k->child) continue;
       while (e[j].v->match) j++;
       if (!pass && e[j].b->time > k->mtime + 60)
         return;
