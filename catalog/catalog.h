@@ -133,6 +133,8 @@ int catalog_parse_vmtime(const char *arg, char **vm, char **time);
 char *catalog_known_layouts(void);
 /* tok ("name=value") sets one of the layouts' and drivers' source options */
 bool catalog_is_source_option(const char *tok);
+/* their names, for messages (malloc'd) */
+char *catalog_source_option_list(void);
 
 /* one of a backup's layout fields (extra) as text: a string, or "true" for
  * a true boolean (CloudStack's "removed"); malloc'd, or NULL */

@@ -18,9 +18,10 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/kvopt.h"
 #include "common/opts.h"
 
-enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_SHOW_REMOVED };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_SHOW_REMOVED };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
@@ -30,6 +31,11 @@ static const struct bfs_opt scan_opts[] = {
   { "show-removed", OPT_SHOW_REMOVED, NULL,
     "show backups the export marks Removed,\n"
     "Expunged, Error or Failed (flagged)" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE",
+    "password of restic repositories (remembered:\n"
+    "its name, never the password)" },
+  { "option", 'o', "NAME=VALUE", "a source option, as mount's -o NAME=VALUE\n"
+    "(restic_password_file=, ...; remembered)" },
   { "quiet", 'q', NULL, "no progress, no summary" },
   { 0 },
 };
@@ -37,7 +43,8 @@ static const struct bfs_opt scan_opts[] = {
 static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-           "                     [--show-removed] [--json] [--quiet] REPO [REPO...]",
+           "                     [--show-removed] [--restic-password-file FILE]\n"
+           "                     [-o NAME=VALUE] [--json] [--quiet] REPO [REPO...]",
   .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
@@ -55,6 +62,8 @@ static const struct bfs_opt list_opts[] = {
     "list what the catalog holds without rescanning" },
   { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
   { "show-removed", OPT_SHOW_REMOVED, NULL, "as for scan" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
+  { "option", 'o', "NAME=VALUE", "as for scan" },
   { "quiet", 'q', NULL, "no progress" },
   { 0 },
 };
@@ -63,6 +72,7 @@ static const struct bfs_cmd list_cmd = {
   .name = "list",
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
            "                     [--cloudstack-backups FILE] [--show-removed]\n"
+           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
            "                     REPO [REPO...] [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
@@ -76,9 +86,17 @@ static const struct bfs_cmd list_cmd = {
 
 struct args {
   struct catalog_opts opts;
+  char *source_options;             /* -o, --restic-password-file */
   bool json, no_scan, quiet;
   const char *repo, *vm;
 };
+
+static void
+args_free(struct args *a)
+{
+  free(a->source_options);
+}
+#define CLEANUP_ARGS __attribute__((cleanup(args_free)))
 
 /* 0, or -1: return status (help, version, usage error) */
 static int
@@ -94,6 +112,25 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN: a->no_scan = true; break;
     case OPT_SHOW_REMOVED: a->opts.show_removed = true; break;
+    case OPT_RESTIC_PW:
+    case 'o': {
+      CLEANUP_FREE char *name = c == 'o'
+        ? strndup(g.optarg, strcspn(g.optarg, "="))
+        : strdup("restic_password_file");
+      const char *value = c == 'o' ? g.optarg + strlen(name) : g.optarg;
+      if (c == 'o' && !catalog_is_source_option(g.optarg)) {
+        CLEANUP_FREE char *known = catalog_source_option_list();
+        *status = bfs_opts_bad(&g, "-o %s: not a source option (known: "
+                               "%s)", g.optarg, known);
+        return -1;
+      }
+      if (c == 'o') value++;                        /* past '=' */
+      char *next = bfs_kvopt_set(a->source_options, name, value);
+      if (!next) abort();
+      free(a->source_options);
+      a->opts.source_options = a->source_options = next;
+      break;
+    }
     }
   if (c < 0) {
     *status = g.status;
@@ -137,7 +174,7 @@ fail(const char *what)
 int
 catalog_scan_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   struct catalog_scan_stats st;
 
@@ -231,7 +268,7 @@ table_row(const struct catalog_backup *b, struct row *r)
 int
 catalog_list_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   char **vms = NULL;
   size_t nvms = 0;

@@ -48,6 +48,19 @@ catalog_is_source_option(const char *tok)
 }
 
 char *
+catalog_source_option_list(void)
+{
+  size_t len = 1;
+  for (size_t i = 0; source_option_names[i]; i++)
+    len += strlen(source_option_names[i]) + 2;
+  char *out = cat_xmalloc(len), *p = out;
+  for (size_t i = 0; source_option_names[i]; i++)
+    p += sprintf(p, "%s%s", i ? ", " : "", source_option_names[i]);
+  *p = '\0';
+  return out;
+}
+
+char *
 catalog_known_layouts(void)
 {
   size_t len = 1;
