@@ -24,10 +24,10 @@ static const struct command {
   int (*fn)(int argc, char **argv);
   const char *usage;
 } commands[] = {
-  { "mount", fs_mount_cmd, "mount [-f] [-o OPTS] REPO MOUNTPOINT" },
-  { "scan", catalog_scan_cmd, "scan REPO" },
-  { "list", catalog_list_cmd, "list [--json] REPO [VM]" },
-  { "verify", restore_verify_cmd, "verify REPO [VM[@TIME]]" },
+  { "mount", fs_mount_cmd, "mount [-f] [-o OPTS] REPO [REPO...] MOUNTPOINT" },
+  { "scan", catalog_scan_cmd, "scan REPO [REPO...]" },
+  { "list", catalog_list_cmd, "list [--json] REPO [REPO...] [VM]" },
+  { "verify", restore_verify_cmd, "verify REPO [REPO...] [VM[@TIME]]" },
   { "restore", restore_cmd, "restore file|disk|quick ..." },
   { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
   { "find", fs_find_cmd, "find [--all-versions] REPO [VM] GLOB" },

@@ -46,12 +46,22 @@ struct catalog {
                                    read the previous state meanwhile) */
   char *cloudstack_backups;     /* absolute path or NULL */
   char *source_options;         /* catalog_opts.source_options, a copy */
+  char **roots;                 /* [0] is repo; realpaths */
+  int *root_fd;
+  size_t nroots;
+  bool show_removed;
   bool progress;
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for
  * a layout: 0 and a malloc'd *value, or -ENOENT */
 int cat_source_option(const catalog_t *cat, const char *name, char **value);
+
+/* the descriptor a locator is opened beneath (root0_fd for root 0, the
+ * catalog's for the others), *rel inside it and *root its path (may be
+ * NULL); -1 with errno ENOENT for a locator of no root */
+int cat_root_at(const catalog_t *cat, int root0_fd, const char *loc,
+                const char **rel, const char **root);
 
 /* ---- small helpers (util.c) ---- */
 void *cat_xmalloc(size_t n);
@@ -138,10 +148,16 @@ char *domain_info_to_json(const struct domain_info *d);
 int domain_info_from_json(const char *s, struct domain_info *d);
 
 /* CloudStack listBackups export (layout-kboss.c documents the format) */
-struct lb_volume { char *uuid, *type, *path; int deviceid; };
+struct lb_volume {
+  char *uuid, *type, *path;
+  int deviceid;
+  void *match;                  /* the layout's: the file it matched */
+};
 struct lb_backup {
   char *id, *vm, *vm_id;
-  int64_t time;
+  char *status, *type, *external_id;      /* NULL when absent */
+  bool removed;                 /* status Removed/Expunged/Error/Failed */
+  int64_t time;                 /* INT64_MIN: no (valid) date */
   struct lb_volume *vols;
   size_t nvols;
 };
@@ -241,6 +257,9 @@ struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind,
 struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      int64_t time, const char *source,
                                      const char *key);
+/* drop backup i of the model (a layout's finish step: one the CloudStack
+ * export marks removed) */
+void scan_drop_backup(struct scan *s, size_t i);
 void scan_add_disk(struct model_backup *b, const char *name, const char *top,
                    const char *volume, int order);
 /* A disk whose recipe the layout knows itself (a format whose points in
@@ -270,13 +289,19 @@ void scan_names_free(struct scan_names *n);
 /* Resolve backing name of overlay (repo-relative) to a repo-relative path.
  * exists(rel) says whether a regular file is there. */
 typedef bool (*resolve_exists_fn)(void *opaque, const char *rel);
-int resolve_backing_rel(const char *repo, const char *overlay_rel,
+int resolve_backing_rel(const char *const *roots, size_t nroots,
+                        const char *overlay_rel,
                         const char *backing, resolve_exists_fn exists,
                         void *opaque, char **out_rel);
+/* the locator prefix of root i > 0: ".root<i>" */
+#define CAT_ROOT_PREFIX ".root"
 /* lexical: join a repo-relative dir and a relative name; NULL if it escapes */
 char *resolve_join(const char *dir, const char *name);
-/* realpath(repo/rel) is a regular file inside repo */
-bool resolve_fs_exists(const char *repo, const char *rel);
+/* the locator's file is a regular file inside its root (realpath) */
+bool resolve_fs_exists(const char *const *roots, size_t nroots,
+                       const char *loc);
+/* the root index of a locator and *rel inside it, or -1 (no such root) */
+int resolve_root_of(size_t nroots, const char *loc, const char **rel);
 
 /* db.c */
 int db_open(const char *path, sqlite3 **out);

@@ -7,6 +7,13 @@
  * overrides.  A catalog file of another repository that still exists is
  * refused, naming both; one whose repository is gone (moved or renamed) is
  * emptied (its cache would be wrong) and rebuilt by the next scan.
+ *
+ * More roots (KBOSS secondary stores, catalog_opts.extra_repos) belong to
+ * the catalog of the first: remembered in its meta table ("extra_repos",
+ * realpaths one a line) like the listBackups export, replaced when given
+ * again.  Roots must be distinct directories, none inside another (a file
+ * would have two locators).  Each root has a descriptor the catalog keeps
+ * open; locators of root i > 0 carry the prefix ".root<i>/" (catalog.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,12 +22,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdio.h>
+
 #include <libxml/parser.h>
 #include <xxhash.h>
 
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/beneath.h"
 #include "common/kvopt.h"
 
 static int
@@ -132,6 +142,79 @@ merge_source_options(catalog_t *cat, const char *given)
   return db_set_meta(cat->db, "source_options", merged);
 }
 
+static bool
+inside(const char *a, const char *b)       /* a is b or below it */
+{
+  size_t l = strlen(b);
+  return !strncmp(a, b, l) && (a[l] == '\0' || a[l] == '/' || l == 1);
+}
+
+static int
+add_root(catalog_t *cat, const char *path)
+{
+  struct stat st;
+  char *real = realpath(path, NULL);
+  if (!real || stat(real, &st) < 0) {
+    int r = bfs_error(-errno, "%s: %s", path, strerror(errno));
+    free(real);
+    return r;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    free(real);
+    return bfs_error(-ENOTDIR, "%s: not a directory", path);
+  }
+  for (size_t i = 0; i < cat->nroots; i++)
+    if (inside(real, cat->roots[i]) || inside(cat->roots[i], real)) {
+      int r = bfs_error(-EINVAL, "repository roots %s and %s overlap: give "
+                        "each store once", cat->roots[i], real);
+      free(real);
+      return r;
+    }
+  cat->roots = cat_xrealloc(cat->roots, cat->nroots + 1, sizeof *cat->roots);
+  cat->root_fd = cat_xrealloc(cat->root_fd, cat->nroots + 1,
+                              sizeof *cat->root_fd);
+  cat->roots[cat->nroots] = real;
+  cat->root_fd[cat->nroots] = -1;
+  int fd = bfs_dir_open(real);
+  cat->nroots++;
+  if (fd < 0)
+    return fd;
+  cat->root_fd[cat->nroots - 1] = fd;
+  return 0;
+}
+
+/* the roots after the first: given (remembered then) or remembered */
+static int
+open_roots(catalog_t *cat, const struct catalog_opts *opts)
+{
+  CLEANUP_FREE char *list = NULL;
+  int r;
+
+  if ((r = add_root(cat, cat->repo)) < 0)
+    return r;
+  if (opts->nextra_repos) {
+    size_t len = 1;
+    for (size_t i = 0; i < opts->nextra_repos; i++) {
+      if ((r = add_root(cat, opts->extra_repos[i])) < 0)
+        return r;
+      len += strlen(cat->roots[i + 1]) + 1;
+    }
+    list = cat_xmalloc(len);
+    char *p = list;
+    for (size_t i = 1; i < cat->nroots; i++)
+      p += sprintf(p, "%s%s", i > 1 ? "\n" : "", cat->roots[i]);
+    *p = '\0';
+    return db_set_meta(cat->db, "extra_repos", list);
+  }
+  if ((r = db_get_meta(cat->db, "extra_repos", &list)) < 0 || !list)
+    return r;
+  for (char *save = NULL, *tok = strtok_r(list, "\n", &save); tok;
+       tok = strtok_r(NULL, "\n", &save))
+    if ((r = add_root(cat, tok)) < 0)
+      return bfs_error_prefix(r, "a store this catalog remembers: ");
+  return 0;
+}
+
 int
 catalog_open(const char *repo, const struct catalog_opts *opts,
              catalog_t **out)
@@ -146,6 +229,7 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   pthread_mutex_init(&cat->lock, NULL);
   pthread_mutex_init(&cat->scan_lock, NULL);
   cat->progress = opts->progress;
+  cat->show_removed = opts->show_removed;
 
   cat->repo = realpath(repo, NULL);
   if (!cat->repo || stat(cat->repo, &st) < 0) {
@@ -177,7 +261,8 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   else if ((r = db_get_meta(cat->db, "cloudstack_backups",
                             &cat->cloudstack_backups)) < 0)
     goto fail;
-  if ((r = merge_source_options(cat, opts->source_options)) < 0)
+  if ((r = merge_source_options(cat, opts->source_options)) < 0 ||
+      (r = open_roots(cat, opts)) < 0)
     goto fail;
   *out = cat;
   return 0;
@@ -194,6 +279,12 @@ catalog_close(catalog_t *cat)
   sqlite3_close(cat->scan_db);
   pthread_mutex_destroy(&cat->lock);
   pthread_mutex_destroy(&cat->scan_lock);
+  for (size_t i = 0; i < cat->nroots; i++) {
+    if (cat->root_fd[i] >= 0) close(cat->root_fd[i]);
+    free(cat->roots[i]);
+  }
+  free(cat->roots);
+  free(cat->root_fd);
   free(cat->repo);
   free(cat->db_path);
   free(cat->cloudstack_backups);
@@ -223,4 +314,53 @@ const char *
 catalog_path(const catalog_t *cat)
 {
   return cat->db_path;
+}
+
+size_t
+catalog_nroots(const catalog_t *cat)
+{
+  return cat->nroots;
+}
+
+const char *
+catalog_root_path(const catalog_t *cat, size_t i)
+{
+  return i < cat->nroots ? cat->roots[i] : NULL;
+}
+
+int
+catalog_root_fd(const catalog_t *cat, size_t i)
+{
+  return i < cat->nroots ? cat->root_fd[i] : -EBADF;
+}
+
+int
+catalog_locator_root(const catalog_t *cat, const char *loc, const char **rel)
+{
+  int i = resolve_root_of(cat->nroots, loc, rel);
+  return i < 0 ? bfs_error(-ENOENT, "%s: names no root of the repository",
+                           loc) : i;
+}
+
+int
+catalog_open_locator(const catalog_t *cat, const char *loc)
+{
+  const char *rel;
+  int i = catalog_locator_root(cat, loc, &rel);
+  if (i < 0)
+    return i;
+  return bfs_open_beneath(cat->root_fd[i], cat->roots[i], rel);
+}
+
+int
+cat_root_at(const catalog_t *cat, int root0_fd, const char *loc,
+            const char **rel, const char **root)
+{
+  int i = resolve_root_of(cat->nroots ? cat->nroots : 1, loc, rel);
+  if (i < 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  if (root) *root = i ? cat->roots[i] : cat->repo;
+  return i ? cat->root_fd[i] : root0_fd;
 }

@@ -29,6 +29,14 @@ struct catalog_opts {
    * secret itself): merged into the ones the catalog remembers, read by
    * the scan and by the disk service (catalog_source_options) */
   const char *source_options;
+  /* more repository roots (KBOSS secondary stores) scanned with the first:
+   * remembered by the catalog (which the first root keys); given again
+   * they replace the remembered ones */
+  const char *const *extra_repos;
+  size_t nextra_repos;
+  /* CloudStack backups the export marks Removed/Expunged/Error/Failed are
+   * shown (flagged) instead of hidden: per command, not remembered */
+  bool show_removed;
 };
 
 int catalog_open(const char *repo, const struct catalog_opts *opts,
@@ -37,6 +45,22 @@ void catalog_close(catalog_t *cat);
 const char *catalog_repo(const catalog_t *cat);   /* absolute path */
 const char *catalog_path(const catalog_t *cat);   /* the SQLite file */
 const char *catalog_source_options(const catalog_t *cat);   /* or NULL */
+
+/* Repository roots.  Root 0 is catalog_repo(); a locator (a repo-relative
+ * path of the catalog: disk chains, images) of root i > 0 starts with the
+ * component ".root<i>" (hidden names are never part of a repository, so
+ * the two cannot meet).  catalog_locator_root() gives the locator's root
+ * and *rel the path inside it, or -ENOENT for a root the catalog has not;
+ * catalog_root_fd() is the catalog's O_DIRECTORY descriptor of a root
+ * (open while the catalog is): open locators with bfs_open_beneath(fd,
+ * catalog_root_path(), rel) and nothing outside any root is reached. */
+size_t catalog_nroots(const catalog_t *cat);
+const char *catalog_root_path(const catalog_t *cat, size_t i);
+int catalog_root_fd(const catalog_t *cat, size_t i);
+int catalog_locator_root(const catalog_t *cat, const char *loc,
+                         const char **rel);
+/* open a locator beneath its root (bfs_open_beneath's errors) */
+int catalog_open_locator(const catalog_t *cat, const char *loc);
 
 struct catalog_scan_stats {
   unsigned vms, backups, images, broken;
@@ -119,6 +143,10 @@ char *catalog_known_layouts(void);
 bool catalog_is_source_option(const char *tok);
 /* their names, for messages (malloc'd) */
 char *catalog_source_option_list(void);
+
+/* one of a backup's layout fields (extra) as text: a string, or "true" for
+ * a true boolean (CloudStack's "removed"); malloc'd, or NULL */
+char *catalog_backup_extra(const struct catalog_backup *b, const char *key);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -21,12 +22,16 @@
 #include "common/opts.h"
 #include "common/size.h"
 
-enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_SHOW_REMOVED };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
-    "CloudStack listBackups JSON export naming\n"
-    "the VMs of KBOSS volumes (remembered)" },
+    "CloudStack listBackups JSON export: VM names,\n"
+    "backup ids and dates of NAS and KBOSS\n"
+    "backups (remembered)" },
+  { "show-removed", OPT_SHOW_REMOVED, NULL,
+    "show backups the export marks Removed,\n"
+    "Expunged, Error or Failed (flagged)" },
   { "restic-password-file", OPT_RESTIC_PW, "FILE",
     "password of restic repositories (remembered:\n"
     "its name, never the password)" },
@@ -39,21 +44,25 @@ static const struct bfs_opt scan_opts[] = {
 static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
-           "                     [--json] [--quiet] REPO",
+           "                     [--show-removed] [--restic-password-file FILE]\n"
+           "                     [-o NAME=VALUE] [--json] [--quiet] REPO [REPO...]",
   .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
-    "broken backups, image headers read and seconds.",
+    "broken backups, image headers read and seconds.  More REPOs are more\n"
+    "stores of the same repository (KBOSS secondary storage): scanned with\n"
+    "the first, backing files found across all of them, remembered by the\n"
+    "first's catalog.",
   .opts = scan_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
   .json_help = "print the summary as JSON",
-  .need = "REPO", .min_args = 1, .max_args = 1,
+  .need = "REPO [REPO...]", .min_args = 1, .max_args = -1,
 };
 
 static const struct bfs_opt list_opts[] = {
   { "no-scan", OPT_NO_SCAN, NULL,
     "list what the catalog holds without rescanning" },
   { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
+  { "show-removed", OPT_SHOW_REMOVED, NULL, "as for scan" },
   { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
   { "option", 'o', "NAME=VALUE", "as for scan" },
   { "quiet", 'q', NULL, "no progress" },
@@ -63,16 +72,17 @@ static const struct bfs_opt list_opts[] = {
 static const struct bfs_cmd list_cmd = {
   .name = "list",
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
-           "                     [--cloudstack-backups FILE]\n"
+           "                     [--cloudstack-backups FILE] [--show-removed]\n"
            "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
-           "                     REPO [VM]",
+           "                     REPO [REPO...] [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
-    "incrementally first.",
+    "incrementally first.  More REPOs are more stores, as for scan; the\n"
+    "last argument is a VM unless it is a directory.",
   .opts = list_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
   .json_help = "backup.json objects grouped by VM",
-  .need = "REPO [VM]", .min_args = 1, .max_args = 2,
+  .need = "REPO [REPO...] [VM]", .min_args = 1, .max_args = -1,
 };
 
 struct args {
@@ -102,6 +112,7 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
     case OPT_CSB: a->opts.cloudstack_backups = g.optarg; break;
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN: a->no_scan = true; break;
+    case OPT_SHOW_REMOVED: a->opts.show_removed = true; break;
     case OPT_RESTIC_PW:
     case 'o': {
       CLEANUP_FREE char *name = c == 'o'
@@ -128,10 +139,30 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
   }
   a->opts.catalog_path = g.catalog;
   a->json = g.json;
+  /* REPO [REPO...] [VM]: list's last operand is a VM unless it is a
+   * directory */
   a->repo = g.pos[0];
-  a->vm = g.npos == 2 ? g.pos[1] : NULL;
+  int last = g.npos;
+  struct stat st;
+  if (cmd == &list_cmd && g.npos >= 2 &&
+      (stat(g.pos[g.npos - 1], &st) < 0 || !S_ISDIR(st.st_mode)))
+    a->vm = g.pos[--last];
+  a->opts.extra_repos = (const char *const *)g.pos + 1;
+  a->opts.nextra_repos = (size_t)(last - 1);
   a->opts.progress = !a->json && !a->quiet && isatty(STDERR_FILENO);
   return 0;
+}
+
+/* "stores": the roots after the first, when there are */
+static void
+add_stores(struct json_object *o, const catalog_t *cat)
+{
+  if (catalog_nroots(cat) < 2)
+    return;
+  struct json_object *a = json_object_new_array();
+  for (size_t i = 1; i < catalog_nroots(cat); i++)
+    json_object_array_add(a, json_object_new_string(catalog_root_path(cat, i)));
+  json_object_object_add(o, "stores", a);
 }
 
 static int
@@ -159,6 +190,7 @@ catalog_scan_cmd(int argc, char **argv)
   if (a.json) {
     struct json_object *o = json_object_new_object();
     bfs_json_add_str(o, "repository", catalog_repo(cat));
+    add_stores(o, cat);
     bfs_json_add_str(o, "catalog", catalog_path(cat));
     json_object_object_add(o, "vms", json_object_new_int64(st.vms));
     json_object_object_add(o, "backups", json_object_new_int64(st.backups));
@@ -219,7 +251,7 @@ table_row(const struct catalog_backup *b, struct row *r)
   snprintf(r->c[4], 64, "%s", al);
   snprintf(r->c[5], 64, "%zu", depth);
   /* the scan's status, with the last verify's verdict when the scan found
-   * nothing wrong */
+   * nothing wrong, and a CloudStack removal (shown with --show-removed) */
   CLEANUP_FREE char *st = NULL;
   char at[32];
   cat_time_iso(b->verified_at, at);
@@ -227,10 +259,17 @@ table_row(const struct catalog_backup *b, struct row *r)
       asprintf(&st, b->verify_ok ? "ok (verified %s)" :
                "FAULT (verify %s): %s", at, b->verify_result) < 0)
     st = NULL;
-  const char *status = st ? st : b->status;
-  r->status = cat_xmalloc(4 * strlen(status) + 1);   /* not cut */
+  const char *status0 = st ? st : b->status;
+  CLEANUP_FREE char *removed = catalog_backup_extra(b, "removed");
+  CLEANUP_FREE char *cs = removed ? catalog_backup_extra(b, "cloudstack_status")
+                                  : NULL;
+  CLEANUP_FREE char *status = removed
+    ? cat_xasprintf("%s (CloudStack: %s)", status0, cs ? cs : "removed")
+    : NULL;
+  const char *stx = status ? status : status0;
+  r->status = cat_xmalloc(4 * strlen(stx) + 1);   /* not cut */
   char *q = r->status;
-  for (const unsigned char *p = (const unsigned char *)status; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)stx; *p; p++)
     q += (*p < 0x20 || *p == 0x7f) ? sprintf(q, "\\x%02x", *p)
                                    : (*q = (char)*p, 1);
   *q = '\0';
@@ -303,6 +342,7 @@ catalog_list_cmd(int argc, char **argv)
   if (rc == 0 && a.json) {
     struct json_object *o = json_object_new_object();
     bfs_json_add_str(o, "repository", catalog_repo(cat));
+    add_stores(o, cat);
     json_object_object_add(o, "vms", json_object_get(jvms));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                   JSON_C_TO_STRING_SPACED |

@@ -111,6 +111,20 @@ catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b)
 }
 
 char *
+catalog_backup_extra(const struct catalog_backup *b, const char *key)
+{
+  struct json_object *o = b->extra ? json_tokener_parse(b->extra) : NULL, *v;
+  char *r = NULL;
+  if (o && json_object_object_get_ex(o, key, &v) && v &&
+      (json_object_is_type(v, json_type_string) ||
+       (json_object_is_type(v, json_type_boolean) &&
+        json_object_get_boolean(v))))
+    r = cat_xstrdup(json_object_get_string(v));
+  json_object_put(o);
+  return r;
+}
+
+char *
 cat_json_kv(int npairs, ...)
 {
   struct json_object *o = json_object_new_object();

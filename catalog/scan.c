@@ -104,7 +104,9 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   s->reopened++;
   f->decided = cat_xstrdup(fmt ? fmt : "probe");
   bfs_clear_error();
-  if ((fd = bfs_open_beneath(s->repo_fd, s->cat->repo, f->path)) < 0 ||
+  const char *root, *rel;
+  int dfd = cat_root_at(s->cat, s->repo_fd, f->path, &rel, &root);
+  if ((fd = bfs_open_beneath(dfd, root, rel)) < 0 ||
       blk_io_fd(fd, f->path, &io) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
     if (fmt)
@@ -145,7 +147,9 @@ scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 
   if (f && f->seen)
     return f->kind == kind ? f : NULL;
-  if (fstatat(s->repo_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+  const char *in;
+  int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  if (dfd < 0 || fstatat(dfd, in, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
       !S_ISREG(st.st_mode))
     return NULL;
   s->walked++;
@@ -242,27 +246,40 @@ scan_add_disk_recipe(struct model_backup *b, const char *name,
 }
 
 static void
+free_backup(struct model_backup *b)
+{
+  for (size_t j = 0; j < b->ndisks; j++) {
+    struct model_disk *d = &b->disks[j];
+    free(d->name); free(d->top); free(d->volume); free(d->status);
+    for (size_t k = 0; k < d->chain_len; k++) {
+      free(d->chain[k]);
+      free(d->drivers[k]);
+      if (d->options) free(d->options[k]);
+    }
+    free(d->chain);
+    free(d->drivers);
+    free(d->options);
+    free(d->format);
+    free(d->compression);
+  }
+  free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
+  free(b->extra); free(b->name); free(b->status);
+}
+
+void
+scan_drop_backup(struct scan *s, size_t i)
+{
+  free_backup(&s->backups[i]);
+  memmove(&s->backups[i], &s->backups[i + 1],
+          (s->nbackups - i - 1) * sizeof *s->backups);
+  s->nbackups--;
+}
+
+static void
 free_model(struct scan *s)
 {
-  for (size_t i = 0; i < s->nbackups; i++) {
-    struct model_backup *b = &s->backups[i];
-    for (size_t j = 0; j < b->ndisks; j++) {
-      struct model_disk *d = &b->disks[j];
-      free(d->name); free(d->top); free(d->volume); free(d->status);
-      for (size_t k = 0; k < d->chain_len; k++) {
-        free(d->chain[k]);
-        free(d->drivers[k]);
-        if (d->options) free(d->options[k]);
-      }
-      free(d->chain);
-      free(d->drivers);
-      free(d->options);
-      free(d->format);
-      free(d->compression);
-    }
-    free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
-    free(b->extra); free(b->name); free(b->status);
-  }
+  for (size_t i = 0; i < s->nbackups; i++)
+    free_backup(&s->backups[i]);
   free(s->backups);
   for (size_t i = 0; i < s->nfiles; i++) {
     clear_header(s->filev[i]);
@@ -318,7 +335,9 @@ list_dir(struct scan *s, const char *rel, struct names *files,
             "skipped", s->cat->repo, rel);
     return;
   }
-  int fd = openat(s->repo_fd, rel,
+  const char *in;
+  int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  int fd = dfd < 0 ? -1 : openat(dfd, in,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT)          /* vanished meanwhile: nothing to say */
@@ -387,8 +406,9 @@ walk_dir(struct scan *s, const char *rel, unsigned depth, const char **parts,
   names_free(&files);
   if (!claimed && depth < CAT_LAYOUT_MAX_DEPTH)
     for (size_t j = 0; j < dirs.n; j++) {
-      CLEANUP_FREE char *sub = depth ? cat_xasprintf("%s/%s", rel, dirs.v[j])
-                                     : cat_xstrdup(dirs.v[j]);
+      CLEANUP_FREE char *sub = strcmp(rel, ".")
+                               ? cat_xasprintf("%s/%s", rel, dirs.v[j])
+                               : cat_xstrdup(dirs.v[j]);
       parts[depth] = dirs.v[j];
       walk_dir(s, sub, depth + 1, parts, repo_is_backups);
     }
@@ -411,6 +431,12 @@ walk(struct scan *s)
     if (cat_layouts[i]->repo && cat_layouts[i]->repo(s))
       return;
   walk_dir(s, ".", 0, parts, repo_is_backups);
+  for (size_t i = 1; i < s->cat->nroots; i++) {   /* more stores */
+    char rel[32];
+    base = strrchr(s->cat->roots[i], '/');
+    snprintf(rel, sizeof rel, CAT_ROOT_PREFIX "%zu", i);
+    walk_dir(s, rel, 0, parts, base && !strcmp(base + 1, "backups"));
+  }
 }
 
 void **
@@ -449,7 +475,8 @@ scan_exists(void *opaque, const char *rel)
   struct scan_file *f = cat_map_get(&s->files, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
   if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
-  return resolve_fs_exists(s->cat->repo, rel);
+  return resolve_fs_exists((const char *const *)s->cat->roots,
+                           s->cat->nroots, rel);
 }
 
 static bool
@@ -468,7 +495,8 @@ resolve_layer(struct scan *s, struct scan_file *f)
     f->resolved = true;
     free(f->resolve_error);
     f->resolve_error = NULL;
-    if (resolve_backing_rel(s->cat->repo, f->path, f->backing, scan_exists,
+    if (resolve_backing_rel((const char *const *)s->cat->roots,
+                            s->cat->nroots, f->path, f->backing, scan_exists,
                             s, &next) < 0) {
       f->resolve_error = cat_xstrdup(bfs_last_error());
       next = NULL;
@@ -716,6 +744,18 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   /* FUSE mounts are skipped; other mounts below the repository (NFS
    * submounts, bind mounts of storage) are part of it and walked */
   s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
+  for (size_t i = 1; i < cat->nroots; i++) {    /* and below other stores */
+    char **m;
+    size_t n = cat_fuse_mounts(cat->roots[i], &m);
+    s.fuse_mounts = cat_xrealloc(s.fuse_mounts, s.nfuse + n + 1,
+                                 sizeof *s.fuse_mounts);
+    for (size_t j = 0; j < n; j++) {
+      s.fuse_mounts[s.nfuse++] = cat_xasprintf(CAT_ROOT_PREFIX "%zu/%s", i,
+                                               m[j]);
+      free(m[j]);
+    }
+    free(m);
+  }
   walk(&s);
   if (!only_vm)
     layouts_finish(&s);
@@ -756,6 +796,7 @@ catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats
   pthread_mutex_unlock(&cat->lock);
   if (r < 0) return r;
   if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
+      cat->nroots > 1 || cat->cloudstack_backups ||
       strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
     return scan_run(cat, NULL, stats);
   return scan_run(cat, vm, stats);

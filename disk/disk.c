@@ -411,15 +411,22 @@ struct opener {
 static int
 open_layer(struct bfs_disk *d, size_t i, bool *changed, struct blk_io **io)
 {
-  const char *repo = d->ctx->repo;
+  const char *repo = d->ctx->repo, *rel = d->loc[i];
   const struct bfs_disk_source *row = bfs_disk_source_find(d->drv[i]);
   struct stat st;
-  int fd, r;
+  int fd, r, root;
 
   *io = NULL;
   if (row && row->no_file)          /* not a file: the driver opens it */
     return 0;
-  fd = bfs_open_beneath(d->ctx->repo_fd, repo, d->loc[i]);
+  /* beneath the locator's root: the caller's descriptor for the first,
+   * the catalog's for other stores (catalog.h) */
+  if ((root = catalog_locator_root(d->ctx->cat, d->loc[i], &rel)) < 0)
+    return root;
+  if (root > 0)
+    repo = catalog_root_path(d->ctx->cat, (size_t)root);
+  fd = bfs_open_beneath(root > 0 ? catalog_root_fd(d->ctx->cat, (size_t)root)
+                                 : d->ctx->repo_fd, repo, rel);
   if (fd < 0) {
     /* a symlink, a vanished or non-regular file where the catalog has an
      * image: the repository changed since the scan */

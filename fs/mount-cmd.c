@@ -56,6 +56,9 @@ struct opts {
   unsigned guest_timeout, guest_call_timeout, guest_idle, guest_list_wait;
   char fuse_o[4096];                /* options passed to libfuse */
   const char *repo, *mountpoint;
+  char *extra_repos[16];            /* more stores (realpaths in run) */
+  size_t nextra;
+  bool show_removed;                /* -o show_removed */
 };
 
 /* the -o keys, after the options in --help */
@@ -66,6 +69,8 @@ o_keys(FILE *f)
 "     catalog=FILE             catalog database (default: per-repository file\n"
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
+"     show_removed             show backups the export marks Removed, Expunged,\n"
+"                              Error or Failed (flagged in backup.json)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     writable                 disks/<disk>.img take writes, kept in sparse\n"
 "                              scratch files (the backup never changes)\n"
@@ -115,14 +120,16 @@ static const struct bfs_opt mount_opts[] = {
 static const struct bfs_cmd mount_cmd = {
   .name = "mount",
   .usage = "mount [-f] [-d] [-s] [--scratch DIR] [--catalog FILE] [-o OPTS]\n"
-    "                      REPO MOUNTPOINT\n"
+    "                      REPO [REPO...] MOUNTPOINT\n"
     "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)",
   .about = "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
     "MOUNTPOINT as <vm>/<time>/{backup.json,domain.xml,disks/<disk>.img,files/}.\n"
+    "More REPOs are more stores of the same repository (KBOSS secondary storage:\n"
+    "backing files are found across all of them), remembered by the first's catalog.\n"
     "Unmount with: fusermount3 -u MOUNTPOINT",
   .opts = mount_opts, .shared = BFS_OPTS_CATALOG,
   .catalog_help = "catalog database (also -o catalog=FILE)",
-  .need = "REPO and MOUNTPOINT", .min_args = 2, .max_args = 2,
+  .need = "REPO and MOUNTPOINT", .min_args = 2, .max_args = 18,
   .more = o_keys,
 };
 
@@ -222,6 +229,8 @@ parse_o(struct opts *o, const char *arg)
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
+    else if (!strcmp(tok, "show_removed"))
+      o->show_removed = true;
     else if (!strcmp(tok, "debug"))
       o->debug = o->foreground = true;
     else if (!strcmp(tok, "allow_other"))
@@ -288,7 +297,12 @@ parse_args(struct bfs_args *g, struct opts *o)
     o->catalog = strdup(g->catalog);
   }
   o->repo = g->pos[0];
-  o->mountpoint = g->pos[1];
+  o->mountpoint = g->pos[g->npos - 1];
+  for (int i = 1; i + 1 < g->npos; i++)     /* REPO [REPO...] MOUNTPOINT */
+    if (!(o->extra_repos[o->nextra++] = strdup(g->pos[i]))) {
+      g->status = bfs_opts_bad(g, "out of memory");
+      return -1;
+    }
   return 0;
 }
 
@@ -483,6 +497,9 @@ open_catalog(const struct opts *o, bool progress)
     .catalog_path = o->catalog,
     .cloudstack_backups = o->cloudstack_backups,
     .source_options = o->source_options,
+    .extra_repos = (const char *const *)o->extra_repos,
+    .nextra_repos = o->nextra,
+    .show_removed = o->show_removed,
     .progress = progress,
   };
   return catalog_open(mnt.repo, &copts, &mnt.cat);
@@ -510,6 +527,15 @@ run(struct opts *o)
   r = check_placement(o, mnt.repo, mnt.mountpoint);
   if (r < 0)
     return r;
+  for (size_t i = 0; i < o->nextra; i++) {  /* the daemon runs in / */
+    char *real = realpath(o->extra_repos[i], NULL);
+    if (!real)
+      return bfs_error(-errno, "%s: %m", o->extra_repos[i]);
+    free(o->extra_repos[i]);
+    o->extra_repos[i] = real;
+    if ((r = check_placement(o, real, mnt.mountpoint)) < 0)
+      return r;
+  }
   if (o->log_level >= 0)
     bfs_log_level = o->log_level;
   else if (bfs_log_level < BFS_LOG_INFO)
@@ -703,6 +729,8 @@ fs_mount_cmd(int argc, char **argv)
   free(o.catalog);
   free(o.cloudstack_backups);
   free(o.source_options);
+  for (size_t i = 0; i < o.nextra; i++)
+    free(o.extra_repos[i]);
   free(o.scratch);
   free(o.log_file);
   if (r == 1)

@@ -130,7 +130,13 @@ static bool
 perm_of(const char *rel, struct perm *p, struct stat *out)
 {
   struct stat st;
-  if (fstatat(mnt.repo_fd, rel && *rel ? rel : ".", &st,
+  int fd = mnt.repo_fd, root;
+  /* a layer in another store (catalog.h: ".root<i>/" locators) */
+  if (rel && *rel && (root = catalog_locator_root(mnt.cat, rel, &rel)) != 0) {
+    if (root < 0) return false;
+    fd = catalog_root_fd(mnt.cat, (size_t)root);
+  }
+  if (fstatat(fd, rel && *rel ? rel : ".", &st,
               AT_SYMLINK_NOFOLLOW | (rel && *rel ? 0 : AT_EMPTY_PATH)) < 0)
     return false;
   p->uid = st.st_uid;
@@ -458,6 +464,47 @@ free_want_vms(struct want_vm *vms, size_t nvms)
   free(vms);
 }
 
+/* MNT/by-name/<display name> -> ../<vm>, from the CloudStack export's VM
+ * names (vm_name of a VM's newest backup); a name two VMs share links the
+ * first and "<name>-<vm>" for the others.  Rebuilt when it changes (write
+ * lock held). */
+static void
+apply_by_name(struct node *root, struct want_vm *vms, size_t nvms)
+{
+  struct node *by = node_kid(root, "by-name"), *nb = node_new(N_VM, "by-name",
+                                                              root);
+  for (size_t j = 0; nb && j < nvms; j++) {
+    CLEANUP_FREE char *d = vms[j].n ? catalog_backup_extra(
+                             &vms[j].bs[vms[j].n - 1], "vm_name") : NULL;
+    CLEANUP_FREE char *name = NULL, *target = NULL;
+    if (!d || !valid_name(vms[j].name) ||
+        (node_kid(nb, d) ? asprintf(&name, "%s-%s", d, vms[j].name)
+                         : asprintf(&name, "%s", d)) < 0 ||
+        !valid_name(name) || asprintf(&target, "../%s", vms[j].name) < 0)
+      continue;
+    struct node *l = add_kid(nb, N_LATEST, name);
+    if (l && (l->blob = blob_new(target, strlen(target)))) {
+      l->perm = root->perm;
+      l->mtime = root->mtime;
+    }
+  }
+  bool same = by && nb && by->nkids == nb->nkids;
+  for (size_t i = 0; same && i < nb->nkids; i++) {
+    struct node *o = node_kid(by, nb->kids[i]->name);
+    same = o && o->blob && nb->kids[i]->blob &&
+           !strcmp(o->blob->data, nb->kids[i]->blob->data);
+  }
+  if (same || !nb || !nb->nkids) {
+    if (nb) node_unlink(nb);
+    if (by && !same) drop_kid(root, by);
+    return;
+  }
+  if (by) drop_kid(root, by);
+  nb->perm = root->perm;
+  nb->mtime = root->mtime;
+  if (node_add_kid(root, nb) < 0) node_unlink(nb);
+}
+
 int
 tree_refresh(bool scan)
 {
@@ -519,8 +566,11 @@ tree_refresh(bool scan)
     root->perm = root_perm;
     tree_queue_inval_inode(root->ino);
   }
+  bool by_name = true;              /* by-name/, unless a VM is called so */
+  for (size_t j = 0; j < nnames; j++)
+    by_name &= strcmp(names[j], "by-name") != 0;
   for (size_t i = root->nkids; i-- > 0;) {
-    bool keep = false;
+    bool keep = by_name && !strcmp(root->kids[i]->name, "by-name");
     for (size_t j = 0; j < nnames && !keep; j++)
       keep = !strcmp(names[j], root->kids[i]->name) && vms[j].n > 0;
     if (!keep)
@@ -540,6 +590,8 @@ tree_refresh(bool scan)
     if (vn->mtime > root->mtime)
       root->mtime = vn->mtime;
   }
+  if (by_name)
+    apply_by_name(root, vms, nnames);
   pthread_rwlock_unlock(&mnt.tree_lock);
   r = 0;
 

@@ -19,7 +19,7 @@ hist_open(const char *repo, const char *catalog, const char *index,
   int r;
 
   memset(h, 0, sizeof *h);
-  if ((r = restore_open_catalog(repo, catalog, &h->cat)) < 0)
+  if ((r = restore_open_catalog(repo, NULL, 0, catalog, &h->cat)) < 0)
     return r;
   if ((r = catalog_backups(h->cat, vm, &h->b, &h->n)) < 0)
     goto fail;

@@ -115,7 +115,8 @@ static const struct bfs_opt disk_opts[] = {
   { "bandwidth", OPT_BANDWIDTH, "MIB/S",
     "limit reading and writing to MiB per second" },
   { "repo", OPT_REPO, "REPO",
-    "read VM@TIME of REPO instead of a mounted BACKUP_DIR" },
+    "read VM@TIME of REPO instead of a mounted BACKUP_DIR;\n"
+    "again: more stores of the same repository (KBOSS)" },
   { "force", OPT_FORCE, NULL, "write over an existing file or block device" },
   { 0 },
 };
@@ -439,7 +440,8 @@ restore_qcow2(struct job *j, bool compress, double mibps)
 int
 restore_disk_cmd(int argc, char **argv)
 {
-  const char *format = "raw", *repo = NULL, *catalog = NULL;
+  const char *format = "raw", *repo = NULL, *catalog = NULL, *more[16];
+  size_t nmore = 0;
   bool compress = false, force = false;
   double mibps = 0;
   struct job j = { .fd = -1 };
@@ -458,7 +460,14 @@ restore_disk_cmd(int argc, char **argv)
         return 2;
       }
       break;
-    case OPT_REPO: repo = g.optarg; break;
+    case OPT_REPO:            /* again: more stores of the repository */
+      if (!repo)
+        repo = g.optarg;
+      else if (nmore < 16)
+        more[nmore++] = g.optarg;
+      else
+        return bfs_opts_bad(&g, "at most 17 --repo");
+      break;
     case OPT_FORCE: force = true; break;
     }
   }
@@ -489,7 +498,8 @@ restore_disk_cmd(int argc, char **argv)
     j.dest = in_dir;
   }
   if (repo)
-    r = restore_src_repo(repo, catalog, g.pos[0], g.pos[1], &j.src);
+    r = restore_src_repo(repo, more, nmore, catalog, g.pos[0], g.pos[1],
+                         &j.src);
   else {
     json_object *bj = NULL;
     r = restore_backup_json(g.pos[0], &bj);

@@ -83,9 +83,10 @@ struct rsrc {
 /* BACKUP_DIR/disks/<disk>.img of a mount */
 int restore_src_mounted(const char *backup_dir, const char *disk,
                         struct rsrc **out);
-/* VM@TIME of a repository, disk by name */
-int restore_src_repo(const char *repo, const char *catalog_path,
-                     const char *vmtime, const char *disk, struct rsrc **out);
+/* VM@TIME of a repository (more: its other stores), disk by name */
+int restore_src_repo(const char *repo, const char *const *more, size_t nmore,
+                     const char *catalog_path, const char *vmtime,
+                     const char *disk, struct rsrc **out);
 void restore_src_close(struct rsrc *s);
 /* The same point in time's disk as its blk/ stack (the disk service's:
  * every layer opened beneath the repository and checked against the
@@ -106,8 +107,10 @@ int restore_src_allocated(struct rsrc *s, uint64_t *bytes);
  * its format */
 int restore_src_qemu_spec(struct rsrc *s, char **spec, const char **fmt);
 
-/* open the catalog of repo and bring it up to date */
-int restore_open_catalog(const char *repo, const char *catalog_path,
+/* open the catalog of repo (more: its other stores, or none: the ones
+ * the catalog remembers) and bring it up to date */
+int restore_open_catalog(const char *repo, const char *const *more,
+                         size_t nmore, const char *catalog_path,
                          catalog_t **out);
 
 

@@ -32,10 +32,11 @@ struct repo_src {
 };
 
 int
-restore_open_catalog(const char *repo, const char *catalog_path,
-                     catalog_t **out)
+restore_open_catalog(const char *repo, const char *const *more, size_t nmore,
+                     const char *catalog_path, catalog_t **out)
 {
-  struct catalog_opts o = { .catalog_path = catalog_path };
+  struct catalog_opts o = { .catalog_path = catalog_path,
+                            .extra_repos = more, .nextra_repos = nmore };
   struct catalog_scan_stats st;
   catalog_t *cat;
   int r;
@@ -137,8 +138,9 @@ r_close(struct rsrc *s)
 static const struct rsrc_ops repo_ops = { r_extent, r_pread, r_qemu_spec, r_close };
 
 int
-restore_src_repo(const char *repo, const char *catalog_path,
-                 const char *vmtime, const char *disk, struct rsrc **out)
+restore_src_repo(const char *repo, const char *const *more, size_t nmore,
+                 const char *catalog_path, const char *vmtime,
+                 const char *disk, struct rsrc **out)
 {
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   struct repo_src *p;
@@ -159,7 +161,7 @@ restore_src_repo(const char *repo, const char *catalog_path,
   s->priv = p;
   p->repo_fd = -1;
 
-  r = restore_open_catalog(repo, catalog_path, &p->cat);
+  r = restore_open_catalog(repo, more, nmore, catalog_path, &p->cat);
   if (r < 0)
     goto fail;
   if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
@@ -188,7 +190,7 @@ restore_blk_repo(const char *repo, const char *catalog_path,
                  const char *vmtime, const char *disk, struct rsrc **src,
                  struct bfs_blk **out)
 {
-  int r = restore_src_repo(repo, catalog_path, vmtime, disk, src);
+  int r = restore_src_repo(repo, NULL, 0, catalog_path, vmtime, disk, src);
   if (r < 0)
     return r;
   *out = ((struct repo_src *)(*src)->priv)->blk;

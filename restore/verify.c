@@ -85,16 +85,17 @@ static const struct bfs_opt verify_opts[] = {
 
 static const struct bfs_cmd verify_cmd = {
   .name = "verify",
-  .usage = "verify [--json] [OPTIONS] REPO [VM[@TIME]]",
+  .usage = "verify [--json] [OPTIONS] REPO [REPO...] [VM[@TIME]]",
   .about = "Check backups end to end: the structure of every image in each chain\n"
     "(header, tables inside the file, compressed clusters decompress, the\n"
     "backing chain resolves), a full read of every point in time, and the\n"
     "xxh3-128 checksum of every image file against the one recorded when it\n"
     "was first verified.  TIME is a backup name (2026-10-01T030000Z) or latest.\n"
-    "Prints a table of results; exits 1 when anything is wrong.",
+    "Prints a table of results; exits 1 when anything is wrong.  More REPOs are\n"
+    "more stores of the same repository, as for scan.",
   .opts = verify_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
   .json_help = "results as JSON on stdout",
-  .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
+  .need = "REPO [REPO...] [VM[@TIME]]", .min_args = 1, .max_args = -1,
 };
 
 static int
@@ -125,8 +126,7 @@ repo_rel(struct vctx *v, const char *path)
 static int
 checksum(struct vctx *v, const char *path, bool record)
 {
-  CLEANUP_CLOSE int fd = bfs_open_beneath(v->repo_fd, v->repo,
-                                         repo_rel(v, path));
+  CLEANUP_CLOSE int fd = catalog_open_locator(v->cat, repo_rel(v, path));
   XXH3_state_t *st;
   XXH128_canonical_t can;
   struct stat sb;
@@ -493,10 +493,16 @@ restore_verify_cmd(int argc, char **argv)
     return g.status;
   catalog = g.catalog;
   json = g.json;
-  if (g.npos == 2) {
-    if ((r = catalog_parse_vmtime(g.pos[1], &vm, &time)) < 0)
+  /* REPO [REPO...] [VM[@TIME]]: the last is a VM unless a directory */
+  int last = g.npos;
+  struct stat lst;
+  if (g.npos >= 2 &&
+      (stat(g.pos[g.npos - 1], &lst) < 0 || !S_ISDIR(lst.st_mode)))
+    last--;
+  if (last < g.npos) {
+    if ((r = catalog_parse_vmtime(g.pos[last], &vm, &time)) < 0)
       goto out;
-    if (!strchr(g.pos[1], '@')) {  /* VM alone: every backup */
+    if (!strchr(g.pos[last], '@')) {  /* VM alone: every backup */
       free(time);
       time = NULL;
     }
@@ -505,7 +511,8 @@ restore_verify_cmd(int argc, char **argv)
     r = bfs_error(-ENOMEM, "out of memory");
     goto out;
   }
-  if ((r = restore_open_catalog(g.pos[0], catalog, &v.cat)) < 0)
+  if ((r = restore_open_catalog(g.pos[0], (const char *const *)g.pos + 1,
+                                (size_t)(last - 1), catalog, &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
   if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||

@@ -37,7 +37,8 @@ static catalog_t *cat;
 static bool
 fs_exists(void *repo, const char *rel)
 {
-  return resolve_fs_exists(repo, rel);
+  const char *roots[] = { repo };
+  return resolve_fs_exists(roots, 1, rel);
 }
 static const char *vm;
 static size_t expect_backups;
@@ -151,11 +152,12 @@ main(int argc, char **argv)
 
   /* hostile names never resolve outside (the scan's one resolver) */
   char *out;
-  if (resolve_backing_rel(catalog_repo(cat), cd->image,
+  const char *roots[] = { catalog_repo(cat) };
+  if (resolve_backing_rel(roots, 1, cd->image,
                           "../../../../../../../etc/passwd", fs_exists,
                           (void *)catalog_repo(cat), &out) == 0)
     FAIL("resolved outside: %s", out);
-  if (resolve_backing_rel(catalog_repo(cat), cd->image, "/etc/hostname",
+  if (resolve_backing_rel(roots, 1, cd->image, "/etc/hostname",
                           fs_exists, (void *)catalog_repo(cat), &out) == 0)
     FAIL("absolute name outside the repository resolved: %s", out);
   printf("ok: hostile backing names refused\n");

@@ -100,9 +100,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(j);
     if (name[0]) {
       char *out;
-      if (resolve_backing_rel("/repo", copy, name, fake_exists, NULL, &out) == 0) {
-        if (out[0] == '/' || !strcmp(out, "..") || !strncmp(out, "../", 3))
-          abort();
+      const char *roots[] = { "/repo", "/store2" };
+      if (resolve_backing_rel(roots, 2, copy, name, fake_exists, NULL,
+                              &out) == 0) {
+        const char *in;
+        if (out[0] == '/' || !strcmp(out, "..") || !strncmp(out, "../", 3) ||
+            resolve_root_of(2, out, &in) < 0 || in[0] == '.')
+          abort();               /* a locator of one of the roots */
         free(out);
       }
     }

@@ -90,4 +90,26 @@ echo '{ "listbackupsresponse": {' > "$T/bad.json"
 out=$("$BACKUPFS" scan --catalog "$T/d.db" --cloudstack-backups "$T/bad.json" "$R" 2>&1)
 check_match "bad export named in a warning" "bad.json.*(JSON|json)" "$out"
 check_match "and the volumes still listed" "2 VMs, 4 backups" "$out"
+
+# a display name two VMs share (tenants choose them): neither gets it alone
+jq '.listbackupsresponse.backup += [{ id: "b-3", virtualmachineid: "vm-uuid-2",
+  virtualmachinename: "web01", date: "2026-10-03T03:00:00Z",
+  volumes: ([{uuid: "'$VA'", type: "ROOT", deviceId: 0, path: "'$U3'"}] | tojson) }]' \
+  "$T/listbackups.json" > "$T/lb-shared.json"
+J=$(listj --catalog "$T/s.db" --cloudstack-backups "$T/lb-shared.json" "$R")
+check "a shared display name: <name>-<vm id> each" \
+  "web01-vm-uuid-1:2 web01-vm-uuid-2:1" \
+  "$(q '[.vms[] | "\(.name):\(.backups | length)"] | join(" ")')"
+check "vm_name keeps the display name" "web01 web01" \
+  "$(q '[.vms[].backups[-1].vm_name] | join(" ")')"
+
+# backing names that loop (a hostile store): both visible, broken, dated
+L=$T/loop/backups/3/$VA
+qcow2 "$L/$U1" 1M "$POOL/backups/3/$VA/$U2"
+qcow2 "$L/$U2" 1M "$POOL/backups/3/$VA/$U1"
+touch -d '2026-10-01 03:00:00 UTC' "$L/$U1" "$L/$U2"
+J=$(listj --catalog "$T/l.db" "$T/loop")
+check "a loop of backing names: visible, broken, mtime" \
+  "2026-10-01T030000Z mtime true|2026-10-01T030000Z-1 mtime true" \
+  "$(q '[.vms[0].backups[] | "\(.name) \(.time_source) \(.status != "ok")"] | join("|")')"
 finish

@@ -26,13 +26,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# bfs_mount REPO MOUNTPOINT [extra args]: mount (daemonised) and wait
+# bfs_mount REPO MOUNTPOINT [extra args]: mount (daemonised) and wait;
+# $MORE_REPOS (space-separated) are more stores mounted with REPO
 bfs_mount() {
   local repo=$1 mp=$2; shift 2
   mkdir -p "$mp"
   MOUNTS="$MOUNTS $mp"
   "$BACKUPFS" mount -o "catalog=$T/catalog-$(basename "$mp").db" "$@" \
-    "$repo" "$mp" || fail "mount $repo on $mp failed"
+    "$repo" ${MORE_REPOS:-} "$mp" || fail "mount $repo on $mp failed"
   for _ in $(seq 50); do
     mountpoint -q "$mp" && return 0
     sleep 0.1
