@@ -91,6 +91,9 @@ def completion_branches():
         if args == ["mount"]:
             m = re.search(r"^_backupfs_mount_opts\(\).*?^}", t, re.M | re.S)
             b += m.group(0) if m else ""
+        m = re.search(r'local common="([^"]*)"', t)   # the shared options
+        if m:
+            b = b.replace("$common", m.group(1))
         return b
     return get
 
