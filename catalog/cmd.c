@@ -18,14 +18,17 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/kvopt.h"
+#include "catalog/tz.h"
 
-enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN };
+enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN, OPT_NAS_TZ };
 
 static const struct option long_opts[] = {
   { "catalog", required_argument, NULL, OPT_CATALOG },
   { "cloudstack-backups", required_argument, NULL, OPT_CSB },
   { "json", no_argument, NULL, 'j' },
   { "no-scan", no_argument, NULL, OPT_NO_SCAN },
+  { "nas-timezone", required_argument, NULL, OPT_NAS_TZ },
   { "quiet", no_argument, NULL, 'q' },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
@@ -35,7 +38,27 @@ struct args {
   struct catalog_opts opts;
   bool json, no_scan, quiet;
   const char *repo, *vm;
+  char *source_options;         /* --nas-timezone as nas_tz= */
 };
+
+/* --nas-timezone ZONE: checked now (a typo is a usage error, not a scan
+ * with the wrong times), then the nas_tz source option */
+static int
+nas_timezone(struct args *a, const char *zone)
+{
+  struct cat_tz *tz;
+  if (cat_tz_load(zone, &tz) < 0) {
+    fprintf(stderr, "backupfs: --nas-timezone: %s\n", bfs_last_error());
+    return -1;
+  }
+  cat_tz_free(tz);
+  char *next = bfs_kvopt_set(a->source_options, "nas_tz", zone);
+  if (!next) abort();
+  free(a->source_options);
+  a->source_options = next;
+  a->opts.source_options = next;
+  return 0;
+}
 
 static int
 parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
@@ -46,6 +69,9 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
     switch (c) {
     case OPT_CATALOG: a->opts.catalog_path = optarg; break;
     case OPT_CSB: a->opts.cloudstack_backups = optarg; break;
+    case OPT_NAS_TZ:
+      if (nas_timezone(a, optarg) < 0) return -1;
+      break;
     case 'j': a->json = true; break;
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN:
@@ -70,7 +96,7 @@ scan_help(FILE *f)
 {
   fprintf(f,
     "usage: backupfs scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-    "                     [--json] [--quiet] REPO\n\n"
+    "                     [--nas-timezone ZONE] [--json] [--quiet] REPO\n\n"
     "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
@@ -80,6 +106,9 @@ scan_help(FILE *f)
     "                              /var/cache/backupfs/ for root)\n"
     "  --cloudstack-backups FILE   CloudStack listBackups JSON export naming\n"
     "                              the VMs of KBOSS volumes (remembered)\n"
+    "  --nas-timezone ZONE         the zone CloudStack NAS stamps are in\n"
+    "                              (America/New_York, UTC; remembered;\n"
+    "                              default: $TZ, else /etc/localtime)\n"
     "  --json                      print the summary as JSON\n"
     "  -q, --quiet                 no progress, no summary\n"
     "  -h, --help                  this help\n");
@@ -90,14 +119,16 @@ list_help(FILE *f)
 {
   fprintf(f,
     "usage: backupfs list [--json] [--no-scan] [--catalog FILE]\n"
-    "                     [--cloudstack-backups FILE] REPO [VM]\n\n"
+    "                     [--cloudstack-backups FILE] [--nas-timezone ZONE]\n"
+    "                     REPO [VM]\n\n"
     "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
     "incrementally first.\n\n"
     "  --json        backup.json objects grouped by VM\n"
     "  --no-scan     list what the catalog holds without rescanning\n"
-    "  --catalog FILE, --cloudstack-backups FILE   as for scan\n"
+    "  --catalog FILE, --cloudstack-backups FILE, --nas-timezone ZONE\n"
+    "                as for scan\n"
     "  -h, --help    this help\n");
 }
 
@@ -116,7 +147,9 @@ catalog_scan_cmd(int argc, char **argv)
   struct catalog_scan_stats st;
 
   if (parse(argc, argv, &a, false, scan_help) < 0) return 2;
-  if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("scan");
+  int ro = catalog_open(a.repo, &a.opts, &cat);
+  free(a.source_options);               /* the catalog has its copy */
+  if (ro < 0) return fail("scan");
   int r = catalog_scan(cat, &st);
   if (r < 0) {
     catalog_close(cat);
@@ -202,7 +235,9 @@ catalog_list_cmd(int argc, char **argv)
   int rc = 0;
 
   if (parse(argc, argv, &a, true, list_help) < 0) return 2;
-  if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("list");
+  int ro = catalog_open(a.repo, &a.opts, &cat);
+  free(a.source_options);               /* the catalog has its copy */
+  if (ro < 0) return fail("list");
   CLEANUP_FREE char *scanned = NULL;
   if (db_get_meta(cat->db, "scanned_at", &scanned) < 0) {
     catalog_close(cat);

@@ -696,8 +696,7 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
    * submounts, bind mounts of storage) are part of it and walked */
   s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
   walk(&s);
-  if (!only_vm)
-    layouts_finish(&s);
+  layouts_finish(&s);
   finish_model(&s, &st);
   r = db_store(cat->scan_db, &s);
   progress(&s, true);
