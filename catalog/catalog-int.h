@@ -47,6 +47,7 @@ struct catalog {
   char *cloudstack_backups;     /* absolute path or NULL */
   char *source_options;         /* catalog_opts.source_options, a copy */
   bool progress;
+  bool luks_key;                /* catalog_opts.luks_key */
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for

@@ -146,6 +146,7 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   pthread_mutex_init(&cat->lock, NULL);
   pthread_mutex_init(&cat->scan_lock, NULL);
   cat->progress = opts->progress;
+  cat->luks_key = opts->luks_key;
 
   cat->repo = realpath(repo, NULL);
   if (!cat->repo || stat(cat->repo, &st) < 0) {

@@ -20,8 +20,9 @@
 #include "common/json-str.h"
 #include "common/kvopt.h"
 #include "catalog/tz.h"
+#include "blk/luks.h"
 
-enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN, OPT_NAS_TZ };
+enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN, OPT_NAS_TZ, OPT_KEY_FILE };
 
 static const struct option long_opts[] = {
   { "catalog", required_argument, NULL, OPT_CATALOG },
@@ -29,6 +30,7 @@ static const struct option long_opts[] = {
   { "json", no_argument, NULL, 'j' },
   { "no-scan", no_argument, NULL, OPT_NO_SCAN },
   { "nas-timezone", required_argument, NULL, OPT_NAS_TZ },
+  { "key-file", required_argument, NULL, OPT_KEY_FILE },
   { "quiet", no_argument, NULL, 'q' },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
@@ -72,6 +74,19 @@ parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
     case OPT_NAS_TZ:
       if (nas_timezone(a, optarg) < 0) return -1;
       break;
+    case OPT_KEY_FILE: {
+      /* scan and list read no disk: the key only has to be one, and
+       * encrypted disks then count as readable */
+      struct blk_key *key;
+      if (blk_key_from_file(optarg, &key) < 0) {
+        fprintf(stderr, "backupfs: --key-file %s: %s\n", optarg,
+                bfs_last_error());
+        return -1;
+      }
+      blk_key_free(key);
+      a->opts.luks_key = true;
+      break;
+    }
     case 'j': a->json = true; break;
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN:
@@ -96,7 +111,8 @@ scan_help(FILE *f)
 {
   fprintf(f,
     "usage: backupfs scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-    "                     [--nas-timezone ZONE] [--json] [--quiet] REPO\n\n"
+    "                     [--nas-timezone ZONE] [--key-file FILE] [--json]\n"
+    "                     [--quiet] REPO\n\n"
     "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
@@ -106,6 +122,8 @@ scan_help(FILE *f)
     "                              /var/cache/backupfs/ for root)\n"
     "  --cloudstack-backups FILE   CloudStack listBackups JSON export naming\n"
     "                              the VMs of KBOSS volumes (remembered)\n"
+    "  --key-file FILE             a LUKS passphrase file (checked, not kept):\n"
+    "                              encrypted disks count as readable\n"
     "  --nas-timezone ZONE         the zone CloudStack NAS stamps are in\n"
     "                              (America/New_York, UTC; remembered;\n"
     "                              default: $TZ, else /etc/localtime)\n"
@@ -120,15 +138,15 @@ list_help(FILE *f)
   fprintf(f,
     "usage: backupfs list [--json] [--no-scan] [--catalog FILE]\n"
     "                     [--cloudstack-backups FILE] [--nas-timezone ZONE]\n"
-    "                     REPO [VM]\n\n"
+    "                     [--key-file FILE] REPO [VM]\n\n"
     "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
     "incrementally first.\n\n"
     "  --json        backup.json objects grouped by VM\n"
     "  --no-scan     list what the catalog holds without rescanning\n"
-    "  --catalog FILE, --cloudstack-backups FILE, --nas-timezone ZONE\n"
-    "                as for scan\n"
+    "  --catalog FILE, --cloudstack-backups FILE, --nas-timezone ZONE,\n"
+    "  --key-file FILE   as for scan\n"
     "  -h, --help    this help\n");
 }
 

@@ -141,6 +141,11 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   f->compression = cat_xstrdup(comp);
   f->vsize = in->virtual_size;
   f->encrypted = in->encrypted;
+  /* LUKS reads with a key (catalog_opts.luks_key says whether there is
+   * one); the legacy AES method never */
+  if (in->encrypted && (!in->encryption || strcmp(in->encryption, "luks")))
+    f->error = cat_xasprintf("%s: encrypted qcow2 (legacy AES) is not "
+                             "supported", f->path);
   f->external = in->external_data;
   f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
   f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
@@ -547,11 +552,6 @@ resolve_disk(struct scan *s, struct model_disk *d)
     why = cat_xasprintf("%s: not a qcow2 image", f->path);
   while (f && !why) {
     if (f->error) { why = cat_xstrdup(f->error); break; }
-    if (f->encrypted) {
-      why = cat_xasprintf("%s: encrypted (LUKS/AES), reading is not supported",
-                          f->path);
-      break;
-    }
     if (f->external) {
       why = cat_xasprintf("%s: external data file, not supported", f->path);
       break;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "fs/fs.h"
@@ -183,7 +184,7 @@ usage(FILE *f)
 {
   fprintf(f,
     "usage: backupfs find [--catalog FILE] [--index FILE] [--all-versions]\n"
-    "                     [--json] REPO [VM] GLOB\n\n"
+    "                     [--key-file FILE] [--json] REPO [VM] GLOB\n\n"
     "Search the guest file indexes (made by `backupfs index`) of all backups\n"
     "of REPO, or of one VM.  GLOB is a shell pattern matched against the file\n"
     "name, or against the whole guest path when it contains '/'.\n"
@@ -194,6 +195,8 @@ usage(FILE *f)
     "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
     "  --index FILE     the index database itself\n"
     "  --all-versions   one line per point in time, nothing collapsed\n"
+    "  --key-file FILE  passphrase of LUKS-encrypted images (checked; the\n"
+    "                   index is searched without reading any disk)\n"
     "  --json           a JSON array of {vm, time, last, points, path, type,\n"
     "                   size, mtime, mode, uid, gid, link}\n");
 }
@@ -207,9 +210,10 @@ fs_find_cmd(int argc, char **argv)
     { "index", required_argument, NULL, 'x' },
     { "all-versions", no_argument, NULL, 'a' },
     { "json", no_argument, NULL, 'j' },
+    { "key-file", required_argument, NULL, 'k' },
     { NULL, 0, NULL, 0 },
   };
-  const char *catalog = NULL, *index = NULL;
+  const char *catalog = NULL, *index = NULL, *key_file = NULL;
   bool all = false, json = false;
   int c;
   optind = 1;
@@ -220,6 +224,7 @@ fs_find_cmd(int argc, char **argv)
     case 'x': index = optarg; break;
     case 'a': all = true; break;
     case 'j': json = true; break;
+    case 'k': key_file = optarg; break;
     default: usage(stderr); return 2;
     }
   int nargs = argc - optind;
@@ -227,6 +232,14 @@ fs_find_cmd(int argc, char **argv)
     usage(stderr);
     return 2;
   }
+  /* find reads the index, never a disk: the key only has to be one */
+  struct blk_key *key = NULL;
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: find: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    return 2;
+  }
+  blk_key_free(key);
   const char *repo = argv[optind];
   const char *vm = nargs == 3 ? argv[optind + 1] : NULL;
   struct find_ctx x = { .glob = argv[argc - 1],

@@ -72,12 +72,13 @@ free_names(char **v, size_t n)
 }
 
 static pid_t
-start_mount(const char *repo, const char *catalog, const char *mnt)
+start_mount(const char *repo, const char *catalog, const char *key_file,
+            const char *mnt)
 {
   pid_t pid = fork();
   if (pid == 0) {
-    const char *args[8];
-    char *copt = NULL;
+    const char *args[10];
+    char *copt = NULL, *kopt = NULL;
     int i = 0;
     args[i++] = "backupfs";
     args[i++] = "mount";
@@ -85,6 +86,11 @@ start_mount(const char *repo, const char *catalog, const char *mnt)
     if (catalog && asprintf(&copt, "catalog=%s", catalog) > 0) {
       args[i++] = "-o";
       args[i++] = copt;
+    }
+    /* the key file's name (never the key) to the mount that reads it */
+    if (key_file && asprintf(&kopt, "keyfile=%s", key_file) > 0) {
+      args[i++] = "-o";
+      args[i++] = kopt;
     }
     args[i++] = repo;
     args[i++] = mnt;
@@ -182,7 +188,7 @@ usage(FILE *f)
 {
   fprintf(f,
     "usage: backupfs index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
-    "                      REPO [VM[@TIME]]\n\n"
+    "                      [--key-file FILE] REPO [VM[@TIME]]\n\n"
     "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
     "or one VM@TIME; TIME may be `latest`) once, and store their file listing\n"
     "(zstd-compressed) next to the catalog, so that files/ lists without\n"
@@ -191,7 +197,9 @@ usage(FILE *f)
     "  --catalog FILE     the repository's catalog (index: FILE.index.sqlite)\n"
     "  --index FILE       the index database itself\n"
     "  --mountpoint MNT   use REPO already mounted on MNT instead of mounting\n"
-    "                     it on a temporary directory\n");
+    "                     it on a temporary directory\n"
+    "  --key-file FILE    passphrase of LUKS-encrypted images, for the mount\n"
+    "                     (-o keyfile=FILE; with --mountpoint, the mount's own)\n");
 }
 
 int
@@ -202,9 +210,10 @@ fs_index_cmd(int argc, char **argv)
     { "catalog", required_argument, NULL, 'c' },
     { "index", required_argument, NULL, 'x' },
     { "mountpoint", required_argument, NULL, 'm' },
+    { "key-file", required_argument, NULL, 'k' },
     { NULL, 0, NULL, 0 },
   };
-  const char *catalog = NULL, *index = NULL, *mnt = NULL;
+  const char *catalog = NULL, *index = NULL, *mnt = NULL, *key_file = NULL;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
@@ -213,6 +222,7 @@ fs_index_cmd(int argc, char **argv)
     case 'c': catalog = optarg; break;
     case 'x': index = optarg; break;
     case 'm': mnt = optarg; break;
+    case 'k': key_file = optarg; break;
     default: usage(stderr); return 2;
     }
   if (argc - optind < 1 || argc - optind > 2) {
@@ -239,7 +249,13 @@ fs_index_cmd(int argc, char **argv)
       return 2;
     }
     mnt = tmp;
-    if ((child = start_mount(repo, catalog, mnt)) < 0) {
+    if (key_file && strchr(key_file, ',')) {
+      fprintf(stderr, "backupfs: index: --key-file %s: a comma cannot go "
+              "into the mount's -o\n", key_file);
+      rmdir(tmp);
+      return 2;
+    }
+    if ((child = start_mount(repo, catalog, key_file, mnt)) < 0) {
       fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
       rmdir(tmp);
       return 2;

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "guest/index.h"
+#include "blk/luks.h"
 #include "history/history-int.h"
 #include "history/history.h"
 #include "restore/restore-int.h"
@@ -72,11 +73,11 @@ emit(const char *kind, const struct index_entry *e, unsigned what,
 /* resolve VM@TIME against the catalog (latest, names) */
 static int
 side_open(struct side *s, const char *arg, const char *repo,
-          const char *catalog, const char *index)
+          const char *catalog, bool luks_key, const char *index)
 {
   int r;
   if ((r = catalog_parse_vmtime(arg, &s->vm, &s->time)) < 0 ||
-      (r = hist_open(repo, catalog, index, s->vm, &s->h)) < 0 ||
+      (r = hist_open(repo, catalog, luks_key, index, s->vm, &s->h)) < 0 ||
       (r = s->idx = catalog_find_backup(s->h.b, s->h.n, s->vm, s->time)) < 0)
     return r;
   return 0;
@@ -97,7 +98,7 @@ usage(FILE *f)
   fprintf(f,
     "usage: backupfs diff [--catalog FILE] [--index FILE] [--json]\n"
     "                     REPO VM@T1 VM@T2 [PATH]\n"
-    "       backupfs diff --blocks [--catalog FILE] [--json]\n"
+    "       backupfs diff --blocks [--catalog FILE] [--key-file FILE] [--json]\n"
     "                     REPO VM@T1 VM@T2 [DISK]\n\n"
     "What changed from VM@T1 to VM@T2 (TIME may be `latest`).\n"
     "Files, from the file indexes (`backupfs index`; both must be indexed),\n"
@@ -111,6 +112,8 @@ usage(FILE *f)
     "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
     "  --index FILE     the index database itself\n"
     "  --blocks         compare the disks, not the files\n"
+    "  --key-file FILE  passphrase of LUKS-encrypted images (one trailing\n"
+    "                   newline ignored)\n"
     "  --json           files: {from, to, changes: [{change, path, type, size,\n"
     "                   mtime, changed}]}; blocks: {from, to, disks: [{disk,\n"
     "                   size, extents: [[offset, length]], bytes}], bytes}\n");
@@ -125,9 +128,11 @@ history_diff_cmd(int argc, char **argv)
     { "index", required_argument, NULL, 'x' },
     { "blocks", no_argument, NULL, 'b' },
     { "json", no_argument, NULL, 'j' },
+    { "key-file", required_argument, NULL, 'k' },
     { NULL, 0, NULL, 0 },
   };
-  const char *catalog = NULL, *index = NULL;
+  const char *catalog = NULL, *index = NULL, *key_file = NULL;
+  struct blk_key *key = NULL;
   bool blocks = false, json = false;
   int c;
   optind = 1;
@@ -138,6 +143,7 @@ history_diff_cmd(int argc, char **argv)
     case 'x': index = optarg; break;
     case 'b': blocks = true; break;
     case 'j': json = true; break;
+    case 'k': key_file = optarg; break;
     default: usage(stderr); return 2;
     }
   int nargs = argc - optind;
@@ -152,12 +158,16 @@ history_diff_cmd(int argc, char **argv)
   int r, status = 2;
   json_object *jo = NULL, *jarr = NULL;
 
-  if ((r = side_open(&a, argv[optind + 1], repo, catalog, index)) < 0 ||
-      (r = side_open(&b, argv[optind + 2], repo, catalog, index)) < 0)
+  if (key_file && (r = blk_key_from_file(key_file, &key)) < 0) {
+    bfs_error_prefix(r, "--key-file %s: ", key_file);
+    goto out;
+  }
+  if ((r = side_open(&a, argv[optind + 1], repo, catalog, key, index)) < 0 ||
+      (r = side_open(&b, argv[optind + 2], repo, catalog, key, index)) < 0)
     goto out;
   const char *ta = a.h.b[a.idx].name, *tb = b.h.b[b.idx].name;
   if (blocks) {
-    status = hist_diff_blocks(repo, catalog, a.vm, ta, b.vm, tb,
+    status = hist_diff_blocks(repo, catalog, key, a.vm, ta, b.vm, tb,
                               &a.h.b[a.idx], &b.h.b[b.idx], arg4, json);
     goto out;
   }
@@ -219,5 +229,6 @@ out:
   free(under);
   side_close(&a);
   side_close(&b);
+  blk_key_free(key);
   return r < 0 ? 2 : status;
 }

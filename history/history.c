@@ -30,6 +30,7 @@
 #include "common/error.h"
 #include "catalog/index.h"
 #include "guest/index.h"
+#include "blk/luks.h"
 #include "history/history-int.h"
 #include "history/history.h"
 
@@ -219,7 +220,7 @@ usage(FILE *f)
 {
   fprintf(f,
     "usage: backupfs history [--catalog FILE] [--index FILE] [--recursive]\n"
-    "                        [--json] REPO VM PATH\n\n"
+    "                        [--key-file FILE] [--json] REPO VM PATH\n\n"
     "The versions of the guest path PATH across every point in time of VM,\n"
     "oldest first, from the file indexes (`backupfs index`): one row per run\n"
     "of points in time in the same state, tab-separated: RANGE, EVENT, and for\n"
@@ -233,6 +234,8 @@ usage(FILE *f)
     "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
     "  --index FILE     the index database itself\n"
     "  -r, --recursive  the changes of PATH's whole subtree\n"
+    "  --key-file FILE  passphrase of LUKS-encrypted images (one trailing\n"
+    "                   newline ignored): their backups count as readable\n"
     "  --json           {vm, path, versions: [{first, last, points, event,\n"
     "                   changed, type, size, mtime, mode, uid, gid, link}]}\n"
     "                   (--recursive: paths: [{path, versions}], unchanged)\n");
@@ -247,9 +250,10 @@ history_cmd(int argc, char **argv)
     { "index", required_argument, NULL, 'x' },
     { "recursive", no_argument, NULL, 'r' },
     { "json", no_argument, NULL, 'j' },
+    { "key-file", required_argument, NULL, 'k' },
     { NULL, 0, NULL, 0 },
   };
-  const char *catalog = NULL, *index = NULL;
+  const char *catalog = NULL, *index = NULL, *key_file = NULL;
   bool recursive = false, json = false;
   int c;
   optind = 1;
@@ -260,6 +264,7 @@ history_cmd(int argc, char **argv)
     case 'x': index = optarg; break;
     case 'r': recursive = true; break;
     case 'j': json = true; break;
+    case 'k': key_file = optarg; break;
     default: usage(stderr); return 2;
     }
   if (argc - optind != 3) {
@@ -269,7 +274,16 @@ history_cmd(int argc, char **argv)
   const char *repo = argv[optind], *vm = argv[optind + 1];
   char *path = hist_path(argv[optind + 2]);
   struct hist_vm h;
-  if (!path || hist_open(repo, catalog, index, vm, &h) < 0) {
+  /* history reads the index, never a disk: the key only has to be one */
+  struct blk_key *key = NULL;
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: history: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    free(path);
+    return 2;
+  }
+  blk_key_free(key);
+  if (!path || hist_open(repo, catalog, key_file != NULL, index, vm, &h) < 0) {
     fprintf(stderr, "backupfs: history: %s\n", bfs_last_error());
     free(path);
     return 2;

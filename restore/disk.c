@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "restore/restore-int.h"
@@ -89,6 +90,8 @@ usage(FILE *f)
 "  --bandwidth MIB/S    limit reading and writing to MiB per second\n"
 "  --repo REPO          read VM@TIME of REPO instead of a mounted BACKUP_DIR\n"
 "  --catalog FILE       catalog database to use with --repo\n"
+"  --key-file FILE      with --repo: passphrase of LUKS-encrypted images\n"
+"                       (one trailing newline ignored; raw output only)\n"
 "  --force              write over an existing file or block device\n"
 "  -h, --help           this help\n");
 }
@@ -408,10 +411,12 @@ restore_disk_cmd(int argc, char **argv)
     { "repo", required_argument, NULL, 'r' },
     { "catalog", required_argument, NULL, 'C' },
     { "force", no_argument, NULL, 'F' },
+    { "key-file", required_argument, NULL, 'k' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *format = "raw", *repo = NULL, *catalog = NULL;
+  const char *format = "raw", *repo = NULL, *catalog = NULL, *key_file = NULL;
+  struct blk_key *key = NULL;
   bool compress = false, force = false;
   double mibps = 0;
   struct job j = { .fd = -1 };
@@ -432,6 +437,7 @@ restore_disk_cmd(int argc, char **argv)
     case 'r': repo = optarg; break;
     case 'C': catalog = optarg; break;
     case 'F': force = true; break;
+    case 'k': key_file = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -462,8 +468,19 @@ restore_disk_cmd(int argc, char **argv)
     }
     j.dest = in_dir;
   }
+  if (key_file && !repo) {
+    fprintf(stderr, "backupfs: restore disk: --key-file goes with --repo "
+            "(a mount takes -o keyfile=FILE)\n");
+    return 2;
+  }
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: restore disk: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    return 1;
+  }
   if (repo)
-    r = restore_src_repo(repo, catalog, argv[optind], argv[optind + 1], &j.src);
+    r = restore_src_repo(repo, catalog, key, argv[optind], argv[optind + 1],
+                         &j.src);
   else {
     json_object *bj = NULL;
     r = restore_backup_json(argv[optind], &bj);
@@ -486,5 +503,6 @@ restore_disk_cmd(int argc, char **argv)
   free(j.buf);
   free(j.ext);
   restore_src_close(j.src);
+  blk_key_free(key);                    /* wiped */
   return r < 0 ? 1 : 0;
 }

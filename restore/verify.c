@@ -38,6 +38,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "blk/blk.h"
+#include "blk/luks.h"
 #include "common/json-str.h"
 #include "disk/disk.h"
 #include "disk/source.h"
@@ -62,6 +63,7 @@ struct vctx {
   struct bfs_disk_ctx *disks;     /* the disk service over them */
   struct vstate *state;
   bool no_checksum, reset, reread;
+  bool have_key;                  /* --key-file: encrypted disks are read */
   uint64_t read_bytes, reused_bytes;
   void *files;                    /* tsearch tree of struct fres */
   char *buf;
@@ -86,6 +88,8 @@ usage(FILE *f)
 "  --no-checksum        skip the file checksums\n"
 "  --reset-checksums    record the current checksums, forgetting old ones\n"
 "  --json               results as JSON on stdout\n"
+"  --key-file FILE      passphrase of LUKS-encrypted images (one trailing\n"
+"                       newline ignored)\n"
 "  --reread             read each point in time in full, also the layers\n"
 "                       already read for an older point in time this run\n"
 "  -h, --help           this help\n");
@@ -180,8 +184,9 @@ check_file(struct vctx *v, struct bfs_disk *d, size_t i, const char *path)
   }
   r = bfs_disk_inspect(d, i, &b);
   if (r == 0) {
-    /* an encrypted image's data cannot be checked: header and checksum */
-    if (!bfs_blk_info(b)->encrypted)
+    /* an encrypted image's data cannot be checked without its key:
+     * header and checksum */
+    if (!bfs_blk_info(b)->encrypted || v->have_key)
       r = blk_qcow2_check(b);
     bfs_blk_close(b);
   }
@@ -337,8 +342,9 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
     if (r2 < 0 && r == 0)
       r = r2;
   }
-  if (r == 0 && d->encrypted) {
-    bfs_error(0, "ok (encrypted: header and checksum only, data not read)");
+  if (r == 0 && d->encrypted && !v->have_key) {
+    bfs_error(0, "ok (encrypted: header and checksum only, data not read; "
+              "--key-file reads it)");
     add_row(v, b->vm, b->name, d->name, layers, 0, 1);
     goto out;
   }
@@ -450,10 +456,12 @@ restore_verify_cmd(int argc, char **argv)
     { "reset-checksums", no_argument, NULL, 'R' },
     { "json", no_argument, NULL, 'j' },
     { "reread", no_argument, NULL, 'A' },
+    { "key-file", required_argument, NULL, 'k' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *catalog = NULL, *state = NULL;
+  const char *catalog = NULL, *state = NULL, *key_file = NULL;
+  struct blk_key *key = NULL;
   struct vctx v = { .repo_fd = -1 };
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   char **vms = NULL;
@@ -470,6 +478,7 @@ restore_verify_cmd(int argc, char **argv)
     case 'R': v.reset = true; break;
     case 'j': json = true; break;
     case 'A': v.reread = true; break;
+    case 'k': key_file = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -486,15 +495,23 @@ restore_verify_cmd(int argc, char **argv)
       time = NULL;
     }
   }
+  if (key_file && (r = blk_key_from_file(key_file, &key)) < 0) {
+    bfs_error_prefix(r, "--key-file %s: ", key_file);
+    goto out;
+  }
+  v.have_key = key != NULL;
   if (posix_memalign((void **) &v.buf, 4096, CHUNK)) {
     r = bfs_error(-ENOMEM, "out of memory");
     goto out;
   }
-  if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
+  if ((r = restore_open_catalog(argv[optind], catalog, key != NULL,
+                                &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
   if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||
-      (r = bfs_disk_ctx_new(v.cat, v.repo_fd, NULL, &v.disks)) < 0)
+      (r = bfs_disk_ctx_new(v.cat, v.repo_fd,
+                            &(struct bfs_disk_opts){ .key = key },
+                            &v.disks)) < 0)
     goto out;
   if (!v.no_checksum &&
       (r = vstate_open(v.repo, catalog, state, &v.state)) < 0)
@@ -550,5 +567,6 @@ out:
   if (v.repo_fd >= 0)
     close(v.repo_fd);
   free(v.buf);
+  blk_key_free(key);                    /* after the disk context */
   return r < 0 || v.faults ? 1 : 0;
 }
