@@ -184,9 +184,9 @@ check_file(struct vctx *v, struct bfs_disk *d, size_t i, const char *path)
   }
   r = bfs_disk_inspect(d, i, &b);
   if (r == 0) {
-    /* an encrypted image's data cannot be checked without its key:
-     * header and checksum */
-    if (!bfs_blk_info(b)->encrypted || v->have_key)
+    /* an encrypted image alone (inspected without its key): header and
+     * checksum here; with --key-file the full read below checks its data */
+    if (!bfs_blk_info(b)->encrypted)
       r = blk_qcow2_check(b);
     bfs_blk_close(b);
   }
