@@ -6,7 +6,6 @@
  * success even when backups are broken (that is what `verify` is for), 1
  * on errors, 2 on usage errors.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +17,64 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/opts.h"
 #include "common/kvopt.h"
 #include "catalog/tz.h"
 #include "blk/luks.h"
 
-enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN, OPT_NAS_TZ, OPT_KEY_FILE };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_NAS_TZ, OPT_KEY_FILE };
 
-static const struct option long_opts[] = {
-  { "catalog", required_argument, NULL, OPT_CATALOG },
-  { "cloudstack-backups", required_argument, NULL, OPT_CSB },
-  { "json", no_argument, NULL, 'j' },
-  { "no-scan", no_argument, NULL, OPT_NO_SCAN },
-  { "nas-timezone", required_argument, NULL, OPT_NAS_TZ },
-  { "key-file", required_argument, NULL, OPT_KEY_FILE },
-  { "quiet", no_argument, NULL, 'q' },
-  { "help", no_argument, NULL, 'h' },
-  { NULL, 0, NULL, 0 },
+static const struct bfs_opt scan_opts[] = {
+  { "cloudstack-backups", OPT_CSB, "FILE",
+    "CloudStack listBackups JSON export naming\n"
+    "the VMs of KBOSS volumes (remembered)" },
+  { "nas-timezone", OPT_NAS_TZ, "ZONE",
+    "the zone CloudStack NAS stamps are in\n"
+    "(America/New_York, UTC; remembered;\n"
+    "default: $TZ, else /etc/localtime)" },
+  { "key-file", OPT_KEY_FILE, "FILE",
+    "a LUKS passphrase file (checked, not kept):\n"
+    "encrypted disks count as readable" },
+  { "quiet", 'q', NULL, "no progress, no summary" },
+  { 0 },
+};
+
+static const struct bfs_cmd scan_cmd = {
+  .name = "scan",
+  .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
+           "                     [--nas-timezone ZONE] [--key-file FILE] [--json]\n"
+           "                     [--quiet] REPO",
+  .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
+    "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
+    "inode did not change are not reopened.  Prints VMs, backups, images,\n"
+    "broken backups, image headers read and seconds.",
+  .opts = scan_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "print the summary as JSON",
+  .need = "REPO", .min_args = 1, .max_args = 1,
+};
+
+static const struct bfs_opt list_opts[] = {
+  { "no-scan", OPT_NO_SCAN, NULL,
+    "list what the catalog holds without rescanning" },
+  { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
+  { "nas-timezone", OPT_NAS_TZ, "ZONE", "as for scan" },
+  { "key-file", OPT_KEY_FILE, "FILE", "as for scan" },
+  { "quiet", 'q', NULL, "no progress" },
+  { 0 },
+};
+
+static const struct bfs_cmd list_cmd = {
+  .name = "list",
+  .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
+           "                     [--cloudstack-backups FILE] [--nas-timezone ZONE]\n"
+           "                     [--key-file FILE] REPO [VM]",
+  .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
+    "size, bytes allocated by the top images, deepest backing chain and\n"
+    "status (ok, or why the backup is broken).  The catalog is updated\n"
+    "incrementally first.",
+  .opts = list_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "backup.json objects grouped by VM",
+  .need = "REPO [VM]", .min_args = 1, .max_args = 2,
 };
 
 struct args {
@@ -62,92 +103,51 @@ nas_timezone(struct args *a, const char *zone)
   return 0;
 }
 
+/* --key-file FILE: scan and list read no disk; the key only has to be
+ * one, and encrypted disks then count as readable */
 static int
-parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
+key_file(struct args *a, const char *file)
 {
+  struct blk_key *key;
+  if (blk_key_from_file(file, &key) < 0) {
+    fprintf(stderr, "backupfs: --key-file %s: %s\n", file, bfs_last_error());
+    return -1;
+  }
+  blk_key_free(key);
+  a->opts.luks_key = true;
+  return 0;
+}
+
+/* 0, or -1: return status (help, version, usage error) */
+static int
+parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
+      int *status)
+{
+  struct bfs_args g;
   int c;
-  optind = 0;                               /* full reinitialisation */
-  while ((c = getopt_long(argc, argv, "hjq", long_opts, NULL)) != -1)
+  bfs_opts_init(&g, cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_CATALOG: a->opts.catalog_path = optarg; break;
-    case OPT_CSB: a->opts.cloudstack_backups = optarg; break;
-    case OPT_NAS_TZ:
-      if (nas_timezone(a, optarg) < 0) return -1;
-      break;
-    case OPT_KEY_FILE: {
-      /* scan and list read no disk: the key only has to be one, and
-       * encrypted disks then count as readable */
-      struct blk_key *key;
-      if (blk_key_from_file(optarg, &key) < 0) {
-        fprintf(stderr, "backupfs: --key-file %s: %s\n", optarg,
-                bfs_last_error());
-        return -1;
-      }
-      blk_key_free(key);
-      a->opts.luks_key = true;
-      break;
-    }
-    case 'j': a->json = true; break;
+    case OPT_CSB: a->opts.cloudstack_backups = g.optarg; break;
     case 'q': a->quiet = true; break;
-    case OPT_NO_SCAN:
-      if (!list) goto usage;
-      a->no_scan = true;
+    case OPT_NO_SCAN: a->no_scan = true; break;
+    case OPT_NAS_TZ:
+      if (nas_timezone(a, g.optarg) < 0) { *status = 2; return -1; }
       break;
-    case 'h': help(stdout); exit(0);
-    default: goto usage;
+    case OPT_KEY_FILE:
+      if (key_file(a, g.optarg) < 0) { *status = 2; return -1; }
+      break;
     }
-  if (optind >= argc || argc - optind > (list ? 2 : 1)) goto usage;
-  a->repo = argv[optind];
-  a->vm = list && argc - optind == 2 ? argv[optind + 1] : NULL;
+  if (c < 0) {
+    *status = g.status;
+    return -1;
+  }
+  a->opts.catalog_path = g.catalog;
+  a->json = g.json;
+  a->repo = g.pos[0];
+  a->vm = g.npos == 2 ? g.pos[1] : NULL;
   a->opts.progress = !a->json && !a->quiet && isatty(STDERR_FILENO);
   return 0;
-usage:
-  help(stderr);
-  return -1;
-}
-
-static void
-scan_help(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-    "                     [--nas-timezone ZONE] [--key-file FILE] [--json]\n"
-    "                     [--quiet] REPO\n\n"
-    "Build or update the catalog of the backup repository REPO (CloudStack\n"
-    "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
-    "inode did not change are not reopened.  Prints VMs, backups, images,\n"
-    "broken backups, image headers read and seconds.\n\n"
-    "  --catalog FILE              SQLite catalog to use (default: one per\n"
-    "                              repository in $XDG_CACHE_HOME/backupfs/,\n"
-    "                              /var/cache/backupfs/ for root)\n"
-    "  --cloudstack-backups FILE   CloudStack listBackups JSON export naming\n"
-    "                              the VMs of KBOSS volumes (remembered)\n"
-    "  --key-file FILE             a LUKS passphrase file (checked, not kept):\n"
-    "                              encrypted disks count as readable\n"
-    "  --nas-timezone ZONE         the zone CloudStack NAS stamps are in\n"
-    "                              (America/New_York, UTC; remembered;\n"
-    "                              default: $TZ, else /etc/localtime)\n"
-    "  --json                      print the summary as JSON\n"
-    "  -q, --quiet                 no progress, no summary\n"
-    "  -h, --help                  this help\n");
-}
-
-static void
-list_help(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs list [--json] [--no-scan] [--catalog FILE]\n"
-    "                     [--cloudstack-backups FILE] [--nas-timezone ZONE]\n"
-    "                     [--key-file FILE] REPO [VM]\n\n"
-    "List the VMs of REPO and their backups (points in time): disks, virtual\n"
-    "size, bytes allocated by the top images, deepest backing chain and\n"
-    "status (ok, or why the backup is broken).  The catalog is updated\n"
-    "incrementally first.\n\n"
-    "  --json        backup.json objects grouped by VM\n"
-    "  --no-scan     list what the catalog holds without rescanning\n"
-    "  --catalog FILE, --cloudstack-backups FILE, --nas-timezone ZONE,\n"
-    "  --key-file FILE   as for scan\n"
-    "  -h, --help    this help\n");
 }
 
 static int
@@ -164,7 +164,11 @@ catalog_scan_cmd(int argc, char **argv)
   catalog_t *cat;
   struct catalog_scan_stats st;
 
-  if (parse(argc, argv, &a, false, scan_help) < 0) return 2;
+  int status;
+  if (parse(argc, argv, &a, &scan_cmd, &status) < 0) {
+    free(a.source_options);
+    return status;
+  }
   int ro = catalog_open(a.repo, &a.opts, &cat);
   free(a.source_options);               /* the catalog has its copy */
   if (ro < 0) return fail("scan");
@@ -252,7 +256,11 @@ catalog_list_cmd(int argc, char **argv)
   size_t nvms = 0;
   int rc = 0;
 
-  if (parse(argc, argv, &a, true, list_help) < 0) return 2;
+  int status;
+  if (parse(argc, argv, &a, &list_cmd, &status) < 0) {
+    free(a.source_options);
+    return status;
+  }
   int ro = catalog_open(a.repo, &a.opts, &cat);
   free(a.source_options);               /* the catalog has its copy */
   if (ro < 0) return fail("list");
