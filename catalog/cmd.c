@@ -17,17 +17,22 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
-#include "common/opts.h"
 #include "common/kvopt.h"
+#include "common/opts.h"
 #include "catalog/tz.h"
 #include "blk/luks.h"
 
-enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_NAS_TZ, OPT_KEY_FILE };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_NAS_TZ, OPT_KEY_FILE };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
     "CloudStack listBackups JSON export naming\n"
     "the VMs of KBOSS volumes (remembered)" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE",
+    "password of restic repositories (remembered:\n"
+    "its name, never the password)" },
+  { "option", 'o', "NAME=VALUE", "a source option, as mount's -o NAME=VALUE\n"
+    "(restic_password_file=, ...; remembered)" },
   { "nas-timezone", OPT_NAS_TZ, "ZONE",
     "the zone CloudStack NAS stamps are in\n"
     "(America/New_York, UTC; remembered;\n"
@@ -42,8 +47,9 @@ static const struct bfs_opt scan_opts[] = {
 static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-           "                     [--nas-timezone ZONE] [--key-file FILE] [--json]\n"
-           "                     [--quiet] REPO",
+           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
+           "                     [--nas-timezone ZONE] [--key-file FILE]\n"
+           "                     [--json] [--quiet] REPO",
   .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
@@ -57,6 +63,8 @@ static const struct bfs_opt list_opts[] = {
   { "no-scan", OPT_NO_SCAN, NULL,
     "list what the catalog holds without rescanning" },
   { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
+  { "option", 'o', "NAME=VALUE", "as for scan" },
   { "nas-timezone", OPT_NAS_TZ, "ZONE", "as for scan" },
   { "key-file", OPT_KEY_FILE, "FILE", "as for scan" },
   { "quiet", 'q', NULL, "no progress" },
@@ -66,8 +74,10 @@ static const struct bfs_opt list_opts[] = {
 static const struct bfs_cmd list_cmd = {
   .name = "list",
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
-           "                     [--cloudstack-backups FILE] [--nas-timezone ZONE]\n"
-           "                     [--key-file FILE] REPO [VM]",
+           "                     [--cloudstack-backups FILE]\n"
+           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
+           "                     [--nas-timezone ZONE] [--key-file FILE]\n"
+           "                     REPO [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
@@ -79,10 +89,17 @@ static const struct bfs_cmd list_cmd = {
 
 struct args {
   struct catalog_opts opts;
+  char *source_options;             /* -o, --restic-password-file */
   bool json, no_scan, quiet;
   const char *repo, *vm;
-  char *source_options;         /* --nas-timezone as nas_tz= */
 };
+
+static void
+args_free(struct args *a)
+{
+  free(a->source_options);
+}
+#define CLEANUP_ARGS __attribute__((cleanup(args_free)))
 
 /* --nas-timezone ZONE: checked now (a typo is a usage error, not a scan
  * with the wrong times), then the nas_tz source option */
@@ -98,8 +115,7 @@ nas_timezone(struct args *a, const char *zone)
   char *next = bfs_kvopt_set(a->source_options, "nas_tz", zone);
   if (!next) abort();
   free(a->source_options);
-  a->source_options = next;
-  a->opts.source_options = next;
+  a->opts.source_options = a->source_options = next;
   return 0;
 }
 
@@ -137,6 +153,25 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
     case OPT_KEY_FILE:
       if (key_file(a, g.optarg) < 0) { *status = 2; return -1; }
       break;
+    case OPT_RESTIC_PW:
+    case 'o': {
+      CLEANUP_FREE char *name = c == 'o'
+        ? strndup(g.optarg, strcspn(g.optarg, "="))
+        : strdup("restic_password_file");
+      const char *value = c == 'o' ? g.optarg + strlen(name) : g.optarg;
+      if (c == 'o' && !catalog_is_source_option(g.optarg)) {
+        CLEANUP_FREE char *known = catalog_source_option_list();
+        *status = bfs_opts_bad(&g, "-o %s: not a source option (known: "
+                               "%s)", g.optarg, known);
+        return -1;
+      }
+      if (c == 'o') value++;                        /* past '=' */
+      char *next = bfs_kvopt_set(a->source_options, name, value);
+      if (!next) abort();
+      free(a->source_options);
+      a->opts.source_options = a->source_options = next;
+      break;
+    }
     }
   if (c < 0) {
     *status = g.status;
@@ -160,18 +195,13 @@ fail(const char *what)
 int
 catalog_scan_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   struct catalog_scan_stats st;
 
   int status;
-  if (parse(argc, argv, &a, &scan_cmd, &status) < 0) {
-    free(a.source_options);
-    return status;
-  }
-  int ro = catalog_open(a.repo, &a.opts, &cat);
-  free(a.source_options);               /* the catalog has its copy */
-  if (ro < 0) return fail("scan");
+  if (parse(argc, argv, &a, &scan_cmd, &status) < 0) return status;
+  if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("scan");
   int r = catalog_scan(cat, &st);
   if (r < 0) {
     catalog_close(cat);
@@ -250,20 +280,15 @@ table_row(const struct catalog_backup *b, struct row *r)
 int
 catalog_list_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   char **vms = NULL;
   size_t nvms = 0;
   int rc = 0;
 
   int status;
-  if (parse(argc, argv, &a, &list_cmd, &status) < 0) {
-    free(a.source_options);
-    return status;
-  }
-  int ro = catalog_open(a.repo, &a.opts, &cat);
-  free(a.source_options);               /* the catalog has its copy */
-  if (ro < 0) return fail("list");
+  if (parse(argc, argv, &a, &list_cmd, &status) < 0) return status;
+  if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("list");
   CLEANUP_FREE char *scanned = NULL;
   if (db_get_meta(cat->db, "scanned_at", &scanned) < 0) {
     catalog_close(cat);
