@@ -51,6 +51,7 @@ struct catalog {
   size_t nroots;
   bool show_removed;
   bool progress;
+  bool luks_key;                /* catalog_opts.luks_key */
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for
@@ -105,7 +106,8 @@ int layout_parse_time(const char *s, size_t len, int64_t *t);
 /* CloudStack NAS stamp yyyy.MM.dd.HH.mm.ss only */
 int nas_parse_stamp(const char *s, size_t len, int64_t *t);
 enum nas_disk_kind { NAS_NOT_DISK = 0, NAS_ROOT, NAS_DATADISK, NAS_IGNORED };
-/* root.<volid>.qcow2 / datadisk.<volid>.qcow2; *.qcow2.tmp, *.qcow2.luks
+/* [<n>.]root.<volid>.qcow2 / [<n>.]datadisk.<volid>.qcow2 (<n>. from
+ * pre-release scripts); *.qcow2.tmp, *.qcow2.luks (files being written)
  * are NAS_IGNORED.  volid: offset/length inside s. */
 enum nas_disk_kind nas_parse_disk_name(const char *s, size_t len,
                                        size_t *volid_off, size_t *volid_len);

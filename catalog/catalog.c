@@ -230,6 +230,7 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   pthread_mutex_init(&cat->scan_lock, NULL);
   cat->progress = opts->progress;
   cat->show_removed = opts->show_removed;
+  cat->luks_key = opts->luks_key;
 
   cat->repo = realpath(repo, NULL);
   if (!cat->repo || stat(cat->repo, &st) < 0) {

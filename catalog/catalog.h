@@ -24,6 +24,10 @@ struct catalog_opts {
   const char *catalog_path;         /* NULL: default per-repository file */
   const char *cloudstack_backups;   /* optional listBackups JSON export */
   bool progress;                    /* progress on stderr during scans */
+  /* a LUKS key was given to this command (--key-file, -o keyfile=; the
+   * key itself never reaches the catalog): without one, an encrypted
+   * disk's status says a key is needed */
+  bool luks_key;
   /* the layouts' and drivers' settings, "name=value,..." (common/kvopt.h:
    * restic_password_file=, ceph_conf=, nas_tz=, ...; file names, never a
    * secret itself): merged into the ones the catalog remembers, read by

@@ -21,8 +21,11 @@
 #include "common/kvopt.h"
 #include "common/opts.h"
 #include "common/size.h"
+#include "catalog/tz.h"
+#include "blk/luks.h"
 
-enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_SHOW_REMOVED };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_SHOW_REMOVED, OPT_NAS_TZ,
+       OPT_KEY_FILE };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
@@ -37,6 +40,13 @@ static const struct bfs_opt scan_opts[] = {
     "its name, never the password)" },
   { "option", 'o', "NAME=VALUE", "a source option, as mount's -o NAME=VALUE\n"
     "(restic_password_file=, ...; remembered)" },
+  { "nas-timezone", OPT_NAS_TZ, "ZONE",
+    "the zone CloudStack NAS stamps are in\n"
+    "(America/New_York, UTC; remembered;\n"
+    "default: $TZ, else /etc/localtime)" },
+  { "key-file", OPT_KEY_FILE, "FILE",
+    "a LUKS passphrase file (checked, not kept):\n"
+    "encrypted disks count as readable" },
   { "quiet", 'q', NULL, "no progress, no summary" },
   { 0 },
 };
@@ -45,7 +55,9 @@ static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
            "                     [--show-removed] [--restic-password-file FILE]\n"
-           "                     [-o NAME=VALUE] [--json] [--quiet] REPO [REPO...]",
+           "                     [-o NAME=VALUE] [--nas-timezone ZONE]\n"
+           "                     [--key-file FILE] [--json] [--quiet]\n"
+           "                     REPO [REPO...]",
   .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
     "inode did not change are not reopened.  Prints VMs, backups, images,\n"
@@ -65,6 +77,8 @@ static const struct bfs_opt list_opts[] = {
   { "show-removed", OPT_SHOW_REMOVED, NULL, "as for scan" },
   { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
   { "option", 'o', "NAME=VALUE", "as for scan" },
+  { "nas-timezone", OPT_NAS_TZ, "ZONE", "as for scan" },
+  { "key-file", OPT_KEY_FILE, "FILE", "as for scan" },
   { "quiet", 'q', NULL, "no progress" },
   { 0 },
 };
@@ -74,6 +88,7 @@ static const struct bfs_cmd list_cmd = {
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
            "                     [--cloudstack-backups FILE] [--show-removed]\n"
            "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
+           "                     [--nas-timezone ZONE] [--key-file FILE]\n"
            "                     REPO [REPO...] [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
@@ -99,6 +114,39 @@ args_free(struct args *a)
 }
 #define CLEANUP_ARGS __attribute__((cleanup(args_free)))
 
+/* --nas-timezone ZONE: checked now (a typo is a usage error, not a scan
+ * with the wrong times), then the nas_tz source option */
+static int
+nas_timezone(struct args *a, const char *zone)
+{
+  struct cat_tz *tz;
+  if (cat_tz_load(zone, &tz) < 0) {
+    fprintf(stderr, "backupfs: --nas-timezone: %s\n", bfs_last_error());
+    return -1;
+  }
+  cat_tz_free(tz);
+  char *next = bfs_kvopt_set(a->source_options, "nas_tz", zone);
+  if (!next) abort();
+  free(a->source_options);
+  a->opts.source_options = a->source_options = next;
+  return 0;
+}
+
+/* --key-file FILE: scan and list read no disk; the key only has to be
+ * one, and encrypted disks then count as readable */
+static int
+key_file(struct args *a, const char *file)
+{
+  struct blk_key *key;
+  if (blk_key_from_file(file, &key) < 0) {
+    fprintf(stderr, "backupfs: --key-file %s: %s\n", file, bfs_last_error());
+    return -1;
+  }
+  blk_key_free(key);
+  a->opts.luks_key = true;
+  return 0;
+}
+
 /* 0, or -1: return status (help, version, usage error) */
 static int
 parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
@@ -113,6 +161,12 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN: a->no_scan = true; break;
     case OPT_SHOW_REMOVED: a->opts.show_removed = true; break;
+    case OPT_NAS_TZ:
+      if (nas_timezone(a, g.optarg) < 0) { *status = 2; return -1; }
+      break;
+    case OPT_KEY_FILE:
+      if (key_file(a, g.optarg) < 0) { *status = 2; return -1; }
+      break;
     case OPT_RESTIC_PW:
     case 'o': {
       CLEANUP_FREE char *name = c == 'o'

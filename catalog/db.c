@@ -423,7 +423,8 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
         sqlite3_bind_int64(st[2], 6, ok ? (int64_t)f->vsize : 0);
         sqlite3_bind_int64(st[2], 7, f ? (int64_t)f->alloc : 0);
         bind_str(st[2], 8, ok ? f->format : NULL);
-        bind_str(st[2], 9, ok ? f->compression : NULL);
+        bind_str(st[2], 9, !ok ? NULL : d->compression ? d->compression
+                                                     : f->compression);
       }
       sqlite3_bind_int(st[2], 10, f && f->encrypted);
       bind_str(st[2], 11, d->status);

@@ -8,8 +8,9 @@
  *                  "virtual_size", "allocated", "format", "compression",
  *                  "encrypted", "volume"?, "status" } ],
  *     "verify": { "ok", "result", "at" } or null (the last verify) }
- * "compression" is the qcow2 header's compression type (zlib unless the
- * image declares zstd) or "none" for raw images.
+ * "compression" is what the disk's clusters are (blk/qcow2-stat.h): none
+ * (no compressed cluster in any layer, raw images), zlib or zstd (the one
+ * type of the compressed clusters present), mixed (layers of both).
  *
  * Names come from the repository and are bytes, not necessarily UTF-8:
  * strings go through common/json-str.h (U+FFFD in the text, the exact

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,8 @@
 #include <libxml/tree.h>
 
 #include "catalog/catalog-int.h"
+#include "catalog/tz.h"
+#include "common/log.h"
 #include "common/error.h"
 
 int
@@ -49,19 +52,25 @@ nas_parse_disk_name(const char *s, size_t len, size_t *volid_off,
                     size_t *volid_len)
 {
   enum nas_disk_kind kind;
-  size_t pre, stem;
+  size_t pre, stem, num = 0;
 
+  /* pre-release scripts wrote <n>.root.<volid>.qcow2 */
+  while (num < len && num < 4 && s[num] >= '0' && s[num] <= '9') num++;
+  if (num && num < len && s[num] == '.') num++;
+  else num = 0;
+  s += num;
+  len -= num;
   if (len > 5 && !memcmp(s, "root.", 5)) { kind = NAS_ROOT; pre = 5; }
   else if (len > 9 && !memcmp(s, "datadisk.", 9)) { kind = NAS_DATADISK; pre = 9; }
   else return NAS_NOT_DISK;
   if (has_suffix(s, len, ".qcow2.tmp", &stem) ||
       has_suffix(s, len, ".qcow2.luks", &stem))
-    return NAS_IGNORED;
+    return stem > pre ? NAS_IGNORED : NAS_NOT_DISK;
   if (!has_suffix(s, len, ".qcow2", &stem) || stem <= pre)
     return NAS_NOT_DISK;
   if (memchr(s + pre, '/', stem - pre) || memchr(s + pre, '\0', stem - pre))
     return NAS_NOT_DISK;
-  *volid_off = pre;
+  *volid_off = num + pre;
   *volid_len = stem - pre;
   return kind;
 }
@@ -263,7 +272,103 @@ has_name(char **names, size_t n, const char *name)
   return false;
 }
 
-/* <vm>/<yyyy.MM.dd.HH.mm.ss>/ with NAS image names or domain-config.xml */
+/* ---- the layout's state: the zone, and what the finish step names ---- */
+
+struct nas_map {                /* volid -> target, seen in one backup */
+  char *vm, *volid, *target;
+  int64_t time;
+};
+struct nas_unnamed {            /* a disk of a backup without domain files */
+  char *vm, *key, *volid;       /* the backup's key (its stamp directory) */
+  int64_t time;
+};
+struct nas_state {
+  bool tz_loaded;
+  struct cat_tz *tz;            /* NULL: could not be loaded (tz_error) */
+  char *tz_error;
+  struct nas_map *maps;
+  size_t nmaps, maps_cap;
+  struct nas_unnamed *unnamed;
+  size_t nunnamed, unnamed_cap;
+};
+
+static void
+nas_state_free(void *p)
+{
+  struct nas_state *ns = p;
+  cat_tz_free(ns->tz);
+  free(ns->tz_error);
+  for (size_t i = 0; i < ns->nmaps; i++) {
+    free(ns->maps[i].vm); free(ns->maps[i].volid); free(ns->maps[i].target);
+  }
+  free(ns->maps);
+  for (size_t i = 0; i < ns->nunnamed; i++) {
+    free(ns->unnamed[i].vm); free(ns->unnamed[i].key);
+    free(ns->unnamed[i].volid);
+  }
+  free(ns->unnamed);
+  free(ns);
+}
+
+static struct nas_state *
+nas_state(struct scan *s)
+{
+  void **slot = scan_layout_state(s, &layout_nas);
+  struct nas_state *ns = *slot;
+  if (!ns) *slot = ns = cat_xcalloc(1, sizeof *ns);
+  if (!ns->tz_loaded) {
+    /* nas_tz (-o nas_tz=, --nas-timezone) or the host's zone */
+    char *zone = NULL;
+    (void)cat_source_option(s->cat, "nas_tz", &zone);
+    ns->tz_loaded = true;
+    if (cat_tz_load(zone, &ns->tz) < 0) {
+      ns->tz = NULL;
+      ns->tz_error = cat_xasprintf("NAS time zone: %s", bfs_last_error());
+      bfs_log(BFS_LOG_WARN, "%s", ns->tz_error);
+    }
+    free(zone);
+  }
+  return ns;
+}
+
+/* "+HH:MM" / "-HH:MM" */
+static void
+offset_str(int32_t off, char buf[static 16])
+{
+  int32_t a = off < 0 ? -off : off;
+  snprintf(buf, 16, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600),
+           (int)(a / 60 % 60));
+}
+
+/* files of a stamp directory that are no disk: the domain dumps, the
+ * backup job's XML, logs */
+static bool
+side_file(const char *name)
+{
+  static const char *const exts[] = { ".xml", ".log", ".txt", ".json" };
+  size_t len = strlen(name), stem;
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+    if (has_suffix(name, len, exts[i], &stem)) return true;
+  return false;
+}
+
+/* the final name's file of a *.qcow2.tmp / *.qcow2.luks is there */
+static bool
+final_exists(char **names, size_t n, const char *partial)
+{
+  const char *dot = strrchr(partial, '.');
+  char *fin = cat_xstrndup(partial, (size_t)(dot - partial));
+  bool r = has_name(names, n, fin);
+  free(fin);
+  return r;
+}
+
+/* <vm>/<yyyy.MM.dd.HH.mm.ss>/ with NAS image names or domain-config.xml.
+ * Every file of a claimed directory is accounted for: NAS disks (also
+ * the pre-release <n>.root.<volid>.qcow2), other image names as disks
+ * named after the file, *.qcow2.tmp without its final file as
+ * "unfinished", side files (*.xml, *.log, *.txt, *.json) as nothing, and
+ * anything else as the reason the backup is broken. */
 static bool
 nas_dir(struct scan *s, const struct scan_dir *sd)
 {
@@ -271,14 +376,18 @@ nas_dir(struct scan *s, const struct scan_dir *sd)
   const char *vm = sd->parts[0], *stamp = sd->parts[1], *reldir = sd->rel;
   char **names = sd->files;
   size_t n = sd->nfiles;
-  int64_t t;
+  int64_t local;
   size_t off, vlen;
   bool any = has_name(names, n, "domain-config.xml");
 
-  if (nas_parse_stamp(stamp, strlen(stamp), &t) < 0) return false;
+  if (nas_parse_stamp(stamp, strlen(stamp), &local) < 0) return false;
   for (size_t i = 0; i < n && !any; i++)
     any = nas_parse_disk_name(names[i], strlen(names[i]), &off, &vlen) != NAS_NOT_DISK;
   if (!any) return false;
+
+  struct nas_state *ns = nas_state(s);
+  int32_t utc_off = 0;
+  int64_t t = ns->tz ? cat_tz_to_utc(ns->tz, local, &utc_off) : local;
 
   struct domain_info dom = { 0 };
   bool have_dom = false;
@@ -287,36 +396,117 @@ nas_dir(struct scan *s, const struct scan_dir *sd)
   if (!have_dom && has_name(names, n, "domblklist.xml"))
     have_dom = load_domain(s, reldir, "domblklist.xml", &dom);
 
-  struct model_backup *b = NULL;
+  struct model_backup *b = scan_add_backup(s, vm, t, layout_nas.name, reldir);
+  char *why = ns->tz_error ? cat_xstrdup(ns->tz_error) : NULL;
   for (size_t i = 0; i < n; i++) {
-    enum nas_disk_kind k = nas_parse_disk_name(names[i], strlen(names[i]),
-                                               &off, &vlen);
-    if (k != NAS_ROOT && k != NAS_DATADISK) continue;
-    char *rel = cat_xasprintf("%s/%s", reldir, names[i]);
-    if (scan_file_get(s, rel, FILE_IMAGE, "qcow2")) {
-      if (!b) b = scan_add_backup(s, vm, t, "cloudstack-nas", rel);
-      char *volid = cat_xstrndup(names[i] + off, vlen);
-      const char *target = have_dom ? domain_target_for(&dom, volid) : NULL;
-      char *name = target ? cat_xstrdup(target)
-                 : k == NAS_ROOT ? cat_xstrdup("root")
-                 : cat_xasprintf("datadisk-%s", volid);
-      scan_add_disk(b, name, rel, volid, target ? 0 : k == NAS_ROOT ? 1 : 2);
-      free(name);
-      free(volid);
+    const char *fn = names[i];
+    enum nas_disk_kind k = nas_parse_disk_name(fn, strlen(fn), &off, &vlen);
+    const char *fmt = NULL;
+    size_t gl;
+    char *rel = cat_xasprintf("%s/%s", reldir, fn);
+    if (k == NAS_ROOT || k == NAS_DATADISK) {
+      if (scan_file_get(s, rel, FILE_IMAGE, "qcow2")) {
+        char *volid = cat_xstrndup(fn + off, vlen);
+        const char *target = have_dom ? domain_target_for(&dom, volid) : NULL;
+        char *name = target ? cat_xstrdup(target)
+                   : k == NAS_ROOT ? cat_xstrdup("root")
+                   : cat_xasprintf("datadisk-%s", volid);
+        scan_add_disk(b, name, rel, volid, target ? 0 : k == NAS_ROOT ? 1 : 2);
+        if (target) {
+          CAT_GROW(ns->maps, ns->maps_cap, ns->nmaps);
+          ns->maps[ns->nmaps++] = (struct nas_map){
+            cat_xstrdup(vm), cat_xstrdup(volid), cat_xstrdup(target), t };
+        }
+        else if (!have_dom) {       /* a stopped VM's: named in finish */
+          CAT_GROW(ns->unnamed, ns->unnamed_cap, ns->nunnamed);
+          ns->unnamed[ns->nunnamed++] = (struct nas_unnamed){
+            cat_xstrdup(vm), cat_xstrdup(reldir), cat_xstrdup(volid), t };
+        }
+        free(name);
+        free(volid);
+      }
     }
+    else if (k == NAS_IGNORED) {
+      if (!final_exists(names, n, fn) && !why)
+        why = cat_xasprintf("unfinished: %s is still being written", rel);
+    }
+    else if (!strcmp(fn, "domain-config.xml") || side_file(fn))
+      ;
+    else if ((gl = generic_disk_name(fn, strlen(fn), &fmt))) {
+      if (scan_file_get(s, rel, FILE_IMAGE, fmt)) {
+        char *name = cat_xstrndup(fn, gl);
+        scan_add_disk(b, name, rel, NULL, 3);
+        free(name);
+      }
+    }
+    else if (!why)
+      why = cat_xasprintf("%s: not a CloudStack NAS image name "
+                          "(root.<volid>.qcow2, datadisk.<volid>.qcow2)", rel);
     free(rel);
   }
-  if (b) {
-    qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
-    if (has_name(names, n, "domain-config.xml"))
-      b->domain_xml = cat_xasprintf("%s/domain-config.xml", reldir);
-    if (have_dom && (dom.name || dom.uuid)) {
-      b->extra = cat_json_kv(2, "domain_name", dom.name,
-                             "domain_uuid", dom.uuid);
-    }
-  }
+  if (!why && !b->ndisks)
+    why = cat_xasprintf("%s: no disk image in the backup directory", reldir);
+  b->status = why;
+  qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
+  if (has_name(names, n, "domain-config.xml"))
+    b->domain_xml = cat_xasprintf("%s/domain-config.xml", reldir);
+  char ofs[16];
+  offset_str(utc_off, ofs);
+  b->extra = cat_json_kv(5, "domain_name", have_dom ? dom.name : NULL,
+                         "domain_uuid", have_dom ? dom.uuid : NULL,
+                         "stamp", stamp,
+                         "timezone", ns->tz ? cat_tz_name(ns->tz) : NULL,
+                         "utc_offset", ns->tz ? ofs : NULL);
   domain_info_free(&dom);
   return true;          /* a NAS directory, even with nothing finished yet */
+}
+
+/* The target a volume has in its VM's backups with domain files: the
+ * nearest earlier one's, else the nearest later one's (so new backups
+ * never rename an old one's disks), or NULL. */
+static const char *
+mapped_target(const struct nas_state *ns, const char *vm, const char *volid,
+              int64_t t)
+{
+  const struct nas_map *before = NULL, *after = NULL;
+  for (size_t i = 0; i < ns->nmaps; i++) {
+    const struct nas_map *m = &ns->maps[i];
+    if (strcmp(m->vm, vm) || strcmp(m->volid, volid)) continue;
+    if (m->time <= t && (!before || m->time > before->time)) before = m;
+    if (m->time > t && (!after || m->time < after->time)) after = m;
+  }
+  return before ? before->target : after ? after->target : NULL;
+}
+
+/* Backups of stopped VMs (no domain-config.xml, no domblklist.xml) name
+ * their disks like the same volumes in the VM's other backups. */
+static void
+nas_finish(struct scan *s)
+{
+  struct nas_state *ns = *scan_layout_state(s, &layout_nas);
+  if (!ns || !ns->nunnamed) return;
+  for (size_t i = 0; i < s->nbackups; i++) {
+    struct model_backup *b = &s->backups[i];
+    bool renamed = false;
+    if (strcmp(b->source, layout_nas.name)) continue;
+    for (size_t j = 0; j < b->ndisks; j++) {
+      struct model_disk *d = &b->disks[j];
+      if (!d->volume) continue;
+      const char *target = NULL;
+      for (size_t u = 0; u < ns->nunnamed && !target; u++)
+        if (!strcmp(ns->unnamed[u].key, b->key) &&
+            !strcmp(ns->unnamed[u].vm, b->vm) &&
+            !strcmp(ns->unnamed[u].volid, d->volume))
+          target = mapped_target(ns, b->vm, d->volume, b->time);
+      if (!target) continue;
+      free(d->name);
+      d->name = cat_xstrdup(target);
+      d->order = 0;
+      renamed = true;
+    }
+    if (renamed)
+      qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
+  }
 }
 
 const struct cat_layout layout_nas = {
@@ -324,4 +514,6 @@ const struct cat_layout layout_nas = {
   .describe = "CloudStack NAS backup "
               "(<vm>/<yyyy.MM.dd.HH.mm.ss>/root.<volid>.qcow2)",
   .dir = nas_dir,
+  .finish = nas_finish,
+  .state_free = nas_state_free,
 };

@@ -21,7 +21,9 @@
  *               then the walk goes on into d's sub-directories (down to
  *               CAT_LAYOUT_MAX_DEPTH).
  *   finish(s)   optional, after the walk: group what the layout collected
- *               across directories (KBOSS), add its backups.
+ *               across directories (KBOSS), add its backups; also after
+ *               a partial scan of one VM (s->only_vm: NAS names a stopped
+ *               VM's disks from its other backups).
  *   state_free  optional: frees the layout's state (see scan_layout_state)
  *               at the end of every scan, also a failed one.
  *

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "catalog/catalog-int.h"
+#include "blk/luks.h"
 #include "common/error.h"
 
 static char *
@@ -175,6 +176,24 @@ out:
   return 0;
 }
 
+/* Encrypted (LUKS) disks read fine with a key; a command given none shows
+ * them as needing one (the stored status is the key-independent truth). */
+static void
+need_key(struct catalog_backup *bs, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < bs[i].ndisks; j++) {
+      struct catalog_disk *d = &bs[i].disks[j];
+      if (!d->encrypted || strcmp(d->status, "ok")) continue;
+      free(d->status);
+      d->status = cat_xasprintf("%s: " BLK_LUKS_NEED_KEY, d->image);
+      if (!strcmp(bs[i].status, "ok")) {
+        free(bs[i].status);
+        bs[i].status = cat_xasprintf("%s: %s", d->name, d->status);
+      }
+    }
+}
+
 int
 catalog_backups(catalog_t *cat, const char *vm, struct catalog_backup **out,
                 size_t *n)
@@ -189,6 +208,8 @@ catalog_backups(catalog_t *cat, const char *vm, struct catalog_backup **out,
   }
   int r = load(cat, vm, out, n);
   sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
+  if (r == 0 && !cat->luks_key)
+    need_key(*out, *n);
   if (r == 0 && *n == 0) {
     /* tell "no such VM" from "a VM without backups" (which cannot exist) */
     free(*out);

@@ -32,7 +32,13 @@
 #include "common/error.h"
 #include "blk/blk.h"
 #include "blk/qcow2.h"
+#include "blk/qcow2-stat.h"
+#include "common/log.h"
 #include "common/beneath.h"
+
+/* bump when probe() records a new fact about files (2: compression from
+ * the clusters present): cached headers of older probes are read again */
+#define SCAN_PROBE_VERSION "2"
 
 static double
 now(void)
@@ -128,10 +134,20 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   const struct bfs_blk_info *in = bfs_blk_info(b);
   bool q = !strcmp(drv, "qcow2");
   f->format = cat_xstrdup(blk_driver_name(drv));
-  f->compression = cat_xstrdup(q && in->compression ? in->compression
-                               : "none");
+  /* the clusters present, not the header's type (qcow2-stat.h) */
+  const char *comp = "none";
+  if (q && blk_qcow2_compression(b, &comp) < 0) {
+    bfs_log(BFS_LOG_WARN, "%s", bfs_last_error());
+    comp = "unknown";
+  }
+  f->compression = cat_xstrdup(comp);
   f->vsize = in->virtual_size;
   f->encrypted = in->encrypted;
+  /* LUKS reads with a key (catalog_opts.luks_key says whether there is
+   * one); the legacy AES method never */
+  if (in->encrypted && (!in->encryption || strcmp(in->encryption, "luks")))
+    f->error = cat_xasprintf("%s: encrypted qcow2 (legacy AES) is not "
+                             "supported", f->path);
   f->external = in->external_data;
   f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
   f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
@@ -585,11 +601,6 @@ resolve_disk(struct scan *s, struct model_disk *d)
     why = cat_xasprintf("%s: not a qcow2 image", f->path);
   while (f && !why) {
     if (f->error) { why = cat_xstrdup(f->error); break; }
-    if (f->encrypted) {
-      why = cat_xasprintf("%s: encrypted (LUKS/AES), reading is not supported",
-                          f->path);
-      break;
-    }
     if (f->external) {
       why = cat_xasprintf("%s: external data file, not supported", f->path);
       break;
@@ -627,6 +638,21 @@ resolve_disk(struct scan *s, struct model_disk *d)
     why = cat_xasprintf("%s: not a regular file",
                         d->chain[d->chain_len - 1]);
   d->status = why ? why : cat_xstrdup("ok");
+}
+
+/* a disk's compression: its layers' together (qcow2-stat.h) */
+static void
+chain_compression(struct scan *s, struct model_disk *d)
+{
+  const char *v[BLK_MAX_DEPTH + 1];
+  size_t n = 0;
+  for (size_t k = 0; k < d->chain_len && n < BLK_MAX_DEPTH + 1; k++) {
+    struct scan_file *f = cat_map_get(&s->files, d->chain[k]);
+    v[n++] = f && f->format ? f->compression : NULL;
+  }
+  const char *c = blk_compression_join(v, n);
+  free(d->compression);
+  d->compression = c ? cat_xstrdup(c) : NULL;
 }
 
 static int
@@ -676,6 +702,8 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
     for (size_t j = 0; j < b->ndisks; j++) {
       struct model_disk *d = &b->disks[j];
       resolve_disk(s, d);
+      if (!d->preset)
+        chain_compression(s, d);
       for (unsigned k = 2; ; k++) {          /* unique disk names */
         bool clash = false;
         for (size_t m = 0; m < j && !clash; m++)
@@ -703,7 +731,7 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
       if (f) {
         uint64_t nums[3] = { f->vsize, f->alloc, f->encrypted };
         XXH3_64bits_update(h, nums, sizeof nums);
-        hash_str(h, f->format); hash_str(h, f->compression);
+        hash_str(h, f->format); hash_str(h, d->compression);
       }
     }
     if (!b->status) b->status = cat_xstrdup("ok");
@@ -728,6 +756,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   struct catalog_scan_stats st = { 0 };
   struct scan s = { .cat = cat, .repo_fd = -1, .only_vm = only_vm };
   double t0 = now();
+  char *pv = NULL;                /* the cache's probe_version */
+  bool reprobe = false;
   int r;
 
   pthread_mutex_lock(&cat->scan_lock);
@@ -741,6 +771,11 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     goto out;
   if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
     goto out;
+  /* headers cached by an older probe lack facts it learnt since */
+  reprobe = db_get_meta(cat->scan_db, "probe_version", &pv) == 0 &&
+                 (!pv || strcmp(pv, SCAN_PROBE_VERSION));
+  for (size_t i = 0; reprobe && i < s.nfiles; i++)
+    s.filev[i]->mtime_ns = -1;            /* "changed": probed again */
   /* FUSE mounts are skipped; other mounts below the repository (NFS
    * submounts, bind mounts of storage) are part of it and walked */
   s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
@@ -757,10 +792,11 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     free(m);
   }
   walk(&s);
-  if (!only_vm)
-    layouts_finish(&s);
+  layouts_finish(&s);
   finish_model(&s, &st);
   r = db_store(cat->scan_db, &s);
+  if (r == 0 && reprobe && !only_vm)
+    r = db_set_meta(cat->scan_db, "probe_version", SCAN_PROBE_VERSION);
   progress(&s, true);
 out:
   st.reopened = s.reopened;
@@ -768,6 +804,7 @@ out:
   st.seconds = now() - t0;
   if (stats) *stats = st;
   layouts_free(&s);
+  free(pv);
   free_model(&s);
   free(s.vms);
   for (size_t i = 0; i < s.nfuse; i++) free(s.fuse_mounts[i]);

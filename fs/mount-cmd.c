@@ -34,6 +34,7 @@
 
 #include "common/cleanup.h"
 #include "common/kvopt.h"
+#include "blk/luks.h"
 #include "common/error.h"
 #include "common/opts.h"
 #include "fs/fs.h"
@@ -46,6 +47,7 @@ struct opts {
   bool foreground, debug, single;
   bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups, *scratch;
+  char *key_file;                   /* -o keyfile=FILE (LUKS passphrase) */
   char *source_options;             /* -o NAME=VALUE of catalog_source_option_names */
   bool writable;
   bool allow_empty, nonempty;
@@ -71,6 +73,10 @@ o_keys(FILE *f)
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
 "     show_removed             show backups the export marks Removed, Expunged,\n"
 "                              Error or Failed (flagged in backup.json)\n"
+"     keyfile=FILE             passphrase of LUKS-encrypted qcow2 images (one\n"
+"                              trailing newline ignored; read once, never stored)\n"
+"     nas_tz=ZONE              zone of CloudStack NAS stamps (America/New_York,\n"
+"                              UTC; default: $TZ, else /etc/localtime)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     writable                 disks/<disk>.img take writes, kept in sparse\n"
 "                              scratch files (the backup never changes)\n"
@@ -187,6 +193,10 @@ parse_o(struct opts *o, const char *arg)
     if (!strncmp(tok, "catalog=", 8)) {
       free(o->catalog);
       o->catalog = strdup(tok + 8);
+    }
+    else if (!strncmp(tok, "keyfile=", 8)) {
+      free(o->key_file);
+      o->key_file = strdup(tok + 8);
     }
     else if (!strncmp(tok, "cloudstack_backups=", 19)) {
       free(o->cloudstack_backups);
@@ -501,6 +511,7 @@ open_catalog(const struct opts *o, bool progress)
     .nextra_repos = o->nextra,
     .show_removed = o->show_removed,
     .progress = progress,
+    .luks_key = o->key_file != NULL,
   };
   return catalog_open(mnt.repo, &copts, &mnt.cat);
 }
@@ -564,6 +575,10 @@ run(struct opts *o)
     setrlimit(RLIMIT_NOFILE, &rl);
   }
 
+  /* read before the fork: the daemon may not see the file (relative path,
+   * chdir) and the disk service keeps the key for its whole life */
+  if (o->key_file && (r = blk_key_from_file(o->key_file, &mnt.key)) < 0)
+    return bfs_error_prefix(r, "keyfile=%s: ", o->key_file);
   r = open_catalog(o, isatty(2));
   if (r < 0)
     return r;
@@ -732,6 +747,9 @@ fs_mount_cmd(int argc, char **argv)
   for (size_t i = 0; i < o.nextra; i++)
     free(o.extra_repos[i]);
   free(o.scratch);
+  free(o.key_file);
+  blk_key_free(mnt.key);                /* a failed run() still holds it */
+  mnt.key = NULL;
   free(o.log_file);
   if (r == 1)
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());

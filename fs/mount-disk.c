@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blk/luks.h"
 #include "common/error.h"
 
 #define IDLE_CHAINS 64
@@ -36,7 +37,7 @@
 int
 disks_init(void)
 {
-  struct bfs_disk_opts o = { .idle_max = IDLE_CHAINS };
+  struct bfs_disk_opts o = { .idle_max = IDLE_CHAINS, .key = mnt.key };
   return bfs_disk_ctx_new(mnt.cat, mnt.repo_fd, &o, &mnt.disks);
 }
 
@@ -45,6 +46,8 @@ disks_shutdown(void)
 {
   bfs_disk_ctx_free(mnt.disks);
   mnt.disks = NULL;
+  blk_key_free(mnt.key);                /* wiped */
+  mnt.key = NULL;
 }
 
 struct disk *

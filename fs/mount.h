@@ -180,6 +180,8 @@ struct mnt {
   time_t start;
   double entry_timeout;
   struct bfs_disk_ctx *disks;       /* the disk service (disk/disk.h) */
+  struct blk_key *key;              /* -o keyfile=: LUKS passphrase, or NULL
+                                       (outlives disks; wiped when freed) */
   bool writable;                    /* -o writable: disks take writes */
   char *scratch;                    /* their scratch directory */
 

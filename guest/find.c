@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/opts.h"
@@ -198,18 +199,20 @@ point(void *opaque, const char *vm, const char *t, struct index_list *l)
   return r;
 }
 
-enum { OPT_INDEX = 256, OPT_ALL };
+enum { OPT_INDEX = 256, OPT_ALL, OPT_KEY_FILE };
 
 static const struct bfs_opt find_opts[] = {
   { "index", OPT_INDEX, "FILE", "the index database itself" },
   { "all-versions", OPT_ALL, NULL, "one line per point in time, nothing collapsed" },
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (checked;\n"
+    "the index is searched without reading a disk)" },
   { 0 },
 };
 
 static const struct bfs_cmd find_cmd = {
   .name = "find",
   .usage = "find [--catalog FILE] [--index FILE] [--all-versions]\n"
-    "                     [--json] REPO [VM] GLOB",
+    "                     [--key-file FILE] [--json] REPO [VM] GLOB",
   .about = "Search the guest file indexes (made by `backupfs index`) of all backups\n"
     "of REPO, or of one VM.  GLOB is a shell pattern matched against the file\n"
     "name, or against the whole guest path when it contains '/'.\n"
@@ -227,7 +230,7 @@ static const struct bfs_cmd find_cmd = {
 int
 fs_find_cmd(int argc, char **argv)
 {
-  const char *index = NULL;
+  const char *index = NULL, *key_file = NULL;
   bool all = false;
   struct bfs_args g;
   int c;
@@ -236,9 +239,18 @@ fs_find_cmd(int argc, char **argv)
     switch (c) {
     case OPT_INDEX: index = g.optarg; break;
     case OPT_ALL: all = true; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   if (c < 0)
     return g.status;
+  /* find reads the index, never a disk: the key only has to be one */
+  struct blk_key *key = NULL;
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: find: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    return 2;
+  }
+  blk_key_free(key);
   const char *catalog = g.catalog;
   bool json = g.json;
   const char *repo = g.pos[0];

@@ -80,12 +80,13 @@ free_names(char **v, size_t n)
 }
 
 static pid_t
-start_mount(const char *repo, const char *catalog, const char *mnt)
+start_mount(const char *repo, const char *catalog, const char *key_file,
+            const char *mnt)
 {
   pid_t pid = fork();
   if (pid == 0) {
-    const char *args[8];
-    char *copt = NULL;
+    const char *args[10];
+    char *copt = NULL, *kopt = NULL;
     int i = 0;
     args[i++] = "backupfs";
     args[i++] = "mount";
@@ -93,6 +94,11 @@ start_mount(const char *repo, const char *catalog, const char *mnt)
     if (catalog && asprintf(&copt, "catalog=%s", catalog) > 0) {
       args[i++] = "-o";
       args[i++] = copt;
+    }
+    /* the key file's name (never the key) to the mount that reads it */
+    if (key_file && asprintf(&kopt, "keyfile=%s", key_file) > 0) {
+      args[i++] = "-o";
+      args[i++] = kopt;
     }
     args[i++] = repo;
     args[i++] = mnt;
@@ -225,19 +231,21 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   return r;
 }
 
-enum { OPT_INDEX = 256, OPT_MNT };
+enum { OPT_INDEX = 256, OPT_MNT, OPT_KEY_FILE };
 
 static const struct bfs_opt index_opts[] = {
   { "index", OPT_INDEX, "FILE", "the index database itself" },
   { "mountpoint", OPT_MNT, "MNT", "use REPO already mounted on MNT instead of\n"
     "mounting it on a temporary directory" },
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images, for the\n"
+    "mount (-o keyfile=FILE; with --mountpoint, the\nmount's own)" },
   { 0 },
 };
 
 static const struct bfs_cmd index_cmd = {
   .name = "index",
   .usage = "index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
-    "                      REPO [VM[@TIME]]",
+    "                      [--key-file FILE] REPO [VM[@TIME]]",
   .about = "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
     "or one VM@TIME; TIME may be `latest`) once, and store their file listing\n"
     "(zstd-compressed) next to the catalog, so that files/ lists without\n"
@@ -253,7 +261,7 @@ static const struct bfs_cmd index_cmd = {
 int
 fs_index_cmd(int argc, char **argv)
 {
-  const char *index = NULL, *mnt = NULL;
+  const char *index = NULL, *mnt = NULL, *key_file = NULL;
   struct bfs_args g;
   int c;
   bfs_opts_init(&g, &index_cmd, argc, argv);
@@ -261,6 +269,7 @@ fs_index_cmd(int argc, char **argv)
     switch (c) {
     case OPT_INDEX: index = g.optarg; break;
     case OPT_MNT: mnt = g.optarg; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   if (c < 0)
     return g.status;
@@ -292,7 +301,13 @@ fs_index_cmd(int argc, char **argv)
       return 2;
     }
     mnt = tmp;
-    if ((child = start_mount(repo, catalog, mnt)) < 0) {
+    if (key_file && strchr(key_file, ',')) {
+      fprintf(stderr, "backupfs: index: --key-file %s: a comma cannot go "
+              "into the mount's -o\n", key_file);
+      rmdir(tmp);
+      return 2;
+    }
+    if ((child = start_mount(repo, catalog, key_file, mnt)) < 0) {
       fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
       rmdir(tmp);
       return 2;

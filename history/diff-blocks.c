@@ -186,7 +186,8 @@ has_disk(const struct catalog_backup *b, const char *name)
 
 /* one disk: open what exists on each side and compare */
 static int
-diff_disk(const char *repo, const char *catalog, const char *vt1,
+diff_disk(const char *repo, const char *catalog, const struct blk_key *key,
+          const char *vt1,
           const char *vt2, const struct catalog_backup *b1,
           const struct catalog_backup *b2, const char *disk,
           struct extents *x, uint64_t *size)
@@ -195,9 +196,9 @@ diff_disk(const char *repo, const char *catalog, const char *vt1,
   struct rsrc *sa = NULL, *sb = NULL;
   int r = 0;
   if (has_disk(b1, disk))
-    r = restore_blk_repo(repo, catalog, vt1, disk, &sa, &ba);
+    r = restore_blk_repo(repo, catalog, key, vt1, disk, &sa, &ba);
   if (r == 0 && has_disk(b2, disk))
-    r = restore_blk_repo(repo, catalog, vt2, disk, &sb, &bb);
+    r = restore_blk_repo(repo, catalog, key, vt2, disk, &sb, &bb);
   if (r == 0) {
     *size = bb ? bb->size : ba->size;
     r = compare(ba, bb, x);
@@ -210,7 +211,8 @@ diff_disk(const char *repo, const char *catalog, const char *vt1,
 }
 
 int
-hist_diff_blocks(const char *repo, const char *catalog, const char *vm1,
+hist_diff_blocks(const char *repo, const char *catalog,
+                 const struct blk_key *key, const char *vm1,
                  const char *t1, const char *vm2, const char *t2,
                  const struct catalog_backup *b1,
                  const struct catalog_backup *b2, const char *only_disk,
@@ -251,7 +253,7 @@ hist_diff_blocks(const char *repo, const char *catalog, const char *vm1,
   for (size_t k = 0; k < nn && r == 0; k++) {
     struct extents x = { 0 };
     uint64_t size = 0;
-    r = diff_disk(repo, catalog, vt1, vt2, b1, b2, names[k], &x, &size);
+    r = diff_disk(repo, catalog, key, vt1, vt2, b1, b2, names[k], &x, &size);
     if (r == 0 && !(has_disk(b1, names[k]) && has_disk(b2, names[k])))
       fprintf(stderr, "backupfs: diff: disk %s only in %s\n", names[k],
               has_disk(b1, names[k]) ? vt1 : vt2);

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/opts.h"
 #include "guest/index.h"
+#include "blk/luks.h"
 #include "history/history-int.h"
 #include "history/history.h"
 #include "restore/restore-int.h"
@@ -72,11 +73,11 @@ emit(const char *kind, const struct index_entry *e, unsigned what,
 /* resolve VM@TIME against the catalog (latest, names) */
 static int
 side_open(struct side *s, const char *arg, const char *repo,
-          const char *catalog, const char *index)
+          const char *catalog, bool luks_key, const char *index)
 {
   int r;
   if ((r = catalog_parse_vmtime(arg, &s->vm, &s->time)) < 0 ||
-      (r = hist_open(repo, catalog, index, s->vm, &s->h)) < 0 ||
+      (r = hist_open(repo, catalog, luks_key, index, s->vm, &s->h)) < 0 ||
       (r = s->idx = catalog_find_backup(s->h.b, s->h.n, s->vm, s->time)) < 0)
     return r;
   return 0;
@@ -91,11 +92,13 @@ side_close(struct side *s)
   free(s->time);
 }
 
-enum { OPT_INDEX = 256, OPT_BLOCKS };
+enum { OPT_INDEX = 256, OPT_BLOCKS, OPT_KEY_FILE };
 
 static const struct bfs_opt diff_opts[] = {
   { "index", OPT_INDEX, "FILE", "the index database itself" },
   { "blocks", OPT_BLOCKS, NULL, "compare the disks, not the files" },
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (one\n"
+    "trailing newline ignored)" },
   { 0 },
 };
 
@@ -103,7 +106,7 @@ static const struct bfs_cmd diff_cmd = {
   .name = "diff",
   .usage = "diff [--catalog FILE] [--index FILE] [--json]\n"
     "                     REPO VM@T1 VM@T2 [PATH]\n"
-    "       backupfs diff --blocks [--catalog FILE] [--json]\n"
+    "       backupfs diff --blocks [--catalog FILE] [--key-file FILE] [--json]\n"
     "                     REPO VM@T1 VM@T2 [DISK]",
   .about = "What changed from VM@T1 to VM@T2 (TIME may be `latest`).\n"
     "Files, from the file indexes (`backupfs index`; both must be indexed),\n"
@@ -125,7 +128,8 @@ static const struct bfs_cmd diff_cmd = {
 int
 history_diff_cmd(int argc, char **argv)
 {
-  const char *index = NULL;
+  const char *index = NULL, *key_file = NULL;
+  struct blk_key *key = NULL;
   bool blocks = false;
   struct bfs_args g;
   int c;
@@ -134,6 +138,7 @@ history_diff_cmd(int argc, char **argv)
     switch (c) {
     case OPT_INDEX: index = g.optarg; break;
     case OPT_BLOCKS: blocks = true; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   if (c < 0)
     return g.status;
@@ -147,12 +152,16 @@ history_diff_cmd(int argc, char **argv)
   int r, status = 2;
   json_object *jo = NULL, *jarr = NULL;
 
-  if ((r = side_open(&a, g.pos[1], repo, catalog, index)) < 0 ||
-      (r = side_open(&b, g.pos[2], repo, catalog, index)) < 0)
+  if (key_file && (r = blk_key_from_file(key_file, &key)) < 0) {
+    bfs_error_prefix(r, "--key-file %s: ", key_file);
+    goto out;
+  }
+  if ((r = side_open(&a, g.pos[1], repo, catalog, key, index)) < 0 ||
+      (r = side_open(&b, g.pos[2], repo, catalog, key, index)) < 0)
     goto out;
   const char *ta = a.h.b[a.idx].name, *tb = b.h.b[b.idx].name;
   if (blocks) {
-    status = hist_diff_blocks(repo, catalog, a.vm, ta, b.vm, tb,
+    status = hist_diff_blocks(repo, catalog, key, a.vm, ta, b.vm, tb,
                               &a.h.b[a.idx], &b.h.b[b.idx], arg4, json);
     goto out;
   }
@@ -214,5 +223,6 @@ out:
   free(under);
   side_close(&a);
   side_close(&b);
+  blk_key_free(key);
   return r < 0 ? 2 : status;
 }

@@ -23,9 +23,10 @@ struct hist_vm {
   struct catalog_backup *b;
   size_t n;
 };
-/* 0, or -errno with the error set (no such VM: -ENOENT). */
-int hist_open(const char *repo, const char *catalog, const char *index,
-              const char *vm, struct hist_vm *h);
+/* 0, or -errno with the error set (no such VM: -ENOENT).  luks_key: the
+ * command has a LUKS key (catalog_opts.luks_key). */
+int hist_open(const char *repo, const char *catalog, bool luks_key,
+              const char *index, const char *vm, struct hist_vm *h);
 void hist_close(struct hist_vm *h);
 /* "T" or "T1 .. T2" into buf (80 bytes) */
 const char *hist_range(const char *first, const char *last, char buf[static 80]);
@@ -34,8 +35,9 @@ char *hist_path(const char *arg);
 
 /* diff --blocks between two points in time (vm@time, resolved names);
  * only_disk NULL for every disk.  Exit status (0 same, 1 differ, 2 error). */
+struct blk_key;
 int hist_diff_blocks(const char *repo, const char *catalog,
-                     const char *vm1, const char *t1, const char *vm2,
+                     const struct blk_key *key, const char *vm1, const char *t1, const char *vm2,
                      const char *t2, const struct catalog_backup *b1,
                      const struct catalog_backup *b2, const char *only_disk,
                      bool json);

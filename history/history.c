@@ -30,6 +30,7 @@
 #include "common/opts.h"
 #include "catalog/index.h"
 #include "guest/index.h"
+#include "blk/luks.h"
 #include "history/history-int.h"
 #include "history/history.h"
 
@@ -214,18 +215,20 @@ all_paths(const struct index_list *lists, size_t n, size_t *count)
   return v;
 }
 
-enum { OPT_INDEX = 256 };
+enum { OPT_INDEX = 256, OPT_KEY_FILE };
 
 static const struct bfs_opt history_opts[] = {
   { "index", OPT_INDEX, "FILE", "the index database itself" },
   { "recursive", 'r', NULL, "the changes of PATH's whole subtree" },
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (one\n"
+    "trailing newline ignored): their backups count\nas readable" },
   { 0 },
 };
 
 static const struct bfs_cmd history_cmd_desc = {
   .name = "history",
   .usage = "history [--catalog FILE] [--index FILE] [--recursive]\n"
-    "                        [--json] REPO VM PATH",
+    "                        [--key-file FILE] [--json] REPO VM PATH",
   .about = "The versions of the guest path PATH across every point in time of VM,\n"
     "oldest first, from the file indexes (`backupfs index`): one row per run\n"
     "of points in time in the same state, tab-separated: RANGE, EVENT, and for\n"
@@ -247,7 +250,7 @@ static const struct bfs_cmd history_cmd_desc = {
 int
 history_cmd(int argc, char **argv)
 {
-  const char *index = NULL;
+  const char *index = NULL, *key_file = NULL;
   bool recursive = false;
   struct bfs_args g;
   int c;
@@ -256,6 +259,7 @@ history_cmd(int argc, char **argv)
     switch (c) {
     case OPT_INDEX: index = g.optarg; break;
     case 'r': recursive = true; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   if (c < 0)
     return g.status;
@@ -264,7 +268,16 @@ history_cmd(int argc, char **argv)
   const char *repo = g.pos[0], *vm = g.pos[1];
   char *path = hist_path(g.pos[2]);
   struct hist_vm h;
-  if (!path || hist_open(repo, catalog, index, vm, &h) < 0) {
+  /* history reads the index, never a disk: the key only has to be one */
+  struct blk_key *key = NULL;
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: history: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    free(path);
+    return 2;
+  }
+  blk_key_free(key);
+  if (!path || hist_open(repo, catalog, key_file != NULL, index, vm, &h) < 0) {
     fprintf(stderr, "backupfs: history: %s\n", bfs_last_error());
     free(path);
     return 2;

@@ -13,13 +13,14 @@
 #include "restore/restore-int.h"
 
 int
-hist_open(const char *repo, const char *catalog, const char *index,
-          const char *vm, struct hist_vm *h)
+hist_open(const char *repo, const char *catalog, bool luks_key,
+          const char *index, const char *vm, struct hist_vm *h)
 {
   int r;
 
   memset(h, 0, sizeof *h);
-  if ((r = restore_open_catalog(repo, NULL, 0, catalog, &h->cat)) < 0)
+  if ((r = restore_open_catalog(repo, NULL, 0, catalog, luks_key,
+                                &h->cat)) < 0)
     return r;
   if ((r = catalog_backups(h->cat, vm, &h->b, &h->n)) < 0)
     goto fail;

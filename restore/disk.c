@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
@@ -107,7 +108,7 @@ summary(const struct job *j, const char *format, bool compressed)
   json_object_put(o);
 }
 
-enum { OPT_FORMAT = 256, OPT_BANDWIDTH, OPT_REPO, OPT_FORCE };
+enum { OPT_FORMAT = 256, OPT_BANDWIDTH, OPT_REPO, OPT_FORCE, OPT_KEY_FILE };
 
 static const struct bfs_opt disk_opts[] = {
   { "format", OPT_FORMAT, "raw|qcow2", "output format (default raw)" },
@@ -118,6 +119,9 @@ static const struct bfs_opt disk_opts[] = {
     "read VM@TIME of REPO instead of a mounted BACKUP_DIR;\n"
     "again: more stores of the same repository (KBOSS)" },
   { "force", OPT_FORCE, NULL, "write over an existing file or block device" },
+  { "key-file", OPT_KEY_FILE, "FILE",
+    "with --repo: passphrase of LUKS-encrypted images\n"
+    "(one trailing newline ignored; raw output only)" },
   { 0 },
 };
 
@@ -441,7 +445,9 @@ int
 restore_disk_cmd(int argc, char **argv)
 {
   const char *format = "raw", *repo = NULL, *catalog = NULL, *more[16];
+  const char *key_file = NULL;
   size_t nmore = 0;
+  struct blk_key *key = NULL;
   bool compress = false, force = false;
   double mibps = 0;
   struct job j = { .fd = -1 };
@@ -469,6 +475,7 @@ restore_disk_cmd(int argc, char **argv)
         return bfs_opts_bad(&g, "at most 17 --repo");
       break;
     case OPT_FORCE: force = true; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   }
   if (c < 0)
@@ -497,8 +504,18 @@ restore_disk_cmd(int argc, char **argv)
     }
     j.dest = in_dir;
   }
+  if (key_file && !repo) {
+    fprintf(stderr, "backupfs: restore disk: --key-file goes with --repo "
+            "(a mount takes -o keyfile=FILE)\n");
+    return 2;
+  }
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: restore disk: --key-file %s: %s\n", key_file,
+            bfs_last_error());
+    return 1;
+  }
   if (repo)
-    r = restore_src_repo(repo, more, nmore, catalog, g.pos[0], g.pos[1],
+    r = restore_src_repo(repo, more, nmore, catalog, key, g.pos[0], g.pos[1],
                          &j.src);
   else {
     json_object *bj = NULL;
@@ -522,5 +539,6 @@ restore_disk_cmd(int argc, char **argv)
   free(j.buf);
   free(j.ext);
   restore_src_close(j.src);
+  blk_key_free(key);                    /* wiped */
   return r < 0 ? 1 : 0;
 }

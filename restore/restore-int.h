@@ -83,9 +83,13 @@ struct rsrc {
 /* BACKUP_DIR/disks/<disk>.img of a mount */
 int restore_src_mounted(const char *backup_dir, const char *disk,
                         struct rsrc **out);
-/* VM@TIME of a repository (more: its other stores), disk by name */
+/* VM@TIME of a repository (more: its other stores), disk by name; key:
+ * the LUKS passphrase of encrypted layers (--key-file), or NULL (must
+ * outlive the source) */
+struct blk_key;
 int restore_src_repo(const char *repo, const char *const *more, size_t nmore,
-                     const char *catalog_path, const char *vmtime,
+                     const char *catalog_path, const struct blk_key *key,
+                     const char *vmtime,
                      const char *disk, struct rsrc **out);
 void restore_src_close(struct rsrc *s);
 /* The same point in time's disk as its blk/ stack (the disk service's:
@@ -93,7 +97,8 @@ void restore_src_close(struct rsrc *s);
  * catalog, cache filter on top); *out lives until restore_src_close(*src). */
 struct bfs_blk;
 int restore_blk_repo(const char *repo, const char *catalog_path,
-                     const char *vmtime, const char *disk, struct rsrc **src,
+                     const struct blk_key *key, const char *vmtime,
+                     const char *disk, struct rsrc **src,
                      struct bfs_blk **out);
 uint64_t restore_src_size(const struct rsrc *s);
 const char *restore_src_name(const struct rsrc *s);
@@ -108,10 +113,11 @@ int restore_src_allocated(struct rsrc *s, uint64_t *bytes);
 int restore_src_qemu_spec(struct rsrc *s, char **spec, const char **fmt);
 
 /* open the catalog of repo (more: its other stores, or none: the ones
- * the catalog remembers) and bring it up to date */
+ * the catalog remembers) and bring it up to date; luks_key: the command
+ * has a LUKS key (catalog_opts.luks_key) */
 int restore_open_catalog(const char *repo, const char *const *more,
                          size_t nmore, const char *catalog_path,
-                         catalog_t **out);
+                         bool luks_key, catalog_t **out);
 
 
 /* ---- domain XML (domxml.c) ---- */

@@ -33,10 +33,11 @@ struct repo_src {
 
 int
 restore_open_catalog(const char *repo, const char *const *more, size_t nmore,
-                     const char *catalog_path, catalog_t **out)
+                     const char *catalog_path, bool luks_key, catalog_t **out)
 {
   struct catalog_opts o = { .catalog_path = catalog_path,
-                            .extra_repos = more, .nextra_repos = nmore };
+                            .extra_repos = more, .nextra_repos = nmore,
+                            .luks_key = luks_key };
   struct catalog_scan_stats st;
   catalog_t *cat;
   int r;
@@ -82,6 +83,15 @@ r_qemu_spec(struct rsrc *s, char **spec, const char **fmt)
   json_object *below = NULL;
   size_t depth = bfs_disk_layers(p->disk);
 
+  /* qemu-img would need the passphrase on its command line or in a file
+   * of ours: encrypted layers are read by backupfs only */
+  for (size_t i = 0; i < depth; i++) {
+    struct bfs_blk *l = bfs_blk_layer(p->blk, i);
+    if (l && bfs_blk_info(l)->encrypted)
+      return bfs_error(-ENOTSUP, "%s: encrypted (LUKS): restore it with "
+                       "--format raw (the qcow2 form is written by "
+                       "qemu-img, which never gets the key)", l->name);
+  }
   for (size_t i = depth; i-- > 0;) {
     bool qcow2 = !strcmp(bfs_disk_layer_driver(p->disk, i), "qcow2");
     json_object *node = json_object_new_object();
@@ -139,8 +149,8 @@ static const struct rsrc_ops repo_ops = { r_extent, r_pread, r_qemu_spec, r_clos
 
 int
 restore_src_repo(const char *repo, const char *const *more, size_t nmore,
-                 const char *catalog_path, const char *vmtime,
-                 const char *disk, struct rsrc **out)
+                 const char *catalog_path, const struct blk_key *key,
+                 const char *vmtime, const char *disk, struct rsrc **out)
 {
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   struct repo_src *p;
@@ -161,12 +171,15 @@ restore_src_repo(const char *repo, const char *const *more, size_t nmore,
   s->priv = p;
   p->repo_fd = -1;
 
-  r = restore_open_catalog(repo, more, nmore, catalog_path, &p->cat);
+  r = restore_open_catalog(repo, more, nmore, catalog_path, key != NULL,
+                           &p->cat);
   if (r < 0)
     goto fail;
   if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
     goto fail;
-  if ((r = bfs_disk_ctx_new(p->cat, p->repo_fd, NULL, &p->ctx)) < 0 ||
+  if ((r = bfs_disk_ctx_new(p->cat, p->repo_fd,
+                            &(struct bfs_disk_opts){ .key = key },
+                            &p->ctx)) < 0 ||
       (r = bfs_disk_open(p->ctx, vm, time, disk, &p->disk)) < 0)
     goto fail;
   p->blk = bfs_disk_blk(p->disk);
@@ -187,10 +200,11 @@ fail:
 
 int
 restore_blk_repo(const char *repo, const char *catalog_path,
-                 const char *vmtime, const char *disk, struct rsrc **src,
+                 const struct blk_key *key, const char *vmtime, const char *disk, struct rsrc **src,
                  struct bfs_blk **out)
 {
-  int r = restore_src_repo(repo, NULL, 0, catalog_path, vmtime, disk, src);
+  int r = restore_src_repo(repo, NULL, 0, catalog_path, key, vmtime, disk,
+                           src);
   if (r < 0)
     return r;
   *out = ((struct repo_src *)(*src)->priv)->blk;

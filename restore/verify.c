@@ -39,6 +39,7 @@
 #include "common/error.h"
 #include "common/opts.h"
 #include "blk/blk.h"
+#include "blk/luks.h"
 #include "common/json-str.h"
 #include "disk/disk.h"
 #include "disk/source.h"
@@ -63,6 +64,7 @@ struct vctx {
   struct bfs_disk_ctx *disks;     /* the disk service over them */
   struct vstate *state;
   bool no_checksum, reset, reread;
+  bool have_key;                  /* --key-file: encrypted disks are read */
   uint64_t read_bytes, reused_bytes;
   void *files;                    /* tsearch tree of struct fres */
   char *buf;
@@ -70,7 +72,7 @@ struct vctx {
   size_t nrows, faults, recorded;
 };
 
-enum { OPT_STATE = 256, OPT_NO_CHECKSUM, OPT_RESET, OPT_REREAD };
+enum { OPT_STATE = 256, OPT_NO_CHECKSUM, OPT_RESET, OPT_REREAD, OPT_KEY_FILE };
 
 static const struct bfs_opt verify_opts[] = {
   { "state", OPT_STATE, "FILE", "checksum record (default: verify-<hash>.json\n"
@@ -80,6 +82,8 @@ static const struct bfs_opt verify_opts[] = {
     "record the current checksums, forgetting old ones" },
   { "reread", OPT_REREAD, NULL, "read each point in time in full, also the\n"
     "layers already read for an older point in time\nthis run" },
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (one\n"
+    "trailing newline ignored): their data is read" },
   { 0 },
 };
 
@@ -186,7 +190,8 @@ check_file(struct vctx *v, struct bfs_disk *d, size_t i, const char *path)
   }
   r = bfs_disk_inspect(d, i, &b);
   if (r == 0) {
-    /* an encrypted image's data cannot be checked: header and checksum */
+    /* an encrypted image alone (inspected without its key): header and
+     * checksum here; with --key-file the full read below checks its data */
     if (!bfs_blk_info(b)->encrypted)
       r = blk_qcow2_check(b);
     bfs_blk_close(b);
@@ -343,8 +348,9 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
     if (r2 < 0 && r == 0)
       r = r2;
   }
-  if (r == 0 && d->encrypted) {
-    bfs_error(0, "ok (encrypted: header and checksum only, data not read)");
+  if (r == 0 && d->encrypted && !v->have_key) {
+    bfs_error(0, "ok (encrypted: header and checksum only, data not read; "
+              "--key-file reads it)");
     add_row(v, b->vm, b->name, d->name, layers, 0, 1);
     goto out;
   }
@@ -471,7 +477,8 @@ print_table(struct vctx *v)
 int
 restore_verify_cmd(int argc, char **argv)
 {
-  const char *catalog = NULL, *state = NULL;
+  const char *catalog = NULL, *state = NULL, *key_file = NULL;
+  struct blk_key *key = NULL;
   struct vctx v = { .repo_fd = -1 };
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   char **vms = NULL;
@@ -487,6 +494,7 @@ restore_verify_cmd(int argc, char **argv)
     case OPT_NO_CHECKSUM: v.no_checksum = true; break;
     case OPT_RESET: v.reset = true; break;
     case OPT_REREAD: v.reread = true; break;
+    case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   }
   if (c < 0)
@@ -507,16 +515,24 @@ restore_verify_cmd(int argc, char **argv)
       time = NULL;
     }
   }
+  if (key_file && (r = blk_key_from_file(key_file, &key)) < 0) {
+    bfs_error_prefix(r, "--key-file %s: ", key_file);
+    goto out;
+  }
+  v.have_key = key != NULL;
   if (posix_memalign((void **) &v.buf, 4096, CHUNK)) {
     r = bfs_error(-ENOMEM, "out of memory");
     goto out;
   }
   if ((r = restore_open_catalog(g.pos[0], (const char *const *)g.pos + 1,
-                                (size_t)(last - 1), catalog, &v.cat)) < 0)
+                                (size_t)(last - 1), catalog, key != NULL,
+                                &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
   if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||
-      (r = bfs_disk_ctx_new(v.cat, v.repo_fd, NULL, &v.disks)) < 0)
+      (r = bfs_disk_ctx_new(v.cat, v.repo_fd,
+                            &(struct bfs_disk_opts){ .key = key },
+                            &v.disks)) < 0)
     goto out;
   if (!v.no_checksum &&
       (r = vstate_open(v.repo, catalog, state, &v.state)) < 0)
@@ -572,5 +588,6 @@ out:
   if (v.repo_fd >= 0)
     close(v.repo_fd);
   free(v.buf);
+  blk_key_free(key);                    /* after the disk context */
   return r < 0 || v.faults ? 1 : 0;
 }

@@ -192,3 +192,101 @@ expect_fail "LUKS key material wiped" "wrong passphrase" --key-file "$T/key" "$T
 
 "$BACKUPFS" image --help | grep -q -- --key-file || fail "--help lacks --key-file"
 ok "--help names --key-file"
+
+# ---- the same images as a CloudStack NAS repository, through every
+# command: mount -o keyfile=, restore disk --repo, verify, list (issue 13)
+export TZ=UTC
+VOL=6b1e2d0a-1c1f-4a57-9d3c-0f6f1b7d0a11 DVOL=9f3c0e55-7a2b-4c8e-b1f0-2d7e6a4c5b22
+N=$T/nas/i-2-5-VM S1=2026.10.01.03.00.00 S2=2026.10.02.03.00.00 S3=2026.10.03.03.00.00
+mkdir -p "$N/$S1" "$N/$S2" "$N/$S3"
+cp "$T/vm/a/e1.qcow2" "$N/$S1/root.$VOL.qcow2"          # 64 KiB, aes-256-xts
+cp "$T/vm/a/e2.qcow2" "$N/$S1/datadisk.$DVOL.qcow2"     # 2 MiB, cbc-essiv
+mkimg -o "$ENC" -b "../$S1/root.$VOL.qcow2" -F qcow2 "$N/$S2/root.$VOL.qcow2" 8M ||
+  fail "qemu-img create the NAS incremental"
+qemu-io "${SEC[@]}" --image-opts "driver=qcow2,encrypt.key-secret=s,file.filename=$N/$S2/root.$VOL.qcow2,backing.encrypt.key-secret=s" \
+  -c 'write -P 0x47 1M 300k' -c 'write -z 5M 1M' >/dev/null || fail "qemu-io on the NAS incremental"
+oracle_enc "$N/$S2/root.$VOL.qcow2" "$T/nas-root2.raw" ",backing.encrypt.key-secret=s"
+cp "$T/trunc.qcow2" "$N/$S3/root.$VOL.qcow2"            # truncated LUKS header
+CAT=(--catalog "$T/nas.db")
+
+J=$("$BACKUPFS" list --json "${CAT[@]}" "$T/nas")
+st=$(jq -r '.vms[0].backups[1].status' <<<"$J")
+[[ $st == *"encrypted (LUKS): a key is needed"* ]] || fail "list without a key: status [$st]"
+ok "list without a key: the backup is there and says a key is needed"
+J=$("$BACKUPFS" list --json "${CAT[@]}" --key-file "$T/key" "$T/nas")
+[ "$(jq -r '[.vms[0].backups[0,1].status] | join(" ")' <<<"$J")" = "ok ok" ] ||
+  fail "list with a key: $(jq -c '[.vms[0].backups[].status]' <<<"$J")"
+st=$(jq -r '.vms[0].backups[2].status' <<<"$J")
+[[ $st == *"past the end of the file"* ]] || fail "truncated LUKS header: status [$st]"
+ok "list with a key: ok, and a truncated LUKS header says why: $st"
+[ "$(jq -r '.vms[0].backups[0].disks[0].encrypted' <<<"$J")" = true ] || fail "encrypted not marked"
+if grep -rqa -- "$PASS" "$T/nas.db"* "$T/nas" 2>/dev/null; then
+  fail "the passphrase reached the catalog or the repository"
+fi
+ok "the passphrase is in no catalog or repository file"
+
+"$BACKUPFS" restore disk --repo "$T/nas" "${CAT[@]}" --key-file "$T/key" \
+  i-2-5-VM@2026-10-02T030000Z root "$T/r-root.raw" >/dev/null || fail "restore disk --key-file"
+cmp -s "$T/r-root.raw" "$T/nas-root2.raw" || fail "restored encrypted chain differs from qemu-img"
+"$BACKUPFS" restore disk --repo "$T/nas" "${CAT[@]}" --key-file "$T/key" \
+  i-2-5-VM@2026-10-01T030000Z "datadisk-$DVOL" "$T/r-data.raw" >/dev/null || fail "restore datadisk"
+cmp -s "$T/r-data.raw" "$T/ref2.raw" || fail "restored 2 MiB-cluster CBC-ESSIV disk differs"
+ok "restore disk --repo --key-file: both cipher settings identical to qemu-img"
+if "$BACKUPFS" restore disk --repo "$T/nas" "${CAT[@]}" --key-file "$T/wrong" \
+     i-2-5-VM@2026-10-02T030000Z root "$T/r-wrong.raw" 2>"$T/err" >/dev/null; then
+  fail "restore with a wrong key succeeded"
+fi
+grep -q "wrong passphrase" "$T/err" || fail "restore with a wrong key: $(cat "$T/err")"
+[ ! -e "$T/r-wrong.raw" ] || fail "restore with a wrong key left a file"
+if "$BACKUPFS" restore disk --repo "$T/nas" "${CAT[@]}" \
+     i-2-5-VM@2026-10-02T030000Z root "$T/r-nokey.raw" 2>"$T/err" >/dev/null; then
+  fail "restore without a key succeeded"
+fi
+grep -q "a key is needed" "$T/err" || fail "restore without a key: $(cat "$T/err")"
+[ ! -e "$T/r-nokey.raw" ] || fail "restore without a key left a file"
+ok "restore disk: wrong key and no key say so and write nothing"
+"$BACKUPFS" verify "${CAT[@]}" --key-file "$T/key" --no-checksum "$T/nas" \
+  i-2-5-VM@2026-10-02T030000Z > "$T/verify" 2>&1 || fail "verify --key-file: $(cat "$T/verify")"
+grep -q "encrypted: header and checksum only" "$T/verify" && fail "verify --key-file did not read the data"
+ok "verify --key-file reads the encrypted chain in full"
+
+# the mount, with the key, without, with a wrong one
+[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || { ok "no FUSE here: mount part skipped"; exit 0; }
+MNT=$T/mnt
+luks_mount() {   # luks_mount [OPTS]: mount $T/nas on $MNT with -o OPTS
+  mkdir -p "$MNT"
+  "$BACKUPFS" mount -o "catalog=$T/nas.db${1:+,$1}" "$T/nas" "$MNT" 2>"$T/mount.err" ||
+    fail "mount $*: $(cat "$T/mount.err")"
+  for _ in $(seq 50); do
+    [ -e "$MNT/i-2-5-VM/latest/backup.json" ] && return 0
+    sleep 0.1
+  done
+  fail "mount $* shows no backup.json"
+}
+luks_umount() { fusermount3 -u "$MNT"; for _ in $(seq 50); do mountpoint -q "$MNT" || return 0; sleep 0.1; done; }
+B1=$MNT/i-2-5-VM/2026-10-01T030000Z B2=$MNT/i-2-5-VM/2026-10-02T030000Z
+luks_mount "keyfile=$T/key"
+cmp -s "$B2/disks/root.img" "$T/nas-root2.raw" || fail "mount: encrypted chain differs from qemu-img"
+cmp -s "$B1/disks/datadisk-$DVOL.img" "$T/ref2.raw" || fail "mount: 2 MiB CBC-ESSIV disk differs"
+cmp -s "$B1/disks/root.img" "$T/ref1.raw" || fail "mount: 64 KiB XTS disk differs"
+[ "$(jq -r .status "$B2/backup.json")" = ok ] || fail "mount with a key: $(jq -r .status "$B2/backup.json")"
+luks_umount
+ok "mount -o keyfile=: every disk identical to qemu-img with the secret"
+
+luks_mount
+[[ $(jq -r .status "$B2/backup.json") == *"a key is needed"* ]] ||
+  fail "mount without a key: status $(jq -r .status "$B2/backup.json")"
+if cat "$B2/disks/root.img" > "$T/m-nokey.raw" 2>/dev/null; then
+  fail "mount without a key: the disk reads"
+fi
+[ ! -s "$T/m-nokey.raw" ] || fail "mount without a key: bytes came out"
+luks_umount
+ok "mount without a key: the backup is there, says a key is needed, gives no data"
+
+luks_mount "keyfile=$T/wrong"
+if cat "$B2/disks/root.img" > "$T/m-wrong.raw" 2>/dev/null; then
+  fail "mount with a wrong key: the disk reads"
+fi
+[ ! -s "$T/m-wrong.raw" ] || fail "mount with a wrong key: bytes came out"
+luks_umount
+ok "mount with a wrong key: reads fail, no data"

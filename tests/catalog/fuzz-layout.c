@@ -5,8 +5,9 @@
  * (which name is raw, qcow2 or probed; a backing layer's recorded format
  * against the name rule; a raw decision opening any bytes as raw).
  *
- * The first input byte selects the parser (bytes >= 0xf0 the format
- * decisions, the others as before), the rest is its input.  Every
+ * The first input byte selects the parser (0xfc a TZif zone, 0xfd-0xff
+ * a POSIX TZ string, 0xf0-0xfb the format decisions, the others as
+ * before), the rest is its input.  Every
  * parser takes (buffer, length), so no NUL is appended unless the parser
  * needs a C string.  Built as a libFuzzer binary with -Dfuzz=true; the
  * regression driver (fuzz-regress.c) replays the committed corpus in
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "catalog/catalog-int.h"
+#include "catalog/tz.h"
 #include "common/error.h"
 #include "blk/blk.h"
 
@@ -39,7 +41,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   int64_t t;
   size_t off, vl;
 
-  unsigned sel = data[0] < 0xf0 ? data[0] % 9u : 9u + (data[0] & 1u);
+  unsigned sel = data[0] < 0xf0 ? data[0] % 9u
+               : data[0] >= 0xfc ? 11u : 9u + (data[0] & 1u);
   switch (sel) {
   case 0:
     if (layout_parse_time(s, len, &t) == 0) {
@@ -111,6 +114,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       }
     }
     free(copy);
+    break;
+  }
+  case 11: {
+    /* TZif bytes (0xfc), or a POSIX TZ string (0xfd..0xff) */
+    struct cat_tz *tz;
+    int r = data[0] == 0xfc ? cat_tz_parse(s, len, "fuzz", &tz)
+                            : cat_tz_posix(s, len, &tz);
+    if (r == 0) {
+      static const int64_t at[] = { INT64_C(-5000000000), 0, 1772937000,
+                                    1793496600, INT64_C(4102444800) };
+      for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        int32_t o = cat_tz_offset(tz, at[i]), used;
+        if (o < -26 * 3600 || o > 26 * 3600) abort();
+        (void)cat_tz_to_utc(tz, at[i] + o, &used);
+      }
+      cat_tz_free(tz);
+    }
     break;
   }
   case 9: {

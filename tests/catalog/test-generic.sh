@@ -18,10 +18,23 @@ qcow2 "$R/db1/manual/disk0.img" 16M
 qemu-img create -q -f raw "$R/db1/manual/disk1.img" 4M
 touch -d '2026-09-30 12:34:56 UTC' "$R/db1/manual/disk0.img"
 touch -d '2026-09-30 12:00:00 UTC' "$R/db1/manual/disk1.img"
-# zstd-compressed image
+# zstd-compressed image (data, or qemu-img writes no cluster at all)
 qemu-img create -q -f raw "$T/src.raw" 4M
+qemu-io -f raw -c 'write -P 0x5a 0 1M' "$T/src.raw" >/dev/null
 mkdir -p "$R/db1/2026-10-01T00:00:00Z"
 qemu-img convert -q -c -O qcow2 -o compression_type=zstd "$T/src.raw" "$R/db1/2026-10-01T00:00:00Z/root.qcow2"
+# compression from the clusters present, not the header's type: a zstd
+# image with no compressed cluster is "none", a zlib base under a zstd
+# overlay "mixed", a plain overlay over a zlib base "zlib"
+mkdir -p "$T/crepo/comp/2026-10-01T00:00:00Z" "$T/crepo/comp/2026-10-02T00:00:00Z" \
+  "$T/crepo/comp/2026-10-03T00:00:00Z"
+qemu-img convert -q -O qcow2 -o compression_type=zstd "$T/src.raw" "$T/crepo/comp/2026-10-01T00:00:00Z/vda.qcow2"
+qemu-img convert -q -c -O qcow2 "$T/src.raw" "$T/crepo/comp/2026-10-02T00:00:00Z/vda.qcow2"
+qemu-img create -q -f qcow2 -o compression_type=zstd -b ../2026-10-02T00:00:00Z/vda.qcow2 -F qcow2 "$T/crepo/comp/2026-10-03T00:00:00Z/vda.qcow2"
+qemu-io -f qcow2 -c 'write -c -P 0x11 0 64k' "$T/crepo/comp/2026-10-03T00:00:00Z/vda.qcow2" >/dev/null
+mkdir -p "$T/crepo/comp/2026-10-04T00:00:00Z"
+qemu-img create -q -f qcow2 -b ../2026-10-02T00:00:00Z/vda.qcow2 -F qcow2 "$T/crepo/comp/2026-10-04T00:00:00Z/vda.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x22 0 64k' "$T/crepo/comp/2026-10-04T00:00:00Z/vda.qcow2" >/dev/null
 # not backups
 mkdir -p "$R/db1/2026-10-02T00:00:00Z"
 echo notes > "$R/db1/2026-10-02T00:00:00Z/README.txt"
@@ -53,6 +66,9 @@ check "mtime-dated backup disks" "disk0:raw disk1:raw" \
   "$(jq -r '[.disks[] | "\(.name):\(.format)"] | join(" ")' <<<"$B")"
 check "zstd compression" "zstd" \
   "$(jq -r '.disks[0].compression' <<<"$(backup db1 2026-10-01T000000Z)")"
+check "compression from the clusters: zstd header only, zlib, mixed, zlib below" \
+  "none zlib mixed zlib" \
+  "$(listj "$T/crepo" | jq -r '.vms[0] | [.backups[].disks[0].compression] | join(" ")')"
 check "allocated is the top image's bytes on disk" \
   "$(( $(stat -c %b "$R/db1/2026-10-01T00:00:00Z/root.qcow2") * 512 ))" \
   "$(jq -r '.disks[0].allocated' <<<"$(backup db1 2026-10-01T000000Z)")"

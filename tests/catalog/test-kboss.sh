@@ -17,6 +17,7 @@ qcow2 "$D/$VA/$U1" 4G
 qcow2 "$D/$VA/$U2" 4G "$POOL/backups/2/$VA/$U1"
 qcow2 "$D/$VA/$U3" 4G "$POOL/backups/2/$VA/$U2"
 qemu-img create -q -f raw "$T/src.raw" 1M
+qemu-io -f raw -c 'write -P 0x5a 0 512k' "$T/src.raw" >/dev/null
 mkdir -p "$D/$VB"
 qemu-img convert -q -c -O qcow2 -o compression_type=zstd "$T/src.raw" "$D/$VB/$UB"
 cp "$D/$VA/$U3" "$D/$VA/$U3.comp"                # interrupted compression
