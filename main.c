@@ -16,6 +16,7 @@
 #include "blk/image-cmd.h"
 #include "history/history.h"
 #include "restore/restore.h"
+#include "serve/serve.h"
 
 #ifndef BFS_VERSION
 #define BFS_VERSION "unknown"
@@ -38,6 +39,7 @@ static const struct command {
   { "image", image_cmd, "image info|map|cat IMAGE" },
   { "status", fs_status_cmd, "status [--json] MOUNTPOINT" },
   { "umount", fs_umount_cmd, "umount [--force] MOUNTPOINT" },
+  { "serve", serve_cmd, "serve [--socket PATH|--tcp [ADDR:]PORT] REPO" },
 };
 
 static void

@@ -1,0 +1,331 @@
+/* serve-cmd.c — `backupfs serve`: point-in-time disks over NBD via nbdkit.
+ *
+ * This command only builds nbdkit's command line and runs it with our
+ * plugin (serve/plugin.c, nbdkit-backupfs-plugin.so): a unix socket by
+ * default, TCP for another hypervisor (TLS required there unless --no-tls:
+ * PSK or X.509 certificates, nbdkit's own --tls), read-only unless --cow
+ * (a scratch overlay per client; the backup is never written).
+ *
+ * -f: nbdkit runs in the foreground (exec, same PID: what a systemd unit
+ * or restore's state dir records).  Else nbdkit daemonises itself once its
+ * socket listens; we wait for that, then print the URI clients use, so a
+ * URI is only printed for a server that is up.
+ *
+ * The plugin is looked for in $BACKUPFS_NBDKIT_PLUGIN, next to the binary
+ * (the build tree: <dir>/serve/), then where meson installed it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "serve/serve.h"
+
+#define PLUGIN_NAME "nbdkit-backupfs-plugin.so"
+#ifndef BFS_PLUGINDIR
+#define BFS_PLUGINDIR "/usr/local/lib/backupfs"
+#endif
+#define MAX_ARGS 64
+
+static void
+usage(FILE *f)
+{
+  fprintf(f,
+    "usage: backupfs serve [options] REPO\n\n"
+    "Export point-in-time disks as NBD exports named VM@TIME/DISK (TIME a\n"
+    "backup name or latest) through nbdkit.  Prints the URI to connect to.\n\n"
+    "  --socket PATH          unix socket (default $XDG_RUNTIME_DIR or /tmp:\n"
+    "                         backupfs-nbd.PID.sock)\n"
+    "  --tcp [ADDR:]PORT      listen on TCP instead (needs --tls-psk or\n"
+    "                         --tls-certificates, or --no-tls)\n"
+    "  --tls-psk FILE         TLS with pre-shared keys (nbdkit --tls-psk)\n"
+    "  --tls-certificates DIR TLS with X.509 certificates\n"
+    "  --no-tls               plain TCP (trusted networks only)\n"
+    "  --readonly             clients cannot write (the default)\n"
+    "  --cow                  each client writes to its own scratch overlay,\n"
+    "                         dropped when it disconnects\n"
+    "  --scratch DIR          where --cow overlays live (default /tmp)\n"
+    "  --export VM@TIME/DISK  serve only this export (repeatable)\n"
+    "  --catalog FILE         the catalog (default: the repository's)\n"
+    "  --pidfile FILE         nbdkit writes its PID here\n"
+    "  -f, --foreground       stay in the foreground\n"
+    "  -h, --help             this help\n");
+}
+
+/* The plugin's path (malloc'd) or NULL with the error set. */
+static char *
+plugin_path(void)
+{
+  const char *env = getenv("BACKUPFS_NBDKIT_PLUGIN");
+  char exe[PATH_MAX], *p;
+  ssize_t n;
+
+  if (env && *env)
+    return strdup(env);
+  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = 0;
+      const char *sub[] = { "", "serve/" };
+      for (size_t i = 0; i < 2; i++) {
+        if (asprintf(&p, "%s/%s" PLUGIN_NAME, exe, sub[i]) < 0)
+          break;
+        if (access(p, R_OK) == 0)
+          return p;
+        free(p);
+      }
+    }
+  }
+  if (access(BFS_PLUGINDIR "/" PLUGIN_NAME, R_OK) == 0)
+    return strdup(BFS_PLUGINDIR "/" PLUGIN_NAME);
+  bfs_error(-ENOENT, "serve: the nbdkit plugin %s is not installed (looked "
+            "next to the binary and in %s; built only when nbdkit-plugin-dev "
+            "is found)", PLUGIN_NAME, BFS_PLUGINDIR);
+  return NULL;
+}
+
+struct serve_args {
+  const char *socket, *tcp, *psk, *certs, *scratch, *catalog, *pidfile;
+  const char *exports[MAX_ARGS / 4];
+  int nexports;
+  bool no_tls, cow, fg;
+};
+
+static int
+parse(int argc, char **argv, struct serve_args *a, const char **repo)
+{
+  static const struct option lo[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "tcp", required_argument, NULL, 'T' },
+    { "tls-psk", required_argument, NULL, 'P' },
+    { "tls-certificates", required_argument, NULL, 'C' },
+    { "no-tls", no_argument, NULL, 'N' },
+    { "readonly", no_argument, NULL, 'r' },
+    { "cow", no_argument, NULL, 'w' },
+    { "scratch", required_argument, NULL, 's' },
+    { "export", required_argument, NULL, 'e' },
+    { "catalog", required_argument, NULL, 'c' },
+    { "pidfile", required_argument, NULL, 'p' },
+    { "foreground", no_argument, NULL, 'f' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+fh", lo, NULL)) != -1) {
+    switch (c) {
+    case 'S': a->socket = optarg; break;
+    case 'T': a->tcp = optarg; break;
+    case 'P': a->psk = optarg; break;
+    case 'C': a->certs = optarg; break;
+    case 'N': a->no_tls = true; break;
+    case 'r': a->cow = false; break;
+    case 'w': a->cow = true; break;
+    case 's': a->scratch = optarg; break;
+    case 'c': a->catalog = optarg; break;
+    case 'p': a->pidfile = optarg; break;
+    case 'f': a->fg = true; break;
+    case 'e':
+      if (a->nexports >= (int)(sizeof a->exports / sizeof a->exports[0]))
+        return bfs_error(-EINVAL, "serve: too many --export");
+      a->exports[a->nexports++] = optarg;
+      break;
+    case 'h': usage(stdout); return 1;
+    default:
+      usage(stderr);
+      return bfs_error(-EINVAL, "serve: unknown option or missing value: "
+                       "'%s'", argv[optind - 1]);
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return bfs_error(-EINVAL, "serve: exactly one REPO expected");
+  }
+  *repo = argv[optind];
+  if (a->socket && a->tcp)
+    return bfs_error(-EINVAL, "serve: --socket and --tcp exclude each other");
+  if (a->psk && a->certs)
+    return bfs_error(-EINVAL, "serve: one of --tls-psk, --tls-certificates");
+  if ((a->psk || a->certs) && a->no_tls)
+    return bfs_error(-EINVAL, "serve: --no-tls with a TLS option");
+  if (a->tcp && !a->psk && !a->certs && !a->no_tls)
+    return bfs_error(-EINVAL, "serve: --tcp serves backups to the network: "
+                     "give --tls-psk FILE or --tls-certificates DIR (or "
+                     "--no-tls on a trusted network)");
+  if (a->scratch && !a->cow)
+    return bfs_error(-EINVAL, "serve: --scratch without --cow");
+  return 0;
+}
+
+/* "[ADDR:]PORT" -> addr (malloc'd or NULL) and port */
+static int
+split_tcp(const char *s, char **addr, const char **port)
+{
+  const char *colon = strrchr(s, ':');
+
+  *addr = NULL;
+  *port = colon ? colon + 1 : s;
+  if (!**port || strspn(*port, "0123456789") != strlen(*port))
+    return bfs_error(-EINVAL, "serve: --tcp %s: not [ADDR:]PORT", s);
+  if (colon && colon > s) {
+    const char *b = s, *e = colon;
+    if (*b == '[' && e[-1] == ']') {        /* [::1]:10809 */
+      b++;
+      e--;
+    }
+    if (!(*addr = strndup(b, (size_t)(e - b))))
+      return bfs_error(-ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* the URI a client uses (malloc'd) */
+static char *
+make_uri(const struct serve_args *a, const char *sock, const char *addr,
+         const char *port)
+{
+  const char *exp = a->nexports == 1 ? a->exports[0] : "";
+  char *u = NULL;
+  int r;
+
+  if (!a->tcp)
+    r = asprintf(&u, "nbd+unix:///%s?socket=%s", exp, sock);
+  else
+    r = asprintf(&u, "%s://%s%s%s:%s/%s%s%s", a->no_tls ? "nbd" : "nbds",
+                 addr && strchr(addr, ':') ? "[" : "",
+                 addr ? addr : "localhost",
+                 addr && strchr(addr, ':') ? "]" : "", port, exp,
+                 a->psk ? "?tls-psk-file=" : "", a->psk ? a->psk : "");
+  return r < 0 ? NULL : u;
+}
+
+int
+serve_cmd(int argc, char **argv)
+{
+  struct serve_args a = { 0 };
+  const char *repo = NULL, *port = NULL;
+  CLEANUP_FREE char *plugin = NULL, *sock = NULL, *addr = NULL, *uri = NULL;
+  char *kv[MAX_ARGS] = { 0 };
+  const char *av[MAX_ARGS];
+  int n = 0, nkv = 0, r;
+
+  if ((r = parse(argc, argv, &a, &repo)) != 0)
+    goto out;
+  if (!(plugin = plugin_path())) {
+    r = -ENOENT;
+    goto out;
+  }
+  if (a.tcp && (r = split_tcp(a.tcp, &addr, &port)) < 0)
+    goto out;
+  if (!a.tcp) {
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    if (a.socket)
+      sock = strdup(a.socket);
+    else if (asprintf(&sock, "%s/backupfs-nbd.%d.sock",
+                      rt && *rt ? rt : "/tmp", (int)getpid()) < 0)
+      sock = NULL;
+  }
+  if ((!a.tcp && !sock) || !(uri = make_uri(&a, sock, addr, port))) {
+    r = bfs_error(-ENOMEM, "out of memory");
+    goto out;
+  }
+
+  av[n++] = "nbdkit";
+  if (a.fg)
+    av[n++] = "-f";
+  if (!a.cow)
+    av[n++] = "-r";
+  if (a.tcp) {
+    if (addr) {
+      av[n++] = "-i";
+      av[n++] = addr;
+    }
+    av[n++] = "-p";
+    av[n++] = port;
+  } else {
+    av[n++] = "-U";
+    av[n++] = sock;
+  }
+  if (a.psk || a.certs) {
+    av[n++] = "--tls=require";
+    av[n++] = a.psk ? "--tls-psk" : "--tls-certificates";
+    av[n++] = a.psk ? a.psk : a.certs;
+  }
+  if (a.pidfile) {
+    av[n++] = "-P";
+    av[n++] = a.pidfile;
+  }
+  if (bfs_log_level >= BFS_LOG_DEBUG)              /* -vv: nbdkit's debug too */
+    av[n++] = "-v";
+  av[n++] = plugin;
+#define KV(...) do {                                                    \
+    if (asprintf(&kv[nkv], __VA_ARGS__) < 0) {                          \
+      r = bfs_error(-ENOMEM, "out of memory");                          \
+      goto out;                                                         \
+    }                                                                   \
+    av[n++] = kv[nkv++];                                                \
+  } while (0)
+  KV("repo=%s", repo);
+  if (a.catalog)
+    KV("catalog=%s", a.catalog);
+  for (int i = 0; i < a.nexports; i++)
+    KV("export=%s", a.exports[i]);
+  if (a.cow) {
+    KV("cow=true");
+    if (a.scratch)
+      KV("scratch=%s", a.scratch);
+  }
+#undef KV
+  av[n] = NULL;
+
+  fflush(stdout);
+  if (a.fg) {
+    printf("%s\n", uri);
+    fflush(stdout);
+    execvp("nbdkit", (char **)av);
+    r = bfs_error(-errno, "serve: cannot run nbdkit: %s", strerror(errno));
+    goto out;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    r = bfs_error(-errno, "serve: fork: %s", strerror(errno));
+    goto out;
+  }
+  if (pid == 0) {
+    execvp("nbdkit", (char **)av);
+    fprintf(stderr, "backupfs: serve: cannot run nbdkit: %s\n",
+            strerror(errno));
+    _exit(127);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) {
+      r = bfs_error(-errno, "serve: waitpid: %s", strerror(errno));
+      goto out;
+    }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    r = bfs_error(-EIO, "serve: nbdkit did not start (its messages are "
+                  "above)");
+    goto out;
+  }
+  printf("%s\n", uri);
+  r = 0;
+out:
+  for (int i = 0; i < nkv; i++)
+    free(kv[i]);
+  if (r < 0)
+    fprintf(stderr, "backupfs: %s\n", bfs_last_error());
+  return r < 0 ? 1 : 0;
+}
