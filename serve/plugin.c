@@ -89,8 +89,12 @@ split_name(const char *name, char **vm, char **time, char **disk)
     return bad("no export name given: name one as VM@TIME/DISK "
                "(nbdinfo --list shows them)%s", "");
   for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-    if (*p < 0x20 || *p == 0x7f)
-      return bad("export name '%s': control characters are refused", name);
+    if (*p < 0x20 || *p == 0x7f) {        /* not echoed: it is the log's */
+      nbdkit_error("export name with a control character (0x%02x at byte "
+                   "%zu) refused", *p, (size_t)(p - (const unsigned char *)name));
+      errno = EINVAL;
+      return -1;
+    }
   if (strlen(name) > 4096)
     return bad("export name '%.64s...': too long", name);
   if (!slash || strchr(slash + 1, '/'))

@@ -191,19 +191,40 @@ split_tcp(const char *s, char **addr, const char **port)
   return 0;
 }
 
+/* The first user of a PSK file (USER:HEXKEY lines; malloc'd), or NULL:
+ * libnbd would otherwise try the login name.  The key is not kept. */
+static char *
+psk_user(const char *file)
+{
+  CLEANUP_FCLOSE FILE *f = fopen(file, "re");
+  char line[512], *colon;
+
+  if (!f || !fgets(line, sizeof line, f) || !(colon = strchr(line, ':')) ||
+      colon == line)
+    return NULL;
+  *colon = 0;
+  for (char *p = line; *p; p++)         /* URI-safe user names only */
+    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789._-", *p))
+      return NULL;
+  return strdup(line);
+}
+
 /* the URI a client uses (malloc'd) */
 static char *
 make_uri(const struct serve_args *a, const char *sock, const char *addr,
          const char *port)
 {
   const char *exp = a->nexports == 1 ? a->exports[0] : "";
+  CLEANUP_FREE char *user = a->psk ? psk_user(a->psk) : NULL;
   char *u = NULL;
   int r;
 
   if (!a->tcp)
     r = asprintf(&u, "nbd+unix:///%s?socket=%s", exp, sock);
   else
-    r = asprintf(&u, "%s://%s%s%s:%s/%s%s%s", a->no_tls ? "nbd" : "nbds",
+    r = asprintf(&u, "%s://%s%s%s%s%s:%s/%s%s%s", a->no_tls ? "nbd" : "nbds",
+                 user ? user : "", user ? "@" : "",
                  addr && strchr(addr, ':') ? "[" : "",
                  addr ? addr : "localhost",
                  addr && strchr(addr, ':') ? "]" : "", port, exp,
