@@ -98,6 +98,9 @@ int catalog_find_backup(const struct catalog_backup *b, size_t n,
 /* VM@TIME (or VM: TIME "latest") split into malloc'd vm and time; the one
  * parser of the program's VM@TIME arguments.  0 or -EINVAL. */
 int catalog_parse_vmtime(const char *arg, char **vm, char **time);
+/* What the known repository layouts look like, one line for messages
+ * ("CloudStack NAS backup (<vm>/...), ..."), malloc'd. */
+char *catalog_known_layouts(void);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

@@ -440,12 +440,6 @@ check_placement(const struct opts *o, const char *repo, const char *mp)
   return r;
 }
 
-/* What a repository must look like for a layout to claim it (catalog/). */
-static const char known_layouts[] =
-  "CloudStack NAS backup (<vm>/<yyyy.MM.dd.HH.mm.ss>/root.<volid>.qcow2), "
-  "CloudStack KBOSS (backups/<account>/<volume>/<uuid>), "
-  "generic (<vm>/<backup-dir>/<disk>.qcow2|.img|.raw)";
-
 /* -o log=FILE: absolute (the daemon runs in /), and writable now, so a
  * typo is reported on the terminal rather than lost */
 static int
@@ -539,11 +533,13 @@ run(struct opts *o)
   if (isatty(2))
     fprintf(stderr, "backupfs: %s: %u VMs, %u backups (%u broken)\n",
             mnt.repo, stats.vms, stats.backups, stats.broken);
-  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty)
+  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty) {
+    CLEANUP_FREE char *known = catalog_known_layouts();
     return bfs_error(-ENOENT, "%s: no backups here: no known layout "
                      "recognises anything in it (known layouts: %s); to "
                      "mount a repository that will fill later, add "
-                     "--allow-empty (-o allow_empty)", mnt.repo, known_layouts);
+                     "--allow-empty (-o allow_empty)", mnt.repo, known);
+  }
 
   mnt.uid = getuid();
   mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
