@@ -31,7 +31,7 @@ static const struct command {
   { "scan", catalog_scan_cmd, "scan REPO" },
   { "list", catalog_list_cmd, "list [--json] REPO [VM]" },
   { "verify", restore_verify_cmd, "verify REPO [VM[@TIME]]" },
-  { "restore", restore_cmd, "restore file|disk|quick ..." },
+  { "restore", restore_cmd, "restore file|disk|quick|consolidate|status ..." },
   { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
   { "find", fs_find_cmd, "find [--all-versions] REPO [VM] GLOB" },
   { "history", history_cmd, "history [--recursive] REPO VM PATH" },

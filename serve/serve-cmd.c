@@ -60,9 +60,8 @@ usage(FILE *f)
     "  -h, --help             this help\n");
 }
 
-/* The plugin's path (malloc'd) or NULL with the error set. */
-static char *
-plugin_path(void)
+char *
+serve_plugin_path(void)
 {
   const char *env = getenv("BACKUPFS_NBDKIT_PLUGIN");
   char exe[PATH_MAX], *p;
@@ -244,7 +243,7 @@ serve_cmd(int argc, char **argv)
 
   if ((r = parse(argc, argv, &a, &repo)) != 0)
     goto out;
-  if (!(plugin = plugin_path())) {
+  if (!(plugin = serve_plugin_path())) {
     r = -ENOENT;
     goto out;
   }

@@ -4,5 +4,8 @@
 #define BFS_SERVE_H
 
 int serve_cmd(int argc, char **argv);
+/* Where nbdkit-backupfs-plugin.so is ($BACKUPFS_NBDKIT_PLUGIN, next to the
+ * binary, the install directory; malloc'd), or NULL with the error set. */
+char *serve_plugin_path(void);
 
 #endif
