@@ -447,10 +447,11 @@ consolidate_disk(struct qstate *q, size_t i, bool live, bool pause)
       bfs_blk_close(b);
     qstate_set(&d->state, backed ? "backed" : "failed");
     say(q, "failed", "the pull of %s failed; %s. Retry with `backupfs "
-        "restore consolidate %s` once the backing (%s) reads again",
-        d->target, backed ? "the overlay is still backed by the point in "
-        "time, the VM keeps running on it" : "THE OVERLAY HAS NO BACKING "
-        "ANY MORE: do not release the backup", q->dest, q->via);
+        "restore consolidate %s` once the backing (via %s) reads again",
+        d->target, !backed ? "THE OVERLAY HAS NO BACKING ANY MORE: do not "
+        "release the backup" : live ? "the overlay is still backed by the "
+        "point in time, the VM keeps running on it" : "the overlay is still "
+        "backed by the point in time, nothing is lost", q->dest, q->via);
     r = bfs_error(-EIO, "%s", q->message);
     goto out;
   }
@@ -501,10 +502,62 @@ out:
   return r;
 }
 
+/* pid is our export's nbdkit and has not exited: not a zombie, and its
+ * command line names the restore's socket (a recycled PID is not ours) */
 static bool
-alive(pid_t pid)
+export_alive(pid_t pid, const char *sock)
 {
-  return pid > 0 && kill(pid, 0) == 0;
+  CLEANUP_FREE char *p = NULL, *c = NULL;
+  char buf[8192];
+  ssize_t n;
+  int fd;
+
+  if (pid <= 1 || !sock || asprintf(&p, "/proc/%d/stat", (int)pid) < 0 ||
+      asprintf(&c, "/proc/%d/cmdline", (int)pid) < 0)
+    return false;
+  if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+    return false;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  const char *e = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
+  if (!e || e[1] != ' ' || e[2] == 'Z' || e[2] == 'X')
+    return false;
+  if ((fd = open(c, O_RDONLY | O_CLOEXEC)) < 0)
+    return false;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  for (ssize_t i = 0; i < n; i++)      /* NUL-separated arguments */
+    if (!buf[i])
+      buf[i] = ' ';
+  buf[n] = 0;
+  return strstr(buf, sock) != NULL;
+}
+
+/* the export of a quick restore, started again for an offline pull */
+static int
+restart_export(struct qstate *q)
+{
+  const char *names[64];
+  struct qvia v = { .repo = q->repo, .catalog = q->catalog, .vm = q->vm,
+                    .time = q->time, .dest = q->dest };
+  int r;
+
+  if (q->ndisks > 64)
+    return bfs_error(-E2BIG, "more than 64 disks");
+  for (size_t i = 0; i < q->ndisks; i++)
+    names[i] = q->disks[i].name;
+  fprintf(stderr, "backupfs: the NBD export (nbdkit %d) is not running: "
+          "starting it again\n", (int)q->serve_pid);
+  if ((r = quick_via_serve(&v, names, q->ndisks)) < 0) {
+    free(v.serve_socket);
+    return r;
+  }
+  q->serve_pid = v.serve_pid;
+  free(q->serve_socket);
+  q->serve_socket = v.serve_socket;
+  return qstate_save(q);
 }
 
 int
@@ -514,12 +567,29 @@ quick_consolidate(struct qstate *q)
   bool live = ds && (!strcmp(ds, "running") || !strcmp(ds, "paused"));
   int r = 0;
 
-  if (!strcmp(q->via, "nbd") && !alive(q->serve_pid))
-    fprintf(stderr, "backupfs: warning: the NBD export (nbdkit %d) is not "
-            "running: the pull cannot read the backup\n", (int)q->serve_pid);
   if (ds && !live && strcmp(ds, "shut off"))
     return bfs_error(-EBUSY, "domain %s is %s: start it or shut it off, then "
                      "retry", q->domain, ds);
+  if (!strcmp(q->via, "nbd") &&
+      !export_alive(q->serve_pid, q->serve_socket)) {
+    if (live) {
+      say(q, "failed", "the NBD export (nbdkit %d) is gone and the running "
+          "VM's connection to it with it: the overlays are still backed. "
+          "Shut the VM down (its writes are in the overlays), then rerun "
+          "`backupfs restore consolidate %s` (it restarts the export)",
+          (int)q->serve_pid, q->dest);
+      fprintf(stderr, "backupfs: CONSOLIDATION FAILED: %s\n", q->message);
+      return bfs_error(-EIO, "%s", q->message);
+    }
+    if ((r = restart_export(q)) < 0) {
+      say(q, "failed", "the NBD export could not be started again: %s; the "
+          "overlays are still backed, nothing is lost; rerun `backupfs "
+          "restore consolidate %s` once the repository reads again",
+          bfs_last_error(), q->dest);
+      fprintf(stderr, "backupfs: CONSOLIDATION FAILED: %s\n", q->message);
+      return bfs_error(-EIO, "%s", q->message);
+    }
+  }
   printf("consolidating %s (%s), via %s\n", q->domain,
          live ? "running: live block pull" : "not running: offline rebase",
          q->via);
@@ -531,7 +601,8 @@ quick_consolidate(struct qstate *q)
     fprintf(stderr, "backupfs: CONSOLIDATION FAILED: %s\n", q->message);
     return r;
   }
-  if (!strcmp(q->via, "nbd") && alive(q->serve_pid)) {
+  if (!strcmp(q->via, "nbd") &&
+      export_alive(q->serve_pid, q->serve_socket)) {
     kill(q->serve_pid, SIGTERM);
     printf("stopped the NBD export (nbdkit %d)\n", (int)q->serve_pid);
     q->serve_pid = 0;
@@ -581,7 +652,8 @@ dest_cmd(int argc, char **argv, const char *what, bool consolidate)
   if (!strcmp(q.via, "nbd"))
     printf("NBD export: nbdkit %d on %s (%s)\n", (int)q.serve_pid,
            q.serve_socket ? q.serve_socket : "?",
-           alive(q.serve_pid) ? "running" : "not running");
+           export_alive(q.serve_pid, q.serve_socket) ? "running"
+                                                     : "not running");
   for (size_t i = 0; i < q.ndisks; i++) {
     printf("  %s (%s): %s, %s\n", q.disks[i].target, q.disks[i].name,
            q.disks[i].state ? q.disks[i].state : "?", q.disks[i].overlay);

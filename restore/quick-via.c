@@ -223,8 +223,8 @@ read_pid(const char *path, pid_t *out)
   return 0;
 }
 
-static int
-start_serve(struct qvia *v, struct qvdisk *d, size_t n)
+int
+quick_via_serve(struct qvia *v, const char *const *names, size_t n)
 {
   CLEANUP_FREE char *dir = NULL, *pidf = NULL, *self = NULL;
   char *argv[16 + 2 * 64], *exp[64] = { 0 };
@@ -235,6 +235,7 @@ start_serve(struct qvia *v, struct qvdisk *d, size_t n)
     return bfs_error(-E2BIG, "--via nbd: more than 64 disks");
   if ((r = qstate_dir(v->dest, &dir)) < 0)
     return r;
+  free(v->serve_socket);
   if (asprintf(&v->serve_socket, "%s/nbd.sock", dir) < 0 ||
       asprintf(&pidf, "%s/serve.pid", dir) < 0 ||
       !(self = realpath("/proc/self/exe", NULL)))
@@ -255,7 +256,7 @@ start_serve(struct qvia *v, struct qvdisk *d, size_t n)
     argv[a++] = (char *)v->catalog;
   }
   for (size_t i = 0; i < n; i++) {
-    if (asprintf(&exp[i], "%s@%s/%s", v->vm, v->time, d[i].name) < 0) {
+    if (asprintf(&exp[i], "%s@%s/%s", v->vm, v->time, names[i]) < 0) {
       r = bfs_error(-ENOMEM, "out of memory");
       goto out;
     }
@@ -294,7 +295,12 @@ quick_via_nbd(struct qvia *v, struct qvdisk *d, size_t n)
     d[i].size = blk->size;
     restore_src_close(src);
   }
-  if ((r = start_serve(v, d, n)) < 0)
+  const char *names[64] = { 0 };
+  if (n > 64)
+    return bfs_error(-E2BIG, "--via nbd: more than 64 disks");
+  for (size_t i = 0; i < n; i++)
+    names[i] = d[i].name;
+  if ((r = quick_via_serve(v, names, n)) < 0)
     return r;
   for (size_t i = 0; i < n; i++) {
     char *name = NULL;

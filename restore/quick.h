@@ -74,6 +74,9 @@ int quick_via_mount(const struct qvia *v, struct qvdisk *d);
 int quick_via_repo(const struct qvia *v, struct qvdisk *d);
 /* Start `backupfs serve` for every disk (once) and back d on its export. */
 int quick_via_nbd(struct qvia *v, struct qvdisk *d, size_t n);
+/* (Re)start `backupfs serve` on DEST/.backupfs/nbd.sock for the disks
+ * names[0..n) of v's point in time; sets v->serve_pid, v->serve_socket. */
+int quick_via_serve(struct qvia *v, const char *const *names, size_t n);
 /* Stop the export quick_via_nbd started (a failed restore). */
 void quick_via_stop(struct qvia *v);
 bool quick_have_plugin(void);
