@@ -45,8 +45,13 @@ struct catalog {
   sqlite3 *scan_db;             /* scans (own connection: WAL lets queries
                                    read the previous state meanwhile) */
   char *cloudstack_backups;     /* absolute path or NULL */
+  char *source_options;         /* catalog_opts.source_options, a copy */
   bool progress;
 };
+
+/* one of the catalog's source options (catalog_opts.source_options) for
+ * a layout: 0 and a malloc'd *value, or -ENOENT */
+int cat_source_option(const catalog_t *cat, const char *name, char **value);
 
 /* ---- small helpers (util.c) ---- */
 void *cat_xmalloc(size_t n);

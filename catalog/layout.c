@@ -11,6 +11,7 @@
 #include "catalog/catalog-int.h"
 
 const struct cat_layout *const cat_layouts[] = {
+  &layout_restic,               /* a directory holding config + keys/ ... */
   &layout_nas,
   &layout_generic,
   &layout_kboss,
@@ -19,6 +20,29 @@ const struct cat_layout *const cat_layouts[] = {
 
 _Static_assert(sizeof cat_layouts / sizeof cat_layouts[0] <= SCAN_LAYOUT_SLOTS,
                "more layouts than struct scan has state slots");
+
+/* The settings layouts and drivers read from the source options
+ * (catalog_opts.source_options); the mount takes these names from -o. */
+static const char *const source_option_names[] = {
+  "nas_tz",                     /* CloudStack NAS stamps' time zone */
+  "restic_password_file",       /* restic repositories */
+  "ceph_conf", "ceph_id",       /* Ceph RBD pools */
+  "pbs_keyfile",                /* encrypted PBS datastores */
+  NULL,
+};
+
+bool
+catalog_is_source_option(const char *tok)
+{
+  size_t len = strcspn(tok, "=");
+  if (tok[len] != '=')
+    return false;
+  for (size_t i = 0; source_option_names[i]; i++)
+    if (strlen(source_option_names[i]) == len &&
+        !strncmp(source_option_names[i], tok, len))
+      return true;
+  return false;
+}
 
 char *
 catalog_known_layouts(void)

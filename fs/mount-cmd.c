@@ -33,6 +33,7 @@
 #endif
 
 #include "common/cleanup.h"
+#include "common/kvopt.h"
 #include "common/error.h"
 #include "fs/fs.h"
 #include "fs/holders.h"
@@ -44,6 +45,7 @@ struct opts {
   bool foreground, debug, single;
   bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups, *scratch;
+  char *source_options;             /* -o NAME=VALUE of catalog_source_option_names */
   bool writable;
   bool allow_empty, nonempty;
   char *log_file;                   /* -o log=FILE */
@@ -190,6 +192,16 @@ parse_o(struct opts *o, const char *arg)
         return bfs_error(-EINVAL, "%.*s: want 1..86400 seconds, got '%s'",
                          (int)(v - 1 - tok), tok, v);
       *secs = n;
+    }
+    else if (catalog_is_source_option(tok)) {
+      char *name = strndup(tok, strcspn(tok, "="));
+      char *next = name ? bfs_kvopt_set(o->source_options, name,
+                                        tok + strlen(name) + 1) : NULL;
+      free(name);
+      if (!next)
+        return -ENOMEM;
+      free(o->source_options);
+      o->source_options = next;
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
@@ -469,6 +481,7 @@ open_catalog(const struct opts *o, bool progress)
   struct catalog_opts copts = {
     .catalog_path = o->catalog,
     .cloudstack_backups = o->cloudstack_backups,
+    .source_options = o->source_options,
     .progress = progress,
   };
   return catalog_open(mnt.repo, &copts, &mnt.cat);
@@ -687,6 +700,7 @@ fs_mount_cmd(int argc, char **argv)
   r = run(&o);
   free(o.catalog);
   free(o.cloudstack_backups);
+  free(o.source_options);
   free(o.scratch);
   free(o.log_file);
   if (r < 0)
