@@ -412,6 +412,37 @@ rewrite_iface(xmlNode *iface, const struct domxml_opts *o)
     xmlAddChild(iface, src);
 }
 
+/* libvirt refuses per-source relabel='no' when the domain relabels
+ * nothing already (<seclabel relabel='no'> or type='none'): drop ours */
+static void
+backing_labels(xmlNode *dom, xmlNode *devices)
+{
+  bool off = false;
+
+  for (xmlNode *c = dom->children; c && !off; c = c->next) {
+    if (!is(c, "seclabel"))
+      continue;
+    char *type = attr(c, "type"), *rl = attr(c, "relabel"),
+         *model = attr(c, "model");
+    off = (type && !strcmp(type, "none")) ||
+          (rl && !strcmp(rl, "no") && (!model || !strcmp(model, "dac")));
+    free(type);
+    free(rl);
+    free(model);
+  }
+  if (!off)
+    return;
+  for (xmlNode *d = devices->children; d; d = d->next) {
+    if (!is(d, "disk"))
+      continue;
+    for (xmlNode *bs = child(d, "backingStore"); bs; bs = child(bs, "backingStore")) {
+      xmlNode *src = child(bs, "source");
+      if (src)
+        remove_children(src, "seclabel");
+    }
+  }
+}
+
 /* interfaces on networks this host does not have: rewritten or dropped */
 static void
 set_networks(xmlNode *devices, const struct domxml_opts *o)
@@ -484,8 +515,10 @@ restore_domxml(const char *src_xml, const struct domxml_disk *disks, size_t n,
   r = set_identity(dom, o, name_out);
   if (r == 0)
     r = set_disks(devices, disks, n, targets);
-  if (r == 0)
+  if (r == 0) {
     set_networks(devices, o);
+    backing_labels(dom, devices);
+  }
   if (r == 0) {
     xmlDocDumpFormatMemoryEnc(doc, &mem, &len, "UTF-8", 1);
     *xml_out = mem ? strndup((const char *) mem, len) : NULL;
