@@ -157,7 +157,14 @@ qmp_node(const char *dom, const char *overlay, char **node, int64_t *count)
         continue;
       const char *f = restore_json_str(ins, "file");
       const char *nn = restore_json_str(ins, "node-name");
-      if (!f || !nn || strcmp(f, overlay))
+      /* a plain name, or (an explicit backing chain) a json: filename
+       * naming the overlay's own file */
+      CLEANUP_FREE char *quoted = NULL;
+      if (asprintf(&quoted, "\"%s\"", overlay) < 0)
+        quoted = NULL;
+      if (!f || !nn || (strcmp(f, overlay) &&
+                        (strncmp(f, "json:", 5) || !quoted ||
+                         !strstr(f, quoted))))
         continue;
       *node = strdup(nn);
       if (json_object_object_get_ex(ins, "dirty-bitmaps", &bms))

@@ -99,6 +99,8 @@ fi
 if "$BACKUPFS" restore consolidate "$D" > "$T/cons.out" 2>&1; then
   grep -q "vda: verified" "$T/cons.out" && grep -q "the backup may be released" "$T/cons.out" ||
     fail "consolidate succeeded without saying it verified: $(cat "$T/cons.out")"
+  grep -q "(live, virsh blockpull)" "$T/cons.out" || fail "not a live pull: $(cat "$T/cons.out")"
+  grep -q "no dirty bitmap" "$T/cons.out" && fail "QMP dirty bitmap not set: $(cat "$T/cons.out")"
   [ "$(virsh domstate "$DOM" 2>/dev/null)" = running ] || fail "the VM is not running after the pull"
   virsh destroy "$DOM" > /dev/null 2>&1 || true
   qemu-img info "$D/vda.qcow2" | grep -q "^backing file" &&
