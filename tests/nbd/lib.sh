@@ -6,12 +6,12 @@
 #                          stderr in $T/NAME.log, its PID in SPID and killed
 #                          at exit); waits until it answers nbdinfo --list
 #                          on the URI it printed, which is left in SURI
-#   serve_stop PID         SIGTERM, then wait until it is gone
+#   serve_stop PID         SIGTERM, then wait (30 s) until it is gone
 #   norm_map FILE          an extent map (nbdinfo --map --json or backupfs
 #                          image map) as merged "OFFSET LENGTH DATA|ZERO"
 #                          lines, for comparing
 # In the sanitizer build nbdkit (not instrumented) loads an instrumented
-# plugin: the ASan runtime is preloaded into it (LD_PRELOAD).
+# plugin: the ASan runtime is preloaded into it (tests/lib/preload.sh).
 . "$SRCDIR/tests/fuse/lib.sh"
 . "$SRCDIR/tests/fuse/mkrepo.sh"
 
@@ -20,15 +20,7 @@ command -v nbdinfo >/dev/null || skip "nbdinfo is missing (libnbd-bin)"
 [ -e "$BUILDDIR/serve/nbdkit-backupfs-plugin.so" ] ||
   skip "the nbdkit plugin was not built (nbdkit-plugin-dev missing)"
 
-if [ "${BFS_SANITIZED:-0}" = 1 ]; then
-  asan=$(cc -print-file-name=libasan.so 2>/dev/null || true)
-  ubsan=$(cc -print-file-name=libubsan.so 2>/dev/null || true)
-  [ -e "$asan" ] || skip "sanitizer build: libasan.so not found to preload into nbdkit"
-  SERVE_PRELOAD="$asan"
-  [ -e "$ubsan" ] && SERVE_PRELOAD="$SERVE_PRELOAD $ubsan"
-  # nbdkit itself leaks at exit by design (its own allocations)
-  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-fi
+. "$SRCDIR/tests/lib/preload.sh"
 
 SPIDS=""
 nbd_cleanup() {
@@ -63,8 +55,8 @@ serve_fg() {
 
 serve_stop() {
   kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  fail "serve (PID $1) still running 10 s after SIGTERM"
+  for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  fail "serve (PID $1) still running 30 s after SIGTERM: $(tail -3 "$SLOG")"
 }
 
 norm_map() {

@@ -44,4 +44,7 @@ if nbdinfo --size "nbds://alice@127.0.0.1:$port/web01@latest/root?tls-psk-file=$
   fail "a client with the wrong PSK was served"
 fi
 ok "no TLS or a wrong key: refused"
-serve_stop "$SPID"
+# the sanitizer build preloads libasan into nbdkit: at exit p11-kit's
+# destructor then deadlocks on glibc's locale lock (not ours); the trap
+# kills it there
+[ "${BFS_SANITIZED:-0}" = 1 ] || serve_stop "$SPID"

@@ -12,6 +12,9 @@
 #    bytes (qemu-img rebase -u -b '': reads zeros) is never called
 #    consolidated: it fails naming the difference.
 . "$SRCDIR/tests/recovery/lib.sh"
+. "$SRCDIR/tests/lib/preload.sh"
+# backupfs with what the export's nbdkit needs in the sanitizer build
+bfs() { LD_PRELOAD="$SERVE_PRELOAD" "$BACKUPFS" "$@"; }
 
 mk_generic "$T/repo"
 C=$T/catalog.db
@@ -20,24 +23,24 @@ cp "$T/pit.raw" "$T/expect.raw"
 qemu-io -f raw -c "write -P 0x42 5M 128k" "$T/expect.raw" >/dev/null
 
 # ---- via repo ----
-"$BACKUPFS" restore quick --repo "$T/repo" --catalog "$C" web01@latest "$T/d1" \
+bfs restore quick --repo "$T/repo" --catalog "$C" web01@latest "$T/d1" \
   > "$T/q1.out" || fail "restore quick: $(cat "$T/q1.out")"
 grep -q "^via repo: every layer" "$T/q1.out" || fail "default way not repo: $(head -3 "$T/q1.out")"
 qemu-img info -U "$T/d1/root.qcow2" | grep -q "^backing file: json:" || fail "overlay not backed by the chain spec"
 qemu-io -f qcow2 -c "write -P 0x42 5M 128k" "$T/d1/root.qcow2" >/dev/null
-"$BACKUPFS" restore consolidate "$T/d1" > "$T/c1.out" 2>&1 || fail "consolidate: $(cat "$T/c1.out")"
+bfs restore consolidate "$T/d1" > "$T/c1.out" 2>&1 || fail "consolidate: $(cat "$T/c1.out")"
 grep -q "vdb: verified: equals the point in time outside the 131072 bytes" "$T/c1.out" ||
   fail "no verification said: $(cat "$T/c1.out")"
 grep -q "the backup may be released" "$T/c1.out" || fail "not released: $(cat "$T/c1.out")"
 qemu-img info "$T/d1/root.qcow2" | grep -q "^backing file" && fail "still backed after consolidation"
 rm -f "$T/got.raw"; qemu-img convert -O raw "$T/d1/root.qcow2" "$T/got.raw"
 cmp "$T/got.raw" "$T/expect.raw" || fail "consolidated disk is not the point in time + the guest's writes"
-"$BACKUPFS" restore status "$T/d1" > "$T/s1.out"
+bfs restore status "$T/d1" > "$T/s1.out"
 grep -q "^state: consolidated" "$T/s1.out" || fail "status: $(cat "$T/s1.out")"
 ok "via repo: consolidated and verified, equals the chain + the guest's writes"
 
 # ---- via nbd: the export dies, a retry that cannot read fails loudly ----
-"$BACKUPFS" restore quick --via nbd --repo "$T/repo" --catalog "$C" web01@latest "$T/d2" \
+bfs restore quick --via nbd --repo "$T/repo" --catalog "$C" web01@latest "$T/d2" \
   > "$T/q2.out" || fail "restore quick --via nbd: $(cat "$T/q2.out")"
 SP=$(jget "$T/d2/.backupfs/quick.json" "j['serve_pid']")
 kill -0 "$SP" || fail "the export (nbdkit $SP) is not running"
@@ -49,14 +52,14 @@ cmp "$T/n.raw" "$T/pit.raw" || fail "the overlay via nbd does not read as the po
 qemu-io -f qcow2 -c "write -P 0x42 5M 128k" "$T/d2/root.qcow2" >/dev/null
 kill -TERM "$SP"; gone "$SP" 10 || fail "nbdkit $SP ignored SIGTERM"
 mv "$T/repo" "$T/repo.away"
-if "$BACKUPFS" restore consolidate "$T/d2" > "$T/c2.out" 2>&1; then
+if bfs restore consolidate "$T/d2" > "$T/c2.out" 2>&1; then
   fail "consolidation without a readable backup succeeded: $(cat "$T/c2.out")"
 fi
 grep -q "CONSOLIDATION FAILED" "$T/c2.out" || fail "not loud: $(cat "$T/c2.out")"
 qemu-img info -U "$T/d2/root.qcow2" | grep -q "^backing file: nbd" || fail "the overlay lost its backing"
-"$BACKUPFS" restore status "$T/d2" | grep -q "^state: failed" || fail "status after the failure"
+bfs restore status "$T/d2" | grep -q "^state: failed" || fail "status after the failure"
 mv "$T/repo.away" "$T/repo"
-"$BACKUPFS" restore consolidate "$T/d2" > "$T/c3.out" 2>&1 || fail "retry: $(cat "$T/c3.out")"
+bfs restore consolidate "$T/d2" > "$T/c3.out" 2>&1 || fail "retry: $(cat "$T/c3.out")"
 grep -q "starting it again" "$T/c3.out" || fail "export not restarted: $(cat "$T/c3.out")"
 grep -q "the backup may be released" "$T/c3.out" || fail "retry: $(cat "$T/c3.out")"
 SP2=$(sed -n 's/^stopped the NBD export (nbdkit \([0-9]*\))/\1/p' "$T/c3.out")
@@ -68,13 +71,13 @@ cmp "$T/got.raw" "$T/expect.raw" || fail "via nbd: consolidated disk differs"
 ok "via nbd: a failed pull stays backed and says so; the retry restarts the export, verifies, stops it"
 
 # ---- the bug: a backing dropped without its bytes is never "consolidated" ----
-"$BACKUPFS" restore quick --via repo --repo "$T/repo" --catalog "$C" web01@latest "$T/d3" \
+bfs restore quick --via repo --repo "$T/repo" --catalog "$C" web01@latest "$T/d3" \
   > /dev/null || fail "restore quick d3"
 qemu-img rebase -u -f qcow2 -b '' "$T/d3/root.qcow2"
-if "$BACKUPFS" restore consolidate "$T/d3" > "$T/c4.out" 2>&1; then
+if bfs restore consolidate "$T/d3" > "$T/c4.out" 2>&1; then
   fail "an overlay of zeros was called consolidated: $(cat "$T/c4.out")"
 fi
 grep -q "DIFFERS from the point in time" "$T/c4.out" || fail "no difference named: $(cat "$T/c4.out")"
 grep -q "may be released" "$T/c4.out" && fail "release offered: $(cat "$T/c4.out")"
-"$BACKUPFS" restore status "$T/d3" | grep -q "^state: failed" || fail "status d3"
+bfs restore status "$T/d3" | grep -q "^state: failed" || fail "status d3"
 ok "an overlay that lost the backup's bytes fails the check loudly"
