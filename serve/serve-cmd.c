@@ -310,6 +310,11 @@ serve_cmd(int argc, char **argv)
 #undef KV
   av[n] = NULL;
 
+  /* a sanitizer build's plugin in an uninstrumented nbdkit needs the
+   * runtime preloaded there, and only there (tests/lib/preload.sh) */
+  const char *pre = getenv("BACKUPFS_NBDKIT_PRELOAD");
+  if (pre && *pre)
+    setenv("LD_PRELOAD", pre, 1);
   fflush(stdout);
   if (a.fg) {
     printf("%s\n", uri);

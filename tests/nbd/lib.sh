@@ -38,7 +38,7 @@ trap nbd_cleanup EXIT INT TERM
 serve_fg() {
   local name=$1; shift
   SLOG=$T/$name.log
-  LD_PRELOAD="${SERVE_PRELOAD:-}" "$BACKUPFS" serve -f "$@" \
+  "$BACKUPFS" serve -f "$@" \
     >"$T/$name.uri" 2>"$SLOG" &
   SPID=$!
   SPIDS="$SPIDS $SPID"

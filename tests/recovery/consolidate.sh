@@ -12,9 +12,8 @@
 #    bytes (qemu-img rebase -u -b '': reads zeros) is never called
 #    consolidated: it fails naming the difference.
 . "$SRCDIR/tests/recovery/lib.sh"
-. "$SRCDIR/tests/lib/preload.sh"
-# backupfs with what the export's nbdkit needs in the sanitizer build
-bfs() { LD_PRELOAD="$SERVE_PRELOAD" "$BACKUPFS" "$@"; }
+. "$SRCDIR/tests/lib/preload.sh"    # the export's nbdkit, sanitizer build
+bfs() { "$BACKUPFS" "$@"; }
 
 mk_generic "$T/repo"
 C=$T/catalog.db
@@ -40,6 +39,10 @@ grep -q "^state: consolidated" "$T/s1.out" || fail "status: $(cat "$T/s1.out")"
 ok "via repo: consolidated and verified, equals the chain + the guest's writes"
 
 # ---- via nbd: the export dies, a retry that cannot read fails loudly ----
+# (not in the sanitizer build: nbdkit with the preloaded ASan runtime can
+# hang at exit (p11-kit's destructor, see tests/nbd/tls.sh), and this part
+# stops and restarts the export; the nbd suite covers the plugin there)
+if [ "${BFS_SANITIZED:-0}" != 1 ]; then
 bfs restore quick --via nbd --repo "$T/repo" --catalog "$C" web01@latest "$T/d2" \
   > "$T/q2.out" || fail "restore quick --via nbd: $(cat "$T/q2.out")"
 SP=$(jget "$T/d2/.backupfs/quick.json" "j['serve_pid']")
@@ -69,6 +72,9 @@ gone "$SP2" 10 || fail "nbdkit $SP2 still running after consolidation"
 rm -f "$T/got.raw"; qemu-img convert -O raw "$T/d2/root.qcow2" "$T/got.raw"
 cmp "$T/got.raw" "$T/expect.raw" || fail "via nbd: consolidated disk differs"
 ok "via nbd: a failed pull stays backed and says so; the retry restarts the export, verifies, stops it"
+else
+  echo "note: the --via nbd part is skipped in the sanitizer build"
+fi
 
 # ---- the bug: a backing dropped without its bytes is never "consolidated" ----
 bfs restore quick --via repo --repo "$T/repo" --catalog "$C" web01@latest "$T/d3" \
