@@ -18,6 +18,7 @@
 #include "blk/image-cmd.h"
 #include "history/history.h"
 #include "restore/restore.h"
+#include "serve/serve.h"
 
 static const struct command {
   const char *name;
@@ -28,7 +29,7 @@ static const struct command {
   { "scan", catalog_scan_cmd, "scan REPO [REPO...]" },
   { "list", catalog_list_cmd, "list [--json] REPO [REPO...] [VM]" },
   { "verify", restore_verify_cmd, "verify REPO [REPO...] [VM[@TIME]]" },
-  { "restore", restore_cmd, "restore file|disk|quick ..." },
+  { "restore", restore_cmd, "restore file|disk|quick|consolidate|status ..." },
   { "index", fs_index_cmd, "index REPO [VM[@TIME]]" },
   { "find", fs_find_cmd, "find [--all-versions] REPO [VM] GLOB" },
   { "history", history_cmd, "history [--recursive] REPO VM PATH" },
@@ -36,6 +37,7 @@ static const struct command {
   { "image", image_cmd, "image info|map|cat IMAGE" },
   { "status", fs_status_cmd, "status [--json] MOUNTPOINT" },
   { "umount", fs_umount_cmd, "umount [--force] MOUNTPOINT" },
+  { "serve", serve_cmd, "serve [--socket PATH|--tcp [ADDR:]PORT] REPO" },
 };
 
 static void

@@ -7,6 +7,7 @@ PKGS="build-essential meson ninja-build pkg-config clang llvm
  fuse3 libfuse3-dev qemu-utils qemu-system-x86
  restic libssl-dev zstd libcryptsetup-dev cryptsetup-bin
  virtnbdbackup liblz4-dev
+ nbdkit nbdkit-plugin-dev libnbd-bin
  libguestfs-tools libguestfs-dev libguestfs-xfs linux-image-amd64 ntfs-3g
  xfsprogs lvm2 e2fsprogs
  libzstd-dev libdeflate-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev

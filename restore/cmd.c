@@ -12,10 +12,13 @@ static const struct bfs_cmd restore_top = {
     "       backupfs restore disk BACKUP_DIR DISK DEST [--format raw|qcow2]\n"
     "                             [--compress] [--bandwidth MIB/S]\n"
     "       backupfs restore disk --repo REPO VM[@TIME] DISK DEST ...\n"
-    "       backupfs restore quick BACKUP_DIR DEST_DIR [--same-identity] [--start]",
+    "       backupfs restore quick BACKUP_DIR DEST_DIR [--same-identity] [--start]\n"
+    "       backupfs restore quick --repo REPO VM[@TIME] DEST_DIR [--via repo|nbd|mount]\n"
+    "       backupfs restore consolidate DEST_DIR\n"
+    "       backupfs restore status DEST_DIR",
   .about = "BACKUP_DIR is a point-in-time directory of a backupfs mount, such as\n"
     "/mnt/backups/web01/latest.  `backupfs restore SUBCOMMAND --help` for more.",
-  .shared = BFS_OPTS_STOP, .need = "a SUBCOMMAND (file, disk or quick)",
+  .shared = BFS_OPTS_STOP, .need = "a SUBCOMMAND (file, disk, quick, consolidate or status)",
   .min_args = 1, .max_args = -1,
 };
 
@@ -33,6 +36,10 @@ restore_cmd(int argc, char **argv)
     return restore_disk_cmd(g.npos, g.pos);
   if (!strcmp(g.pos[0], "quick"))
     return restore_quick_cmd(g.npos, g.pos);
+  if (!strcmp(g.pos[0], "consolidate"))
+    return restore_consolidate_cmd(g.npos, g.pos);
+  if (!strcmp(g.pos[0], "status"))
+    return restore_status_cmd(g.npos, g.pos);
   if (!strcmp(g.pos[0], "file"))
     return restore_file_cmd(g.npos, g.pos);
   return bfs_opts_bad(&g, "unknown subcommand '%s'", g.pos[0]);

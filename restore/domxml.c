@@ -9,16 +9,28 @@
  * interfaces, so libvirt generates fresh ones and nothing clashes with the
  * original VM.  Live-only state (domain id, vnet target names, dynamic
  * security labels) is dropped.  Without a domain.xml a minimal KVM
- * definition is written.
+ * definition is written (the caller says it is a guess).
+ *
+ * The overlay's backing chain is written out as <backingStore> when the
+ * caller gives one (quick restore --via repo: the repository's files, with
+ * relabel='no' so libvirt never chowns a backup; --via nbd: the export),
+ * so libvirt does not probe the overlay's header.  Host-specific networks
+ * (CloudStack's cloudbr0 bridges, libvirt networks that do not exist here)
+ * would stop the VM from starting: --network/--bridge put every interface
+ * on one that exists, else such interfaces are dropped with a warning.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "common/cleanup.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "restore/restore-int.h"
 
 #define X (const xmlChar *)
@@ -110,10 +122,41 @@ free_target(xmlNode *devices, char out[8])
   }
 }
 
+/* <backingStore> chain of layers[0..n) under parent, ended by an empty
+ * <backingStore/> (nothing more to probe) */
+static void
+add_backing(xmlNode *parent, const struct domxml_layer *l, size_t n)
+{
+  for (size_t i = 0; i < n; i++, l++) {
+    xmlNode *bs = xmlNewChild(parent, NULL, X "backingStore", NULL), *src;
+    xmlSetProp(xmlNewChild(bs, NULL, X "format", NULL), X "type",
+               X l->format);
+    src = xmlNewChild(bs, NULL, X "source", NULL);
+    if (l->file) {
+      xmlSetProp(bs, X "type", X "file");
+      xmlSetProp(src, X "file", X l->file);
+      xmlNode *sl = xmlNewChild(src, NULL, X "seclabel", NULL);
+      xmlSetProp(sl, X "model", X "dac");
+      xmlSetProp(sl, X "relabel", X "no");
+    } else {
+      xmlSetProp(bs, X "type", X "network");
+      xmlSetProp(src, X "protocol", X "nbd");
+      xmlSetProp(src, X "name", X l->nbd_name);
+      xmlNode *h = xmlNewChild(src, NULL, X "host", NULL);
+      xmlSetProp(h, X "transport", X "unix");
+      xmlSetProp(h, X "socket", X l->nbd_socket);
+    }
+    parent = bs;
+  }
+  if (n)
+    xmlNewChild(parent, NULL, X "backingStore", NULL);
+}
+
 /* point one <disk> element at an overlay */
 static void
-set_disk(xmlNode *disk, const char *overlay)
+set_disk(xmlNode *disk, const struct domxml_disk *dd)
 {
+  const char *overlay = dd->overlay;
   xmlNode *drv, *src;
 
   xmlSetProp(disk, X "type", X "file");
@@ -132,16 +175,25 @@ set_disk(xmlNode *disk, const char *overlay)
     xmlAddNextSibling(drv, src);
   else
     xmlAddChild(disk, src);
+  if (dd->nbacking) {
+    xmlNode *tmp = xmlNewNode(NULL, X "tmp");
+    add_backing(tmp, dd->backing, dd->nbacking);
+    xmlNode *bs = tmp->children;
+    xmlUnlinkNode(bs);
+    xmlAddNextSibling(src, bs);
+    xmlFreeNode(tmp);
+  }
 }
 
 static xmlNode *
-add_disk(xmlNode *devices, const char *name, const char *overlay)
+add_disk(xmlNode *devices, const struct domxml_disk *dd)
 {
+  const char *name = dd->name;
   char dev[8];
   xmlNode *d = xmlNewChild(devices, NULL, X "disk", NULL), *t;
 
   xmlNewChild(d, NULL, X "driver", NULL);
-  set_disk(d, overlay);
+  set_disk(d, dd);
   if (is_target_name(name))
     snprintf(dev, sizeof dev, "%.7s", name);
   else
@@ -304,10 +356,10 @@ set_disks(xmlNode *devices, const struct domxml_disk *disks, size_t n,
   for (i = 0; i < n; i++) {
     if (used[i]) {
       xmlUnsetProp(used[i], X "_bfs");
-      set_disk(used[i], disks[i].overlay);
+      set_disk(used[i], &disks[i]);
     }
     else
-      used[i] = add_disk(devices, disks[i].name, disks[i].overlay);
+      used[i] = add_disk(devices, &disks[i]);
     xmlNode *t = child(used[i], "target");
     targets[i] = t ? attr(t, "dev") : NULL;
     if (!targets[i])
@@ -315,6 +367,120 @@ set_disks(xmlNode *devices, const struct domxml_disk *disks, size_t n,
   }
   free(used);
   return 0;
+}
+
+static bool
+have_bridge(const struct domxml_opts *o, const char *br)
+{
+  CLEANUP_FREE char *p = NULL;
+
+  if (!br || !*br || strchr(br, '/') || br[0] == '.')
+    return false;
+  if (asprintf(&p, "%s/%s", o->sysfs_net ? o->sysfs_net : "/sys/class/net",
+               br) < 0)
+    return true;                  /* cannot tell: keep it */
+  return access(p, F_OK) == 0;
+}
+
+static bool
+have_network(const struct domxml_opts *o, const char *net)
+{
+  if (!o->networks)
+    return true;                  /* unknown here: keep it */
+  for (size_t i = 0; net && i < o->nnetworks; i++)
+    if (!strcmp(o->networks[i], net))
+      return true;
+  return false;
+}
+
+/* put iface on o->network / o->bridge */
+static void
+rewrite_iface(xmlNode *iface, const struct domxml_opts *o)
+{
+  xmlNode *src;
+
+  remove_children(iface, "source");
+  remove_children(iface, "virtualport");    /* openvswitch, 802.1Qbh */
+  remove_children(iface, "vlan");
+  xmlSetProp(iface, X "type", X (o->network ? "network" : "bridge"));
+  src = xmlNewNode(NULL, X "source");
+  xmlSetProp(src, X (o->network ? "network" : "bridge"),
+             X (o->network ? o->network : o->bridge));
+  if (iface->children)
+    xmlAddPrevSibling(iface->children, src);
+  else
+    xmlAddChild(iface, src);
+}
+
+/* libvirt refuses per-source relabel='no' when the domain relabels
+ * nothing already (<seclabel relabel='no'> or type='none'): drop ours */
+static void
+backing_labels(xmlNode *dom, xmlNode *devices)
+{
+  bool off = false;
+
+  for (xmlNode *c = dom->children; c && !off; c = c->next) {
+    if (!is(c, "seclabel"))
+      continue;
+    char *type = attr(c, "type"), *rl = attr(c, "relabel"),
+         *model = attr(c, "model");
+    off = (type && !strcmp(type, "none")) ||
+          (rl && !strcmp(rl, "no") && (!model || !strcmp(model, "dac")));
+    free(type);
+    free(rl);
+    free(model);
+  }
+  if (!off)
+    return;
+  for (xmlNode *d = devices->children; d; d = d->next) {
+    if (!is(d, "disk"))
+      continue;
+    for (xmlNode *bs = child(d, "backingStore"); bs; bs = child(bs, "backingStore")) {
+      xmlNode *src = child(bs, "source");
+      if (src)
+        remove_children(src, "seclabel");
+    }
+  }
+}
+
+/* interfaces on networks this host does not have: rewritten or dropped */
+static void
+set_networks(xmlNode *devices, const struct domxml_opts *o)
+{
+  xmlNode *c, *next;
+
+  for (c = devices->children; c; c = next) {
+    next = c->next;
+    if (!is(c, "interface"))
+      continue;
+    if (o->network || o->bridge) {
+      rewrite_iface(c, o);
+      continue;
+    }
+    char *type = attr(c, "type");
+    xmlNode *src = child(c, "source");
+    char *br = src ? attr(src, "bridge") : NULL;
+    char *net = src ? attr(src, "network") : NULL;
+    char *dev = src ? attr(src, "dev") : NULL;
+    const char *missing = NULL, *what = NULL;
+    if (type && !strcmp(type, "bridge") && !have_bridge(o, br))
+      missing = br ? br : "?", what = "bridge";
+    else if (type && !strcmp(type, "network") && !have_network(o, net))
+      missing = net ? net : "?", what = "libvirt network";
+    else if (type && !strcmp(type, "direct") && !have_bridge(o, dev))
+      missing = dev ? dev : "?", what = "host interface";
+    if (missing) {
+      bfs_log(BFS_LOG_WARN, "domain.xml: interface on %s '%s', which this "
+              "host does not have: dropped (give --network NAME or --bridge "
+              "BR to keep it)", what, missing);
+      xmlUnlinkNode(c);
+      xmlFreeNode(c);
+    }
+    free(type);
+    free(br);
+    free(net);
+    free(dev);
+  }
 }
 
 int
@@ -349,6 +515,10 @@ restore_domxml(const char *src_xml, const struct domxml_disk *disks, size_t n,
   r = set_identity(dom, o, name_out);
   if (r == 0)
     r = set_disks(devices, disks, n, targets);
+  if (r == 0) {
+    set_networks(devices, o);
+    backing_labels(dom, devices);
+  }
   if (r == 0) {
     xmlDocDumpFormatMemoryEnc(doc, &mem, &len, "UTF-8", 1);
     *xml_out = mem ? strndup((const char *) mem, len) : NULL;

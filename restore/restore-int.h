@@ -121,18 +121,40 @@ int restore_open_catalog(const char *repo, const char *const *more,
 
 
 /* ---- domain XML (domxml.c) ---- */
+/* One layer below a quick restore's overlay, for <backingStore> (top
+ * first): a file (repository layer) or an NBD export on a unix socket. */
+struct domxml_layer {
+  const char *format;        /* "qcow2" or "raw" */
+  const char *file;          /* a file layer, or NULL */
+  const char *nbd_name;      /* an NBD export name (with nbd_socket) */
+  const char *nbd_socket;
+};
 struct domxml_disk {
   const char *name;          /* backup disk name (target where known) */
   const char *overlay;       /* absolute path of the new overlay */
+  const struct domxml_layer *backing;  /* NULL: none written (libvirt
+                                          reads the overlay's header) */
+  size_t nbacking;
 };
 struct domxml_opts {
   const char *vm;            /* for a minimal definition and the new name */
   const char *new_name;      /* NULL: <name>-restored */
   bool same_identity;        /* keep name, uuid, MACs */
+  const char *network;       /* --network: every interface on this libvirt
+                                network */
+  const char *bridge;        /* --bridge: every interface on this bridge */
+  /* libvirt networks that exist here (virsh net-list --all --name), or
+   * NULL when unknown (then networks are kept) */
+  char **networks;
+  size_t nnetworks;
+  const char *sysfs_net;     /* where bridges are looked for; NULL:
+                                /sys/class/net */
 };
 /* Build DEST domain XML text from src_xml (NULL: a minimal definition).
  * *name_out receives the domain name (malloc'd); *targets[i] (malloc'd)
- * the target dev of disk i. */
+ * the target dev of disk i.  Interfaces on a bridge or network this host
+ * does not have are rewritten (--network/--bridge) or dropped with a
+ * warning. */
 int restore_domxml(const char *src_xml, const struct domxml_disk *disks,
                    size_t n, const struct domxml_opts *o, char **xml_out,
                    char **name_out, char **targets);
@@ -153,6 +175,8 @@ void vstate_close(struct vstate *s);
 /* ---- commands ---- */
 int restore_disk_cmd(int argc, char **argv);
 int restore_quick_cmd(int argc, char **argv);
+int restore_consolidate_cmd(int argc, char **argv);
+int restore_status_cmd(int argc, char **argv);
 int restore_file_cmd(int argc, char **argv);
 
 /* file-repo.c: a private read-only mount of repo for the copy-out of

@@ -1,6 +1,6 @@
 # vm.sh — a real TCG VM under a libvirtd of the test's own (sourced).
 #
-# Shared by the VM tests (tests/recovery/vm-blockpull.sh, tests/vnbd/).
+# Shared by the VM tests (tests/recovery/vm-quick.sh, tests/vnbd/).
 # Sourced after tests/recovery/lib.sh (skip, fail, wait_for, gone, the
 # scratch dir $T).  The guest is the host's /boot/vmlinuz-* with an initrd of
 # busybox-static (apt-get download, dpkg -x) whose /init the caller writes;
@@ -10,7 +10,15 @@
 #   vm_guest INIT         $T/vmlinuz and $T/initrd.gz with INIT as /init
 #   vm_init_head          prints the /init lines that mount /proc, /sys,
 #                         /dev, load virtio and wait for /dev/vda
-#   vm_domain_xml NAME DISK FORMAT   prints a domain (serial: $T/console.log)
+#   vm_domain_xml NAME DISK FORMAT [UUID]   prints a domain (serial:
+#                         $T/console.log; the guest from vm_guest)
+#   vm_nas_repo DIR VM    a CloudStack NAS repository: one disk (root, 32
+#                         MiB, full + incremental), domain-config.xml from
+#                         vm_domain_xml; the point in time's bytes in
+#                         $T/pit.raw (qemu-img convert of the chain)
+#   vm_read_guest INIT    vm_guest with an /init that prints the md5sum of
+#                         /dev/vda (BFS-VDA-MD5) and idles (BFS-GUEST-IDLE)
+#   vm_guest_md5_ok       the md5 the guest printed is $T/pit.raw's
 #   vm_libvirtd_start     virtlogd (if none) + libvirtd on sockets in $T/run,
 #                         exports LIBVIRT_DEFAULT_URI; skips when they cannot
 #                         run or have no qemu (TCG) domains
@@ -74,7 +82,8 @@ vm_guest() {
 vm_domain_xml() {
   cat <<XML
 <domain type='qemu'>
-  <name>$1</name>
+  <name>$1</name>${4:+
+  <uuid>$4</uuid>}
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>
@@ -138,4 +147,39 @@ vm_wait_console() {
     sleep 1
   done
   return 1
+}
+
+vm_read_guest() {
+  { vm_init_head; cat <<'G'
+md5sum /dev/vda | while read s f; do echo "BFS-VDA-MD5 $s"; done
+echo BFS-GUEST-IDLE
+while :; do sleep 3600; done
+G
+  } > "$T/init"
+  vm_guest "$T/init"
+}
+
+vm_guest_md5_ok() {
+  [ "$(sed -n 's/^BFS-VDA-MD5 \([0-9a-f]*\).*/\1/p' "$T/console.log" | tr -d '\r')" = \
+    "$(md5sum < "$T/pit.raw" | cut -d' ' -f1)" ]
+}
+
+vm_nas_repo() {
+  local r=$1 vm=$2 s1=2026.11.01.02.00.00 s2=2026.11.02.02.00.00 s
+  mkdir -p "$r/$vm/$s1" "$r/$vm/$s2"
+  sparse_raw "$T/base.raw" $((32 << 20)) 7 0 5 20 31
+  qemu-img convert -c -O qcow2 "$T/base.raw" "$r/$vm/$s1/root.77aa.qcow2"
+  rm -f "$T/base.raw"
+  qemu-img create -q -f qcow2 -F qcow2 -b "../$s1/root.77aa.qcow2" "$r/$vm/$s2/root.77aa.qcow2"
+  qemu-io -f qcow2 -c "write -P 0xcc 9M 1M" -c "write -z 20M 128k" \
+    "$r/$vm/$s2/root.77aa.qcow2" >/dev/null
+  for s in $s1 $s2; do
+    vm_domain_xml "$vm" /mnt/primary/77aa qcow2 \
+      "5c8a3e2e-1d7b-4a47-9d7e-0a5f6c1e2b$([ $s = $s1 ] && echo 3a || echo 3b)" \
+      > "$r/$vm/$s/domain-config.xml"
+    printf ' Target   Source\n------------------------------\n vda      /mnt/primary/77aa\n\n' \
+      > "$r/$vm/$s/domblklist.xml"
+    printf '<dominfo><name>%s</name></dominfo>\n' "$vm" > "$r/$vm/$s/dominfo.xml"
+  done
+  qemu-img convert -O raw "$r/$vm/$s2/root.77aa.qcow2" "$T/pit.raw"
 }

@@ -43,7 +43,7 @@ cmp "$T/vdb1.oracle" "$T/vdb1.raw" || fail "vdb@T1 (compressed) differs"
 ok "restore disk through the mount equals the oracle, $used KiB used"
 
 O=$T/quick
-"$BACKUPFS" restore quick "$B" "$O" > "$T/quick.out" 2>"$T/quick.err" || fail "restore quick"
+"$BACKUPFS" restore quick --via mount "$B" "$O" > "$T/quick.out" 2>"$T/quick.err" || fail "restore quick"
 grep -q "allow_other" "$T/quick.err" || fail "no warning about a mount without allow_other"
 for d in vda vdb; do
   qemu-img info --output=json "$O/$d.qcow2" | grep -q "\"backing-filename\": \"$RB/disks/$d.img\"" \

@@ -130,7 +130,7 @@ grep -q exists "$T/err" || fail "no clear message: $(cat "$T/err")"
 ok "refuses to overwrite"
 
 # --same-identity keeps name, uuid and MACs
-"$BACKUPFS" restore quick --same-identity "$B" "$T/same" >/dev/null || fail "--same-identity"
+"$BACKUPFS" restore quick --same-identity --bridge br0 "$B" "$T/same" >/dev/null || fail "--same-identity"
 validate "$T/same/domain.xml"
 [ "$(xp 'string(/domain/name)' "$T/same/domain.xml")" = web01 ] || fail "--same-identity name"
 [ "$(xp 'string(/domain/uuid)' "$T/same/domain.xml")" = "$UUID" ] || fail "--same-identity uuid"
@@ -162,7 +162,8 @@ printf '#!/bin/sh\necho "$*" >> "%s/virsh.log"\n' "$T" > "$T/bin/virsh"
 chmod +x "$T/bin/virsh"
 PATH=$T/bin:$PATH "$BACKUPFS" restore quick --start --name web01-test "$B" "$T/started" >/dev/null \
   || fail "--start with virsh"
-printf 'define %s\nstart web01-test\n' "$T/started/domain.xml" | cmp - "$T/virsh.log" \
+grep -v net-list "$T/virsh.log" > "$T/virsh.calls" || true   # networks: domxml
+printf 'define %s\nstart web01-test\n' "$T/started/domain.xml" | cmp - "$T/virsh.calls" \
   || fail "--start ran: $(cat "$T/virsh.log")"
 rm "$T/bin/virsh"
 if ! command -v virsh >/dev/null; then
