@@ -327,7 +327,7 @@ open_pit(const struct qstate *q, size_t i, struct rsrc **src)
     return restore_src_mounted(q->bdir, q->disks[i].name, src);
   if (asprintf(&vt, "%s@%s", q->vm, q->time) < 0)
     return bfs_error(-ENOMEM, "out of memory");
-  return restore_blk_repo(q->repo, q->catalog, vt, q->disks[i].name, src,
+  return restore_blk_repo(q->repo, q->catalog, NULL, vt, q->disks[i].name, src,
                           &blk);
 }
 

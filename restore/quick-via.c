@@ -105,7 +105,7 @@ open_repo(const struct qvia *v, const char *disk, struct rsrc **src,
                      "REPO, or a BACKUP_DIR of a running backupfs mount)");
   if (asprintf(&vt, "%s@%s", v->vm, v->time) < 0)
     return bfs_error(-ENOMEM, "out of memory");
-  return restore_blk_repo(v->repo, v->catalog, vt, disk, src, blk);
+  return restore_blk_repo(v->repo, v->catalog, NULL, vt, disk, src, blk);
 }
 
 static char *

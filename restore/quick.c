@@ -249,7 +249,8 @@ source_repo(struct quick *q, const char *arg)
   int r, i, err;
 
   if ((r = catalog_parse_vmtime(arg, &vm, &time)) < 0 ||
-      (r = restore_open_catalog(q->repo_opt, q->catalog_opt, &cat)) < 0)
+      (r = restore_open_catalog(q->repo_opt, NULL, 0, q->catalog_opt,
+                                 false, &cat)) < 0)
     return r;
   q->repo = strdup(catalog_repo(cat));
   q->catalog = q->catalog_opt ? strdup(q->catalog_opt) : NULL;

@@ -228,7 +228,7 @@ serve_cmd(int argc, char **argv)
   CLEANUP_FREE char *plugin = NULL, *sock = NULL, *addr = NULL, *uri = NULL;
   char *kv[MAX_ARGS] = { 0 };
   const char *av[MAX_ARGS];
-  int n = 0, nkv = 0, r, status;
+  int n = 0, nkv = 0, r, status = 2;
 
   if ((r = parse(argc, argv, &a, &repo, &status)) == 1)
     return status;
