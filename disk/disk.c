@@ -5,7 +5,9 @@
  * (locator, driver, options and identity of every layer), so two users of
  * the same point in time share one stack and one cache.  A disk's
  * reference count (ctx.lock) keeps the struct; its users count (disk.lock)
- * keeps the stack open; the idle list holds a reference of its own.
+ * keeps the stack open; the idle list holds a reference of its own.  The
+ * context makes one worker pool (common/pool.h) on the first open, for
+ * every stack's caching filter: made lazily so that a daemon forks first.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +24,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/lock.h"
+#include "common/pool.h"
 #include "disk/disk.h"
 
 #define DISK_BUCKETS 1024
@@ -57,6 +60,8 @@ struct bfs_disk_ctx {
   struct bfs_disk *buckets[DISK_BUCKETS];
   struct bfs_disk *idle_head, *idle_tail;   /* oldest first */
   size_t nidle;
+  struct bfs_pool *pool;             /* lock: the stacks' workers, made on
+                                        the first open (after any fork) */
 };
 
 int
@@ -172,6 +177,7 @@ bfs_disk_ctx_free(struct bfs_disk_ctx *ctx)
   if (!ctx)
     return;
   bfs_disk_ctx_flush(ctx);
+  bfs_pool_free(ctx->pool);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx->repo);
   free(ctx);
@@ -368,6 +374,14 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
   struct opener o = { .d = d };
   int r;
 
+  if (!rc.cache.pool) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&d->ctx->lock);
+    /* no pool (no threads to spare) only slows reads down */
+    if (!d->ctx->pool && bfs_pool_new(0, &d->ctx->pool) < 0)
+      bfs_log(BFS_LOG_WARN, "%s: reading with one thread: %s", d->name,
+              bfs_last_error());
+    rc.cache.pool = d->ctx->pool;
+  }
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
   for (size_t i = 0; i < d->n; i++)
