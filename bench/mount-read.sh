@@ -4,7 +4,10 @@
 # qemu-storage-daemon's FUSE export of the same image, in the same run,
 # alternated, each from a cold page cache (drop_caches; needs root):
 #   sequential: dd bs=1M of the whole disk
-#   random:     20,000 preads of 4 KiB at seeded offsets (POSIX_FADV_RANDOM)
+#   random:     20,000 preads of 4 KiB at seeded offsets (POSIX_FADV_RANDOM),
+#               and 4 processes of 5,000 such preads at once
+#   floors:     qemu-img convert -O raw of the same image into a tmpfs file,
+#               and cat of the chain's eight files (the cold-read floor)
 # Prints times and ratios (peer time / ours: > 1 means backupfs is faster)
 # and the peak RSS (VmHWM) of the backupfs daemon.  Not part of meson test.
 #
@@ -111,20 +114,68 @@ print("%.3f" % (time.monotonic() - t0))
 PY
 }
 
+rand_read4() {          # 4 jobs of 5,000 random reads at once: wall seconds
+  cold
+  python3 - "$1" <<'PY'
+import os, random, sys, time
+from multiprocessing import Process
+def job(seed):
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    rnd = random.Random(seed)
+    for _ in range(5000):
+        if len(os.pread(fd, 4096, rnd.randrange(size // 4096) * 4096)) != 4096:
+            sys.exit("short read")
+ps = [Process(target=job, args=(40000 + k,)) for k in range(4)]
+t0 = time.monotonic()
+for p in ps: p.start()
+for p in ps: p.join()
+if any(p.exitcode for p in ps): sys.exit("a job failed")
+print("%.3f" % (time.monotonic() - t0))
+PY
+}
+
+convert_read() {        # seconds for qemu-img convert into tmpfs
+  cold
+  local t0 t1 out=/dev/shm/bfs-bench-convert.$$.raw
+  t0=$(date +%s.%N)
+  qemu-img convert -O raw "$TOP" "$out"
+  t1=$(date +%s.%N)
+  rm -f "$out"
+  echo "$t1 - $t0" | bc
+}
+
+cat_read() {            # seconds for cat of every file of the chain
+  cold
+  local t0 t1
+  t0=$(date +%s.%N)
+  cat "$R"/bench/*/vda.qcow2 > /dev/null
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
+
 median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-declare -a s_ours s_peer r_ours r_peer
+declare -a s_ours s_peer r_ours r_peer s_conv s_cat q_ours q_peer
 for i in $(seq "$ROUNDS"); do
   s_ours+=("$(seq_read "$OURS")"); s_peer+=("$(seq_read "$PEER")")
+  s_conv+=("$(convert_read)"); s_cat+=("$(cat_read)")
   r_ours+=("$(rand_read "$OURS")"); r_peer+=("$(rand_read "$PEER")")
+  q_ours+=("$(rand_read4 "$OURS")"); q_peer+=("$(rand_read4 "$PEER")")
   printf 'round %d: seq ours %.2fs peer %.2fs (%.2fx); random ours %.2fs peer %.2fs (%.2fx)\n' "$i" \
     "${s_ours[-1]}" "${s_peer[-1]}" "$(echo "${s_peer[-1]} / ${s_ours[-1]}" | bc -l)" \
     "${r_ours[-1]}" "${r_peer[-1]}" "$(echo "${r_peer[-1]} / ${r_ours[-1]}" | bc -l)"
 done
 so=$(printf '%s\n' "${s_ours[@]}" | median); sp=$(printf '%s\n' "${s_peer[@]}" | median)
 ro=$(printf '%s\n' "${r_ours[@]}" | median); rp=$(printf '%s\n' "${r_peer[@]}" | median)
+qo=$(printf '%s\n' "${q_ours[@]}" | median); qp=$(printf '%s\n' "${q_peer[@]}" | median)
+sc=$(printf '%s\n' "${s_conv[@]}" | median); sf=$(printf '%s\n' "${s_cat[@]}" | median)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$BFS_PID/status)
 printf '\nmedians of %d rounds; load average %s\n' "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %10s %10s %8s %6s\n' test backupfs qsd ratio goal
-printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "sequential 1 MiB (2 GiB)" "$so" "$sp" "$(echo "$sp / $so" | bc -l)" ">=2.5"
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "sequential 1 MiB (2 GiB)" "$so" "$sp" "$(echo "$sp / $so" | bc -l)" ">=3"
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "  vs qemu-img convert" "$so" "$sc" "$(echo "$sc / $so" | bc -l)" ">=1.0"
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "  vs cold cat of the files" "$so" "$sf" "$(echo "$sf / $so" | bc -l)" ">=0.9"
 printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "random 4 KiB x 20000" "$ro" "$rp" "$(echo "$rp / $ro" | bc -l)" ">=1.5"
+printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "random 4 KiB, 4 jobs x 5000" "$qo" "$qp" "$(echo "$qp / $qo" | bc -l)" ">=2"
 printf '%-28s %9s %10s %8s %6s\n' "peak RSS of backupfs" "$((hwm / 1024)) MiB" "" "" "<100"

@@ -176,8 +176,8 @@ bfs_disk_ctx_free(struct bfs_disk_ctx *ctx)
 {
   if (!ctx)
     return;
+  bfs_pool_free(ctx->pool);           /* its queued tasks release stacks */
   bfs_disk_ctx_flush(ctx);
-  bfs_pool_free(ctx->pool);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx->repo);
   free(ctx);
@@ -377,10 +377,12 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
   if (!rc.cache.pool) {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&d->ctx->lock);
     /* no pool (no threads to spare) only slows reads down */
-    if (!d->ctx->pool && bfs_pool_new(0, &d->ctx->pool) < 0)
+    struct bfs_pool *p = d->ctx->pool;
+    if (!p && bfs_pool_new(0, &p) < 0)
       bfs_log(BFS_LOG_WARN, "%s: reading with one thread: %s", d->name,
               bfs_last_error());
-    rc.cache.pool = d->ctx->pool;
+    __atomic_store_n(&d->ctx->pool, p, __ATOMIC_RELEASE);
+    rc.cache.pool = p;
   }
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
@@ -591,6 +593,12 @@ bfs_disk_blk(struct bfs_disk *d)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&d->lock);
   return d->blk;
+}
+
+struct bfs_pool *
+bfs_disk_pool(const struct bfs_disk *d)
+{
+  return __atomic_load_n(&d->ctx->pool, __ATOMIC_ACQUIRE);
 }
 
 const char *bfs_disk_name(const struct bfs_disk *d) { return d->name; }

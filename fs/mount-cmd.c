@@ -38,7 +38,7 @@
 #include "fs/holders.h"
 
 #define DEFAULT_MAX_THREADS 64
-#define DEFAULT_READAHEAD_KB 4096
+#define DEFAULT_READAHEAD_KB 16384          /* measured: 16 MiB > 4 MiB, 64 MiB */
 
 struct opts {
   bool foreground, debug, single;

@@ -126,6 +126,9 @@ int disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out);
 struct bfs_blk *disk_target(struct disk *d, struct bfs_blk *base);
 /* that handle is done with the stack */
 void disk_release(struct disk *d);
+/* start reading [off, off+len) of the disk's backup into the page cache,
+ * asynchronously (best effort) */
+void disk_readahead(struct disk *d, uint64_t off, uint64_t len);
 void disk_idle_flush(void);
 
 /* mount-scratch.c — -o writable */
