@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include "catalog/catalog.h"
+#include "catalog/layout.h"
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
@@ -44,8 +45,13 @@ struct catalog {
   sqlite3 *scan_db;             /* scans (own connection: WAL lets queries
                                    read the previous state meanwhile) */
   char *cloudstack_backups;     /* absolute path or NULL */
+  char *source_options;         /* catalog_opts.source_options, a copy */
   bool progress;
 };
+
+/* one of the catalog's source options (catalog_opts.source_options) for
+ * a layout: 0 and a malloc'd *value, or -ENOENT */
+int cat_source_option(const catalog_t *cat, const char *name, char **value);
 
 /* ---- small helpers (util.c) ---- */
 void *cat_xmalloc(size_t n);
@@ -175,8 +181,13 @@ struct model_disk {
   char **chain;                 /* repo-relative locators */
   char **drivers;               /* each layer's driver ("qcow2", "raw"; NULL
                                    where the file could not be opened) */
+  char **options;               /* each layer's driver options, or NULL */
   size_t chain_len;
   char *status;
+  /* scan_add_disk_recipe(): the layout gave the recipe and these */
+  bool preset;
+  uint64_t vsize, alloc;
+  char *format, *compression;
 };
 
 struct model_backup {
@@ -198,6 +209,8 @@ struct model_vm {
   uint64_t hash;                /* of everything stored for it */
 };
 
+#define SCAN_LAYOUT_SLOTS 16    /* rows of layout.c's table at most */
+
 struct scan {
   catalog_t *cat;
   const char *only_vm;          /* partial scan of one directory-based VM */
@@ -207,8 +220,7 @@ struct scan {
   size_t nfiles, files_cap;
   struct model_backup *backups;
   size_t nbackups, backups_cap;
-  struct kboss_image *kboss;    /* layout-kboss.c collects, then groups */
-  size_t nkboss, kboss_cap;
+  void *layout_state[SCAN_LAYOUT_SLOTS];   /* see scan_layout_state() */
   struct model_vm *vms;
   size_t nvms;
   char **fuse_mounts;           /* repo-relative FUSE mount points: never
@@ -230,15 +242,19 @@ struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      const char *key);
 void scan_add_disk(struct model_backup *b, const char *name, const char *top,
                    const char *volume, int order);
-/* layout directory handlers: return true when they claimed the directory */
-bool layout_nas_dir(struct scan *s, const char *vm, const char *stamp,
-                    const char *reldir, char **names, size_t n);
-bool layout_generic_dir(struct scan *s, const char *vm, const char *bdir,
-                        const char *reldir, char **names, size_t n);
-bool layout_kboss_dir(struct scan *s, const char *account, const char *volume,
-                      const char *reldir, char **names, size_t n);
-/* after the walk: group KBOSS images into backups */
-void layout_kboss_finish(struct scan *s);
+/* A disk whose recipe the layout knows itself (a format whose points in
+ * time are not one file of the repository each: restic snapshots, PBS
+ * indexes, RBD snapshots): the layers top first, the disk's virtual and
+ * allocated size, format and compression as backup.json shows them, and
+ * its status (NULL: "ok").  The chain is not resolved again; a layer whose
+ * locator is a repository file the layout stat'ed with scan_file_get()
+ * gets its identity checked on open, like any image. */
+struct scan_layer { const char *locator, *driver, *options; };
+void scan_add_disk_recipe(struct model_backup *b, const char *name,
+                          const char *volume, int order,
+                          const struct scan_layer *layers, size_t n,
+                          uint64_t vsize, uint64_t alloc, const char *format,
+                          const char *compression, const char *status);
 
 /* resolve.c */
 /* Resolve backing name of overlay (repo-relative) to a repo-relative path.

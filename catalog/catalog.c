@@ -21,6 +21,7 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/kvopt.h"
 
 static int
 mkdir_p(char *dir, mode_t mode)
@@ -102,6 +103,35 @@ claim_repo(catalog_t *cat)
          ? 0 : db_sqlerr(cat->db, "claim");
 }
 
+/* Source options are remembered like the export: given once (to scan or
+ * mount), later commands on the same catalog use them; a name given again
+ * replaces its value. */
+static int
+merge_source_options(catalog_t *cat, const char *given)
+{
+  int r = db_get_meta(cat->db, "source_options", &cat->source_options);
+  if (r < 0 || !given || !*given)
+    return r;
+  char *merged = cat->source_options ? cat_xstrdup(cat->source_options) : NULL;
+  for (const char *p = given; *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    if (eq && eq > p) {
+      CLEANUP_FREE char *name = cat_xstrndup(p, eq - p);
+      CLEANUP_FREE char *value = cat_xstrndup(eq + 1, len - (eq - p) - 1);
+      char *next = bfs_kvopt_set(merged, name, value);
+      if (!next) abort();
+      free(merged);
+      merged = next;
+    }
+    p = end ? end + 1 : p + len;
+  }
+  free(cat->source_options);
+  cat->source_options = merged;
+  return db_set_meta(cat->db, "source_options", merged);
+}
+
 int
 catalog_open(const char *repo, const struct catalog_opts *opts,
              catalog_t **out)
@@ -147,6 +177,8 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   else if ((r = db_get_meta(cat->db, "cloudstack_backups",
                             &cat->cloudstack_backups)) < 0)
     goto fail;
+  if ((r = merge_source_options(cat, opts->source_options)) < 0)
+    goto fail;
   *out = cat;
   return 0;
 fail:
@@ -165,7 +197,20 @@ catalog_close(catalog_t *cat)
   free(cat->repo);
   free(cat->db_path);
   free(cat->cloudstack_backups);
+  free(cat->source_options);
   free(cat);
+}
+
+const char *
+catalog_source_options(const catalog_t *cat)
+{
+  return cat->source_options;
+}
+
+int
+cat_source_option(const catalog_t *cat, const char *name, char **value)
+{
+  return bfs_kvopt_get(cat->source_options, name, value);
 }
 
 const char *

@@ -24,6 +24,11 @@ struct catalog_opts {
   const char *catalog_path;         /* NULL: default per-repository file */
   const char *cloudstack_backups;   /* optional listBackups JSON export */
   bool progress;                    /* progress on stderr during scans */
+  /* the layouts' and drivers' settings, "name=value,..." (common/kvopt.h:
+   * restic_password_file=, ceph_conf=, nas_tz=, ...; file names, never a
+   * secret itself): merged into the ones the catalog remembers, read by
+   * the scan and by the disk service (catalog_source_options) */
+  const char *source_options;
 };
 
 int catalog_open(const char *repo, const struct catalog_opts *opts,
@@ -31,6 +36,7 @@ int catalog_open(const char *repo, const struct catalog_opts *opts,
 void catalog_close(catalog_t *cat);
 const char *catalog_repo(const catalog_t *cat);   /* absolute path */
 const char *catalog_path(const catalog_t *cat);   /* the SQLite file */
+const char *catalog_source_options(const catalog_t *cat);   /* or NULL */
 
 struct catalog_scan_stats {
   unsigned vms, backups, images, broken;
@@ -98,6 +104,11 @@ int catalog_find_backup(const struct catalog_backup *b, size_t n,
 /* VM@TIME (or VM: TIME "latest") split into malloc'd vm and time; the one
  * parser of the program's VM@TIME arguments.  0 or -EINVAL. */
 int catalog_parse_vmtime(const char *arg, char **vm, char **time);
+/* What the known repository layouts look like, one line for messages
+ * ("CloudStack NAS backup (<vm>/...), ..."), malloc'd. */
+char *catalog_known_layouts(void);
+/* tok ("name=value") sets one of the layouts' and drivers' source options */
+bool catalog_is_source_option(const char *tok);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

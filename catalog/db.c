@@ -399,17 +399,25 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
     int64_t bid = sqlite3_last_insert_rowid(db);
     for (size_t j = 0; j < b->ndisks && r == 0; j++) {
       struct model_disk *d = &b->disks[j];
-      struct scan_file *f = cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
       bool ok = f && f->format;
       sqlite3_bind_int64(st[2], 1, bid);
       sqlite3_bind_int64(st[2], 2, (int64_t)j);
       bind_str(st[2], 3, d->name);
       bind_str(st[2], 4, d->top);
       bind_str(st[2], 5, d->volume);
-      sqlite3_bind_int64(st[2], 6, ok ? (int64_t)f->vsize : 0);
-      sqlite3_bind_int64(st[2], 7, f ? (int64_t)f->alloc : 0);
-      bind_str(st[2], 8, ok ? f->format : NULL);
-      bind_str(st[2], 9, ok ? f->compression : NULL);
+      if (d->preset) {          /* the layout's own figures */
+        sqlite3_bind_int64(st[2], 6, (int64_t)d->vsize);
+        sqlite3_bind_int64(st[2], 7, (int64_t)d->alloc);
+        bind_str(st[2], 8, d->format);
+        bind_str(st[2], 9, d->compression);
+      }
+      else {
+        sqlite3_bind_int64(st[2], 6, ok ? (int64_t)f->vsize : 0);
+        sqlite3_bind_int64(st[2], 7, f ? (int64_t)f->alloc : 0);
+        bind_str(st[2], 8, ok ? f->format : NULL);
+        bind_str(st[2], 9, ok ? f->compression : NULL);
+      }
       sqlite3_bind_int(st[2], 10, f && f->encrypted);
       bind_str(st[2], 11, d->status);
       sqlite3_bind_int64(st[2], 12, (int64_t)d->chain_len);
@@ -420,7 +428,7 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
         sqlite3_bind_int64(st[3], 3, (int64_t)k);
         bind_str(st[3], 4, d->chain[k]);
         bind_str(st[3], 5, d->drivers[k]);
-        bind_str(st[3], 6, NULL);                  /* no driver options yet */
+        bind_str(st[3], 6, d->options ? d->options[k] : NULL);
         r = step(db, st[3], "store chain");
       }
     }

@@ -197,10 +197,14 @@ cmp_disk(const void *a, const void *b)
                 ((const struct model_disk *)b)->name);
 }
 
-bool
-layout_generic_dir(struct scan *s, const char *vm, const char *bdir,
-                   const char *reldir, char **names, size_t n)
+/* <vm>/<backup-dir>/ with <disk>.{qcow2,img,raw} files */
+static bool
+generic_dir(struct scan *s, const struct scan_dir *sd)
 {
+  if (sd->depth != 2 || !sd->nfiles) return false;
+  const char *vm = sd->parts[0], *bdir = sd->parts[1], *reldir = sd->rel;
+  char **names = sd->files;
+  size_t n = sd->nfiles;
   struct model_backup *b = NULL;
   int64_t t = 0, newest = INT64_MIN;
   bool dated = layout_parse_time(bdir, strlen(bdir), &t) == 0;
@@ -228,3 +232,9 @@ layout_generic_dir(struct scan *s, const char *vm, const char *bdir,
   qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
   return true;
 }
+
+const struct cat_layout layout_generic = {
+  .name = "generic",
+  .describe = "generic (<vm>/<backup-dir>/<disk>.qcow2|.img|.raw)",
+  .dir = generic_dir,
+};

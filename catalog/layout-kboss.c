@@ -50,6 +50,33 @@ struct kboss_image {
   bool claimed;
 };
 
+struct kboss_state {            /* the images the walk found, grouped by
+                                   kboss_finish */
+  struct kboss_image *v;
+  size_t n, cap;
+};
+
+static struct kboss_state *
+kboss_state(struct scan *s)
+{
+  void **slot = scan_layout_state(s, &layout_kboss);
+  if (!*slot)
+    *slot = cat_xcalloc(1, sizeof(struct kboss_state));
+  return *slot;
+}
+
+static void
+kboss_state_free(void *p)
+{
+  struct kboss_state *ks = p;
+  for (size_t i = 0; i < ks->n; i++) {
+    free(ks->v[i].account); free(ks->v[i].volume);
+    free(ks->v[i].rel); free(ks->v[i].base);
+  }
+  free(ks->v);
+  free(ks);
+}
+
 bool
 kboss_is_image_name(const char *s, size_t len)
 {
@@ -57,10 +84,22 @@ kboss_is_image_name(const char *s, size_t len)
          !memchr(s, '/', len) && !memchr(s, '\0', len);
 }
 
-bool
-layout_kboss_dir(struct scan *s, const char *account, const char *volume,
-                 const char *reldir, char **names, size_t n)
+/* backups/<account>/<volume>/, or <account>/<volume>/ when the repository
+ * is a store's backups/ directory itself */
+static bool
+kboss_dir(struct scan *s, const struct scan_dir *sd)
 {
+  const char *account, *volume;
+  if (sd->depth == 3 && !strcmp(sd->parts[0], "backups"))
+    account = sd->parts[1], volume = sd->parts[2];
+  else if (sd->depth == 2 && sd->repo_is_backups && sd->nfiles)
+    account = sd->parts[0], volume = sd->parts[1];
+  else
+    return false;
+  const char *reldir = sd->rel;
+  char **names = sd->files;
+  size_t n = sd->nfiles;
+  struct kboss_state *ks = NULL;
   bool any = false;
   for (size_t i = 0; i < n; i++) {
     if (!kboss_is_image_name(names[i], strlen(names[i]))) continue;
@@ -69,8 +108,9 @@ layout_kboss_dir(struct scan *s, const char *account, const char *volume,
      * without extension and without the qcow2 magic is not a backup */
     struct scan_file *f = scan_file_get(s, rel, FILE_IMAGE, "qcow2");
     if (f && f->format && !strcmp(f->format, "qcow2")) {
-      CAT_GROW(s->kboss, s->kboss_cap, s->nkboss);
-      s->kboss[s->nkboss++] = (struct kboss_image){
+      if (!ks) ks = kboss_state(s);
+      CAT_GROW(ks->v, ks->cap, ks->n);
+      ks->v[ks->n++] = (struct kboss_image){
         .account = cat_xstrdup(account), .volume = cat_xstrdup(volume),
         .rel = rel, .base = cat_xstrdup(names[i]),
         .mtime = f->mtime_ns / 1000000000,
@@ -216,12 +256,13 @@ kboss_listbackups_free(struct lb_backup *b, size_t n)
 /* ---- grouping ---- */
 
 static void
-group_listed(struct scan *s, struct lb_backup *lb, size_t nlb)
+group_listed(struct scan *s, struct kboss_state *ks, struct lb_backup *lb,
+             size_t nlb)
 {
   struct cat_map bybase;
   cat_map_init(&bybase);
-  for (size_t i = 0; i < s->nkboss; i++)
-    cat_map_put(&bybase, s->kboss[i].base, &s->kboss[i]);
+  for (size_t i = 0; i < ks->n; i++)
+    cat_map_put(&bybase, ks->v[i].base, &ks->v[i]);
 
   for (size_t i = 0; i < nlb; i++) {
     struct model_backup *b = NULL;
@@ -262,13 +303,15 @@ cmp_order(const void *a, const void *b)
   return x->order < y->order ? -1 : x->order > y->order;
 }
 
-void
-layout_kboss_finish(struct scan *s)
+static void
+kboss_finish(struct scan *s)
 {
   const char *lbfile = s->cat->cloudstack_backups;
   size_t first = s->nbackups;
+  struct kboss_state *ks = *scan_layout_state(s, &layout_kboss);
 
-  if (lbfile && s->nkboss) {
+  if (!ks) return;
+  if (lbfile && ks->n) {
     char *buf;
     size_t len, nlb;
     struct lb_backup *lb;
@@ -277,7 +320,7 @@ layout_kboss_finish(struct scan *s)
       r = kboss_parse_listbackups(buf, len, &lb, &nlb);
       free(buf);
       if (r == 0) {
-        group_listed(s, lb, nlb);
+        group_listed(s, ks, lb, nlb);
         kboss_listbackups_free(lb, nlb);
       }
       else
@@ -290,8 +333,8 @@ layout_kboss_finish(struct scan *s)
     qsort(s->backups[i].disks, s->backups[i].ndisks,
           sizeof *s->backups[i].disks, cmp_order);
 
-  for (size_t i = 0; i < s->nkboss; i++) {
-    struct kboss_image *k = &s->kboss[i];
+  for (size_t i = 0; i < ks->n; i++) {
+    struct kboss_image *k = &ks->v[i];
     if (!k->claimed) {
       char *vm = cat_xasprintf("volume-%s-%s", k->account, k->volume);
       struct model_backup *b = scan_add_backup(s, vm, k->mtime,
@@ -300,12 +343,13 @@ layout_kboss_finish(struct scan *s)
       b->extra = cat_json_kv(2, "account", k->account, "volume", k->volume);
       free(vm);
     }
-    free(k->account);
-    free(k->volume);
-    free(k->rel);
-    free(k->base);
   }
-  free(s->kboss);
-  s->kboss = NULL;
-  s->nkboss = s->kboss_cap = 0;
 }
+
+const struct cat_layout layout_kboss = {
+  .name = "cloudstack-kboss",
+  .describe = "CloudStack KBOSS (backups/<account>/<volume>/<uuid>)",
+  .dir = kboss_dir,
+  .finish = kboss_finish,
+  .state_free = kboss_state_free,
+};

@@ -263,10 +263,14 @@ has_name(char **names, size_t n, const char *name)
   return false;
 }
 
-bool
-layout_nas_dir(struct scan *s, const char *vm, const char *stamp,
-               const char *reldir, char **names, size_t n)
+/* <vm>/<yyyy.MM.dd.HH.mm.ss>/ with NAS image names or domain-config.xml */
+static bool
+nas_dir(struct scan *s, const struct scan_dir *sd)
 {
+  if (sd->depth != 2 || !sd->nfiles) return false;
+  const char *vm = sd->parts[0], *stamp = sd->parts[1], *reldir = sd->rel;
+  char **names = sd->files;
+  size_t n = sd->nfiles;
   int64_t t;
   size_t off, vlen;
   bool any = has_name(names, n, "domain-config.xml");
@@ -314,3 +318,10 @@ layout_nas_dir(struct scan *s, const char *vm, const char *stamp,
   domain_info_free(&dom);
   return true;          /* a NAS directory, even with nothing finished yet */
 }
+
+const struct cat_layout layout_nas = {
+  .name = "cloudstack-nas",
+  .describe = "CloudStack NAS backup "
+              "(<vm>/<yyyy.MM.dd.HH.mm.ss>/root.<volid>.qcow2)",
+  .dir = nas_dir,
+};

@@ -2,11 +2,13 @@
  *
  * One scan:
  *   1. load the file cache (path -> size, mtime, inode, header) from SQLite;
- *   2. walk: <d0>/<d1>/ leaf directories go to the NAS, then the generic
- *      recogniser; backups/<account>/<volume>/ to KBOSS.  Only lstat-level
- *      information is used; symlinks are never followed and hidden entries
- *      (".name") are skipped.  A file whose size, mtime and inode match the
- *      cache is not reopened;
+ *   2. walk: every directory, top down, is offered to the layouts of
+ *      layout.c's table in order (layout.h); a layout that claims one adds
+ *      its backups and the walk does not descend below it.  Only
+ *      lstat-level information is used; symlinks are never followed and
+ *      hidden entries (".name") are skipped.  A file whose size, mtime and
+ *      inode match the cache is not reopened.  Then each layout's finish
+ *      step (KBOSS groups its images across directories);
  *   3. resolve every disk's chain (resolve.c) and its status, name the
  *      points in time (YYYY-MM-DDTHHMMSSZ, -1, -2 within one second);
  *   4. hash the model: if it is what the catalog already holds, only the
@@ -211,6 +213,34 @@ scan_add_disk(struct model_backup *b, const char *name, const char *top,
   d->order = order;
 }
 
+void
+scan_add_disk_recipe(struct model_backup *b, const char *name,
+                     const char *volume, int order,
+                     const struct scan_layer *layers, size_t n,
+                     uint64_t vsize, uint64_t alloc, const char *format,
+                     const char *compression, const char *status)
+{
+  scan_add_disk(b, name, n ? layers[0].locator : "", volume, order);
+  struct model_disk *d = &b->disks[b->ndisks - 1];
+  d->preset = true;
+  d->chain = cat_xcalloc(n ? n : 1, sizeof *d->chain);
+  d->drivers = cat_xcalloc(n ? n : 1, sizeof *d->drivers);
+  d->options = cat_xcalloc(n ? n : 1, sizeof *d->options);
+  for (size_t i = 0; i < n; i++) {
+    d->chain[i] = cat_xstrdup(layers[i].locator);
+    d->drivers[i] = layers[i].driver ? cat_xstrdup(layers[i].driver) : NULL;
+    d->options[i] = layers[i].options && layers[i].options[0]
+                  ? cat_xstrdup(layers[i].options) : NULL;
+  }
+  d->chain_len = n;
+  d->vsize = vsize;
+  d->alloc = alloc;
+  d->format = format ? cat_xstrdup(format) : NULL;
+  d->compression = compression ? cat_xstrdup(compression) : NULL;
+  d->status = cat_xstrdup(status ? status
+                          : n ? "ok" : "no layers: nothing to read");
+}
+
 static void
 free_model(struct scan *s)
 {
@@ -222,9 +252,13 @@ free_model(struct scan *s)
       for (size_t k = 0; k < d->chain_len; k++) {
         free(d->chain[k]);
         free(d->drivers[k]);
+        if (d->options) free(d->options[k]);
       }
       free(d->chain);
       free(d->drivers);
+      free(d->options);
+      free(d->format);
+      free(d->compression);
     }
     free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
     free(b->extra); free(b->name); free(b->status);
@@ -270,7 +304,8 @@ in_fuse_mount(const struct scan *s, const char *rel)
   return false;
 }
 
-/* regular files and directories (not symlinks) of repo/rel, sorted */
+/* regular files and directories (not symlinks) of repo/rel, sorted (rel
+ * "." is the repository itself) */
 static void
 list_dir(struct scan *s, const char *rel, struct names *files,
          struct names *dirs)
@@ -312,32 +347,31 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
 }
 
+/* Offer rel (depth components: parts) to the layouts in table order;
+ * unless one claims it, go on into its sub-directories. */
 static void
-walk_top(struct scan *s, const char *d0, bool repo_is_backups)
+walk_dir(struct scan *s, const char *rel, unsigned depth, const char **parts,
+         bool repo_is_backups)
 {
-  struct names d1 = { 0 };
-  list_dir(s, d0, NULL, &d1);
-  for (size_t j = 0; j < d1.n; j++) {
-    struct names files = { 0 }, d2 = { 0 };
-    CLEANUP_FREE char *rel = cat_xasprintf("%s/%s", d0, d1.v[j]);
-    list_dir(s, rel, &files, &d2);
-    if (files.n &&
-        !layout_nas_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
-        !layout_generic_dir(s, d0, d1.v[j], rel, files.v, files.n) &&
-        repo_is_backups)
-      layout_kboss_dir(s, d0, d1.v[j], rel, files.v, files.n);
-    if (!strcmp(d0, "backups"))
-      for (size_t k = 0; k < d2.n; k++) {
-        struct names f3 = { 0 };
-        CLEANUP_FREE char *rel3 = cat_xasprintf("%s/%s", rel, d2.v[k]);
-        list_dir(s, rel3, &f3, NULL);
-        layout_kboss_dir(s, d1.v[j], d2.v[k], rel3, f3.v, f3.n);
-        names_free(&f3);
-      }
-    names_free(&files);
-    names_free(&d2);
-  }
-  names_free(&d1);
+  struct names files = { 0 }, dirs = { 0 };
+  list_dir(s, rel, &files, &dirs);
+  const struct scan_dir d = {
+    .rel = rel, .depth = depth, .parts = parts,
+    .files = files.v, .nfiles = files.n, .dirs = dirs.v, .ndirs = dirs.n,
+    .repo_is_backups = repo_is_backups,
+  };
+  bool claimed = false;
+  for (size_t i = 0; cat_layouts[i] && !claimed; i++)
+    claimed = cat_layouts[i]->dir && cat_layouts[i]->dir(s, &d);
+  names_free(&files);
+  if (!claimed && depth < CAT_LAYOUT_MAX_DEPTH)
+    for (size_t j = 0; j < dirs.n; j++) {
+      CLEANUP_FREE char *sub = depth ? cat_xasprintf("%s/%s", rel, dirs.v[j])
+                                     : cat_xstrdup(dirs.v[j]);
+      parts[depth] = dirs.v[j];
+      walk_dir(s, sub, depth + 1, parts, repo_is_backups);
+    }
+  names_free(&dirs);
 }
 
 static void
@@ -345,16 +379,44 @@ walk(struct scan *s)
 {
   const char *base = strrchr(s->cat->repo, '/');
   bool repo_is_backups = base && !strcmp(base + 1, "backups");
-  struct names d0 = { 0 };
+  const char *parts[CAT_LAYOUT_MAX_DEPTH + 1] = { 0 };
 
-  if (s->only_vm) {
-    walk_top(s, s->only_vm, false);
+  if (s->only_vm) {               /* one directory-based VM: <vm>/... */
+    parts[0] = s->only_vm;
+    walk_dir(s, s->only_vm, 1, parts, false);
     return;
   }
-  list_dir(s, ".", NULL, &d0);
-  for (size_t i = 0; i < d0.n; i++)
-    walk_top(s, d0.v[i], repo_is_backups);
-  names_free(&d0);
+  for (size_t i = 0; cat_layouts[i]; i++)
+    if (cat_layouts[i]->repo && cat_layouts[i]->repo(s))
+      return;
+  walk_dir(s, ".", 0, parts, repo_is_backups);
+}
+
+void **
+scan_layout_state(struct scan *s, const struct cat_layout *l)
+{
+  for (size_t i = 0; cat_layouts[i] && i < SCAN_LAYOUT_SLOTS; i++)
+    if (cat_layouts[i] == l)
+      return &s->layout_state[i];
+  abort();                        /* a layout not in the table */
+}
+
+static void
+layouts_finish(struct scan *s)
+{
+  for (size_t i = 0; cat_layouts[i]; i++)
+    if (cat_layouts[i]->finish)
+      cat_layouts[i]->finish(s);
+}
+
+static void
+layouts_free(struct scan *s)
+{
+  for (size_t i = 0; cat_layouts[i] && i < SCAN_LAYOUT_SLOTS; i++) {
+    if (s->layout_state[i] && cat_layouts[i]->state_free)
+      cat_layouts[i]->state_free(s->layout_state[i]);
+    s->layout_state[i] = NULL;
+  }
 }
 
 /* ---- chains, statuses and names ---- */
@@ -455,6 +517,10 @@ add_layer(struct model_disk *d, size_t *cap, const char *rel,
 static void
 resolve_disk(struct scan *s, struct model_disk *d)
 {
+  if (d->preset) {                  /* the layout gave the recipe */
+    s->nimages += d->chain_len;
+    return;
+  }
   struct scan_file *f = cat_map_get(&s->files, d->top);
   /* the top was opened by its layout; a top first reached by the layout
    * now (rescan of a chain member) goes by the name rule */
@@ -577,8 +643,14 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
       for (size_t k = 0; k < d->chain_len; k++) {
         hash_str(h, d->chain[k]);
         hash_str(h, d->drivers[k]);
+        hash_str(h, d->options ? d->options[k] : NULL);
       }
-      struct scan_file *f = cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
+      if (d->preset) {
+        uint64_t nums[2] = { d->vsize, d->alloc };
+        XXH3_64bits_update(h, nums, sizeof nums);
+        hash_str(h, d->format); hash_str(h, d->compression);
+      }
       if (f) {
         uint64_t nums[3] = { f->vsize, f->alloc, f->encrypted };
         XXH3_64bits_update(h, nums, sizeof nums);
@@ -625,7 +697,7 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
   walk(&s);
   if (!only_vm)
-    layout_kboss_finish(&s);
+    layouts_finish(&s);
   finish_model(&s, &st);
   r = db_store(cat->scan_db, &s);
   progress(&s, true);
@@ -634,6 +706,7 @@ out:
   st.changed = s.changed_vms;
   st.seconds = now() - t0;
   if (stats) *stats = st;
+  layouts_free(&s);
   free_model(&s);
   free(s.vms);
   for (size_t i = 0; i < s.nfuse; i++) free(s.fuse_mounts[i]);

@@ -23,9 +23,11 @@
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/kvopt.h"
 #include "common/lock.h"
 #include "common/pool.h"
 #include "disk/disk.h"
+#include "disk/source.h"
 
 #define DISK_BUCKETS 1024
 #define DISK_IDLE_DEFAULT 64
@@ -51,11 +53,20 @@ struct bfs_disk {
   unsigned users;                    /* lock */
 };
 
+struct source_ctx {                  /* an open shared driver context */
+  struct source_ctx *next;
+  const struct bfs_disk_source *row;
+  char *key;
+  void *src;
+};
+
 struct bfs_disk_ctx {
   catalog_t *cat;
   char *repo;                        /* catalog_repo(cat), a copy */
   int repo_fd;
-  struct bfs_disk_opts opts;
+  struct bfs_disk_opts opts;         /* source_options: our copy */
+  pthread_mutex_t src_lock;          /* sources (held while one opens) */
+  struct source_ctx *sources;
   pthread_mutex_t lock;
   struct bfs_disk *buckets[DISK_BUCKETS];
   struct bfs_disk *idle_head, *idle_tail;   /* oldest first */
@@ -81,6 +92,17 @@ bfs_disk_ctx_new(catalog_t *cat, int repo_fd, const struct bfs_disk_opts *o,
   }
   if (o)
     ctx->opts = *o;
+  /* the catalog remembers the source options unless the caller has its
+   * own */
+  const char *so = o && o->source_options ? o->source_options
+                 : catalog_source_options(cat);
+  ctx->opts.source_options = NULL;
+  if (so && !(ctx->opts.source_options = strdup(so))) {
+    free(ctx->repo);
+    free(ctx);
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&ctx->src_lock, NULL);
   if (!ctx->opts.idle_max)
     ctx->opts.idle_max = DISK_IDLE_DEFAULT;
   pthread_mutex_init(&ctx->lock, NULL);
@@ -178,9 +200,72 @@ bfs_disk_ctx_free(struct bfs_disk_ctx *ctx)
     return;
   bfs_pool_free(ctx->pool);           /* its queued tasks release stacks */
   bfs_disk_ctx_flush(ctx);
+  for (struct source_ctx *sc = ctx->sources, *next; sc; sc = next) {
+    next = sc->next;
+    sc->row->close(sc->src);
+    free(sc->key);
+    free(sc);
+  }
+  pthread_mutex_destroy(&ctx->src_lock);
   pthread_mutex_destroy(&ctx->lock);
+  free((char *)ctx->opts.source_options);
   free(ctx->repo);
   free(ctx);
+}
+
+int
+bfs_disk_ctx_repo_fd(const struct bfs_disk_ctx *ctx)
+{
+  return ctx->repo_fd;
+}
+
+const char *
+bfs_disk_ctx_repo(const struct bfs_disk_ctx *ctx)
+{
+  return ctx->repo;
+}
+
+int
+bfs_disk_source_option(const struct bfs_disk_ctx *ctx, const char *name,
+                       char **value)
+{
+  return bfs_kvopt_get(ctx->opts.source_options, name, value);
+}
+
+/* The shared context layer l's driver needs (NULL: none), opened on
+ * first use. */
+static int
+source_get(struct bfs_disk_ctx *ctx, const struct blk_layer *l, void **out)
+{
+  const struct bfs_disk_source *row = bfs_disk_source_find(l->driver);
+  CLEANUP_FREE char *key = NULL;
+  int r;
+
+  *out = NULL;
+  if (!row)
+    return 0;
+  if (row->key ? (r = row->key(l, &key)) < 0 : !(key = strdup("")))
+    return row->key ? r : -ENOMEM;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&ctx->src_lock);
+  for (struct source_ctx *sc = ctx->sources; sc; sc = sc->next)
+    if (sc->row == row && !strcmp(sc->key, key)) {
+      *out = sc->src;
+      return 0;
+    }
+  struct source_ctx *sc = calloc(1, sizeof *sc);
+  if (!sc)
+    return -ENOMEM;
+  if ((r = row->open(ctx, key, &sc->src)) < 0) {
+    free(sc);
+    return r;
+  }
+  sc->row = row;
+  sc->key = key;
+  key = NULL;
+  sc->next = ctx->sources;
+  ctx->sources = sc;
+  *out = sc->src;
+  return 0;
 }
 
 void
@@ -326,10 +411,13 @@ static int
 open_layer(struct bfs_disk *d, size_t i, bool *changed, struct blk_io **io)
 {
   const char *repo = d->ctx->repo;
+  const struct bfs_disk_source *row = bfs_disk_source_find(d->drv[i]);
   struct stat st;
   int fd, r;
 
   *io = NULL;
+  if (row && row->no_file)          /* not a file: the driver opens it */
+    return 0;
   fd = bfs_open_beneath(d->ctx->repo_fd, repo, d->loc[i]);
   if (fd < 0) {
     /* a symlink, a vanished or non-regular file where the catalog has an
@@ -370,7 +458,8 @@ static int
 open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
 {
   struct blk_recipe rc = { .n = d->n, .layers = d->layers,
-                           .cache = d->ctx->opts.cache };
+                           .cache = d->ctx->opts.cache,
+                           .key = d->ctx->opts.key };
   struct opener o = { .d = d };
   int r;
 
@@ -386,10 +475,19 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
   }
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
-  for (size_t i = 0; i < d->n; i++)
+  for (size_t i = 0; i < d->n; i++) {
+    void *src;
     if (!d->drv[i])
       return bfs_error(-EIO, "%s: layer %s has no driver in the catalog",
                        d->name, d->loc[i]);
+    if ((r = source_get(d->ctx, &d->layers[i], &src)) < 0)
+      return bfs_error_prefix(r, "%s: ", d->name);
+    if (src && rc.ctx && src != rc.ctx)
+      return bfs_error(-EINVAL, "%s: layers of two different sources in "
+                       "one recipe", d->name);
+    if (src)
+      rc.ctx = src;
+  }
   r = blk_open_recipe(&rc, opener, &o, &d->blk);
   *changed = o.changed;
   if (r < 0)
@@ -637,6 +735,9 @@ bfs_disk_inspect(struct bfs_disk *d, size_t i, struct bfs_blk **out)
   if (!(fn = blk_driver(d->drv[i])))
     return bfs_error(-EIO, "%s: layer %s has no driver in the catalog",
                      d->name, d->loc[i]);
+  if (bfs_disk_source_find(d->drv[i]))   /* needs its source: the stack */
+    return bfs_error(-ENOTSUP, "%s: layer %s (%s) is only read as part of "
+                     "its disk", d->name, d->loc[i], d->drv[i]);
   if ((r = open_layer(d, i, &changed, &io)) < 0)
     return r;
   return fn(io, d->opt[i], NULL, out);

@@ -9,7 +9,9 @@
  * outside it), its identity (dev, ino, size, mtime) compared with the
  * catalog's — a file that differs is -EIO "changed since the scan" and the
  * caller may ask for a rescan, its bytes are never served — then
- * blk_open_recipe() with the caching filter on top.
+ * blk_open_recipe() with the caching filter on top.  Drivers that need a
+ * shared context (a chunk store, a restic repository, a Ceph connection)
+ * get it from disk/source.h's table, opened once per service context.
  *
  * A struct bfs_disk is cheap to create (a copy of the recipe) and opens
  * its stack lazily on the first bfs_disk_acquire(); the stack is shared by
@@ -42,6 +44,13 @@
 struct bfs_disk_opts {
   struct blk_cache_opts cache;
   size_t idle_max;                  /* idle open stacks kept; 0: 64 */
+  /* LUKS passphrase for encrypted qcow2 layers, or NULL (the caller's,
+   * must outlive the context; never copied) */
+  const struct blk_key *key;
+  /* "name=value,..." for the drivers' shared contexts (disk/source.h:
+   * restic_password_file=, ceph_conf=, pbs_keyfile=, ...), or NULL:
+   * the catalog's (catalog_source_options); copied */
+  const char *source_options;
 };
 
 struct bfs_disk_ctx;

@@ -33,6 +33,7 @@
 #endif
 
 #include "common/cleanup.h"
+#include "common/kvopt.h"
 #include "common/error.h"
 #include "fs/fs.h"
 #include "fs/holders.h"
@@ -44,6 +45,7 @@ struct opts {
   bool foreground, debug, single;
   bool allow_other, no_inotify;
   char *catalog, *cloudstack_backups, *scratch;
+  char *source_options;             /* -o NAME=VALUE of catalog_source_option_names */
   bool writable;
   bool allow_empty, nonempty;
   char *log_file;                   /* -o log=FILE */
@@ -190,6 +192,16 @@ parse_o(struct opts *o, const char *arg)
         return bfs_error(-EINVAL, "%.*s: want 1..86400 seconds, got '%s'",
                          (int)(v - 1 - tok), tok, v);
       *secs = n;
+    }
+    else if (catalog_is_source_option(tok)) {
+      char *name = strndup(tok, strcspn(tok, "="));
+      char *next = name ? bfs_kvopt_set(o->source_options, name,
+                                        tok + strlen(name) + 1) : NULL;
+      free(name);
+      if (!next)
+        return -ENOMEM;
+      free(o->source_options);
+      o->source_options = next;
     }
     else if (!strcmp(tok, "noinotify"))
       o->no_inotify = true;
@@ -440,12 +452,6 @@ check_placement(const struct opts *o, const char *repo, const char *mp)
   return r;
 }
 
-/* What a repository must look like for a layout to claim it (catalog/). */
-static const char known_layouts[] =
-  "CloudStack NAS backup (<vm>/<yyyy.MM.dd.HH.mm.ss>/root.<volid>.qcow2), "
-  "CloudStack KBOSS (backups/<account>/<volume>/<uuid>), "
-  "generic (<vm>/<backup-dir>/<disk>.qcow2|.img|.raw)";
-
 /* -o log=FILE: absolute (the daemon runs in /), and writable now, so a
  * typo is reported on the terminal rather than lost */
 static int
@@ -475,6 +481,7 @@ open_catalog(const struct opts *o, bool progress)
   struct catalog_opts copts = {
     .catalog_path = o->catalog,
     .cloudstack_backups = o->cloudstack_backups,
+    .source_options = o->source_options,
     .progress = progress,
   };
   return catalog_open(mnt.repo, &copts, &mnt.cat);
@@ -539,11 +546,13 @@ run(struct opts *o)
   if (isatty(2))
     fprintf(stderr, "backupfs: %s: %u VMs, %u backups (%u broken)\n",
             mnt.repo, stats.vms, stats.backups, stats.broken);
-  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty)
+  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty) {
+    CLEANUP_FREE char *known = catalog_known_layouts();
     return bfs_error(-ENOENT, "%s: no backups here: no known layout "
                      "recognises anything in it (known layouts: %s); to "
                      "mount a repository that will fill later, add "
-                     "--allow-empty (-o allow_empty)", mnt.repo, known_layouts);
+                     "--allow-empty (-o allow_empty)", mnt.repo, known);
+  }
 
   mnt.uid = getuid();
   mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
@@ -691,6 +700,7 @@ fs_mount_cmd(int argc, char **argv)
   r = run(&o);
   free(o.catalog);
   free(o.cloudstack_backups);
+  free(o.source_options);
   free(o.scratch);
   free(o.log_file);
   if (r < 0)

@@ -57,7 +57,7 @@ rmdir "$T/outer"
 
 # an empty repository, and one with files no layout claims
 mkdir -p "$T/empty" "$T/m-empty"
-refused "no known layout.*CloudStack NAS.*KBOSS.*generic.*--allow-empty" \
+refused "no known layout.*CloudStack NAS.*generic.*KBOSS.*--allow-empty" \
   -o "catalog=$T/c3.db" "$T/empty" "$T/m-empty"
 mkdir -p "$T/etc-like/a"
 echo "not a backup" > "$T/etc-like/a/passwd"
