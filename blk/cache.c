@@ -25,7 +25,10 @@
  * Readers take it shared, copy the one segment they need and drop it.  A
  * missing region is built with no lock held, then inserted under the write
  * lock; a racing duplicate is dropped.  Memory is bounded by map_cap: past
- * it the least recently used half of the regions goes.  The unit LRU is
+ * it the least recently used half of the regions goes.  Recency is an
+ * epoch clock that ticks when a region is added; a hit stores the epoch in
+ * its region only when it changed, so the lookup path writes no shared
+ * cache line but the read lock's.  The unit LRU is
  * under cc_lock (a mutex), bounded by cc_cap; hits are copied out under it.
  */
 #include <errno.h>
@@ -210,6 +213,10 @@ evict(struct cache *c, const struct region *keep)
         stamps[n++] = r->stamp;
     qsort(stamps, n, sizeof *stamps, cmp_u64);
     median = stamps[n / 2];
+    /* epochs tie: drop the older ones when there are any, so one busy
+     * epoch does not empty the map */
+    if (stamps[0] < median)
+      median--;
     free(stamps);
   }
   for (size_t b = 0; b < CACHE_MAP_BUCKETS; b++) {
@@ -253,9 +260,11 @@ get_seg(struct cache *c, uint64_t off, struct seg *s)
   {
     ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE(&c->map_lock);
     if ((reg = find_region(c, idx))) {
-      __atomic_store_n(&reg->stamp,
-                       __atomic_add_fetch(&c->clock, 1, __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
+      /* the clock moves only when a region is added: a hit writes its
+       * stamp once per epoch, not a shared counter per lookup */
+      uint64_t now = __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
+      if (__atomic_load_n(&reg->stamp, __ATOMIC_RELAXED) != now)
+        __atomic_store_n(&reg->stamp, now, __ATOMIC_RELAXED);
       *s = *find_seg(reg, off);
       return 0;
     }

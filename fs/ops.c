@@ -31,6 +31,8 @@
 #define RA_WINDOW (16u << 20)               /* read-ahead of a stream */
 #define RA_SLACK (8u << 20)
 #define REPLY_PIECES 32                     /* fd pieces of one reply */
+#define SPLICE_MIN (64u << 10)              /* smaller: pread + writev is
+                                               cheaper than two splices */
 
 struct handle {
   enum node_kind kind;
@@ -449,7 +451,7 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
   maybe_readahead(h, off, size);
   bfs_clear_error();
   struct bfs_blk *b = disk_target(h->disk, h->blk);
-  if (reply_plain(req, b, buf + MAX_IO, size, off))
+  if (size >= SPLICE_MIN && reply_plain(req, b, buf + MAX_IO, size, off))
     return;
   int r = bfs_blk_pread(b, buf, size, off);
   if (r < 0) {
