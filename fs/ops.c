@@ -5,7 +5,8 @@
  * references (disk + its block stack, a blob, a file descriptor, a guest
  * path);
  * read() and lseek() then touch only the handle — no lock of ours on the
- * read path (THREAD MODEL in mount.h).  Directory listings are snapshotted
+ * read path (THREAD MODEL in mount.h; a disk's read is disk-read.c's).
+ * Directory listings are snapshotted
  * at opendir so offsets stay stable while the tree changes.
  *
  * Everything is read-only (each modifying operation answers EROFS) except,
@@ -28,11 +29,6 @@
 #include "fs/holders.h"
 
 #define MAX_IO (1024 * 1024)
-#define RA_WINDOW (16u << 20)               /* read-ahead of a stream */
-#define RA_SLACK (8u << 20)
-#define REPLY_PIECES 32                     /* fd pieces of one reply */
-#define SPLICE_MIN (64u << 10)              /* smaller: pread + writev is
-                                               cheaper than two splices */
 
 struct handle {
   enum node_kind kind;
@@ -43,8 +39,7 @@ struct handle {
   int fd;
   struct gref gref;
   struct holder *holder;            /* N_DISK: who opened it (holders.c) */
-  _Atomic uint64_t ra_next;         /* N_DISK: where the last read ended */
-  _Atomic uint64_t ra_end;          /* read ahead up to here */
+  struct disk_stream stream;        /* N_DISK: read-ahead (disk-read.c) */
 };
 
 struct dirbuf {
@@ -355,83 +350,6 @@ op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fuse_reply_err(req, 0);
 }
 
-/* A sequential stream (each read starting near where the last ended)
- * keeps RA_WINDOW ahead of it in the page cache of the layers' files; the
- * kernel's own read-ahead of the mount sends our reads in parallel, so
- * "near" allows RA_SLACK either way. */
-static void
-maybe_readahead(struct handle *h, uint64_t off, size_t size)
-{
-  const uint64_t end = off + size;
-  uint64_t last = atomic_exchange(&h->ra_next, end), ra, from, to;
-
-  if (off > last + RA_SLACK || off + RA_SLACK < last || end >= h->size)
-    return;                                 /* not sequential, or done */
-  ra = atomic_load(&h->ra_end);
-  if (ra >= end + RA_WINDOW / 2 && ra <= end + RA_WINDOW)
-    return;                                 /* far enough ahead */
-  to = end + RA_WINDOW < h->size ? end + RA_WINDOW : h->size;
-  from = ra > end && ra < to ? ra : end;    /* else stale (a seek back) */
-  if (atomic_compare_exchange_strong(&h->ra_end, &ra, to))
-    disk_readahead(h->disk, from, to - from);
-}
-
-/* The reply as fd-backed pieces (spliced by libfuse: no copy through our
- * memory) when [off, off+size) is all plain file bytes and zeros; false
- * when some of it must be decoded (or a layer's file is shorter than its
- * map says: the pread path then answers EIO, never a short reply). */
-static bool
-reply_plain(fuse_req_t req, struct bfs_blk *b, const char *zeros,
-            size_t size, uint64_t off)
-{
-  struct { struct fuse_bufvec v; struct fuse_buf more[REPLY_PIECES]; } bv;
-  struct fuse_buf *buf = bv.v.buf;
-  struct fdsize { int fd; uint64_t size; } checked[REPLY_PIECES];
-  size_t n = 0, nchecked = 0;
-
-  for (uint64_t pos = off, end = off + size; pos < end;) {
-    struct bfs_blk_status st = { .fd = -1 };
-    if (n == REPLY_PIECES + 1 || bfs_blk_block_status(b, pos, end - pos,
-                                                      &st) < 0)
-      return false;
-    if (st.kind == BFS_BLK_DATA && st.fd < 0)
-      return false;                         /* decoded bytes */
-    if (st.kind == BFS_BLK_DATA) {
-      size_t k = 0;
-      while (k < nchecked && checked[k].fd != st.fd)
-        k++;
-      if (k == nchecked) {                  /* each file's size once */
-        struct stat fst;
-        if (nchecked == REPLY_PIECES || fstat(st.fd, &fst) < 0)
-          return false;
-        checked[nchecked++] = (struct fdsize){ st.fd, (uint64_t)fst.st_size };
-      }
-      if (checked[k].size < st.fd_off + st.len)
-        return false;
-      if (n && (buf[n - 1].flags & FUSE_BUF_IS_FD) &&
-          buf[n - 1].fd == st.fd &&
-          (uint64_t)buf[n - 1].pos + buf[n - 1].size == st.fd_off) {
-        buf[n - 1].size += st.len;
-      }
-      else
-        buf[n++] = (struct fuse_buf){ .size = st.len, .fd = st.fd,
-          .pos = (off_t)st.fd_off,
-          .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY };
-    }
-    else if (n && !(buf[n - 1].flags & FUSE_BUF_IS_FD))
-      buf[n - 1].size += st.len;
-    else
-      buf[n++] = (struct fuse_buf){ .size = st.len, .mem = (void *)zeros,
-                                    .fd = -1 };
-    pos += st.len;
-  }
-  bv.v.count = n;
-  bv.v.idx = 0;
-  bv.v.off = 0;
-  fuse_reply_data(req, &bv.v, FUSE_BUF_SPLICE_NONBLOCK);
-  return true;
-}
-
 static void
 read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
@@ -448,19 +366,8 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  maybe_readahead(h, off, size);
-  bfs_clear_error();
-  struct bfs_blk *b = disk_target(h->disk, h->blk);
-  if (size >= SPLICE_MIN && reply_plain(req, b, buf + MAX_IO, size, off))
-    return;
-  int r = bfs_blk_pread(b, buf, size, off);
-  if (r < 0) {
-    bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
-            size, (uint64_t)off, bfs_last_error());
-    fuse_reply_err(req, EIO);
-    return;
-  }
-  fuse_reply_buf(req, buf, size);
+  disk_read_reply(req, h->disk, h->blk, &h->stream, h->size, buf,
+                  buf + MAX_IO, size, off);
 }
 
 static void
