@@ -239,7 +239,7 @@ source_get(struct bfs_disk_ctx *ctx, const struct blk_layer *l, void **out)
 {
   const struct bfs_disk_source *row = bfs_disk_source_find(l->driver);
   CLEANUP_FREE char *key = NULL;
-  int r;
+  int r = 0;                        /* gcc -O2 + ASan: maybe-uninitialized */
 
   *out = NULL;
   if (!row)
