@@ -131,16 +131,15 @@ void disk_release(struct disk *d);
 void disk_readahead(struct disk *d, uint64_t off, uint64_t len);
 void disk_idle_flush(void);
 
-/* disk-read.c — one read of a disk: read-ahead state per handle, and
- * the reply (spliced from the layers' files when it can be); size is at
- * most the buffers' (buf to read into, zeros never written) */
+/* disk-read.c — one read of a disk and its reply; read-ahead state per
+ * handle; size is at most buf's */
 struct disk_stream {
   _Atomic uint64_t next;            /* where the last read ended */
   _Atomic uint64_t end;             /* read ahead up to here */
 };
 void disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
                      struct disk_stream *s, uint64_t size_all, char *buf,
-                     const char *zeros, size_t size, uint64_t off);
+                     size_t size, uint64_t off);
 
 /* mount-scratch.c — -o writable */
 int scratch_init(const char *dir);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -50,17 +51,22 @@ struct dirbuf {
   size_t n;
 };
 
-/* ---- per-thread read buffer (threads come and go with the loop): MAX_IO
- * bytes to read into, then MAX_IO never written (zeros for replies; calloc
- * maps them lazily, so they cost no memory) ---- */
+/* ---- per-thread read buffer (threads come and go with the loop): an
+ * anonymous mapping, whose pages cost memory only once touched ---- */
 
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
 
 static void
+buf_free(void *b)
+{
+  munmap(b, MAX_IO);
+}
+
+static void
 buf_key_init(void)
 {
-  pthread_key_create(&buf_key, free);
+  pthread_key_create(&buf_key, buf_free);
 }
 
 static void *
@@ -68,8 +74,16 @@ thread_buf(void)
 {
   pthread_once(&buf_once, buf_key_init);
   void *b = pthread_getspecific(buf_key);
-  if (!b && (b = calloc(2, MAX_IO)))
+  if (!b) {
+    /* mmap, not malloc: once glibc's mmap threshold has grown (a freed
+     * big block raises it) a 1 MiB block comes from the thread's heap
+     * and stays resident after the thread is gone */
+    b = mmap(NULL, MAX_IO, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+      return NULL;
     pthread_setspecific(buf_key, b);
+  }
   return b;
 }
 
@@ -366,8 +380,8 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  disk_read_reply(req, h->disk, h->blk, &h->stream, h->size, buf,
-                  buf + MAX_IO, size, off);
+  disk_read_reply(req, h->disk, h->blk, &h->stream, h->size, buf, size,
+                  off);
 }
 
 static void
