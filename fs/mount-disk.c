@@ -37,6 +37,7 @@
 #include "common/error.h"
 #include "common/pool.h"
 
+#define RA_TASK (2u << 20)                 /* bytes per read-ahead task */
 #define IDLE_CHAINS 48                     /* descriptors: one per layer */
 
 int
@@ -202,22 +203,28 @@ ra_run(void *arg)
   ra_drop(t);
 }
 
+/* In RA_TASK pieces: a worker is never long inside one prefetch (on a
+ * busy disk posix_fadvise waits for request slots), so an unmount never
+ * waits long for read-ahead; what is still queued is dropped. */
 void
 disk_readahead(struct disk *d, uint64_t off, uint64_t len)
 {
   struct bfs_pool *pool = bfs_disk_pool(d->sd);
-  struct ra_task *t;
 
-  if (!pool || !(t = malloc(sizeof *t)))
-    return;
-  if (bfs_disk_acquire(d->sd, &t->blk, NULL) < 0) {
-    free(t);
-    return;
+  for (uint64_t end = off + len; pool && off < end; off += RA_TASK) {
+    struct ra_task *t = malloc(sizeof *t);
+    if (!t)
+      return;
+    if (bfs_disk_acquire(d->sd, &t->blk, NULL) < 0) {
+      free(t);
+      return;
+    }
+    t->d = disk_ref(d);
+    t->off = off;
+    t->len = end - off < RA_TASK ? end - off : RA_TASK;
+    if (bfs_pool_async(pool, ra_run, ra_drop, t) < 0)
+      return;                               /* full: dropped, no harm */
   }
-  t->d = disk_ref(d);
-  t->off = off;
-  t->len = len;
-  bfs_pool_async(pool, ra_run, ra_drop, t);  /* full: dropped, no harm */
 }
 
 void
