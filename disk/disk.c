@@ -225,6 +225,13 @@ bfs_disk_ctx_repo(const struct bfs_disk_ctx *ctx)
   return ctx->repo;
 }
 
+const char *
+bfs_disk_ctx_catalog_path(struct bfs_disk_ctx *ctx)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&ctx->lock);
+  return ctx->cat ? catalog_path(ctx->cat) : NULL;
+}
+
 int
 bfs_disk_source_option(const struct bfs_disk_ctx *ctx, const char *name,
                        char **value)
@@ -239,7 +246,7 @@ source_get(struct bfs_disk_ctx *ctx, const struct blk_layer *l, void **out)
 {
   const struct bfs_disk_source *row = bfs_disk_source_find(l->driver);
   CLEANUP_FREE char *key = NULL;
-  int r = 0;                        /* gcc -O2 + ASan: maybe-uninitialized */
+  int r = 0;
 
   *out = NULL;
   if (!row)
