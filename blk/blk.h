@@ -160,6 +160,10 @@ const char *blk_driver_name(const char *name);
 struct blk_cache_opts {
   size_t map_bytes;            /* extent map cap, 0: default 64 MiB */
   size_t cache_bytes;          /* decoded-unit LRU, 0: default 32 MiB */
+  /* worker threads (common/pool.h) a request's pieces run on: layer
+   * reads and compressed-cluster decoding in parallel; not owned, must
+   * outlive the filter; NULL: the caller's thread only */
+  struct bfs_pool *pool;
 };
 int blk_cache_open(struct bfs_blk *inner, const struct blk_cache_opts *o,
                    struct bfs_blk **out);

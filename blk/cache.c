@@ -15,11 +15,20 @@
  * through the stack into the caller's buffer, so a sequential copy does
  * not churn the cache and the driver can batch neighbouring payloads.
  *
+ * A request is gathered into pieces (plain preads, cut into slices; runs
+ * of whole units, cut into one piece per thread; parts of units) and the
+ * pieces run on the pool given at open (common/pool.h) with the calling
+ * thread: one request's layer reads are in flight together and its
+ * compressed clusters decode on every core.  Zeros are written in place.
+ *
  * THREAD MODEL: regions live in a hash table under map_lock (rwlock).
  * Readers take it shared, copy the one segment they need and drop it.  A
  * missing region is built with no lock held, then inserted under the write
  * lock; a racing duplicate is dropped.  Memory is bounded by map_cap: past
- * it the least recently used half of the regions goes.  The unit LRU is
+ * it the least recently used half of the regions goes.  Recency is an
+ * epoch clock that ticks when a region is added; a hit stores the epoch in
+ * its region only when it changed, so the lookup path writes no shared
+ * cache line but the read lock's.  The unit LRU is
  * under cc_lock (a mutex), bounded by cc_cap; hits are copied out under it.
  */
 #include <errno.h>
@@ -32,6 +41,7 @@
 #include "common/error.h"
 #include "common/ioutil.h"
 #include "common/lock.h"
+#include "common/pool.h"
 
 #define CACHE_REGION_BITS 26                      /* 64 MiB per region */
 #define CACHE_REGION_SIZE (1ull << CACHE_REGION_BITS)
@@ -39,6 +49,9 @@
 #define CACHE_UNITS_DEFAULT (32u * 1024 * 1024)
 #define CACHE_MAP_BUCKETS 4096
 #define CACHE_CC_BUCKETS 1024
+#define CACHE_BATCH 32                            /* pieces per pool loop */
+#define CACHE_RUN_MAX (8u << 20)                  /* bytes per unit run */
+#define CACHE_PLAIN_SLICE (256u << 10)
 
 enum seg_kind { SEG_ZERO, SEG_HOLE, SEG_PLAIN, SEG_UNIT, SEG_OTHER };
 
@@ -76,6 +89,7 @@ struct cache {
   struct centry *cc_buckets[CACHE_CC_BUCKETS];
   struct centry lru;      /* lru.lru_next is the newest */
   size_t cc_bytes, cc_cap;
+  struct bfs_pool *pool;  /* not owned; NULL: one thread */
 };
 
 struct segvec {
@@ -199,6 +213,10 @@ evict(struct cache *c, const struct region *keep)
         stamps[n++] = r->stamp;
     qsort(stamps, n, sizeof *stamps, cmp_u64);
     median = stamps[n / 2];
+    /* epochs tie: drop the older ones when there are any, so one busy
+     * epoch does not empty the map */
+    if (stamps[0] < median)
+      median--;
     free(stamps);
   }
   for (size_t b = 0; b < CACHE_MAP_BUCKETS; b++) {
@@ -242,9 +260,11 @@ get_seg(struct cache *c, uint64_t off, struct seg *s)
   {
     ACQUIRE_RDLOCK_FOR_CURRENT_SCOPE(&c->map_lock);
     if ((reg = find_region(c, idx))) {
-      __atomic_store_n(&reg->stamp,
-                       __atomic_add_fetch(&c->clock, 1, __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
+      /* the clock moves only when a region is added: a hit writes its
+       * stamp once per epoch, not a shared counter per lookup */
+      uint64_t now = __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
+      if (__atomic_load_n(&reg->stamp, __ATOMIC_RELAXED) != now)
+        __atomic_store_n(&reg->stamp, now, __ATOMIC_RELAXED);
       *s = *find_seg(reg, off);
       return 0;
     }
@@ -368,25 +388,96 @@ read_unit_part(struct cache *c, const struct seg *s, void *buf, uint64_t off,
   return 0;
 }
 
-/* Whole units from off (the start of s's unit) within [off, end): one read
- * through the stack into buf.  Returns the bytes read or -errno. */
-static int64_t
-read_unit_run(struct cache *c, const struct seg *s, unsigned char *buf,
-              uint64_t off, uint64_t end)
+/* ---- one request: gathered into pieces, run on the pool ---- */
+
+enum piece_kind { P_PLAIN, P_BELOW, P_PART };
+
+struct piece {
+  uint8_t kind;
+  unsigned char *dst;
+  uint64_t off;            /* guest offset */
+  size_t len;
+  struct seg s;            /* P_PLAIN, P_PART: the segment */
+};
+
+struct batch {
+  struct cache *c;
+  size_t n;
+  struct piece p[CACHE_BATCH];
+};
+
+static int
+run_piece(void *arg, size_t i)
 {
+  struct batch *bt = arg;
+  struct cache *c = bt->c;
+  const struct piece *pc = &bt->p[i];
+  uint64_t host;
+  int r;
+
+  switch (pc->kind) {
+  case P_PLAIN:
+    host = pc->s.host + (pc->off - pc->s.off);
+    r = bfs_pread_all(pc->s.fd, pc->dst, pc->len, host);
+    if (r < 0)
+      return bfs_error(-EIO, "%s: layer %d: reading %zu bytes at host "
+                       "offset %#" PRIx64 ": %s", c->b.name, pc->s.layer,
+                       pc->len, host,
+                       r == -EIO ? "file ended early (changed under us?)"
+                       : strerror(-r));
+    return 0;
+  case P_PART:
+    return read_unit_part(c, &pc->s, pc->dst, pc->off, pc->len);
+  default:
+    return bfs_blk_pread(c->b.below, pc->dst, pc->len, pc->off);
+  }
+}
+
+static void
+add_piece(struct batch *bt, uint8_t kind, unsigned char *dst, uint64_t off,
+          size_t len, const struct seg *s)
+{
+  struct piece *pc = &bt->p[bt->n++];
+  pc->kind = kind;
+  pc->dst = dst;
+  pc->off = off;
+  pc->len = len;
+  if (s)
+    pc->s = *s;
+}
+
+/* Whole units from off (the start of s's unit) within [off, end), at most
+ * CACHE_RUN_MAX bytes, cut into up to `ways` pieces on unit boundaries:
+ * each one read through the stack (the driver batches its payloads), the
+ * pieces decoded in parallel.  Returns the bytes covered or -errno. */
+static int64_t
+add_unit_run(struct batch *bt, const struct seg *s, unsigned char *buf,
+             uint64_t off, uint64_t end, size_t ways)
+{
+  struct cache *c = bt->c;
+  uint64_t bounds[CACHE_BATCH + 1];
+  size_t nu = 1;
   uint64_t pos = off + s->unit_len;
   int r;
 
-  while (pos < end && pos - off < (8u << 20)) {
+  bounds[0] = off;
+  bounds[1] = pos;
+  while (pos < end && pos - off < CACHE_RUN_MAX && nu < CACHE_BATCH) {
     struct seg t;
     if ((r = get_seg(c, pos, &t)) < 0)
       return r;
     if (t.kind != SEG_UNIT || t.host != pos || pos + t.unit_len > end)
       break;
     pos += t.unit_len;
+    bounds[++nu] = pos;
   }
-  r = bfs_blk_pread(c->b.below, buf, (size_t)(pos - off), off);
-  return r < 0 ? r : (int64_t)(pos - off);
+  if (ways > nu)
+    ways = nu;
+  for (size_t w = 0; w < ways; w++) {
+    uint64_t a = bounds[nu * w / ways], b = bounds[nu * (w + 1) / ways];
+    add_piece(bt, P_BELOW, buf + (a - off), a, (size_t)(b - a), NULL);
+  }
+  return (int64_t)(pos - off);
 }
 
 static int
@@ -395,48 +486,54 @@ cache_pread(struct bfs_blk *b, void *buf, size_t len, uint64_t off)
   struct cache *c = (struct cache *)b;
   unsigned char *p = buf;
   const uint64_t end = off + len;
+  const size_t ways = bfs_pool_threads(c->pool) + 1;
+  struct batch bt;
   int r;
 
+  bt.c = c;
   while (off < end) {
-    struct seg s;
-    uint64_t segend;
-    size_t n;
+    bt.n = 0;
+    /* gather pieces until the batch is full (room for one unit run) */
+    while (off < end && bt.n + ways <= CACHE_BATCH) {
+      struct seg s;
+      uint64_t segend;
+      size_t n;
 
-    if ((r = get_seg(c, off, &s)) < 0)
-      return r;
-    segend = s.off + s.len;
-    n = (size_t)((segend < end ? segend : end) - off);
-    switch (s.kind) {
-    case SEG_ZERO:
-    case SEG_HOLE:
-      memset(p, 0, n);
-      break;
-    case SEG_PLAIN:
-      r = bfs_pread_all(s.fd, p, n, s.host + (off - s.off));
-      if (r < 0)
-        return bfs_error(-EIO, "%s: layer %d: reading %zu bytes at host "
-                         "offset %#" PRIx64 ": %s", b->name, s.layer, n,
-                         s.host + (off - s.off),
-                         r == -EIO ? "file ended early (changed under us?)"
-                         : strerror(-r));
-      break;
-    case SEG_UNIT:
-      if (off == s.host && end - off >= s.unit_len) {
-        int64_t got = read_unit_run(c, &s, p, off, end);
-        if (got < 0)
-          return (int)got;
-        n = (size_t)got;
+      if ((r = get_seg(c, off, &s)) < 0)
+        return r;
+      segend = s.off + s.len;
+      n = (size_t)((segend < end ? segend : end) - off);
+      switch (s.kind) {
+      case SEG_ZERO:
+      case SEG_HOLE:
+        memset(p, 0, n);
+        break;
+      case SEG_PLAIN:
+        /* big plain runs in slices: more I/O in flight, copies on every
+         * core */
+        if (ways > 1 && n > CACHE_PLAIN_SLICE)
+          n = CACHE_PLAIN_SLICE;
+        add_piece(&bt, P_PLAIN, p, off, n, &s);
+        break;
+      case SEG_UNIT:
+        if (off == s.host && end - off >= s.unit_len) {
+          int64_t got = add_unit_run(&bt, &s, p, off, end, ways);
+          if (got < 0)
+            return (int)got;
+          n = (size_t)got;
+        }
+        else
+          add_piece(&bt, P_PART, p, off, n, &s);
+        break;
+      default:
+        add_piece(&bt, P_BELOW, p, off, n, NULL);
+        break;
       }
-      else if ((r = read_unit_part(c, &s, p, off, n)) < 0)
-        return r;
-      break;
-    default:
-      if ((r = bfs_blk_pread(b->below, p, n, off)) < 0)
-        return r;
-      break;
+      p += n;
+      off += n;
     }
-    p += n;
-    off += n;
+    if ((r = bfs_pool_for(c->pool, bt.n, run_piece, &bt)) < 0)
+      return r;
   }
   return 0;
 }
@@ -541,6 +638,7 @@ blk_cache_open(struct bfs_blk *inner, const struct blk_cache_opts *o,
   pthread_mutex_init(&c->cc_lock, NULL);
   c->map_cap = o && o->map_bytes ? o->map_bytes : CACHE_MAP_CAP;
   c->cc_cap = o && o->cache_bytes ? o->cache_bytes : CACHE_UNITS_DEFAULT;
+  c->pool = o ? o->pool : NULL;
   c->lru.lru_next = c->lru.lru_prev = &c->lru;
   c->b.ops = &cache_ops;
   c->b.size = inner->size;

@@ -10,10 +10,9 @@
  *          backing name and format)
  *   map    the merged extent map: offset length DATA|ZERO layer
  *   cat    the flat point in time, to stdout or -o FILE.  To a new regular
- *          file, -j reader threads fill 2 MiB chunks (DATA pieces only,
- *          kernel read-ahead started a few chunks ahead) and hand them to
- *          this thread, the only writer (concurrent pwrites would queue on
- *          the file's inode lock); ZERO extents stay holes.
+ *          file through the sparse-flatten engine (blk/flatten.h: -j
+ *          reader threads, this thread the only writer, in order); ZERO
+ *          extents stay holes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +27,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "blk/flatten.h"
 #include "common/opts.h"
 #include "blk/luks.h"
 #include "blk/pathchain.h"
@@ -288,233 +288,18 @@ cmd_map(const char *path, const struct cmd_chain_opts *o, bool json)
   return 0;
 }
 
-/* One chunk on its way from a reader to the writer: the bytes, and which
- * ranges of it are DATA (the rest stays a hole in the output). */
-struct cbuf {
-  struct cbuf *next;
-  uint64_t start;
-  size_t nr, cap;
-  struct { uint64_t off, len; } *r;
-  char *data;
-};
-
-struct cat_job {
-  struct bfs_blk *c;
-  int fd;
-  unsigned nthreads;
-  const char *out;
-  uint64_t next;        /* next chunk index (atomic) */
-  int err;              /* first error (atomic) */
-  char msg[1024];
-  /* lock protects the queues: free buffers, full ones for the writer */
-  pthread_mutex_t lock;
-  pthread_cond_t have_full, have_free;
-  struct cbuf *free, *full_head, *full_tail;
-  unsigned readers_left;
-};
-
-static void
-job_fail(struct cat_job *j)
-{
-  int zero = 0;
-  pthread_mutex_lock(&j->lock);
-  if (__atomic_compare_exchange_n(&j->err, &zero, 1, false, __ATOMIC_SEQ_CST,
-                                  __ATOMIC_SEQ_CST))
-    snprintf(j->msg, sizeof j->msg, "%s", bfs_last_error());
-  pthread_mutex_unlock(&j->lock);
-}
-
-static int
-add_range(struct cbuf *b, uint64_t off, uint64_t len)
-{
-  if (b->nr > 0 && b->r[b->nr - 1].off + b->r[b->nr - 1].len == off) {
-    b->r[b->nr - 1].len += len;
-    return 0;
-  }
-  if (b->nr == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 16;
-    void *r = realloc(b->r, cap * sizeof *b->r);
-    if (!r)
-      return bfs_error(-ENOMEM, "out of memory");
-    b->r = r;
-    b->cap = cap;
-  }
-  b->r[b->nr].off = off;
-  b->r[b->nr].len = len;
-  b->nr++;
-  return 0;
-}
-
-/* Read one chunk into b: DATA pieces only, neighbours merged so each
- * chain_pread covers a whole run (batched compressed reads). */
-static int
-fill_chunk(struct cat_job *j, struct cbuf *b, uint64_t end)
-{
-  uint64_t ds = b->start, de = b->start;     /* pending DATA run */
-
-  for (uint64_t off = b->start; off <= end;) {
-    struct bfs_blk_status e = { .kind = BFS_BLK_ZERO };
-    uint64_t n = 0;
-    if (off < end) {
-      if (bfs_blk_block_status(j->c, off, end - off, &e) < 0)
-        return -1;
-      n = e.len;
-    }
-    if (e.kind == BFS_BLK_DATA && off < end) {
-      if (de != off)
-        ds = off;
-      de = off + n;
-    }
-    else if (de > ds) {
-      if (bfs_blk_pread(j->c, b->data + (ds - b->start), (size_t)(de - ds),
-                        ds) < 0 || add_range(b, ds, de - ds) < 0)
-        return -1;
-      ds = de;
-    }
-    if (off == end)
-      break;
-    off += n;
-  }
-  return 0;
-}
-
-/* Reader: claim chunks, fill free buffers, queue them for the writer. */
-static void *
-cat_reader(void *arg)
-{
-  struct cat_job *j = arg;
-  const uint64_t size = j->c->size;
-
-  for (;;) {
-    struct cbuf *b;
-    uint64_t idx, start, end;
-
-    pthread_mutex_lock(&j->lock);
-    while (!j->free)
-      pthread_cond_wait(&j->have_free, &j->lock);
-    b = j->free;
-    j->free = b->next;
-    pthread_mutex_unlock(&j->lock);
-
-    idx = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-    start = idx * CAT_CHUNK;
-    b->start = start;
-    b->nr = 0;
-    b->next = NULL;
-    if (start < size && !__atomic_load_n(&j->err, __ATOMIC_RELAXED)) {
-      end = size - start < CAT_CHUNK ? size : start + CAT_CHUNK;
-      /* keep the disk busy: start reading the chunk nthreads ahead */
-      if (idx == 0)
-        bfs_blk_prefetch(j->c, 0, (uint64_t)CAT_CHUNK * j->nthreads);
-      bfs_blk_prefetch(j->c, start + (uint64_t)CAT_CHUNK * j->nthreads,
-                     CAT_CHUNK);
-      if (fill_chunk(j, b, end) < 0) {
-        job_fail(j);
-        b->nr = 0;
-      }
-    }
-    pthread_mutex_lock(&j->lock);
-    if (start >= size || j->err) {
-      b->next = j->free;
-      j->free = b;
-      j->readers_left--;
-      pthread_cond_signal(&j->have_free);
-      pthread_cond_signal(&j->have_full);
-      pthread_mutex_unlock(&j->lock);
-      return NULL;
-    }
-    if (j->full_tail)
-      j->full_tail->next = b;
-    else
-      j->full_head = b;
-    j->full_tail = b;
-    pthread_cond_signal(&j->have_full);
-    pthread_mutex_unlock(&j->lock);
-  }
-}
-
-/* Readers decompress in parallel; this thread alone writes, so writers
- * never queue on the output file's inode lock. */
+/* To a new regular file: the sparse-flatten engine (blk/flatten.h), the
+ * one restore disk uses too. */
 static int
 cat_parallel(struct bfs_blk *c, int fd, const char *out, unsigned nthreads)
 {
-  struct cat_job j = { .c = c, .fd = fd, .out = out, .nthreads = nthreads };
-  pthread_t th[CAT_MAX_THREADS];
-  unsigned nbufs = 2 * nthreads, started = 0;
-  struct cbuf *bufs = calloc(nbufs, sizeof *bufs);
-  int r = 0;
+  struct blk_flatten_src src;
+  struct blk_flatten_opts fo = { .threads = nthreads };
 
-  if (!bufs)
-    return bfs_error(-ENOMEM, "out of memory");
-  pthread_mutex_init(&j.lock, NULL);
-  pthread_cond_init(&j.have_full, NULL);
-  pthread_cond_init(&j.have_free, NULL);
-  for (unsigned i = 0; i < nbufs; i++) {
-    bufs[i].data = malloc(CAT_CHUNK);
-    if (!bufs[i].data) {
-      r = bfs_error(-ENOMEM, "out of memory");
-      goto out;
-    }
-    bufs[i].next = j.free;
-    j.free = &bufs[i];
-  }
-  if (ftruncate(fd, (off_t)c->size) < 0) {
-    r = bfs_error(-errno, "%s: %s", out, strerror(errno));
-    goto out;
-  }
-  j.readers_left = nthreads;
-  for (; started < nthreads; started++)
-    if (pthread_create(&th[started], NULL, cat_reader, &j) != 0)
-      break;
-  pthread_mutex_lock(&j.lock);
-  j.readers_left -= nthreads - started;       /* never started */
-  pthread_mutex_unlock(&j.lock);
-  if (started == 0) {
-    r = bfs_error(-EAGAIN, "cannot start threads");
-    goto out;
-  }
-  for (;;) {
-    struct cbuf *b;
-    pthread_mutex_lock(&j.lock);
-    while (!j.full_head && j.readers_left > 0)
-      pthread_cond_wait(&j.have_full, &j.lock);
-    b = j.full_head;
-    if (!b) {
-      pthread_mutex_unlock(&j.lock);
-      break;
-    }
-    j.full_head = b->next;
-    if (!j.full_head)
-      j.full_tail = NULL;
-    pthread_mutex_unlock(&j.lock);
-    for (size_t i = 0; i < b->nr && !j.err; i++) {
-      int w = bfs_pwrite_all(fd, b->data + (b->r[i].off - b->start),
-                             (size_t)b->r[i].len, b->r[i].off);
-      if (w < 0) {
-        bfs_error(w, "%s: write: %s", out, strerror(-w));
-        job_fail(&j);
-      }
-    }
-    pthread_mutex_lock(&j.lock);
-    b->next = j.free;
-    j.free = b;
-    pthread_cond_signal(&j.have_free);
-    pthread_mutex_unlock(&j.lock);
-  }
-  for (unsigned i = 0; i < started; i++)
-    pthread_join(th[i], NULL);
-  if (j.err)
-    r = bfs_error(-EIO, "%s", j.msg);
-out:
-  for (unsigned i = 0; i < nbufs; i++) {
-    free(bufs[i].data);
-    free(bufs[i].r);
-  }
-  free(bufs);
-  pthread_cond_destroy(&j.have_full);
-  pthread_cond_destroy(&j.have_free);
-  pthread_mutex_destroy(&j.lock);
-  return r;
+  if (ftruncate(fd, (off_t)c->size) < 0)
+    return bfs_error(-errno, "%s: %s", out, strerror(errno));
+  blk_flatten_src_blk(c, &src);
+  return blk_flatten(&src, fd, out, &fo);
 }
 
 static int

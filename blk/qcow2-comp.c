@@ -5,7 +5,9 @@
  * a stream that would produce more (a zstd bomb, a deflate stream past the
  * cluster), or garbage is -EIO naming the file and the guest offset.
  * Trailing input after the end of the stream is QEMU's sector padding and
- * fine.  Decoder contexts are reused through a small per-image pool
+ * fine.  zstd: a frame wholly in the input decodes in one call into the
+ * cluster (known output size, no window copy); anything else goes through
+ * the stream decoder, which names the fault.  Decoder contexts are reused through a small per-image pool
  * (ctx_lock held only to take or return one), so threads never share one
  * and no context is built per cluster.
  */
@@ -14,6 +16,7 @@
 #include <libdeflate.h>
 #include <stdlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "blk/qcow2.h"
 #include "common/error.h"
@@ -102,8 +105,8 @@ inflate_exact(struct libdeflate_decompressor *d, const void *in, size_t inlen,
 }
 
 static const char *
-unzstd_exact(ZSTD_DCtx *d, const void *in, size_t inlen, void *out,
-             size_t outlen)
+unzstd_stream(ZSTD_DCtx *d, const void *in, size_t inlen, void *out,
+              size_t outlen)
 {
   ZSTD_inBuffer ib = { in, inlen, 0 };
   ZSTD_outBuffer ob = { out, outlen, 0 };
@@ -134,6 +137,24 @@ unzstd_exact(ZSTD_DCtx *d, const void *in, size_t inlen, void *out,
       return "zstd frame truncated";
   }
   return NULL;
+}
+
+/* The whole frame in the input (the usual case): one call straight into
+ * the cluster, whose size bounds the output; else (a frame cut short,
+ * garbage) the stream decoder says exactly what is wrong. */
+static const char *
+unzstd_exact(ZSTD_DCtx *d, const void *in, size_t inlen, void *out,
+             size_t outlen)
+{
+  size_t fsz = ZSTD_findFrameCompressedSize(in, inlen), got;
+
+  if (ZSTD_isError(fsz))
+    return unzstd_stream(d, in, inlen, out, outlen);
+  got = ZSTD_decompressDCtx(d, out, outlen, in, fsz);
+  if (ZSTD_isError(got))
+    return ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall
+           ? "decodes to more than one cluster" : "bad zstd frame";
+  return got == outlen ? NULL : "decodes to less than one cluster";
 }
 
 int

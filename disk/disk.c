@@ -5,7 +5,9 @@
  * (locator, driver, options and identity of every layer), so two users of
  * the same point in time share one stack and one cache.  A disk's
  * reference count (ctx.lock) keeps the struct; its users count (disk.lock)
- * keeps the stack open; the idle list holds a reference of its own.
+ * keeps the stack open; the idle list holds a reference of its own.  The
+ * context makes one worker pool (common/pool.h) on the first open, for
+ * every stack's caching filter: made lazily so that a daemon forks first.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +25,7 @@
 #include "common/error.h"
 #include "common/kvopt.h"
 #include "common/lock.h"
+#include "common/pool.h"
 #include "disk/disk.h"
 #include "disk/source.h"
 
@@ -68,6 +71,8 @@ struct bfs_disk_ctx {
   struct bfs_disk *buckets[DISK_BUCKETS];
   struct bfs_disk *idle_head, *idle_tail;   /* oldest first */
   size_t nidle;
+  struct bfs_pool *pool;             /* lock: the stacks' workers, made on
+                                        the first open (after any fork) */
 };
 
 int
@@ -193,6 +198,7 @@ bfs_disk_ctx_free(struct bfs_disk_ctx *ctx)
 {
   if (!ctx)
     return;
+  bfs_pool_free(ctx->pool);           /* its queued tasks release stacks */
   bfs_disk_ctx_flush(ctx);
   for (struct source_ctx *sc = ctx->sources, *next; sc; sc = next) {
     next = sc->next;
@@ -471,6 +477,16 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
   struct opener o = { .d = d };
   int r = 0;               /* gcc -fsanitize: maybe-uninitialized */
 
+  if (!rc.cache.pool) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&d->ctx->lock);
+    /* no pool (no threads to spare) only slows reads down */
+    struct bfs_pool *p = d->ctx->pool;
+    if (!p && bfs_pool_new(0, &p) < 0)
+      bfs_log(BFS_LOG_WARN, "%s: reading with one thread: %s", d->name,
+              bfs_last_error());
+    __atomic_store_n(&d->ctx->pool, p, __ATOMIC_RELEASE);
+    rc.cache.pool = p;
+  }
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
   for (size_t i = 0; i < d->n; i++) {
@@ -695,6 +711,12 @@ bfs_disk_blk(struct bfs_disk *d)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&d->lock);
   return d->blk;
+}
+
+struct bfs_pool *
+bfs_disk_pool(const struct bfs_disk *d)
+{
+  return __atomic_load_n(&d->ctx->pool, __ATOMIC_ACQUIRE);
 }
 
 const char *bfs_disk_name(const struct bfs_disk *d) { return d->name; }

@@ -95,6 +95,10 @@ int bfs_disk_open(struct bfs_disk_ctx *ctx, const char *vm, const char *time,
 void bfs_disk_close(struct bfs_disk *d);
 struct bfs_blk *bfs_disk_blk(struct bfs_disk *d);   /* acquired disks only */
 
+/* The worker pool the disk's stacks read with (common/pool.h), for a
+ * consumer's own read-ahead; NULL before the first open or without one. */
+struct bfs_pool *bfs_disk_pool(const struct bfs_disk *d);
+
 const char *bfs_disk_name(const struct bfs_disk *d);
 uint64_t bfs_disk_size(const struct bfs_disk *d);   /* the catalog's */
 /* the recipe: layers top first */

@@ -6,7 +6,8 @@
  * a non-empty or already mounted one are refused unless -o nonempty), open
  * and scan the catalog (progress on a terminal; a repository where no
  * layout finds anything is refused unless --allow-empty), build the tree,
- * mount, then daemonise.  The catalog is closed
+ * mount, then daemonise (run(): run_check, run_scan, run_state,
+ * run_session, run_serve, in that order).  The catalog is closed
  * across the fork and reopened in the daemon; threads (watcher, guest pool,
  * FUSE workers) start only after it.  Options the mount owns (catalog=,
  * cloudstack_backups=, max_threads=) are taken out of -o; fstab-only words
@@ -41,7 +42,7 @@
 #include "fs/holders.h"
 
 #define DEFAULT_MAX_THREADS 64
-#define DEFAULT_READAHEAD_KB 4096
+#define DEFAULT_READAHEAD_KB 16384          /* measured: 16 MiB > 4 MiB, 64 MiB */
 
 struct opts {
   bool foreground, debug, single;
@@ -516,11 +517,10 @@ open_catalog(const struct opts *o, bool progress)
   return catalog_open(mnt.repo, &copts, &mnt.cat);
 }
 
+/* Phase 1: the paths, their placement, logging and -o writable. */
 static int
-run(struct opts *o)
+run_check(struct opts *o)
 {
-  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX], state_dir[PATH_MAX];
-  struct catalog_scan_stats stats;
   int r;
 
   r = check_mountpoint(o->mountpoint);
@@ -568,6 +568,15 @@ run(struct opts *o)
     mnt.writable = true;
   }
 
+  return 0;
+}
+
+/* Phase 2: descriptors, the catalog opened and brought up to date. */
+static int
+run_scan(struct opts *o, struct catalog_scan_stats *stats)
+{
+  int r;
+
   /* every open chain holds a descriptor per layer */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -582,19 +591,28 @@ run(struct opts *o)
   r = open_catalog(o, isatty(2));
   if (r < 0)
     return r;
-  r = catalog_scan(mnt.cat, &stats);
+  r = catalog_scan(mnt.cat, stats);
   if (r < 0)
     return bfs_error_prefix(r, "scanning %s: ", mnt.repo);
   if (isatty(2))
     fprintf(stderr, "backupfs: %s: %u VMs, %u backups (%u broken)\n",
-            mnt.repo, stats.vms, stats.backups, stats.broken);
-  if (stats.vms == 0 && stats.backups == 0 && !o->allow_empty) {
+            mnt.repo, stats->vms, stats->backups, stats->broken);
+  if (stats->vms == 0 && stats->backups == 0 && !o->allow_empty) {
     CLEANUP_FREE char *known = catalog_known_layouts();
     return bfs_error(-ENOENT, "%s: no backups here: no known layout "
                      "recognises anything in it (known layouts: %s); to "
                      "mount a repository that will fill later, add "
                      "--allow-empty (-o allow_empty)", mnt.repo, known);
   }
+
+  return 0;
+}
+
+/* Phase 3: the mount's state, locks, disk service and first tree. */
+static int
+run_state(const struct opts *o)
+{
+  int r;
 
   mnt.uid = getuid();
   mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
@@ -621,6 +639,16 @@ run(struct opts *o)
   r = tree_refresh(false);
   if (r < 0)
     return r;
+  return 0;
+}
+
+/* Phase 4: the FUSE session mounted, the daemon forked, its log and
+ * catalog opened again (no SQLite handle crosses fork()). */
+static int
+run_session(struct opts *o, const struct catalog_scan_stats *stats)
+{
+  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX], state_dir[PATH_MAX];
+  int r;
 
   /* libfuse options */
   r = add_fuse_opt(o, o->writable ? "nosuid,nodev,auto_unmount,subtype=backupfs"
@@ -680,8 +708,8 @@ run(struct opts *o)
   }
   bfs_disk_ctx_set_catalog(mnt.disks, mnt.cat);
   bfs_log(BFS_LOG_INFO, "mounted %s at %s: %u VMs, %u backups (%u broken); "
-          "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats.vms,
-          stats.backups, stats.broken, catalog_path(mnt.cat), bfs_log_where());
+          "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats->vms,
+          stats->backups, stats->broken, catalog_path(mnt.cat), bfs_log_where());
   bfs_log(BFS_LOG_DEBUG, "FUSE options: %s; %u worker threads%s", o->fuse_o,
           mnt.max_threads, o->single ? " (single-threaded)" : "");
   files_init();
@@ -694,6 +722,15 @@ run(struct opts *o)
   sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", mnt.repo,
              mnt.mountpoint);
 #endif
+
+  return 0;
+}
+
+/* Phase 5: serve until unmounted or signalled; then take it all down. */
+static int
+run_serve(const struct opts *o)
+{
+  int r;
 
   r = holders_signals_start(mnt.se);
   if (r < 0)
@@ -723,6 +760,19 @@ run(struct opts *o)
   nodes_free_all();
   disks_shutdown();
   catalog_close(mnt.cat);
+  return r;
+}
+
+static int
+run(struct opts *o)
+{
+  struct catalog_scan_stats stats;
+  int r;
+
+  if ((r = run_check(o)) < 0 || (r = run_scan(o, &stats)) < 0 ||
+      (r = run_state(o)) < 0 || (r = run_session(o, &stats)) < 0)
+    return r;
+  r = run_serve(o);
   if (r < 0)
     return bfs_error(r, "FUSE loop: %s", strerror(-r));
   bfs_log(BFS_LOG_INFO, "unmounted %s", mnt.mountpoint);

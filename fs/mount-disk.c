@@ -20,6 +20,11 @@
  * d->lock on the first open for writing, or on any open when the scratch
  * file already exists; from then on d->cow never changes while the disk
  * lives, and every read of the disk goes through it.
+ *
+ * Read-ahead (ops.c detects a sequential stream per handle): the window
+ * ahead is prefetched on the disk service's worker pool (host page cache
+ * of every layer's file, through the stack's prefetch), the task holding
+ * a reference and a use of the stack until it ran or was dropped.
  */
 #include "fs/mount.h"
 
@@ -31,8 +36,10 @@
 
 #include "blk/luks.h"
 #include "common/error.h"
+#include "common/pool.h"
 
-#define IDLE_CHAINS 64
+#define RA_TASK (2u << 20)                 /* bytes per read-ahead task */
+#define IDLE_CHAINS 48                     /* descriptors: one per layer */
 
 int
 disks_init(void)
@@ -172,6 +179,55 @@ void
 disk_release(struct disk *d)
 {
   bfs_disk_release(d->sd);
+}
+
+/* ---- read-ahead of sequential streams, on the disk service's pool ---- */
+
+struct ra_task {
+  struct disk *d;                   /* a reference, and a user of blk */
+  struct bfs_blk *blk;
+  uint64_t off, len;
+};
+
+static void
+ra_drop(void *arg)
+{
+  struct ra_task *t = arg;
+  disk_release(t->d);
+  disk_unref(t->d);
+  free(t);
+}
+
+static void
+ra_run(void *arg)
+{
+  struct ra_task *t = arg;
+  bfs_blk_prefetch(t->blk, t->off, t->len);
+  ra_drop(t);
+}
+
+/* In RA_TASK pieces: a worker is never long inside one prefetch (on a
+ * busy disk posix_fadvise waits for request slots), so an unmount never
+ * waits long for read-ahead; what is still queued is dropped. */
+void
+disk_readahead(struct disk *d, uint64_t off, uint64_t len)
+{
+  struct bfs_pool *pool = bfs_disk_pool(d->sd);
+
+  for (uint64_t end = off + len; pool && off < end; off += RA_TASK) {
+    struct ra_task *t = malloc(sizeof *t);
+    if (!t)
+      return;
+    if (bfs_disk_acquire(d->sd, &t->blk, NULL) < 0) {
+      free(t);
+      return;
+    }
+    t->d = disk_ref(d);
+    t->off = off;
+    t->len = end - off < RA_TASK ? end - off : RA_TASK;
+    if (bfs_pool_async(pool, ra_run, ra_drop, t) < 0)
+      return;                               /* full: dropped, no harm */
+  }
 }
 
 void

@@ -36,7 +36,8 @@ files_enabled(void)
 static bool
 session_stopping(void *arg)
 {
-  return mnt.se && fuse_session_exited(mnt.se);
+  struct fuse_session *se = __atomic_load_n(&mnt.se, __ATOMIC_ACQUIRE);
+  return se && fuse_session_exited(se);
 }
 
 static bool

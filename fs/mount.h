@@ -126,7 +126,20 @@ int disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out);
 struct bfs_blk *disk_target(struct disk *d, struct bfs_blk *base);
 /* that handle is done with the stack */
 void disk_release(struct disk *d);
+/* start reading [off, off+len) of the disk's backup into the page cache,
+ * asynchronously (best effort) */
+void disk_readahead(struct disk *d, uint64_t off, uint64_t len);
 void disk_idle_flush(void);
+
+/* disk-read.c — one read of a disk and its reply; read-ahead state per
+ * handle; size is at most buf's */
+struct disk_stream {
+  _Atomic uint64_t next;            /* where the last read ended */
+  _Atomic uint64_t end;             /* read ahead up to here */
+};
+void disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
+                     struct disk_stream *s, uint64_t size_all, char *buf,
+                     size_t size, uint64_t off);
 
 /* mount-scratch.c — -o writable */
 int scratch_init(const char *dir);

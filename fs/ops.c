@@ -5,7 +5,8 @@
  * references (disk + its block stack, a blob, a file descriptor, a guest
  * path);
  * read() and lseek() then touch only the handle — no lock of ours on the
- * read path (THREAD MODEL in mount.h).  Directory listings are snapshotted
+ * read path (THREAD MODEL in mount.h; a disk's read is disk-read.c's).
+ * Directory listings are snapshotted
  * at opendir so offsets stay stable while the tree changes.
  *
  * Everything is read-only (each modifying operation answers EROFS) except,
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ struct handle {
   struct gref gref;
   struct holder *holder;            /* N_DISK: who opened it (holders.c) */
   struct handle *prev, *next;       /* open_handles */
+  struct disk_stream stream;        /* N_DISK: read-ahead (disk-read.c) */
 };
 
 /* Every handle and directory opened and not yet released.  The kernel
@@ -60,15 +63,22 @@ struct dirbuf {
   struct dirbuf *prev, *next;       /* open_handles.dirs */
 };
 
-/* ---- per-thread read buffer (threads come and go with the loop) ---- */
+/* ---- per-thread read buffer (threads come and go with the loop): an
+ * anonymous mapping, whose pages cost memory only once touched ---- */
 
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
 
 static void
+buf_free(void *b)
+{
+  munmap(b, MAX_IO);
+}
+
+static void
 buf_key_init(void)
 {
-  pthread_key_create(&buf_key, free);
+  pthread_key_create(&buf_key, buf_free);
 }
 
 static void *
@@ -76,8 +86,16 @@ thread_buf(void)
 {
   pthread_once(&buf_once, buf_key_init);
   void *b = pthread_getspecific(buf_key);
-  if (!b && (b = malloc(MAX_IO)))
+  if (!b) {
+    /* mmap, not malloc: once glibc's mmap threshold has grown (a freed
+     * big block raises it) a 1 MiB block comes from the thread's heap
+     * and stays resident after the thread is gone */
+    b = mmap(NULL, MAX_IO, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+      return NULL;
     pthread_setspecific(buf_key, b);
+  }
   return b;
 }
 
@@ -388,20 +406,13 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     size = h->size - off;
   if (size > MAX_IO)
     size = MAX_IO;
-  void *buf = thread_buf();
+  char *buf = thread_buf();
   if (!buf) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  bfs_clear_error();
-  int r = bfs_blk_pread(disk_target(h->disk, h->blk), buf, size, off);
-  if (r < 0) {
-    bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
-            size, (uint64_t)off, bfs_last_error());
-    fuse_reply_err(req, EIO);
-    return;
-  }
-  fuse_reply_buf(req, buf, size);
+  disk_read_reply(req, h->disk, h->blk, &h->stream, h->size, buf, size,
+                  off);
 }
 
 static void

@@ -805,7 +805,9 @@ tree_watch_stop(void)
   atomic_store(&mnt.stop, true);
   wake();
   pthread_join(mnt.watcher, NULL);
-  mnt.se = NULL;                    /* drop what is still queued */
+  /* drop what is still queued; atomic: the guest pool's reaper reads it
+   * (session_stopping) */
+  __atomic_store_n(&mnt.se, NULL, __ATOMIC_RELEASE);
   send_invalidations();
   if (mnt.ino_fd >= 0)
     close(mnt.ino_fd);

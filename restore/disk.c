@@ -2,10 +2,12 @@
  *
  * Raw output: the source's extent list is taken first (cheap: the mount's
  * SEEK_DATA/SEEK_HOLE or the chain's extent map) so progress knows the
- * total; then every data extent is read in 4 MiB pieces, passed through the
- * bandwidth limiter, hashed (xxh3-128) and written, skipping all-zero 4 KiB
- * blocks, into a file created for the purpose and sized with ftruncate, so
- * holes stay holes.  After fdatasync and dropping the page cache, the data
+ * total; then the sparse-flatten engine (blk/flatten.h, shared with
+ * `image cat`) reads the data extents on several threads and this thread
+ * writes them in disk order: each is hashed (xxh3-128), passed through the
+ * bandwidth limiter and written, skipping all-zero 4 KiB blocks, into a
+ * file created for the purpose and sized with ftruncate, so holes stay
+ * holes.  After fdatasync and dropping the page cache, the data
  * extents are read back from the destination and hashed again, and the
  * holes are checked to hold no data: success is only reported when both
  * agree.  The bandwidth limit applies to the read-back too (it is I/O on
@@ -31,7 +33,9 @@
 
 #include "blk/luks.h"
 #include "common/cleanup.h"
+#include "blk/flatten.h"
 #include "common/error.h"
+#include "common/ioutil.h"
 #include "common/json-str.h"
 #include "common/opts.h"
 #include "restore/restore-int.h"
@@ -73,6 +77,7 @@ struct job {
   char *buf;
   struct throttle th;
   struct progress pr;
+  XXH3_state_t *hash;        /* copy: the data bytes in disk order */
   bool json;             /* --json: the summary as JSON */
 };
 
@@ -197,45 +202,70 @@ zero_range(struct job *j, uint64_t off, uint64_t len)
   return 0;
 }
 
+/* ---- the copy: the sparse-flatten engine (blk/flatten.h) over the
+ * source; its writer thread calls these in disk order ---- */
+
+static int
+src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
+{
+  struct job *j = ctx;
+  int r = restore_src_extent(j->src, off, len, data);
+  if (r == 0 && *len > max)
+    *len = max;
+  return r;
+}
+
+static int
+src_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+  return restore_src_pread(((struct job *)ctx)->src, buf, len, off);
+}
+
+static int
+dest_write(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
+{
+  struct job *j = ctx;
+  if (!j->blockdev)
+    return restore_write_sparse(fd, j->dest, buf, len, off);
+  int r = bfs_pwrite_all(fd, buf, len, off);
+  return r < 0 ? bfs_error(-EIO, "%s: write: %s", j->dest, strerror(-r)) : 0;
+}
+
+static int
+dest_data(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+  struct job *j = ctx;
+  int r = check_interrupted(j->dest);
+  if (r < 0)
+    return r;
+  XXH3_128bits_update(j->hash, buf, len);
+  restore_progress_add(&j->pr, len);
+  restore_throttle(&j->th, len);
+  return 0;
+}
+
+static int
+dest_hole(void *ctx, uint64_t off, uint64_t len)
+{
+  return zero_range(ctx, off, len);
+}
+
 static int
 copy(struct job *j, XXH128_hash_t *hash)
 {
-  XXH3_state_t *st = XXH3_createState();
-  int r = 0;
+  struct blk_flatten_src src = { .size = restore_src_size(j->src), .ctx = j,
+                                 .extent = src_extent, .pread = src_pread };
+  struct blk_flatten_opts fo = { .write = dest_write, .data = dest_data,
+                                 .hole = dest_hole, .ctx = j };
+  int r;
 
-  if (!st)
+  if (!(j->hash = XXH3_createState()))
     return bfs_error(-ENOMEM, "out of memory");
-  XXH3_128bits_reset(st);
-  for (struct ext *e = j->ext; e->len; e++) {
-    if (!e->data) {
-      r = zero_range(j, e->off, e->len);
-      if (r < 0)
-        break;
-      continue;
-    }
-    for (uint64_t o = e->off; o < e->off + e->len;) {
-      size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
-      if ((r = check_interrupted(j->dest)) < 0)
-        goto out;
-      restore_throttle(&j->th, n);
-      r = restore_src_pread(j->src, j->buf, n, o);
-      if (r < 0)
-        goto out;
-      XXH3_128bits_update(st, j->buf, n);
-      if (j->blockdev)
-        r = pwrite(j->fd, j->buf, n, o) == (ssize_t) n ? 0 :
-            bfs_error(-EIO, "%s: write: %s", j->dest, strerror(errno));
-      else
-        r = restore_write_sparse(j->fd, j->dest, j->buf, n, o);
-      if (r < 0)
-        goto out;
-      restore_progress_add(&j->pr, n);
-      o += n;
-    }
-  }
-out:
-  *hash = XXH3_128bits_digest(st);
-  XXH3_freeState(st);
+  XXH3_128bits_reset(j->hash);
+  r = blk_flatten(&src, j->fd, j->dest, &fo);
+  *hash = XXH3_128bits_digest(j->hash);
+  XXH3_freeState(j->hash);
+  j->hash = NULL;
   return r;
 }
 

@@ -22,9 +22,11 @@
 #include <zstd.h>
 
 #include "common/error.h"
+#include "common/pool.h"
 #include "blk/recipe.h"
 
 static int failures, checks;
+static struct bfs_pool *pool;           /* the second pass: worker threads */
 
 #define CHECK(cond, ...) do {                                       \
     checks++;                                                       \
@@ -143,7 +145,8 @@ typedef struct bfs_blk chain_t;
 static chain_t *
 q_chain(struct q *q, size_t cache, size_t map)
 {
-  struct blk_cache_opts o = { .cache_bytes = cache, .map_bytes = map };
+  struct blk_cache_opts o = { .cache_bytes = cache, .map_bytes = map,
+                              .pool = pool };
   struct blk_io *io;
   struct bfs_blk *b, *c;
   if (blk_io_memory(q->buf, q->len, "mem.qcow2", &io) < 0 ||
@@ -645,14 +648,23 @@ int
 main(void)
 {
   bfs_log_level = BFS_LOG_ERROR;
-  test_standard(2);
-  test_standard(3);
-  test_compressed(0);
-  test_compressed(1);
-  test_extended();
-  test_header();
-  test_threads();
-  test_resolver();
+  for (int pass = 0; pass < 2; pass++) {
+    /* pass 1: the cache runs a request's pieces on a pool */
+    if (pass == 1 && bfs_pool_new(3, &pool) < 0) {
+      fprintf(stderr, "no pool: %s\n", bfs_last_error());
+      return 1;
+    }
+    test_standard(2);
+    test_standard(3);
+    test_compressed(0);
+    test_compressed(1);
+    test_extended();
+    test_header();
+    test_threads();
+    if (pass == 0)
+      test_resolver();                  /* files, no cache options */
+  }
+  bfs_pool_free(pool);
   printf("%d checks, %d failures\n", checks, failures);
   return failures ? 1 : 0;
 }

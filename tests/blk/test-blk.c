@@ -26,6 +26,7 @@
 #include "blk/recipe.h"
 #include "blktest.h"
 #include "common/error.h"
+#include "common/pool.h"
 #include "common/ioutil.h"
 
 #define M (1024 * 1024)
@@ -374,7 +375,7 @@ check_parallel_writes(struct bfs_blk *b, struct model *m)
 }
 
 static void
-run(struct model *m0, bool memory)
+run(struct model *m0, bool memory, struct bfs_pool *pool)
 {
   static const struct blk_layer layers[] = {
     { "qcow2", "top.qcow2", NULL },
@@ -384,7 +385,7 @@ run(struct model *m0, bool memory)
   struct opener_ctx ctx = { .memory = memory };
   struct blk_recipe rc = { .n = 3, .layers = layers,
                            .cache = { .cache_bytes = 256 * 1024,
-                                      .map_bytes = 4096 } };
+                                      .map_bytes = 4096, .pool = pool } };
   struct model m = *m0;
   struct bfs_blk *b, *cow;
   int sfd, r;
@@ -437,7 +438,8 @@ run(struct model *m0, bool memory)
   for (int i = 0; i < 3; i++)
     free(ctx.files[i].p);
   free(m.bytes);
-  printf("%s stack: checked\n", memory ? "memory" : "fd");
+  printf("%s stack%s: checked\n", memory ? "memory" : "fd",
+         pool ? " (worker pool)" : "");
 }
 
 /* Decode units of two layers starting at the same guest offset: a 4 KiB
@@ -482,8 +484,17 @@ main(void)
 
   bt_workdir("blk");
   build(&m);
-  run(&m, true);
-  run(&m, false);
+  run(&m, true, NULL);
+  run(&m, false, NULL);
+  /* again with a request's pieces on worker threads (cache.c) */
+  struct bfs_pool *pool;
+  if (bfs_pool_new(3, &pool) < 0) {
+    fprintf(stderr, "no pool: %s\n", bfs_last_error());
+    return 1;
+  }
+  run(&m, true, pool);
+  run(&m, false, pool);
+  bfs_pool_free(pool);
   shared_unit_start();
   free(m.bytes);
   bt_cleanup();
