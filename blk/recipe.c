@@ -10,6 +10,7 @@
 
 #include "blk/luks.h"
 #include "blk/pbs.h"
+#include "blk/rbd.h"
 #include "blk/recipe.h"
 #include "blk/vma.h"
 #include "blk/vnbd.h"
@@ -27,6 +28,7 @@ static const struct {
   { "vma", blk_vma_open, blk_vma_open_ctx },
   { "pbs", blk_pbs_open, blk_pbs_open_ctx },
   { "vnbd", blk_vnbd_open, NULL },   /* virtnbdbackup streams */
+  { "rbd", blk_rbd_open, blk_rbd_open_ctx },   /* Ceph RBD: no file */
 };
 
 static size_t
@@ -98,6 +100,13 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
     struct blk_io *io;
 
     if ((r = opener(opaque, l, &io)) < 0) {
+      bfs_blk_close(below);
+      return r;
+    }
+    /* a layer that is no file (an RBD snapshot) gets an io over its
+     * locator's own bytes: its name is the locator */
+    if (!io && (r = blk_io_memory(l->locator, strlen(l->locator), l->locator,
+                                  &io)) < 0) {
       bfs_blk_close(below);
       return r;
     }

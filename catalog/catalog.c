@@ -7,6 +7,9 @@
  * overrides.  A catalog file of another repository that still exists is
  * refused, naming both; one whose repository is gone (moved or renamed) is
  * emptied (its cache would be wrong) and rebuilt by the next scan.
+ * A repository that is no directory but a layout's store ("rbd:POOL",
+ * catalog_repo_not_dir) is kept as the string given and named the same
+ * way ("rbd_POOL-<hash>.db").
  */
 #include <errno.h>
 #include <limits.h>
@@ -61,8 +64,9 @@ default_path(const char *repo, char **out)
 
   char name[128];
   size_t n = 0;
-  for (const char *p = repo + 1; *p && n < 96; p++)
-    name[n++] = (*p == '/' || *p == ' ' || (unsigned char)*p < 0x20) ? '_' : *p;
+  for (const char *p = repo + (repo[0] == '/'); *p && n < 96; p++)
+    name[n++] = (*p == '/' || *p == ' ' || *p == ':' ||
+                 (unsigned char)*p < 0x20) ? '_' : *p;
   if (n == 0) name[n++] = '_';
   name[n] = '\0';
   *out = cat_xasprintf("%s/%s-%08llx.db", dir, name,
@@ -147,12 +151,17 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   pthread_mutex_init(&cat->scan_lock, NULL);
   cat->progress = opts->progress;
 
-  cat->repo = realpath(repo, NULL);
-  if (!cat->repo || stat(cat->repo, &st) < 0) {
+  if ((cat->not_dir = catalog_repo_not_dir(repo)))
+    cat->repo = cat_xstrdup(repo);   /* a layout's store: no path */
+  else
+    cat->repo = realpath(repo, NULL);
+  if (cat->not_dir)
+    ;
+  else if (!cat->repo || stat(cat->repo, &st) < 0) {
     r = bfs_error(-errno, "%s: %s", repo, strerror(errno));
     goto fail;
   }
-  if (!S_ISDIR(st.st_mode)) {
+  else if (!S_ISDIR(st.st_mode)) {
     r = bfs_error(-ENOTDIR, "%s: not a directory", repo);
     goto fail;
   }

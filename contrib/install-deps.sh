@@ -12,7 +12,8 @@ PKGS="build-essential meson ninja-build pkg-config clang llvm
  libzstd-dev libdeflate-dev zlib1g-dev libsqlite3-dev libjson-c-dev libxml2-dev libxxhash-dev
  sqlite3 xxhash jq attr rsync python3 libxml2-utils libvirt-clients
  libsystemd-dev systemd libvirt-daemon-system
- libssl-dev zstd liblzo2-dev lzop"
+ libssl-dev zstd liblzo2-dev lzop
+ librbd-dev librados-dev ceph-mon ceph-osd ceph-common"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -4,14 +4,62 @@
  * context constructor (blk/<driver>.h); nothing else in disk/ changes.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk/rbd.h"
 #include "common/error.h"
 #include "disk/source.h"
 
+/* Ceph RBD: one connection per pool/namespace of the locators */
+static int
+rbd_key(const struct blk_layer *l, char **key)
+{
+  char *pool, *ns;
+  int r = rbd_locator_parse(l->locator, &pool, &ns, NULL, NULL);
+  if (r < 0)
+    return r;
+  r = asprintf(key, "%s%s%s", pool, ns[0] ? "/" : "", ns);
+  free(pool);
+  free(ns);
+  return r < 0 ? bfs_error(-ENOMEM, "%s: out of memory", l->locator) : 0;
+}
+
+static int
+rbd_source_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  char *conf = NULL, *id = NULL, *pool = strdup(key), *ns;
+  struct rbd_conn *c = NULL;
+  int r;
+
+  if (!pool)
+    return bfs_error(-ENOMEM, "rbd:%s: out of memory", key);
+  ns = strchr(pool, '/');
+  if (ns)
+    *ns++ = '\0';
+  if (((r = bfs_disk_source_option(ctx, "ceph_conf", &conf)) < 0 &&
+       r != -ENOENT) ||
+      ((r = bfs_disk_source_option(ctx, "ceph_id", &id)) < 0 && r != -ENOENT))
+    r = bfs_error(r, "rbd:%s: source options: %s", key, strerror(-r));
+  else
+    r = rbd_conn_open(conf, id, pool, ns, &c);
+  free(conf);
+  free(id);
+  free(pool);
+  *out = c;
+  return r;
+}
+
+static void
+rbd_source_close(void *src)
+{
+  rbd_conn_unref(src);
+}
+
 static const struct bfs_disk_source sources[] = {
-  { 0 },                           /* rows: driver, no_file, key, open, close */
+  /* rows: driver, no_file, key, open, close */
+  { "rbd", true, rbd_key, rbd_source_open, rbd_source_close },
 };
 
 const struct bfs_disk_source *

@@ -497,7 +497,9 @@ run(struct opts *o)
   r = check_mountpoint(o->mountpoint);
   if (r < 0)
     return r;
-  mnt.repo = realpath(o->repo, NULL);
+  /* a layout's store that is no directory (rbd:POOL) stays as given */
+  mnt.repo = catalog_repo_not_dir(o->repo) ? strdup(o->repo)
+                                           : realpath(o->repo, NULL);
   if (!mnt.repo)
     return bfs_error(-errno, "%s: %m", o->repo);
   mnt.mountpoint = realpath(o->mountpoint, NULL);

@@ -367,6 +367,8 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
   if (r < 0) {
     bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", h->disk->path,
             size, (uint64_t)off, bfs_last_error());
+    if (r == -ENOENT)               /* a layer gone (RBD snapshot removed) */
+      tree_request_rescan();
     fuse_reply_err(req, EIO);
     return;
   }
