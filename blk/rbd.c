@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rados/librados.h>
 #include <rbd/librbd.h>
@@ -36,6 +37,7 @@
 
 #define RBD_PIECE (4u << 20)
 #define RBD_INFLIGHT 8
+#define RBD_CHECK_NS 1000000000   /* the snapshot exists: re-checked */
 
 struct rbd_conn {
   atomic_int refs;
@@ -180,6 +182,11 @@ struct rbd_blk {
   struct rbd_conn *conn;
   rbd_image_t img;
   char *name;                       /* POOL[/NS]/IMAGE@SNAP */
+  const char *snap;                 /* in name */
+  char *image;
+  pthread_mutex_t check_lock;       /* checked_at, gone */
+  int64_t checked_at;               /* CLOCK_MONOTONIC ns */
+  bool gone;
   pthread_mutex_t map_lock;
   bool mapped;
   struct ext *ext;                  /* DATA extents, sorted */
@@ -199,10 +206,58 @@ read_error(struct rbd_blk *p, ssize_t r, size_t len, uint64_t off)
                    len, off, strerror((int)-r));
 }
 
+/* The snapshot is still there.  librbd does not watch the header of an
+ * image opened read-only at a snapshot, so its own view never learns of a
+ * removal, and the OSDs trim a removed snapshot's objects in the
+ * background: a read after a removal may succeed with stale or wrong
+ * bytes.  So after a read the snapshot is looked up afresh (a new open
+ * at the snapshot, a few round trips), at most once per RBD_CHECK_NS per
+ * image; once it is gone every read fails. */
+static int
+still_there(struct rbd_blk *p, uint64_t off)
+{
+  struct timespec ts;
+  int r = 0;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  pthread_mutex_lock(&p->check_lock);
+  if (!p->gone && now - p->checked_at >= RBD_CHECK_NS) {
+    rbd_image_t tmp;
+    r = rbd_open_read_only(rbd_conn_ioctx(p->conn), p->image, &tmp, p->snap);
+    if (r == 0) {
+      rbd_close(tmp);
+      p->checked_at = now;
+    } else if (r == -ENOENT)
+      p->gone = true;
+  }
+  bool gone = p->gone;
+  pthread_mutex_unlock(&p->check_lock);
+  if (gone)
+    return bfs_error(-ENOENT, "%s: read at %" PRIu64 ": the snapshot is "
+                     "gone (removed from the cluster)", p->name, off);
+  if (r < 0)
+    return bfs_error(-EIO, "%s: read at %" PRIu64 ": checking that the "
+                     "snapshot is still there: %s", p->name, off,
+                     strerror(-r));
+  return 0;
+}
+
+static int rbd_pread_raw(struct rbd_blk *p, void *buf, size_t len,
+                         uint64_t off);
+
 static int
 rbd_pread(struct bfs_blk *b, void *buf, size_t len, uint64_t off)
 {
   struct rbd_blk *p = (struct rbd_blk *)b;
+  int r = rbd_pread_raw(p, buf, len, off);
+  int r2 = still_there(p, off);
+  return r2 < 0 ? r2 : r;
+}
+
+static int
+rbd_pread_raw(struct rbd_blk *p, void *buf, size_t len, uint64_t off)
+{
   const int flags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL;
 
   if (len <= RBD_PIECE) {
@@ -330,6 +385,8 @@ rbd_close_blk(struct bfs_blk *b)
   rbd_close(p->img);
   rbd_conn_unref(p->conn);
   pthread_mutex_destroy(&p->map_lock);
+  pthread_mutex_destroy(&p->check_lock);
+  free(p->image);
   free(p->ext);
   free(p->name);
   free(p);
@@ -389,6 +446,13 @@ blk_rbd_open_locator(const char *locator, const char *options, void *conn,
     goto out;
   }
   pthread_mutex_init(&p->map_lock, NULL);
+  pthread_mutex_init(&p->check_lock, NULL);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  p->checked_at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  p->snap = strchr(p->name, '@') + 1;
+  p->image = image;
+  image = NULL;
   rbd_conn_ref(c);
   p->conn = c;
   p->b.ops = &rbd_ops;

@@ -162,7 +162,9 @@ restore_src_repo(const char *repo, const char *catalog_path,
   r = restore_open_catalog(repo, catalog_path, &p->cat);
   if (r < 0)
     goto fail;
-  if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
+  /* a store that is no directory (rbd:POOL) has no fd */
+  if (!catalog_repo_not_dir(catalog_repo(p->cat)) &&
+      (r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
     goto fail;
   if ((r = bfs_disk_ctx_new(p->cat, p->repo_fd, NULL, &p->ctx)) < 0 ||
       (r = bfs_disk_open(p->ctx, vm, time, disk, &p->disk)) < 0)

@@ -40,6 +40,7 @@
 #include "blk/blk.h"
 #include "common/json-str.h"
 #include "disk/disk.h"
+#include "disk/source.h"
 #include "restore/restore.h"
 #include "restore/restore-int.h"
 
@@ -326,6 +327,10 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
    * opens it (identities checked) */
   for (size_t i = 0; i < d->chain_len; i++) {
     CLEANUP_FREE char *p = NULL;
+    const struct bfs_disk_source *row =
+      bfs_disk_source_find(d->chain_driver[i]);
+    if (row && row->no_file)        /* no file (RBD): the full read checks */
+      continue;
     if (asprintf(&p, "%s/%s", v->repo, d->chain[i]) < 0)
       goto out;
     int r2 = check_file(v, sd, i, p);
@@ -488,7 +493,9 @@ restore_verify_cmd(int argc, char **argv)
   if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
-  if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||
+  /* a store that is no directory (rbd:POOL) has no fd */
+  if ((!catalog_repo_not_dir(v.repo) &&
+       (r = v.repo_fd = bfs_dir_open(v.repo)) < 0) ||
       (r = bfs_disk_ctx_new(v.cat, v.repo_fd, NULL, &v.disks)) < 0)
     goto out;
   if (!v.no_checksum &&

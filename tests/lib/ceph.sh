@@ -39,7 +39,6 @@ auth service required = cephx
 auth client required = cephx
 keyring = $d/\$name.keyring
 run dir = $d/run
-admin socket = $d/run/\$name.asok
 log file = $d/log/\$name.log
 ms bind ipv6 = false
 ms bind msgr1 = false
@@ -61,6 +60,13 @@ osd max object name len = 256
 osd max object namespace len = 64
 osd op num threads per shard = 1
 osd op num shards = 1
+[mon]
+admin socket = $d/run/\$name.asok
+[osd]
+admin socket = $d/run/\$name.asok
+[client]
+admin socket =
+log file = $d/log/\$name.\$pid.log
 EOF
   ceph-authtool --create-keyring "$d/mon.keyring" --gen-key -n mon. \
     --cap mon 'allow *' >/dev/null || return 1
