@@ -3,8 +3,9 @@
  * One binary, one command per module (see DESIGN.md §1).  When the first
  * argument is not a command name, the call is the mount.fuse3 form
  * (`backupfs REPO MOUNTPOINT -o OPTS`) and goes to the mount command.
- * -v / -vv / --verbose (anywhere before `--`) are taken out here for every
- * command: more log (info, debug) on stderr and in a mount's log.
+ * The options every command shares (-v, -V, -h, --catalog, --json, --) are
+ * parsed by common/opts.c, here (before the command's name) and in each
+ * command; -v/-vv: more log (info, debug) on stderr and in a mount's log.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,14 +13,11 @@
 
 #include "catalog/catalog.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "fs/fs.h"
 #include "blk/image-cmd.h"
 #include "history/history.h"
 #include "restore/restore.h"
-
-#ifndef BFS_VERSION
-#define BFS_VERSION "unknown"
-#endif
 
 static const struct command {
   const char *name;
@@ -41,68 +39,46 @@ static const struct command {
 };
 
 static void
-usage(FILE *f)
+list_commands(FILE *f)
 {
-  fprintf(f, "usage: backupfs COMMAND [ARGS]\n"
-             "       backupfs REPO MOUNTPOINT -o OPTS   (mount.fuse3 form)\n\n"
-             "Browse, copy from and boot qcow2 VM backups.\n\ncommands:\n");
+  fprintf(f, "commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  backupfs %s\n", commands[i].usage);
-  fprintf(f, "\noptions of every command:\n"
-             "  -v, --verbose      more log (info); -vv: debug\n"
-             "  -V, --version      print the version\n"
-             "  -h, --help         this help (COMMAND --help: that command's)\n"
-             "\nEvery command has --help.  See backupfs(1).\n");
+  fprintf(f, "\nEvery command takes -v, -V, -h and --; those that read a "
+             "catalog --catalog FILE,\nthose that print data --json.  "
+             "Every command has --help.  See backupfs(1).\n");
 }
 
-/* Take -v, -vv, --verbose out of argv (up to `--`); returns the new argc. */
-static int
-take_verbosity(int argc, char **argv)
-{
-  int out = 1, more = 0;
-  bool ended = false;
-
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!ended && !strcmp(a, "--"))
-      ended = true;
-    if (!ended && (!strcmp(a, "-v") || !strcmp(a, "-vv") ||
-                   !strcmp(a, "-vvv") || !strcmp(a, "--verbose"))) {
-      more += a[1] == '-' ? 1 : (int)strlen(a) - 1;
-      continue;
-    }
-    argv[out++] = argv[i];
-  }
-  argv[out] = NULL;
-  bfs_log_level += more;
-  if (bfs_log_level > BFS_LOG_DEBUG)
-    bfs_log_level = BFS_LOG_DEBUG;
-  return out;
-}
+static const struct bfs_cmd main_cmd = {
+  .name = "", .usage = "[-v] COMMAND [ARGS]\n"
+  "       backupfs REPO MOUNTPOINT -o OPTS   (mount.fuse3 form)",
+  .about = "Browse, copy from and boot qcow2 VM backups.",
+  .shared = BFS_OPTS_STOP, .need = "a COMMAND", .min_args = 1,
+  .max_args = -1, .more = list_commands,
+};
 
 int
 main(int argc, char **argv)
 {
-  argc = take_verbosity(argc, argv);
-  if (argc < 2) {
-    usage(stderr);
-    return 2;
-  }
-  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-      !strcmp(argv[1], "help")) {
-    usage(stdout);
-    return 0;
-  }
-  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-    printf("backupfs %s\n", BFS_VERSION);
+  struct bfs_args a;
+  int c;
+
+  bfs_opts_init(&a, &main_cmd, argc, argv);
+  while ((c = bfs_opts_next(&a)) > 0)
+    ;                                  /* only the shared options */
+  if (c < 0)
+    return a.status;
+  const char *cmd = a.pos[0];
+  if (!strcmp(cmd, "help")) {
+    bfs_opts_usage(&main_cmd, stdout);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name))
-      return commands[i].fn(argc - 1, argv + 1);
-  if (argv[1][0] != '-' && argc >= 3)
-    return fs_mount_cmd(argc, argv);   /* mount.fuse3 form */
-  fprintf(stderr, "backupfs: unknown command '%s'\n", argv[1]);
-  usage(stderr);
+    if (!strcmp(cmd, commands[i].name))
+      return commands[i].fn(a.npos, a.pos);
+  if (a.npos >= 2)                   /* mount.fuse3 form: argv[0] unused */
+    return fs_mount_cmd(a.npos + 1, a.pos - 1);
+  fprintf(stderr, "backupfs: unknown command '%s'\n", cmd);
+  bfs_opts_usage(&main_cmd, stderr);
   return 2;
 }

@@ -17,8 +17,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +28,11 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "blk/luks.h"
 #include "blk/pathchain.h"
 #include "common/ioutil.h"
+#include "common/json-str.h"
 #include "blk/image-cmd.h"
 
 #define CAT_CHUNK (2u * 1024 * 1024)
@@ -81,6 +83,59 @@ print_layer(size_t i, const char *path, const struct bfs_blk *b)
            in->backing_format ? in->backing_format : "(probed)");
 }
 
+/* print_layer() as a JSON object */
+static json_object *
+layer_json(size_t i, const char *path, const struct bfs_blk *b)
+{
+  const struct bfs_blk_info *in = bfs_blk_info(b);
+  const bool qcow2 = !strcmp(in->format, "qcow2");
+  json_object *o = json_object_new_object();
+
+  json_object_object_add(o, "layer", json_object_new_int64((int64_t)i));
+  json_object_object_add(o, "path", bfs_json_string(path));
+  json_object_object_add(o, "format", json_object_new_string(in->format));
+  if (qcow2)
+    json_object_object_add(o, "version", json_object_new_int(in->version));
+  json_object_object_add(o, "virtual_size",
+                         json_object_new_uint64(in->virtual_size));
+  json_object_object_add(o, "file_size", json_object_new_uint64(in->file_size));
+  if (qcow2) {
+    json_object_object_add(o, "cluster_size",
+                           json_object_new_int64(1ll << in->cluster_bits));
+    json_object_object_add(o, "compression",
+                           json_object_new_string(in->compression));
+    json_object_object_add(o, "extended_l2",
+                           json_object_new_boolean(in->extended_l2));
+    json_object_object_add(o, "encrypted", json_object_new_boolean(in->encrypted));
+    if (in->encrypted) {
+      json_object_object_add(o, "encryption",
+                             json_object_new_string(in->encryption));
+      if (in->cipher)
+        json_object_object_add(o, "cipher", json_object_new_string(in->cipher));
+      json_object_object_add(o, "supported",
+                             json_object_new_boolean(in->cipher != NULL));
+      json_object_object_add(o, "key_missing",
+                             json_object_new_boolean(in->key_missing));
+    }
+    json_object_object_add(o, "external_data",
+                           json_object_new_boolean(in->external_data));
+  }
+  json_object_object_add(o, "backing", in->backing_file ?
+                         bfs_json_string(in->backing_file) : NULL);
+  if (in->backing_file)
+    json_object_object_add(o, "backing_format", in->backing_format ?
+                           json_object_new_string(in->backing_format) : NULL);
+  return o;
+}
+
+static void
+print_json(json_object *o)
+{
+  puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put(o);
+}
+
 /* Resolve path's chain and open it as a recipe with the cache on top. */
 static int
 open_chain(const char *path, const struct cmd_chain_opts *o,
@@ -120,7 +175,7 @@ allocated(struct bfs_blk *b, uint64_t *bytes)
 }
 
 static int
-cmd_info(const char *path, const struct cmd_chain_opts *o)
+cmd_info(const char *path, const struct cmd_chain_opts *o, bool json)
 {
   struct blk_path_chain pc;
   struct bfs_blk *b, *l;
@@ -131,16 +186,41 @@ cmd_info(const char *path, const struct cmd_chain_opts *o)
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", bfs_last_error());
     if (pc.n > 0 && blk_path_chain_inspect(&pc, 0, &l) == 0) {
-      print_layer(0, path, l);      /* show what can be shown */
+      if (json) {                   /* show what can be shown */
+        json_object *jo = json_object_new_object();
+        json_object_object_add(jo, "chain", bfs_json_string(path));
+        json_object_object_add(jo, "error", json_object_new_string(msg));
+        json_object *ja = json_object_new_array();
+        json_object_array_add(ja, layer_json(0, path, l));
+        json_object_object_add(jo, "layers", ja);
+        print_json(jo);
+      }
+      else
+        print_layer(0, path, l);
       bfs_blk_close(l);
     }
     blk_path_chain_free(&pc);
     fprintf(stderr, "backupfs: %s\n", msg);
     return 1;
   }
-  printf("chain: %s\n  depth: %zu\n  virtual size: %" PRIu64 "\n", path,
-         bfs_blk_depth(b), b->size);
-  if ((r = allocated(b, &alloc)) == 0) {
+  if (json) {
+    if ((r = allocated(b, &alloc)) == 0) {
+      json_object *jo = json_object_new_object(), *ja = json_object_new_array();
+      json_object_object_add(jo, "chain", bfs_json_string(path));
+      json_object_object_add(jo, "depth",
+                             json_object_new_int64((int64_t)bfs_blk_depth(b)));
+      json_object_object_add(jo, "virtual_size", json_object_new_uint64(b->size));
+      json_object_object_add(jo, "allocated", json_object_new_uint64(alloc));
+      for (size_t i = 0; (l = bfs_blk_layer(b, i)); i++)
+        json_object_array_add(ja, layer_json(i, pc.paths[i], l));
+      json_object_object_add(jo, "layers", ja);
+      print_json(jo);
+    }
+  }
+  else
+    printf("chain: %s\n  depth: %zu\n  virtual size: %" PRIu64 "\n", path,
+           bfs_blk_depth(b), b->size);
+  if (!json && (r = allocated(b, &alloc)) == 0) {
     printf("  allocated: %" PRIu64 "\n", alloc);
     for (size_t i = 0; (l = bfs_blk_layer(b, i)); i++)
       print_layer(i, pc.paths[i], l);
@@ -158,12 +238,21 @@ same_extent(const struct bfs_blk_status *a, const struct bfs_blk_status *b)
 }
 
 static int
-cmd_map(const char *path, const struct cmd_chain_opts *o)
+cmd_map(const char *path, const struct cmd_chain_opts *o, bool json)
 {
   struct blk_path_chain pc;
   struct bfs_blk *b;
   struct bfs_blk_status e, t;
   int r = open_chain(path, o, &pc, &b);
+  bool first = true;
+
+  if (r == 0 && json) {              /* streamed: a map can be long */
+    json_object *jp = bfs_json_string(path);
+    printf("{\"chain\": %s, \"virtual_size\": %" PRIu64 ", \"extents\": [",
+           json_object_to_json_string_ext(jp, JSON_C_TO_STRING_NOSLASHESCAPE),
+           b->size);
+    json_object_put(jp);
+  }
 
   for (uint64_t off = 0; r == 0 && off < b->size; off += e.len) {
     if ((r = bfs_blk_block_status(b, off, b->size - off, &e)) < 0)
@@ -175,11 +264,21 @@ cmd_map(const char *path, const struct cmd_chain_opts *o)
       e.len += t.len;
     if (r < 0)
       break;
-    if (e.kind == BFS_BLK_DATA)
+    if (json && e.kind == BFS_BLK_DATA)
+      printf("%s\n  {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
+             ", \"data\": true, \"layer\": %d}", first ? "" : ",", off, e.len,
+             e.layer);
+    else if (json)
+      printf("%s\n  {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
+             ", \"data\": false}", first ? "" : ",", off, e.len);
+    else if (e.kind == BFS_BLK_DATA)
       printf("%" PRIu64 " %" PRIu64 " DATA %d\n", off, e.len, e.layer);
     else
       printf("%" PRIu64 " %" PRIu64 " ZERO -\n", off, e.len);
+    first = false;
   }
+  if (r == 0 && json)
+    printf("\n]}\n");
   bfs_blk_close(b);
   blk_path_chain_free(&pc);
   if (r < 0)
@@ -492,107 +591,125 @@ cmd_cat(const char *path, const char *out, unsigned nthreads,
   return 0;
 }
 
+enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE, OPT_KEY_FILE };
+
+#define CHAIN_OPTS                                                          \
+  { "root", OPT_ROOT, "DIR", "backing files must lie under DIR (default:\n" \
+    "the directory above IMAGE's own directory)" },                         \
+  { "allow-outside", OPT_ALLOW_OUTSIDE, NULL,                               \
+    "follow backing files wherever they point" },                          \
+  { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted qcow2\n" \
+    "layers (one trailing newline ignored)" }
+
+static const struct bfs_opt chain_opts[] = { CHAIN_OPTS, { 0 } };
+static const struct bfs_opt cat_opts[] = {
+  { "output", 'o', "FILE", "write to FILE instead of stdout" },
+  { "threads", 'j', "THREADS", "reader threads for a new regular FILE\n"
+    "(default 8)" },
+  CHAIN_OPTS, { 0 },
+};
+
+static const struct bfs_cmd image_cmds[] = {
+  { .name = "image info", .usage = "image info [CHAIN-OPTIONS] [--json] IMAGE",
+    .about = "Print the backing chain of IMAGE: each layer's path, format,\n"
+      "version, virtual size, cluster size, compression and backing.",
+    .opts = chain_opts, .shared = BFS_OPTS_JSON,
+    .json_help = "{chain, depth, virtual_size, allocated, layers:\n"
+      "[{layer, path, format, version, virtual_size,\nfile_size, cluster_size, "
+      "compression, ...}]}",
+    .need = "IMAGE", .min_args = 1, .max_args = 1 },
+  { .name = "image map", .usage = "image map [CHAIN-OPTIONS] [--json] IMAGE",
+    .about = "Print the merged extent map of the point in time, one line per\n"
+      "extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).",
+    .opts = chain_opts, .shared = BFS_OPTS_JSON,
+    .json_help = "{chain, virtual_size, extents: [{offset, length,\n"
+      "data, layer}]}",
+    .need = "IMAGE", .min_args = 1, .max_args = 1 },
+  { .name = "image cat",
+    .usage = "image cat [CHAIN-OPTIONS] [-o FILE] [-j THREADS] IMAGE",
+    .about = "Write the flat (raw) point in time to stdout or FILE.  A new\n"
+      "regular FILE is written sparse by THREADS workers (default 8).",
+    .opts = cat_opts, .need = "IMAGE", .min_args = 1, .max_args = 1 },
+};
+#define N_IMAGE_CMDS (sizeof image_cmds / sizeof image_cmds[0])
+
+/* `image --help`: every subcommand's usage */
 static void
-usage(FILE *f, const char *sub)
+all_usages(FILE *f)
 {
-  if (!sub || !strcmp(sub, "info"))
-    fprintf(f, "usage: backupfs image info [CHAIN-OPTIONS] IMAGE\n"
-            "  Print the backing chain of IMAGE: each layer's path, format,\n"
-            "  version, virtual size, cluster size, compression and backing.\n");
-  if (!sub || !strcmp(sub, "map"))
-    fprintf(f, "usage: backupfs image map [CHAIN-OPTIONS] IMAGE\n"
-            "  Print the merged extent map of the point in time, one line per\n"
-            "  extent: OFFSET LENGTH DATA|ZERO LAYER (layer 0 is IMAGE).\n");
-  if (!sub || !strcmp(sub, "cat"))
-    fprintf(f, "usage: backupfs image cat [CHAIN-OPTIONS] [-o FILE] "
-            "[-j THREADS] IMAGE\n"
-            "  Write the flat (raw) point in time to stdout or FILE.  A new\n"
-            "  regular FILE is written sparse by THREADS workers (default 8).\n");
-  fprintf(f, "chain options:\n"
-          "  --root DIR        backing files must lie under DIR (default: the\n"
-          "                    directory above IMAGE's own directory)\n"
-          "  --allow-outside   follow backing files wherever they point\n"
-          "  --key-file FILE   passphrase of LUKS-encrypted qcow2 layers (one\n"
-          "                    trailing newline ignored)\n");
+  for (size_t i = 0; i < N_IMAGE_CMDS; i++) {
+    if (i)
+      fputc('\n', f);
+    bfs_opts_usage(&image_cmds[i], f);
+  }
 }
+
+static const struct bfs_cmd image_top = {
+  .name = "image", .usage = "image info|map|cat [OPTIONS] IMAGE",
+  .shared = BFS_OPTS_STOP, .need = "a SUBCOMMAND (info, map or cat)",
+  .min_args = 1, .max_args = -1, .more = all_usages,
+};
 
 int
 image_cmd(int argc, char **argv)
 {
-  enum { OPT_ROOT = 256, OPT_ALLOW_OUTSIDE, OPT_KEY_FILE };
-  static const struct option longopts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "output", required_argument, NULL, 'o' },
-    { "threads", required_argument, NULL, 'j' },
-    { "root", required_argument, NULL, OPT_ROOT },
-    { "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
-    { "key-file", required_argument, NULL, OPT_KEY_FILE },
-    { NULL, 0, NULL, 0 },
-  };
   struct cmd_chain_opts co = { 0 };
-  const char *sub, *out = NULL, *key_file = NULL;
+  const char *out = NULL, *key_file = NULL;
+  const struct bfs_cmd *cmd = NULL;
   unsigned nthreads = 8;
+  struct bfs_args g;
   int opt;
 
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout, NULL);
-    return argc < 2 ? 2 : 0;
-  }
-  sub = argv[1];
-  if (strcmp(sub, "info") && strcmp(sub, "map") && strcmp(sub, "cat")) {
-    fprintf(stderr, "backupfs image: unknown subcommand '%s'\n", sub);
-    usage(stderr, NULL);
-    return 2;
-  }
-  optind = 1;
-  while ((opt = getopt_long(argc - 1, argv + 1, "ho:j:", longopts, NULL))
-         != -1) {
+  bfs_opts_init(&g, &image_top, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
+    ;                                  /* only the shared options */
+  if (opt < 0)
+    return g.status;
+  const char *sub = g.pos[0];
+  for (size_t i = 0; i < N_IMAGE_CMDS; i++)
+    if (!strcmp(sub, image_cmds[i].name + strlen("image ")))
+      cmd = &image_cmds[i];
+  if (!cmd)
+    return bfs_opts_bad(&g, "unknown subcommand '%s'", sub);
+  bfs_opts_init(&g, cmd, g.npos, g.pos);
+  while ((opt = bfs_opts_next(&g)) > 0) {
     switch (opt) {
-    case 'h':
-      usage(stdout, sub);
-      return 0;
     case 'o':
-      out = optarg;
+      out = g.optarg;
       break;
     case 'j': {
       char *end;
-      unsigned long v = strtoul(optarg, &end, 10);
-      if (*end || v < 1 || v > CAT_MAX_THREADS) {
-        fprintf(stderr, "backupfs image: -j wants 1..%d\n", CAT_MAX_THREADS);
-        return 2;
-      }
+      unsigned long v = strtoul(g.optarg, &end, 10);
+      if (*end || v < 1 || v > CAT_MAX_THREADS)
+        return bfs_opts_bad(&g, "-j wants 1..%d", CAT_MAX_THREADS);
       nthreads = (unsigned)v;
       break;
     }
     case OPT_ROOT:
-      co.root = optarg;
+      co.root = g.optarg;
       break;
     case OPT_ALLOW_OUTSIDE:
       co.allow_outside = true;
       break;
     case OPT_KEY_FILE:
-      key_file = optarg;
+      key_file = g.optarg;
       break;
-    default:
-      usage(stderr, sub);
-      return 2;
     }
   }
-  if (optind + 1 != argc - 1 || ((out || nthreads != 8) && strcmp(sub, "cat"))
-      || (co.root && co.allow_outside)) {
-    usage(stderr, sub);
-    return 2;
-  }
-  const char *path = argv[optind + 1];
+  if (opt < 0)
+    return g.status;
+  if (co.root && co.allow_outside)
+    return bfs_opts_bad(&g, "--root and --allow-outside exclude each other");
+  const char *path = g.pos[0];
   struct blk_key *key = NULL;
   int ret;
   if (key_file && blk_key_from_file(key_file, &key) < 0)
     return fail();
   co.key = key;
   if (!strcmp(sub, "info"))
-    ret = cmd_info(path, &co);
+    ret = cmd_info(path, &co, g.json);
   else if (!strcmp(sub, "map"))
-    ret = cmd_map(path, &co);
+    ret = cmd_map(path, &co, g.json);
   else
     ret = cmd_cat(path, out, nthreads, &co);
   blk_key_free(key);                /* wiped */

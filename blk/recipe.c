@@ -12,6 +12,7 @@
 #include "blk/pbs.h"
 #include "blk/rbd.h"
 #include "blk/recipe.h"
+#include "blk/restic-blk.h"
 #include "blk/vma.h"
 #include "blk/vnbd.h"
 #include "common/error.h"
@@ -28,6 +29,7 @@ static const struct {
   { "vma", blk_vma_open, blk_vma_open_ctx },
   { "pbs", blk_pbs_open, blk_pbs_open_ctx },
   { "vnbd", blk_vnbd_open, NULL },   /* virtnbdbackup streams */
+  { "restic", blk_restic_open_layer, blk_restic_open_ctx },
   { "rbd", blk_rbd_open, blk_rbd_open_ctx },   /* Ceph RBD: no file */
 };
 

@@ -16,4 +16,12 @@
 int blk_restic_open(struct restic_file *f, const char *name,
                     struct bfs_blk **out);
 
+/* The "restic" recipe driver (restic-layer.c): io is the snapshot file
+ * <repo-dir>/snapshots/<id>, options "path=/file/in/snapshot", ctx the
+ * open struct restic_repo; without ctx it refuses. */
+int blk_restic_open_ctx(struct blk_io *io, const char *options, void *ctx,
+                        struct bfs_blk *backing, struct bfs_blk **out);
+int blk_restic_open_layer(struct blk_io *io, const char *options,
+                          struct bfs_blk *backing, struct bfs_blk **out);
+
 #endif

@@ -35,6 +35,7 @@
 
 #define RESTIC_CACHE_BYTES (32u << 20)
 #define RESTIC_ZERO_MEMO 16
+#define RESTIC_INFLIGHT 64
 
 struct restic_repo {
   atomic_uint refs;
@@ -47,6 +48,12 @@ struct restic_repo {
   pthread_mutex_t lock;
   struct restic_cached *head, *tail;   /* head: most recently used */
   size_t cache_bytes, cache_max;
+  /* blobs being decoded now (lock): a second reader of one waits for the
+   * first instead of decoding it again (the kernel's readahead sends
+   * several requests into one blob at once) */
+  pthread_cond_t decoded;
+  uint8_t inflight[RESTIC_INFLIGHT][RESTIC_ID_LEN];
+  size_t n_inflight;
   struct { uint32_t len; uint8_t id[RESTIC_ID_LEN]; } zeros[RESTIC_ZERO_MEMO];
   size_t n_zeros;
 };
@@ -301,6 +308,7 @@ restic_open(int dirfd, const char *path, const char *pw, size_t pw_len,
     return bfs_error(-ENOMEM, "%s: out of memory", path);
   atomic_init(&r->refs, 1);
   pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->decoded, NULL);
   r->cache_max = RESTIC_CACHE_BYTES;
   r->dirfd = openat(dirfd < 0 ? AT_FDCWD : dirfd, path,
                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -423,6 +431,7 @@ restic_close(struct restic_repo *r)
   restic_index_free(&r->ix);
   restic_wipe(&r->key, sizeof r->key);
   pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->decoded);
   free(r->name);
   free(r);
 }
@@ -568,29 +577,28 @@ decode_blob(struct restic_repo *r, const struct restic_blob *b,
   return 0;
 }
 
-int
-restic_blob_get(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
+static ssize_t
+inflight_find(const struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN])
+{
+  for (size_t i = 0; i < r->n_inflight; i++)
+    if (memcmp(r->inflight[i], id, RESTIC_ID_LEN) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+/* every copy of the blob in turn (restic does the same): the first that
+ * reads, authenticates and hashes wins; else the first failure */
+static int
+decode_any_copy(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
                 int type, struct restic_cached **out)
 {
-  struct restic_cached *c;
-
-  pthread_mutex_lock(&r->lock);
-  c = lru_find(r, id);
-  pthread_mutex_unlock(&r->lock);
-  if (c) {
-    *out = c;
-    return 0;
-  }
-
-  /* every copy of the blob in turn (restic does the same): the first
-   * that reads, authenticates and hashes wins; else the first failure */
   char first[1024] = "";
   int ret = -ENOENT, tried = 0;
   for (const struct restic_blob *b = restic_index_find(&r->ix, id);
        b && ret < 0; b = restic_index_next(&r->ix, b)) {
     if (b->type != type)
       continue;
-    ret = decode_blob(r, b, &c);
+    ret = decode_blob(r, b, out);
     if (ret < 0 && tried++ == 0)
       snprintf(first, sizeof first, "%s", bfs_last_error());
   }
@@ -603,18 +611,53 @@ restic_blob_get(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
   if (ret < 0)
     return bfs_error(ret, "%s%s", first,
                      tried > 1 ? " (and every other copy fails too)" : "");
+  return 0;
+}
+
+int
+restic_blob_get(struct restic_repo *r, const uint8_t id[RESTIC_ID_LEN],
+                int type, struct restic_cached **out)
+{
+  struct restic_cached *c;
+  bool mine = false;
+  int ret;
 
   pthread_mutex_lock(&r->lock);
-  struct restic_cached *other = lru_find(r, id);
-  if (other) {
-    free(c);
-    c = other;
-  } else {
-    lru_push(r, c);
-    r->cache_bytes += c->len;
-    lru_evict(r);
+  while (!(c = lru_find(r, id)) && inflight_find(r, id) >= 0)
+    pthread_cond_wait(&r->decoded, &r->lock);  /* another reader decodes it */
+  if (!c && r->n_inflight < RESTIC_INFLIGHT) {
+    memcpy(r->inflight[r->n_inflight++], id, RESTIC_ID_LEN);
+    mine = true;
   }
   pthread_mutex_unlock(&r->lock);
+  if (c) {
+    *out = c;
+    return 0;
+  }
+
+  ret = decode_any_copy(r, id, type, &c);
+
+  pthread_mutex_lock(&r->lock);
+  if (mine) {
+    ssize_t i = inflight_find(r, id);
+    if (i >= 0)
+      memcpy(r->inflight[i], r->inflight[--r->n_inflight], RESTIC_ID_LEN);
+    pthread_cond_broadcast(&r->decoded);
+  }
+  if (ret == 0) {
+    struct restic_cached *other = lru_find(r, id);
+    if (other) {
+      free(c);
+      c = other;
+    } else {
+      lru_push(r, c);
+      r->cache_bytes += c->len;
+      lru_evict(r);
+    }
+  }
+  pthread_mutex_unlock(&r->lock);
+  if (ret < 0)
+    return ret;
   *out = c;
   return 0;
 }

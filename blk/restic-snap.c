@@ -72,6 +72,25 @@ restic_snapshots(struct restic_repo *r, struct restic_snapshot **out,
   return 0;
 }
 
+int
+restic_snapshot_get(struct restic_repo *r, const char *id,
+                    struct restic_snapshot *out)
+{
+  memset(out, 0, sizeof *out);
+  if (strlen(id) != 2 * RESTIC_ID_LEN ||
+      strspn(id, "0123456789abcdef") != 2 * RESTIC_ID_LEN)
+    return bfs_error(-EINVAL, "%s: '%s' is not a snapshot id",
+                     restic_repo_name(r), id);
+  struct snap_arg a = { out };
+  int ret = restic_load_json_file(r, "snapshots", id, parse_snapshot_cb, &a);
+  if (ret < 0) {
+    restic_snapshot_clear(out);
+    return ret;
+  }
+  memcpy(out->id, id, sizeof out->id);
+  return 0;
+}
+
 void
 restic_snapshots_free(struct restic_snapshot *s, size_t n)
 {

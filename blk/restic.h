@@ -91,6 +91,11 @@ const char *restic_repo_name(const struct restic_repo *r);
 int restic_snapshots(struct restic_repo *r, struct restic_snapshot **out,
                      size_t *n);
 void restic_snapshots_free(struct restic_snapshot *s, size_t n);
+/* One snapshot by its full id (64 hex digits); clear it with
+ * restic_snapshot_clear. */
+int restic_snapshot_get(struct restic_repo *r, const char *id,
+                        struct restic_snapshot *out);
+void restic_snapshot_clear(struct restic_snapshot *s);
 
 /* Call cb for every node under the snapshot's tree, depth first, parents
  * before children.  cb returns 0 to go on, > 0 to stop (restic_walk returns

@@ -6,7 +6,6 @@
  * success even when backups are broken (that is what `verify` is for), 1
  * on errors, 2 on usage errors.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,50 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/opts.h"
 
-enum { OPT_CATALOG = 256, OPT_CSB, OPT_NO_SCAN };
+enum { OPT_CSB = 256, OPT_NO_SCAN };
 
-static const struct option long_opts[] = {
-  { "catalog", required_argument, NULL, OPT_CATALOG },
-  { "cloudstack-backups", required_argument, NULL, OPT_CSB },
-  { "json", no_argument, NULL, 'j' },
-  { "no-scan", no_argument, NULL, OPT_NO_SCAN },
-  { "quiet", no_argument, NULL, 'q' },
-  { "help", no_argument, NULL, 'h' },
-  { NULL, 0, NULL, 0 },
+static const struct bfs_opt scan_opts[] = {
+  { "cloudstack-backups", OPT_CSB, "FILE",
+    "CloudStack listBackups JSON export naming\n"
+    "the VMs of KBOSS volumes (remembered)" },
+  { "quiet", 'q', NULL, "no progress, no summary" },
+  { 0 },
+};
+
+static const struct bfs_cmd scan_cmd = {
+  .name = "scan",
+  .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
+           "                     [--json] [--quiet] REPO",
+  .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
+    "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
+    "inode did not change are not reopened.  Prints VMs, backups, images,\n"
+    "broken backups, image headers read and seconds.",
+  .opts = scan_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "print the summary as JSON",
+  .need = "REPO", .min_args = 1, .max_args = 1,
+};
+
+static const struct bfs_opt list_opts[] = {
+  { "no-scan", OPT_NO_SCAN, NULL,
+    "list what the catalog holds without rescanning" },
+  { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
+  { "quiet", 'q', NULL, "no progress" },
+  { 0 },
+};
+
+static const struct bfs_cmd list_cmd = {
+  .name = "list",
+  .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
+           "                     [--cloudstack-backups FILE] REPO [VM]",
+  .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
+    "size, bytes allocated by the top images, deepest backing chain and\n"
+    "status (ok, or why the backup is broken).  The catalog is updated\n"
+    "incrementally first.",
+  .opts = list_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "backup.json objects grouped by VM",
+  .need = "REPO [VM]", .min_args = 1, .max_args = 2,
 };
 
 struct args {
@@ -37,68 +69,30 @@ struct args {
   const char *repo, *vm;
 };
 
+/* 0, or -1: return status (help, version, usage error) */
 static int
-parse(int argc, char **argv, struct args *a, bool list, void (*help)(FILE *))
+parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
+      int *status)
 {
+  struct bfs_args g;
   int c;
-  optind = 0;                               /* full reinitialisation */
-  while ((c = getopt_long(argc, argv, "hjq", long_opts, NULL)) != -1)
+  bfs_opts_init(&g, cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_CATALOG: a->opts.catalog_path = optarg; break;
-    case OPT_CSB: a->opts.cloudstack_backups = optarg; break;
-    case 'j': a->json = true; break;
+    case OPT_CSB: a->opts.cloudstack_backups = g.optarg; break;
     case 'q': a->quiet = true; break;
-    case OPT_NO_SCAN:
-      if (!list) goto usage;
-      a->no_scan = true;
-      break;
-    case 'h': help(stdout); exit(0);
-    default: goto usage;
+    case OPT_NO_SCAN: a->no_scan = true; break;
     }
-  if (optind >= argc || argc - optind > (list ? 2 : 1)) goto usage;
-  a->repo = argv[optind];
-  a->vm = list && argc - optind == 2 ? argv[optind + 1] : NULL;
+  if (c < 0) {
+    *status = g.status;
+    return -1;
+  }
+  a->opts.catalog_path = g.catalog;
+  a->json = g.json;
+  a->repo = g.pos[0];
+  a->vm = g.npos == 2 ? g.pos[1] : NULL;
   a->opts.progress = !a->json && !a->quiet && isatty(STDERR_FILENO);
   return 0;
-usage:
-  help(stderr);
-  return -1;
-}
-
-static void
-scan_help(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs scan [--catalog FILE] [--cloudstack-backups FILE]\n"
-    "                     [--json] [--quiet] REPO\n\n"
-    "Build or update the catalog of the backup repository REPO (CloudStack\n"
-    "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
-    "inode did not change are not reopened.  Prints VMs, backups, images,\n"
-    "broken backups, image headers read and seconds.\n\n"
-    "  --catalog FILE              SQLite catalog to use (default: one per\n"
-    "                              repository in $XDG_CACHE_HOME/backupfs/,\n"
-    "                              /var/cache/backupfs/ for root)\n"
-    "  --cloudstack-backups FILE   CloudStack listBackups JSON export naming\n"
-    "                              the VMs of KBOSS volumes (remembered)\n"
-    "  --json                      print the summary as JSON\n"
-    "  -q, --quiet                 no progress, no summary\n"
-    "  -h, --help                  this help\n");
-}
-
-static void
-list_help(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs list [--json] [--no-scan] [--catalog FILE]\n"
-    "                     [--cloudstack-backups FILE] REPO [VM]\n\n"
-    "List the VMs of REPO and their backups (points in time): disks, virtual\n"
-    "size, bytes allocated by the top images, deepest backing chain and\n"
-    "status (ok, or why the backup is broken).  The catalog is updated\n"
-    "incrementally first.\n\n"
-    "  --json        backup.json objects grouped by VM\n"
-    "  --no-scan     list what the catalog holds without rescanning\n"
-    "  --catalog FILE, --cloudstack-backups FILE   as for scan\n"
-    "  -h, --help    this help\n");
 }
 
 static int
@@ -115,7 +109,8 @@ catalog_scan_cmd(int argc, char **argv)
   catalog_t *cat;
   struct catalog_scan_stats st;
 
-  if (parse(argc, argv, &a, false, scan_help) < 0) return 2;
+  int status;
+  if (parse(argc, argv, &a, &scan_cmd, &status) < 0) return status;
   if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("scan");
   int r = catalog_scan(cat, &st);
   if (r < 0) {
@@ -201,7 +196,8 @@ catalog_list_cmd(int argc, char **argv)
   size_t nvms = 0;
   int rc = 0;
 
-  if (parse(argc, argv, &a, true, list_help) < 0) return 2;
+  int status;
+  if (parse(argc, argv, &a, &list_cmd, &status) < 0) return status;
   if (catalog_open(a.repo, &a.opts, &cat) < 0) return fail("list");
   CLEANUP_FREE char *scanned = NULL;
   if (db_get_meta(cat->db, "scanned_at", &scanned) < 0) {

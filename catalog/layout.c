@@ -11,6 +11,7 @@
 #include "catalog/catalog-int.h"
 
 const struct cat_layout *const cat_layouts[] = {
+  &layout_restic,               /* a directory holding config + keys/ ... */
   &layout_nas,
   &layout_generic,
   &layout_kboss,

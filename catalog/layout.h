@@ -77,6 +77,7 @@ void **scan_layout_state(struct scan *s, const struct cat_layout *l);
 extern const struct cat_layout layout_nas;
 extern const struct cat_layout layout_generic;
 extern const struct cat_layout layout_kboss;
+extern const struct cat_layout layout_restic;
 extern const struct cat_layout layout_rbd;
 
 #endif

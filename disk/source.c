@@ -9,8 +9,51 @@
 #include <string.h>
 
 #include "blk/rbd.h"
+#include "blk/restic.h"
 #include "common/error.h"
 #include "disk/source.h"
+
+/* ---- restic: the repository directory of a snapshot file ---- */
+
+static int
+restic_key(const struct blk_layer *l, char **key)
+{
+  const char *p = strstr(l->locator, "snapshots/");
+  const char *last = NULL;
+  for (; p; p = strstr(p + 1, "snapshots/"))   /* the last one */
+    last = p;
+  if (!last || (last != l->locator && last[-1] != '/'))
+    return bfs_error(-EINVAL, "%s: not a restic snapshot file", l->locator);
+  size_t n = last == l->locator ? 0 : (size_t)(last - l->locator) - 1;
+  *key = n ? strndup(l->locator, n) : strdup(".");
+  return *key ? 0 : -ENOMEM;
+}
+
+static int
+restic_src_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  char *pwfile = NULL;
+  int r = bfs_disk_source_option(ctx, "restic_password_file", &pwfile);
+  if (r == -ENOENT && getenv("RESTIC_PASSWORD_FILE"))
+    r = (pwfile = strdup(getenv("RESTIC_PASSWORD_FILE"))) ? 0 : -ENOMEM;
+  if (r == -ENOENT)
+    return bfs_error(-ENOKEY, "%s/%s: a restic repository: its password is "
+                     "needed (--restic-password-file FILE, -o "
+                     "restic_password_file=FILE or RESTIC_PASSWORD_FILE)",
+                     bfs_disk_ctx_repo(ctx), key);
+  if (r < 0)
+    return r;
+  r = restic_open_password_file(bfs_disk_ctx_repo_fd(ctx), key, pwfile,
+                                (struct restic_repo **)out);
+  free(pwfile);
+  return r;
+}
+
+static void
+restic_src_close(void *src)
+{
+  restic_close(src);
+}
 
 /* Ceph RBD: one connection per pool/namespace of the locators */
 static int
@@ -58,7 +101,7 @@ rbd_source_close(void *src)
 }
 
 static const struct bfs_disk_source sources[] = {
-  /* rows: driver, no_file, key, open, close */
+  { "restic", false, restic_key, restic_src_open, restic_src_close },
   { "rbd", true, rbd_key, rbd_source_open, rbd_source_close },
 };
 

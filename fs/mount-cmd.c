@@ -35,6 +35,7 @@
 #include "common/cleanup.h"
 #include "common/kvopt.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "fs/fs.h"
 #include "fs/holders.h"
 
@@ -57,23 +58,11 @@ struct opts {
   const char *repo, *mountpoint;
 };
 
+/* the -o keys, after the options in --help */
 static void
-usage(FILE *f)
+o_keys(FILE *f)
 {
-  fprintf(f,
-"usage: backupfs mount [-f] [-d] [-s] [--scratch DIR] [-o OPTS] REPO MOUNTPOINT\n"
-"       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)\n"
-"\n"
-"Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
-"MOUNTPOINT as <vm>/<time>/{backup.json,domain.xml,disks/<disk>.img,files/}.\n"
-"Unmount with: fusermount3 -u MOUNTPOINT\n"
-"\n"
-"  -f                 stay in the foreground\n"
-"  -d                 FUSE debug output (implies -f)\n"
-"  -s                 single-threaded (debugging)\n"
-"  --allow-empty      mount a repository in which no layout recognises\n"
-"                     anything yet (also -o allow_empty)\n"
-"  -o OPTS            comma-separated mount options:\n"
+  fprintf(f, "mount options (-o OPTS, comma-separated):\n"
 "     catalog=FILE             catalog database (default: per-repository file\n"
 "                              under $XDG_CACHE_HOME/backupfs or /var/cache/backupfs)\n"
 "     cloudstack_backups=FILE  CloudStack listBackups JSON (names KBOSS backups)\n"
@@ -108,6 +97,34 @@ usage(FILE *f)
 "     fstab words (noauto, nofail, _netdev, user, x-systemd.*) are ignored\n",
           DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
 }
+
+enum { OPT_ALLOW_EMPTY = 256, OPT_SCRATCH };
+
+static const struct bfs_opt mount_opts[] = {
+  { NULL, 'f', NULL, "stay in the foreground" },
+  { NULL, 'd', NULL, "FUSE debug output (implies -f)" },
+  { NULL, 's', NULL, "single-threaded (debugging)" },
+  { "allow-empty", OPT_ALLOW_EMPTY, NULL, "mount a repository in which no "
+    "layout\nrecognises anything yet (also -o allow_empty)" },
+  { "scratch", OPT_SCRATCH, "DIR", "where writes of -o writable go (also\n"
+    "-o scratch=DIR)" },
+  { NULL, 'o', "OPTS", "comma-separated mount options (below)" },
+  { 0 },
+};
+
+static const struct bfs_cmd mount_cmd = {
+  .name = "mount",
+  .usage = "mount [-f] [-d] [-s] [--scratch DIR] [--catalog FILE] [-o OPTS]\n"
+    "                      REPO MOUNTPOINT\n"
+    "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)",
+  .about = "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
+    "MOUNTPOINT as <vm>/<time>/{backup.json,domain.xml,disks/<disk>.img,files/}.\n"
+    "Unmount with: fusermount3 -u MOUNTPOINT",
+  .opts = mount_opts, .shared = BFS_OPTS_CATALOG,
+  .catalog_help = "catalog database (also -o catalog=FILE)",
+  .need = "REPO and MOUNTPOINT", .min_args = 2, .max_args = 2,
+  .more = o_keys,
+};
 
 /* the field of a NAME=SECONDS option, or NULL */
 static unsigned *
@@ -242,52 +259,36 @@ parse_o(struct opts *o, const char *arg)
   return 0;
 }
 
+/* 0, or -1: return g->status (help, version, usage error) */
 static int
-parse_args(int argc, char **argv, struct opts *o)
+parse_args(struct bfs_args *g, struct opts *o)
 {
-  const char *pos[2];
-  int npos = 0;
-
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      exit(0);
-    }
-    else if (!strcmp(a, "-f"))
-      o->foreground = true;
-    else if (!strcmp(a, "-d"))
-      o->debug = o->foreground = true;
-    else if (!strcmp(a, "-s"))
-      o->single = true;
-    else if (!strcmp(a, "--allow-empty"))
-      o->allow_empty = true;
-    else if (!strcmp(a, "--scratch") || !strncmp(a, "--scratch=", 10)) {
-      const char *v = a[9] ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
-      if (!v)
-        return bfs_error(-EINVAL, "--scratch needs a directory");
+  int c, r;
+  while ((c = bfs_opts_next(g)) > 0)
+    switch (c) {
+    case 'f': o->foreground = true; break;
+    case 'd': o->debug = o->foreground = true; break;
+    case 's': o->single = true; break;
+    case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
+    case OPT_SCRATCH:
       free(o->scratch);
-      o->scratch = strdup(v);
+      o->scratch = strdup(g->optarg);
+      break;
+    case 'o':
+      if ((r = parse_o(o, g->optarg)) < 0) {
+        g->status = bfs_opts_bad(g, "%s", bfs_last_error());
+        return -1;
+      }
+      break;
     }
-    else if (!strcmp(a, "-o") || !strncmp(a, "-o", 2)) {
-      const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-      if (!v)
-        return bfs_error(-EINVAL, "-o needs an argument");
-      int r = parse_o(o, v);
-      if (r < 0)
-        return r;
-    }
-    else if (a[0] == '-' && a[1])
-      return bfs_error(-EINVAL, "unknown option '%s'", a);
-    else if (npos < 2)
-      pos[npos++] = a;
-    else
-      return bfs_error(-EINVAL, "too many arguments ('%s')", a);
+  if (c < 0)
+    return -1;
+  if (g->catalog) {                 /* --catalog beside -o catalog= */
+    free(o->catalog);
+    o->catalog = strdup(g->catalog);
   }
-  if (npos != 2)
-    return bfs_error(-EINVAL, "need REPO and MOUNTPOINT");
-  o->repo = pos[0];
-  o->mountpoint = pos[1];
+  o->repo = g->pos[0];
+  o->mountpoint = g->pos[1];
   return 0;
 }
 
@@ -692,21 +693,21 @@ int
 fs_mount_cmd(int argc, char **argv)
 {
   struct opts o = { .readahead_kb = DEFAULT_READAHEAD_KB, .log_level = -1 };
-  int r = parse_args(argc, argv, &o);
+  struct bfs_args g;
+  int r;
 
-  if (r < 0) {
-    fprintf(stderr, "backupfs: mount: %s\n", bfs_last_error());
-    usage(stderr);
-    return 2;
-  }
-  r = run(&o);
+  bfs_opts_init(&g, &mount_cmd, argc, argv);
+  if (parse_args(&g, &o) < 0)
+    r = g.status;
+  else
+    r = run(&o) < 0 ? 1 : 0;
   free(o.catalog);
   free(o.cloudstack_backups);
   free(o.source_options);
   free(o.scratch);
   free(o.log_file);
-  if (r < 0)
+  if (r == 1)
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());
   bfs_log_close();
-  return r < 0 ? 1 : 0;
+  return r;
 }

@@ -29,10 +29,13 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 
 #define STATUS_NAME ".backupfs-status"
 #define STATUS_MAX (16 << 20)
 #define DEFAULT_TIMEOUT 60
+#define BFS_STR_(x) #x
+#define BFS_STR(x) BFS_STR_(x)
 
 static int
 read_status(const char *mp, struct json_object **out)
@@ -120,56 +123,45 @@ print_disks(FILE *f, struct json_object *st, bool others_only)
   }
 }
 
-static int
-parse(int argc, char **argv, const char *cmd, bool *flag, const char *fname,
-      long *timeout, const char **mp)
-{
-  *mp = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-      return 1;
-    else if (!strcmp(a, fname))
-      *flag = true;
-    else if (timeout && !strcmp(a, "--timeout") && i + 1 < argc) {
-      char *end;
-      *timeout = strtol(argv[++i], &end, 10);
-      if (*end || *timeout < 0)
-        return bfs_error(-EINVAL, "--timeout: want seconds, got '%s'",
-                         argv[i]);
-    }
-    else if (!strcmp(a, "--") && i + 1 < argc && !*mp)
-      *mp = argv[++i];
-    else if (a[0] == '-')
-      return bfs_error(-EINVAL, "%s: unknown option '%s'", cmd, a);
-    else if (!*mp)
-      *mp = a;
-    else
-      return bfs_error(-EINVAL, "%s: too many arguments ('%s')", cmd, a);
-  }
-  if (!*mp)
-    return bfs_error(-EINVAL, "%s: need MOUNTPOINT", cmd);
-  return 0;
-}
+static const struct bfs_cmd status_cmd = {
+  .name = "status", .usage = "status [--json] MOUNTPOINT",
+  .about = "What the mount's daemon is doing: its PID, repository and catalog, the last\n"
+    "rescan, open disks and who holds them (appliances are the daemon's own).",
+  .shared = BFS_OPTS_JSON, .json_help = "the daemon's status document",
+  .need = "MOUNTPOINT", .min_args = 1, .max_args = 1,
+};
+
+enum { OPT_FORCE = 256, OPT_TIMEOUT };
+
+static const struct bfs_opt umount_opts[] = {
+  { "force", OPT_FORCE, NULL, "drop the mount even so: the daemon exits, the\n"
+    "mount is detached; running VMs on those disks\nget I/O errors" },
+  { "timeout", OPT_TIMEOUT, "S", "wait S seconds for the daemon to exit\n"
+    "(default " BFS_STR(DEFAULT_TIMEOUT) ")" },
+  { 0 },
+};
+
+static const struct bfs_cmd umount_cmd = {
+  .name = "umount", .usage = "umount [--force] [--timeout S] MOUNTPOINT",
+  .about = "Unmount a backupfs mount and wait for its daemon to exit.  Refuses while\n"
+    "other processes (a quick-restored VM) hold its disks, and names them.",
+  .opts = umount_opts, .need = "MOUNTPOINT", .min_args = 1, .max_args = 1,
+};
 
 int
 fs_status_cmd(int argc, char **argv)
 {
-  bool json = false;
-  const char *mp;
   struct json_object *st = NULL;
-  int r = parse(argc, argv, "status", &json, "--json", NULL, &mp);
+  struct bfs_args g;
+  int r;
 
-  if (r) {
-    FILE *f = r > 0 ? stdout : stderr;
-    if (r < 0)
-      fprintf(stderr, "backupfs: %s\n", bfs_last_error());
-    fprintf(f, "usage: backupfs status [--json] MOUNTPOINT\n\n"
-               "What the mount's daemon is doing: its PID, repository and "
-               "catalog, the last\nrescan, open disks and who holds them "
-               "(appliances are the daemon's own).\n");
-    return r > 0 ? 0 : 2;
-  }
+  bfs_opts_init(&g, &status_cmd, argc, argv);
+  while ((r = bfs_opts_next(&g)) > 0)
+    ;                                  /* only the shared options */
+  if (r < 0)
+    return g.status;
+  bool json = g.json;
+  const char *mp = g.pos[0];
   r = read_status(mp, &st);
   if (r < 0) {
     fprintf(stderr, "backupfs: status: %s\n", bfs_last_error());
@@ -251,22 +243,24 @@ fs_umount_cmd(int argc, char **argv)
 {
   bool force = false;
   long timeout = DEFAULT_TIMEOUT;
-  const char *mp;
   struct json_object *st = NULL;
-  int r = parse(argc, argv, "umount", &force, "--force", &timeout, &mp);
+  struct bfs_args g;
+  char *end;
+  int r;
 
-  if (r) {
-    FILE *f = r > 0 ? stdout : stderr;
-    if (r < 0)
-      fprintf(stderr, "backupfs: %s\n", bfs_last_error());
-    fprintf(f, "usage: backupfs umount [--force] [--timeout S] MOUNTPOINT\n\n"
-      "Unmount a backupfs mount and wait (default %d s) for its daemon to "
-      "exit.\nRefuses while other processes (a quick-restored VM) hold its "
-      "disks, and names them.\n  --force  drop the mount even so: the "
-      "daemon exits, the mount is detached;\n           running VMs on those "
-      "disks get I/O errors\n", DEFAULT_TIMEOUT);
-    return r > 0 ? 0 : 2;
-  }
+  bfs_opts_init(&g, &umount_cmd, argc, argv);
+  while ((r = bfs_opts_next(&g)) > 0)
+    switch (r) {
+    case OPT_FORCE: force = true; break;
+    case OPT_TIMEOUT:
+      timeout = strtol(g.optarg, &end, 10);
+      if (*end || !*g.optarg || timeout < 0)
+        return bfs_opts_bad(&g, "--timeout: want seconds, got '%s'", g.optarg);
+      break;
+    }
+  if (r < 0)
+    return g.status;
+  const char *mp = g.pos[0];
   r = read_status(mp, &st);
   if (r == -ENOTCONN && force) {
     fprintf(stderr, "backupfs: umount: %s: its daemon is gone; detaching the "

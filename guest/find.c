@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -23,6 +22,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "fs/fs.h"
 #include "guest/guest-cache.h"
 #include "guest/index.h"
@@ -178,59 +178,54 @@ point(void *opaque, const char *vm, const char *t, struct index_list *l)
   return r;
 }
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs find [--catalog FILE] [--index FILE] [--all-versions]\n"
-    "                     [--json] REPO [VM] GLOB\n\n"
-    "Search the guest file indexes (made by `backupfs index`) of all backups\n"
+enum { OPT_INDEX = 256, OPT_ALL };
+
+static const struct bfs_opt find_opts[] = {
+  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  { "all-versions", OPT_ALL, NULL, "one line per point in time, nothing collapsed" },
+  { 0 },
+};
+
+static const struct bfs_cmd find_cmd = {
+  .name = "find",
+  .usage = "find [--catalog FILE] [--index FILE] [--all-versions]\n"
+    "                     [--json] REPO [VM] GLOB",
+  .about = "Search the guest file indexes (made by `backupfs index`) of all backups\n"
     "of REPO, or of one VM.  GLOB is a shell pattern matched against the file\n"
     "name, or against the whole guest path when it contains '/'.\n"
     "Prints one line per version: VM@TIME, PATH, SIZE, MTIME (tab-separated);\n"
     "a version unchanged (type, mode, owner, size, mtime, link) in consecutive\n"
     "indexed points in time is one line ending in `.. LAST (N)`.\n"
-    "Exit status 0 when something matched, 1 when nothing did, 2 on errors.\n\n"
-    "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
-    "  --index FILE     the index database itself\n"
-    "  --all-versions   one line per point in time, nothing collapsed\n"
-    "  --json           a JSON array of {vm, time, last, points, path, type,\n"
-    "                   size, mtime, mode, uid, gid, link}\n");
-}
+    "Exit status 0 when something matched, 1 when nothing did, 2 on errors.",
+  .opts = find_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .json_help = "a JSON array of {vm, time, last, points, path,\n"
+    "type, size, mtime, mode, uid, gid, link}",
+  .need = "REPO [VM] GLOB", .min_args = 2, .max_args = 3,
+};
 
 int
 fs_find_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "catalog", required_argument, NULL, 'c' },
-    { "index", required_argument, NULL, 'x' },
-    { "all-versions", no_argument, NULL, 'a' },
-    { "json", no_argument, NULL, 'j' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *catalog = NULL, *index = NULL;
-  bool all = false, json = false;
+  const char *index = NULL;
+  bool all = false;
+  struct bfs_args g;
   int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+  bfs_opts_init(&g, &find_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'c': catalog = optarg; break;
-    case 'x': index = optarg; break;
-    case 'a': all = true; break;
-    case 'j': json = true; break;
-    default: usage(stderr); return 2;
+    case OPT_INDEX: index = g.optarg; break;
+    case OPT_ALL: all = true; break;
     }
-  int nargs = argc - optind;
-  if (nargs < 2 || nargs > 3) {
-    usage(stderr);
-    return 2;
-  }
-  const char *repo = argv[optind];
-  const char *vm = nargs == 3 ? argv[optind + 1] : NULL;
-  struct find_ctx x = { .glob = argv[argc - 1],
-                        .whole_path = strchr(argv[argc - 1], '/') != NULL,
+  if (c < 0)
+    return g.status;
+  const char *catalog = g.catalog;
+  bool json = g.json;
+  const char *repo = g.pos[0];
+  const char *vm = g.npos == 3 ? g.pos[1] : NULL;
+  const char *glob = g.pos[g.npos - 1];
+  struct find_ctx x = { .glob = glob,
+                        .whole_path = strchr(glob, '/') != NULL,
                         .all_versions = all,
                         .json = json ? json_object_new_array() : NULL };
 

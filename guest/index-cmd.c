@@ -9,7 +9,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,8 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "common/cleanup.h"
+#include "catalog/catalog.h"
 #include "common/error.h"
+#include "common/json-str.h"
+#include "common/opts.h"
 #include "fs/fs.h"
 #include "guest/guest.h"
 #include "guest/index.h"
@@ -135,7 +139,7 @@ stop_mount(pid_t pid, const char *mnt)
 /* Index one point in time.  0 ok, -errno failed (reported). */
 static int
 index_one(guest_pool_t *pool, const char *db, const char *mnt,
-          const char *vm, const char *time_name)
+          const char *vm, const char *time_name, json_object *jpoints)
 {
   CLEANUP_FREE char *disks_dir = NULL, *key = NULL;
   if (asprintf(&disks_dir, "%s/%s/%s/disks", mnt, vm, time_name) < 0 ||
@@ -168,62 +172,80 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   for (size_t i = 0; i < n; i++)
     free(paths[i]);
   free(paths);
+  double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (r < 0)
     fprintf(stderr, "backupfs: index: %s@%s: %s\n", vm, time_name,
             bfs_last_error());
-  else
+  else if (!jpoints)
     printf("%s@%s: %" PRIu64 " entries indexed in %.1f s\n", vm, time_name,
-           nfiles, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+           nfiles, secs);
+  if (jpoints) {                   /* --json: one object per point in time */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "vm", bfs_json_string(vm));
+    json_object_object_add(o, "time", bfs_json_string(time_name));
+    if (r < 0)
+      json_object_object_add(o, "error", bfs_json_string(bfs_last_error()));
+    else {
+      json_object_object_add(o, "entries", json_object_new_uint64(nfiles));
+      json_object_object_add(o, "seconds", json_object_new_double(secs));
+    }
+    json_object_array_add(jpoints, o);
+  }
   return r;
 }
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
-    "                      REPO [VM[@TIME]]\n\n"
-    "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
+enum { OPT_INDEX = 256, OPT_MNT };
+
+static const struct bfs_opt index_opts[] = {
+  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  { "mountpoint", OPT_MNT, "MNT", "use REPO already mounted on MNT instead of\n"
+    "mounting it on a temporary directory" },
+  { 0 },
+};
+
+static const struct bfs_cmd index_cmd = {
+  .name = "index",
+  .usage = "index [--catalog FILE] [--index FILE] [--mountpoint MNT]\n"
+    "                      REPO [VM[@TIME]]",
+  .about = "Walk the guest filesystems of every point in time of REPO (or of one VM,\n"
     "or one VM@TIME; TIME may be `latest`) once, and store their file listing\n"
     "(zstd-compressed) next to the catalog, so that files/ lists without\n"
     "starting an appliance and `backupfs find` can search it.  Re-indexing a\n"
-    "point in time replaces its listing.\n\n"
-    "  --catalog FILE     the repository's catalog (index: FILE.index.sqlite)\n"
-    "  --index FILE       the index database itself\n"
-    "  --mountpoint MNT   use REPO already mounted on MNT instead of mounting\n"
-    "                     it on a temporary directory\n");
-}
+    "point in time replaces its listing.",
+  .opts = index_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "{index, points: [{vm, time, entries, seconds |\n"
+    "error}], dropped}",
+  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
+};
 
 int
 fs_index_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "catalog", required_argument, NULL, 'c' },
-    { "index", required_argument, NULL, 'x' },
-    { "mountpoint", required_argument, NULL, 'm' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *catalog = NULL, *index = NULL, *mnt = NULL;
+  const char *index = NULL, *mnt = NULL;
+  struct bfs_args g;
   int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+  bfs_opts_init(&g, &index_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'c': catalog = optarg; break;
-    case 'x': index = optarg; break;
-    case 'm': mnt = optarg; break;
-    default: usage(stderr); return 2;
+    case OPT_INDEX: index = g.optarg; break;
+    case OPT_MNT: mnt = g.optarg; break;
     }
-  if (argc - optind < 1 || argc - optind > 2) {
-    usage(stderr);
-    return 2;
+  if (c < 0)
+    return g.status;
+  const char *catalog = g.catalog;
+  const char *repo = g.pos[0];
+  CLEANUP_FREE char *vm = NULL, *want_time = NULL;
+  if (g.npos == 2) {
+    if (catalog_parse_vmtime(g.pos[1], &vm, &want_time) < 0) {
+      fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
+      return 2;
+    }
+    if (!strchr(g.pos[1], '@')) {   /* VM alone: every point in time */
+      free(want_time);
+      want_time = NULL;
+    }
   }
-  const char *repo = argv[optind];
-  CLEANUP_FREE char *vm = argc - optind == 2 ? strdup(argv[optind + 1]) : NULL;
-  char *want_time = vm ? strchr(vm, '@') : NULL;
-  if (want_time)
-    *want_time++ = '\0';
 
   CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
   if (!db) {
@@ -246,6 +268,7 @@ fs_index_cmd(int argc, char **argv)
     }
   }
 
+  json_object *jpoints = g.json ? json_object_new_array() : NULL;
   int failures = 0, done = 0;
   char **seen = NULL;            /* every vm/time in the tree */
   size_t nseen = 0;
@@ -285,7 +308,7 @@ fs_index_cmd(int argc, char **argv)
       if (want_time && strcmp(times[j], latest ? latest : want_time))
         continue;
       done++;
-      if (index_one(pool, db, mnt, vms[i], times[j]) < 0)
+      if (index_one(pool, db, mnt, vms[i], times[j], jpoints) < 0)
         failures++;
     }
     free_names(times, nt);
@@ -296,7 +319,7 @@ fs_index_cmd(int argc, char **argv)
   /* listings of points in time that are gone (a full run, or a whole VM) */
   unsigned dropped = 0;
   if (!want_time && nseen &&
-      index_prune(db, vm, seen, nseen, &dropped) == 0 && dropped)
+      index_prune(db, vm, seen, nseen, &dropped) == 0 && dropped && !jpoints)
     printf("index: dropped %u point(s) in time no longer in %s\n", dropped,
            repo);
   free_names(seen, nseen);
@@ -308,9 +331,19 @@ fs_index_cmd(int argc, char **argv)
   if (!done) {
     fprintf(stderr, "backupfs: index: %s: no point in time matches %s%s%s\n",
             repo, vm ? vm : "", want_time ? "@" : "", want_time ? want_time : "");
+    json_object_put(jpoints);
     return 2;
   }
-  if (!failures)
+  if (jpoints) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "index", bfs_json_string(db));
+    json_object_object_add(o, "points", jpoints);
+    json_object_object_add(o, "dropped", json_object_new_int64(dropped));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  }
+  else if (!failures)
     printf("index: %s\n", db);
   return failures ? 1 : 0;
 }

@@ -9,7 +9,6 @@
  * status is diff(1)'s: 0 nothing differs, 1 something does, 2 trouble.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -18,6 +17,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/opts.h"
 #include "guest/index.h"
 #include "history/history-int.h"
 #include "history/history.h"
@@ -91,15 +91,21 @@ side_close(struct side *s)
   free(s->time);
 }
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs diff [--catalog FILE] [--index FILE] [--json]\n"
+enum { OPT_INDEX = 256, OPT_BLOCKS };
+
+static const struct bfs_opt diff_opts[] = {
+  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  { "blocks", OPT_BLOCKS, NULL, "compare the disks, not the files" },
+  { 0 },
+};
+
+static const struct bfs_cmd diff_cmd = {
+  .name = "diff",
+  .usage = "diff [--catalog FILE] [--index FILE] [--json]\n"
     "                     REPO VM@T1 VM@T2 [PATH]\n"
     "       backupfs diff --blocks [--catalog FILE] [--json]\n"
-    "                     REPO VM@T1 VM@T2 [DISK]\n\n"
-    "What changed from VM@T1 to VM@T2 (TIME may be `latest`).\n"
+    "                     REPO VM@T1 VM@T2 [DISK]",
+  .about = "What changed from VM@T1 to VM@T2 (TIME may be `latest`).\n"
     "Files, from the file indexes (`backupfs index`; both must be indexed),\n"
     "under PATH when given: one tab-separated line per path, CHANGE PATH SIZE\n"
     "MTIME (of T2; removed: of T1) and for `changed` what changed (type,\n"
@@ -107,53 +113,42 @@ usage(FILE *f)
     "--blocks: the changed extents of each disk (or of DISK), from block\n"
     "status and bytes in 64 KiB blocks, no appliance: DISK OFFSET LENGTH\n"
     "lines and a total line.\n"
-    "Exit status 0 when nothing differs, 1 when something does, 2 on errors.\n\n"
-    "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
-    "  --index FILE     the index database itself\n"
-    "  --blocks         compare the disks, not the files\n"
-    "  --json           files: {from, to, changes: [{change, path, type, size,\n"
-    "                   mtime, changed}]}; blocks: {from, to, disks: [{disk,\n"
-    "                   size, extents: [[offset, length]], bytes}], bytes}\n");
-}
+    "Exit status 0 when nothing differs, 1 when something does, 2 on errors.",
+  .opts = diff_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .json_help = "files: {from, to, changes: [{change, path, type,\n"
+    "size, mtime, changed}]}; blocks: {from, to,\n"
+    "disks: [{disk, size, extents: [[offset, length]],\nbytes}], bytes}",
+  .need = "REPO VM@T1 VM@T2", .min_args = 3, .max_args = 4,
+};
 
 int
 history_diff_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "catalog", required_argument, NULL, 'c' },
-    { "index", required_argument, NULL, 'x' },
-    { "blocks", no_argument, NULL, 'b' },
-    { "json", no_argument, NULL, 'j' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *catalog = NULL, *index = NULL;
-  bool blocks = false, json = false;
+  const char *index = NULL;
+  bool blocks = false;
+  struct bfs_args g;
   int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+  bfs_opts_init(&g, &diff_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'c': catalog = optarg; break;
-    case 'x': index = optarg; break;
-    case 'b': blocks = true; break;
-    case 'j': json = true; break;
-    default: usage(stderr); return 2;
+    case OPT_INDEX: index = g.optarg; break;
+    case OPT_BLOCKS: blocks = true; break;
     }
-  int nargs = argc - optind;
-  if (nargs < 3 || nargs > 4) {
-    usage(stderr);
-    return 2;
-  }
-  const char *repo = argv[optind];
-  const char *arg4 = nargs == 4 ? argv[optind + 3] : NULL;
+  if (c < 0)
+    return g.status;
+  const char *catalog = g.catalog;
+  bool json = g.json;
+  int nargs = g.npos;
+  const char *repo = g.pos[0];
+  const char *arg4 = nargs == 4 ? g.pos[3] : NULL;
   struct side a = { 0 }, b = { 0 };
   char *under = NULL;
   int r, status = 2;
   json_object *jo = NULL, *jarr = NULL;
 
-  if ((r = side_open(&a, argv[optind + 1], repo, catalog, index)) < 0 ||
-      (r = side_open(&b, argv[optind + 2], repo, catalog, index)) < 0)
+  if ((r = side_open(&a, g.pos[1], repo, catalog, index)) < 0 ||
+      (r = side_open(&b, g.pos[2], repo, catalog, index)) < 0)
     goto out;
   const char *ta = a.h.b[a.idx].name, *tb = b.h.b[b.idx].name;
   if (blocks) {

@@ -19,7 +19,6 @@
  * ones that did not.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -28,6 +27,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/opts.h"
 #include "catalog/index.h"
 #include "guest/index.h"
 #include "history/history-int.h"
@@ -214,13 +214,19 @@ all_paths(const struct index_list *lists, size_t n, size_t *count)
   return v;
 }
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-    "usage: backupfs history [--catalog FILE] [--index FILE] [--recursive]\n"
-    "                        [--json] REPO VM PATH\n\n"
-    "The versions of the guest path PATH across every point in time of VM,\n"
+enum { OPT_INDEX = 256 };
+
+static const struct bfs_opt history_opts[] = {
+  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  { "recursive", 'r', NULL, "the changes of PATH's whole subtree" },
+  { 0 },
+};
+
+static const struct bfs_cmd history_cmd_desc = {
+  .name = "history",
+  .usage = "history [--catalog FILE] [--index FILE] [--recursive]\n"
+    "                        [--json] REPO VM PATH",
+  .about = "The versions of the guest path PATH across every point in time of VM,\n"
     "oldest first, from the file indexes (`backupfs index`): one row per run\n"
     "of points in time in the same state, tab-separated: RANGE, EVENT, and for\n"
     "a present version TYPE, SIZE, MTIME, MODE, UID:GID (and -> TARGET).\n"
@@ -229,45 +235,34 @@ usage(FILE *f)
     "not indexed for a point in time without an index (never guessed).\n"
     "A directory PATH is the directory entry itself; with --recursive, every\n"
     "path below it that changed (PATH column first), and a count of the rest.\n"
-    "Exit status 0, 1 when PATH is in no indexed point in time, 2 on errors.\n\n"
-    "  --catalog FILE   the repository's catalog (index is FILE.index.sqlite)\n"
-    "  --index FILE     the index database itself\n"
-    "  -r, --recursive  the changes of PATH's whole subtree\n"
-    "  --json           {vm, path, versions: [{first, last, points, event,\n"
-    "                   changed, type, size, mtime, mode, uid, gid, link}]}\n"
-    "                   (--recursive: paths: [{path, versions}], unchanged)\n");
-}
+    "Exit status 0, 1 when PATH is in no indexed point in time, 2 on errors.",
+  .opts = history_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .json_help = "{vm, path, versions: [{first, last, points, event,\n"
+    "changed, type, size, mtime, mode, uid, gid, link}]}\n"
+    "(--recursive: paths: [{path, versions}], unchanged)",
+  .need = "REPO VM PATH", .min_args = 3, .max_args = 3,
+};
 
 int
 history_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "help", no_argument, NULL, 'h' },
-    { "catalog", required_argument, NULL, 'c' },
-    { "index", required_argument, NULL, 'x' },
-    { "recursive", no_argument, NULL, 'r' },
-    { "json", no_argument, NULL, 'j' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *catalog = NULL, *index = NULL;
-  bool recursive = false, json = false;
+  const char *index = NULL;
+  bool recursive = false;
+  struct bfs_args g;
   int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "hr", opts, NULL)) != -1)
+  bfs_opts_init(&g, &history_cmd_desc, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'c': catalog = optarg; break;
-    case 'x': index = optarg; break;
+    case OPT_INDEX: index = g.optarg; break;
     case 'r': recursive = true; break;
-    case 'j': json = true; break;
-    default: usage(stderr); return 2;
     }
-  if (argc - optind != 3) {
-    usage(stderr);
-    return 2;
-  }
-  const char *repo = argv[optind], *vm = argv[optind + 1];
-  char *path = hist_path(argv[optind + 2]);
+  if (c < 0)
+    return g.status;
+  const char *catalog = g.catalog;
+  bool json = g.json;
+  const char *repo = g.pos[0], *vm = g.pos[1];
+  char *path = hist_path(g.pos[2]);
   struct hist_vm h;
   if (!path || hist_open(repo, catalog, index, vm, &h) < 0) {
     fprintf(stderr, "backupfs: history: %s\n", bfs_last_error());

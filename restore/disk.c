@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <linux/falloc.h>
@@ -32,6 +31,8 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/json-str.h"
+#include "common/opts.h"
 #include "restore/restore-int.h"
 
 #define CHUNK (4u << 20)
@@ -71,27 +72,69 @@ struct job {
   char *buf;
   struct throttle th;
   struct progress pr;
+  bool json;             /* --json: the summary as JSON */
 };
 
+/* the summary line, or with --json the same as one object */
 static void
-usage(FILE *f)
+summary(const struct job *j, const char *format, bool compressed)
 {
-  fprintf(f,
-"usage: backupfs restore disk [OPTIONS] BACKUP_DIR DISK DEST\n"
-"       backupfs restore disk [OPTIONS] --repo REPO VM[@TIME] DISK DEST\n\n"
-"Restore one whole disk of a backup into DEST, sparse (holes stay holes),\n"
-"and check the result against the backup before reporting success.\n"
-"When DEST is a directory the disk goes to DEST/DISK.raw (or .qcow2).\n"
-"BACKUP_DIR is a point-in-time directory of a backupfs mount\n"
-"(/mnt/backups/web01/latest); with --repo the repository is read directly.\n\n"
-"  --format raw|qcow2   output format (default raw)\n"
-"  -c, --compress       compress the qcow2 output\n"
-"  --bandwidth MIB/S    limit reading and writing to MiB per second\n"
-"  --repo REPO          read VM@TIME of REPO instead of a mounted BACKUP_DIR\n"
-"  --catalog FILE       catalog database to use with --repo\n"
-"  --force              write over an existing file or block device\n"
-"  -h, --help           this help\n");
+  if (!j->json) {
+    char a[32], b[32];
+    if (!strcmp(format, "raw"))
+      printf("restored %s to %s: %s of data, %s virtual, checked\n",
+             restore_src_name(j->src), j->dest,
+             restore_human(j->allocated, a, sizeof a),
+             restore_human(restore_src_size(j->src), b, sizeof b));
+    else
+      printf("restored %s to %s (qcow2%s), checked\n",
+             restore_src_name(j->src), j->dest,
+             compressed ? ", compressed" : "");
+    return;
+  }
+  json_object *o = json_object_new_object();
+  json_object_object_add(o, "source", bfs_json_string(restore_src_name(j->src)));
+  json_object_object_add(o, "dest", bfs_json_string(j->dest));
+  json_object_object_add(o, "format", json_object_new_string(format));
+  json_object_object_add(o, "compressed", json_object_new_boolean(compressed));
+  json_object_object_add(o, "virtual_size",
+                         json_object_new_uint64(restore_src_size(j->src)));
+  if (!strcmp(format, "raw"))
+    json_object_object_add(o, "allocated", json_object_new_uint64(j->allocated));
+  json_object_object_add(o, "checked", json_object_new_boolean(true));
+  puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put(o);
 }
+
+enum { OPT_FORMAT = 256, OPT_BANDWIDTH, OPT_REPO, OPT_FORCE };
+
+static const struct bfs_opt disk_opts[] = {
+  { "format", OPT_FORMAT, "raw|qcow2", "output format (default raw)" },
+  { "compress", 'c', NULL, "compress the qcow2 output" },
+  { "bandwidth", OPT_BANDWIDTH, "MIB/S",
+    "limit reading and writing to MiB per second" },
+  { "repo", OPT_REPO, "REPO",
+    "read VM@TIME of REPO instead of a mounted BACKUP_DIR" },
+  { "force", OPT_FORCE, NULL, "write over an existing file or block device" },
+  { 0 },
+};
+
+static const struct bfs_cmd disk_cmd = {
+  .name = "restore disk",
+  .usage = "restore disk [OPTIONS] BACKUP_DIR DISK DEST\n"
+    "       backupfs restore disk [OPTIONS] --repo REPO VM[@TIME] DISK DEST",
+  .about = "Restore one whole disk of a backup into DEST, sparse (holes stay holes),\n"
+    "and check the result against the backup before reporting success.\n"
+    "When DEST is a directory the disk goes to DEST/DISK.raw (or .qcow2).\n"
+    "BACKUP_DIR is a point-in-time directory of a backupfs mount\n"
+    "(/mnt/backups/web01/latest); with --repo the repository is read directly.",
+  .opts = disk_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "the summary as {source, dest, format, compressed,\n"
+    "virtual_size, allocated, checked}",
+  .catalog_help = "catalog database to use with --repo",
+  .need = "BACKUP_DIR DISK DEST", .min_args = 3, .max_args = 3,
+};
 
 static int
 list_extents(struct job *j)
@@ -302,7 +345,6 @@ restore_raw(struct job *j, bool force)
 {
   XXH128_hash_t h;
   bool created;
-  char a[32], b[32];
   int r;
 
   r = list_extents(j);
@@ -329,10 +371,7 @@ restore_raw(struct job *j, bool force)
   if (r < 0 && created)
     unlink(j->dest);
   if (r == 0)
-    printf("restored %s to %s: %s of data, %s virtual, checked\n",
-           restore_src_name(j->src), j->dest,
-           restore_human(j->allocated, a, sizeof a),
-           restore_human(restore_src_size(j->src), b, sizeof b));
+    summary(j, "raw", false);
   return r;
 }
 
@@ -393,53 +432,40 @@ restore_qcow2(struct job *j, bool compress, double mibps)
   if (r < 0)
     return bfs_error(r, "%s: differs from the backup (qemu-img compare)",
                      j->dest);
-  printf("restored %s to %s (qcow2%s), checked\n", restore_src_name(j->src),
-         j->dest, compress ? ", compressed" : "");
+  summary(j, "qcow2", compress);
   return 0;
 }
 
 int
 restore_disk_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "format", required_argument, NULL, 'f' },
-    { "compress", no_argument, NULL, 'c' },
-    { "bandwidth", required_argument, NULL, 'b' },
-    { "repo", required_argument, NULL, 'r' },
-    { "catalog", required_argument, NULL, 'C' },
-    { "force", no_argument, NULL, 'F' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
   const char *format = "raw", *repo = NULL, *catalog = NULL;
   bool compress = false, force = false;
   double mibps = 0;
   struct job j = { .fd = -1 };
+  struct bfs_args g;
   int c, r;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+  bfs_opts_init(&g, &disk_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0) {
     switch (c) {
-    case 'f': format = optarg; break;
+    case OPT_FORMAT: format = g.optarg; break;
     case 'c': compress = true; break;
-    case 'b':
-      if (restore_parse_rate(optarg, &mibps) < 0) {
+    case OPT_BANDWIDTH:
+      if (restore_parse_rate(g.optarg, &mibps) < 0) {
         fprintf(stderr, "backupfs: restore disk: --bandwidth %s: expected "
-                "MiB per second, a positive number\n", optarg);
+                "MiB per second, a positive number\n", g.optarg);
         return 2;
       }
       break;
-    case 'r': repo = optarg; break;
-    case 'C': catalog = optarg; break;
-    case 'F': force = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case OPT_REPO: repo = g.optarg; break;
+    case OPT_FORCE: force = true; break;
     }
   }
-  if (argc - optind != 3) {
-    usage(stderr);
-    return 2;
-  }
+  if (c < 0)
+    return g.status;
+  catalog = g.catalog;
+  j.json = g.json;
   if (strcmp(format, "raw") && strcmp(format, "qcow2")) {
     fprintf(stderr, "backupfs: restore disk: --format %s: raw or qcow2\n",
             format);
@@ -449,11 +475,11 @@ restore_disk_cmd(int argc, char **argv)
     fprintf(stderr, "backupfs: restore disk: --compress needs --format qcow2\n");
     return 2;
   }
-  j.dest = argv[optind + 2];
+  j.dest = g.pos[2];
   struct stat dst;
   CLEANUP_FREE char *in_dir = NULL;
   if (stat(j.dest, &dst) == 0 && S_ISDIR(dst.st_mode)) {  /* DEST/<disk>.<fmt> */
-    const char *disk = argv[optind + 1];
+    const char *disk = g.pos[1];
     if (strchr(disk, '/') ||
         asprintf(&in_dir, "%.*s/%s.%s", (int)strcspn_trailing(j.dest),
                  j.dest, disk, !strcmp(format, "raw") ? "raw" : "qcow2") < 0) {
@@ -463,16 +489,16 @@ restore_disk_cmd(int argc, char **argv)
     j.dest = in_dir;
   }
   if (repo)
-    r = restore_src_repo(repo, catalog, argv[optind], argv[optind + 1], &j.src);
+    r = restore_src_repo(repo, catalog, g.pos[0], g.pos[1], &j.src);
   else {
     json_object *bj = NULL;
-    r = restore_backup_json(argv[optind], &bj);
-    if (r == 0 && !restore_json_disk(bj, argv[optind], argv[optind + 1]))
+    r = restore_backup_json(g.pos[0], &bj);
+    if (r == 0 && !restore_json_disk(bj, g.pos[0], g.pos[1]))
       r = -ENOENT;
     if (bj)
       json_object_put(bj);
     if (r == 0)
-      r = restore_src_mounted(argv[optind], argv[optind + 1], &j.src);
+      r = restore_src_mounted(g.pos[0], g.pos[1], &j.src);
   }
   if (r == 0) {
     restore_throttle_init(&j.th, mibps);

@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <search.h>
@@ -36,6 +35,10 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include <json-c/json.h>
+
+#include "common/json-str.h"
+#include "common/opts.h"
 #include "restore/restore-int.h"
 
 #define BUFSZ (1u << 20)
@@ -49,19 +52,25 @@ struct fctx {
   char *buf;
   unsigned errors;
   struct progress pr;
+  bool json;             /* --json: the summary as JSON */
 };
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-"usage: backupfs restore file [OPTIONS] BACKUP_DIR/files/PATH DEST\n\n"
-"Copy a guest file or a whole directory out of a backup, keeping mode,\n"
-"owner (when run as root), times, symlinks (as symlinks, never followed)\n"
-"and hard links.  When DEST is a directory the copy goes inside it.\n\n"
-"  --force      replace existing files and merge into existing directories\n"
-"  -h, --help   this help\n");
-}
+static const struct bfs_opt file_opts[] = {
+  { "force", 'f', NULL,
+    "replace existing files and merge into existing directories" },
+  { 0 },
+};
+
+static const struct bfs_cmd file_cmd = {
+  .name = "restore file",
+  .usage = "restore file [OPTIONS] BACKUP_DIR/files/PATH DEST",
+  .about = "Copy a guest file or a whole directory out of a backup, keeping mode,\n"
+    "owner (when run as root), times, symlinks (as symlinks, never followed)\n"
+    "and hard links.  When DEST is a directory the copy goes inside it.",
+  .opts = file_opts, .shared = BFS_OPTS_JSON,
+  .json_help = "the summary as {source, dest, entries, bytes,\nerrors}",
+  .need = "BACKUP_DIR/files/PATH DEST", .min_args = 2, .max_args = 2,
+};
 
 static int
 fail(struct fctx *c, const char *rel, int err, const char *what)
@@ -398,33 +407,24 @@ open_src_parent(const char *src, char **base)
 int
 restore_file_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "force", no_argument, NULL, 'f' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
   struct fctx c = { .top_fd = -1 };
   CLEANUP_FREE char *sbase = NULL, *dcopy = NULL;
   CLEANUP_CLOSE int sdir = -1, ddir = -1;
   const char *src, *dest, *dname;
   struct stat st;
   struct rlimit rl;
+  struct bfs_args g;
   int opt;
 
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-    switch (opt) {
-    case 'f': c.force = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
-    }
-  }
-  if (argc - optind != 2) {
-    usage(stderr);
-    return 2;
-  }
-  src = argv[optind];
-  dest = argv[optind + 1];
+  bfs_opts_init(&g, &file_cmd, argc, argv);
+  while ((opt = bfs_opts_next(&g)) > 0)
+    if (opt == 'f')
+      c.force = true;
+  if (opt < 0)
+    return g.status;
+  c.json = g.json;
+  src = g.pos[0];
+  dest = g.pos[1];
   c.root = geteuid() == 0;
   /* one descriptor pair per directory level */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -479,9 +479,21 @@ restore_file_cmd(int argc, char **argv)
   copy_entry(&c, sdir, sbase, ddir, dname, dname);
   restore_progress_done(&c.pr);
   char h[32];
-  printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
-         c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
-         c.errors ? " (with errors)" : "");
+  if (c.json) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "source", bfs_json_string(src));
+    json_object_object_add(o, "dest", bfs_json_string(dest));
+    json_object_object_add(o, "entries", json_object_new_uint64(c.pr.files));
+    json_object_object_add(o, "bytes", json_object_new_uint64(c.pr.done));
+    json_object_object_add(o, "errors", json_object_new_int64(c.errors));
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+  }
+  else
+    printf("restored %s: %" PRIu64 " entr%s, %s read%s\n", src, c.pr.files,
+           c.pr.files == 1 ? "y" : "ies", restore_human(c.pr.done, h, sizeof h),
+           c.errors ? " (with errors)" : "");
   tdestroy(c.links, link_free);
   free(c.buf);
   if (c.errors) {

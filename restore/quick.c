@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "restore/restore-int.h"
 
 struct qdisk {
@@ -34,21 +34,28 @@ struct qdisk {
   char *target;
 };
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-"usage: backupfs restore quick [OPTIONS] BACKUP_DIR DEST_DIR\n\n"
-"Quick restore: create DEST_DIR/<disk>.qcow2, one overlay per disk backed by\n"
-"the mounted BACKUP_DIR/disks/<disk>.img, and DEST_DIR/domain.xml, the VM\n"
-"definition pointed at them, so the VM boots at once from the backup while\n"
-"its writes go to the overlays.  Prints the commands to start it and to\n"
-"consolidate the overlays, after which the mount may go.\n\n"
-"  --name NAME       name of the restored domain (default <name>-restored)\n"
-"  --same-identity   keep the original name, UUID and MAC addresses\n"
-"  --start           define and start the domain with virsh\n"
-"  -h, --help        this help\n");
-}
+enum { OPT_NAME = 256, OPT_SAME, OPT_START };
+
+static const struct bfs_opt quick_opts[] = {
+  { "name", OPT_NAME, "NAME",
+    "name of the restored domain (default <name>-restored)" },
+  { "same-identity", OPT_SAME, NULL,
+    "keep the original name, UUID and MAC addresses" },
+  { "start", OPT_START, NULL, "define and start the domain with virsh" },
+  { 0 },
+};
+
+static const struct bfs_cmd quick_cmd = {
+  .name = "restore quick",
+  .usage = "restore quick [OPTIONS] BACKUP_DIR DEST_DIR",
+  .about = "Quick restore: create DEST_DIR/<disk>.qcow2, one overlay per disk backed by\n"
+    "the mounted BACKUP_DIR/disks/<disk>.img, and DEST_DIR/domain.xml, the VM\n"
+    "definition pointed at them, so the VM boots at once from the backup while\n"
+    "its writes go to the overlays.  Prints the commands to start it and to\n"
+    "consolidate the overlays, after which the mount may go.",
+  .opts = quick_opts,
+  .need = "BACKUP_DIR DEST_DIR", .min_args = 2, .max_args = 2,
+};
 
 static char *
 read_text(const char *path, int *err)
@@ -333,32 +340,22 @@ out:
 int
 restore_quick_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "name", required_argument, NULL, 'n' },
-    { "same-identity", no_argument, NULL, 's' },
-    { "start", no_argument, NULL, 'S' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
   const char *name = NULL;
   bool same = false, start = false;
+  struct bfs_args g;
   int c, r;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  bfs_opts_init(&g, &quick_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0) {
     switch (c) {
-    case 'n': name = optarg; break;
-    case 's': same = true; break;
-    case 'S': start = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case OPT_NAME: name = g.optarg; break;
+    case OPT_SAME: same = true; break;
+    case OPT_START: start = true; break;
     }
   }
-  if (argc - optind != 2) {
-    usage(stderr);
-    return 2;
-  }
-  r = quick(argv[optind], argv[optind + 1], name, same, start);
+  if (c < 0)
+    return g.status;
+  r = quick(g.pos[0], g.pos[1], name, same, start);
   if (r < 0) {
     fprintf(stderr, "backupfs: restore quick: %s\n", bfs_last_error());
     return 1;

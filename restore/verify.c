@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <search.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/opts.h"
 #include "blk/blk.h"
 #include "common/json-str.h"
 #include "disk/disk.h"
@@ -69,27 +69,32 @@ struct vctx {
   size_t nrows, faults, recorded;
 };
 
-static void
-usage(FILE *f)
-{
-  fprintf(f,
-"usage: backupfs verify [--json] [OPTIONS] REPO [VM[@TIME]]\n\n"
-"Check backups end to end: the structure of every image in each chain\n"
-"(header, tables inside the file, compressed clusters decompress, the\n"
-"backing chain resolves), a full read of every point in time, and the\n"
-"xxh3-128 checksum of every image file against the one recorded when it\n"
-"was first verified.  TIME is a backup name (2026-10-01T030000Z) or latest.\n"
-"Prints a table of results; exits 1 when anything is wrong.\n\n"
-"  --catalog FILE       catalog database (default: per repository)\n"
-"  --state FILE         checksum record (default: verify-<hash>.json next\n"
-"                       to the catalog)\n"
-"  --no-checksum        skip the file checksums\n"
-"  --reset-checksums    record the current checksums, forgetting old ones\n"
-"  --json               results as JSON on stdout\n"
-"  --reread             read each point in time in full, also the layers\n"
-"                       already read for an older point in time this run\n"
-"  -h, --help           this help\n");
-}
+enum { OPT_STATE = 256, OPT_NO_CHECKSUM, OPT_RESET, OPT_REREAD };
+
+static const struct bfs_opt verify_opts[] = {
+  { "state", OPT_STATE, "FILE", "checksum record (default: verify-<hash>.json\n"
+    "next to the catalog)" },
+  { "no-checksum", OPT_NO_CHECKSUM, NULL, "skip the file checksums" },
+  { "reset-checksums", OPT_RESET, NULL,
+    "record the current checksums, forgetting old ones" },
+  { "reread", OPT_REREAD, NULL, "read each point in time in full, also the\n"
+    "layers already read for an older point in time\nthis run" },
+  { 0 },
+};
+
+static const struct bfs_cmd verify_cmd = {
+  .name = "verify",
+  .usage = "verify [--json] [OPTIONS] REPO [VM[@TIME]]",
+  .about = "Check backups end to end: the structure of every image in each chain\n"
+    "(header, tables inside the file, compressed clusters decompress, the\n"
+    "backing chain resolves), a full read of every point in time, and the\n"
+    "xxh3-128 checksum of every image file against the one recorded when it\n"
+    "was first verified.  TIME is a backup name (2026-10-01T030000Z) or latest.\n"
+    "Prints a table of results; exits 1 when anything is wrong.",
+  .opts = verify_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
+  .json_help = "results as JSON on stdout",
+  .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
+};
 
 static int
 fres_cmp(const void *a, const void *b)
@@ -324,12 +329,12 @@ verify_disk(struct vctx *v, const struct catalog_backup *b,
     return;
   }
   /* every file of the recipe alone, then the recipe as the disk service
-   * opens it (identities checked) */
+   * opens it (identities checked); layers read through a shared source
+   * (restic, PBS: every blob or chunk authenticated on read) are checked
+   * by the full read alone */
   for (size_t i = 0; i < d->chain_len; i++) {
     CLEANUP_FREE char *p = NULL;
-    const struct bfs_disk_source *row =
-      bfs_disk_source_find(d->chain_driver[i]);
-    if (row && row->no_file)        /* no file (RBD): the full read checks */
+    if (d->chain_driver && bfs_disk_source_find(d->chain_driver[i]))
       continue;
     if (asprintf(&p, "%s/%s", v->repo, d->chain[i]) < 0)
       goto out;
@@ -443,45 +448,32 @@ print_table(struct vctx *v)
 int
 restore_verify_cmd(int argc, char **argv)
 {
-  static const struct option opts[] = {
-    { "catalog", required_argument, NULL, 'C' },
-    { "state", required_argument, NULL, 's' },
-    { "no-checksum", no_argument, NULL, 'n' },
-    { "reset-checksums", no_argument, NULL, 'R' },
-    { "json", no_argument, NULL, 'j' },
-    { "reread", no_argument, NULL, 'A' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
   const char *catalog = NULL, *state = NULL;
   struct vctx v = { .repo_fd = -1 };
   CLEANUP_FREE char *vm = NULL, *time = NULL;
   char **vms = NULL;
   size_t nvms = 0;
   bool json = false;
+  struct bfs_args g;
   int c, r = 0;
 
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+  bfs_opts_init(&g, &verify_cmd, argc, argv);
+  while ((c = bfs_opts_next(&g)) > 0) {
     switch (c) {
-    case 'C': catalog = optarg; break;
-    case 's': state = optarg; break;
-    case 'n': v.no_checksum = true; break;
-    case 'R': v.reset = true; break;
-    case 'j': json = true; break;
-    case 'A': v.reread = true; break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case OPT_STATE: state = g.optarg; break;
+    case OPT_NO_CHECKSUM: v.no_checksum = true; break;
+    case OPT_RESET: v.reset = true; break;
+    case OPT_REREAD: v.reread = true; break;
     }
   }
-  if (argc - optind < 1 || argc - optind > 2) {
-    usage(stderr);
-    return 2;
-  }
-  if (argc - optind == 2) {
-    if ((r = catalog_parse_vmtime(argv[optind + 1], &vm, &time)) < 0)
+  if (c < 0)
+    return g.status;
+  catalog = g.catalog;
+  json = g.json;
+  if (g.npos == 2) {
+    if ((r = catalog_parse_vmtime(g.pos[1], &vm, &time)) < 0)
       goto out;
-    if (!strchr(argv[optind + 1], '@')) {  /* VM alone: every backup */
+    if (!strchr(g.pos[1], '@')) {  /* VM alone: every backup */
       free(time);
       time = NULL;
     }
@@ -490,7 +482,7 @@ restore_verify_cmd(int argc, char **argv)
     r = bfs_error(-ENOMEM, "out of memory");
     goto out;
   }
-  if ((r = restore_open_catalog(argv[optind], catalog, &v.cat)) < 0)
+  if ((r = restore_open_catalog(g.pos[0], catalog, &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
   /* a store that is no directory (rbd:POOL) has no fd */

@@ -1,0 +1,84 @@
+#!/bin/bash
+# test-mount.sh VER — a restic repository (format VER) as a backupfs
+# repository: the catalog lists each snapshot's vda.img as a point in time
+# of VM "vda" (the tree/ snapshot's empty.img too), the mount serves every
+# one byte-identical to `restic dump`, `restore disk --repo` copies one out,
+# a missing or wrong password leaves the repository visible as a broken
+# backup saying why, and a flipped byte in a pack is EIO and a verify fault.
+. "$SRCDIR/tests/restic/lib.sh"
+[ -c /dev/fuse ] || { echo "SKIP: /dev/fuse is missing"; exit 77; }
+ver=${1:-2}
+MNT=$T/mnt
+cleanup() { fusermount3 -u "$MNT" 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT
+
+R_DIR=$T/repo
+make_repo "$R_DIR" "$ver" ${2:-}
+pw=$T/pw
+unset RESTIC_PASSWORD_FILE      # backupfs must be told
+mapfile -t S < <(RESTIC_PASSWORD_FILE=$pw snaps "$R_DIR")
+
+# no password: visible, broken, saying what it needs
+J=$(listj --catalog "$T/c0.db" "$R_DIR")
+check_match "no password: a broken backup says so" \
+  "password is needed.*restic-password-file" \
+  "$(q '[.vms[].backups[].status] | join(" ")')"
+# wrong password: the mount still comes up (the repository is visible)
+printf 'wrong\n' >"$T/bad"
+mkdir -p "$MNT"
+"$BACKUPFS" mount -o "catalog=$T/c1.db,restic_password_file=$T/bad" \
+  "$R_DIR" "$MNT" 2>/dev/null
+J=$(listj --catalog "$T/c1.db" "$R_DIR")
+fusermount3 -u "$MNT"
+check_match "wrong password: a broken backup says so" \
+  "(wrong password|no key|password)" "$(q '[.vms[].backups[].status] | join(" ")')"
+
+"$BACKUPFS" mount -o "catalog=$T/c.db,restic_password_file=$pw" "$R_DIR" "$MNT"
+J=$(listj --catalog "$T/c.db" "$R_DIR")
+check "three points in time of vda" 3 "$(q '.vms[] | select(.name == "vda") | .backups | length')"
+check "source is restic" restic "$(q '[.vms[] | select(.name == "vda") | .backups[].source] | unique | join(",")')"
+mapfile -t B < <(ls "$MNT/vda" | grep -v latest)
+check "three directories in the tree" 3 "${#B[@]}"
+for i in 0 1 2; do
+  dump "$R_DIR" "${S[$i]}" /vda.img "$T/want$i" 2>/dev/null || \
+    RESTIC_PASSWORD_FILE=$pw dump "$R_DIR" "${S[$i]}" /vda.img "$T/want$i"
+  if cmp -s "$T/want$i" "$MNT/vda/${B[$i]}/disks/vda.img"; then
+    echo "ok: snapshot $i through the mount equals restic dump"
+  else
+    echo "FAIL: snapshot $i differs from restic dump"; fails=$((fails + 1))
+  fi
+done
+check "backup.json names the snapshot" "${S[2]}" \
+  "$(jq -r .restic_snapshot "$MNT/vda/${B[2]}/backup.json")"
+check "the tree snapshot's empty.img is a disk of VM empty" 0 \
+  "$(stat -c %s "$MNT/empty/latest/disks/empty.img")"
+fusermount3 -u "$MNT"
+
+# restore disk without a mount
+"$BACKUPFS" restore disk --repo "$R_DIR" --catalog "$T/c.db" \
+  "vda@${B[1]}" vda "$T/out.raw" >/dev/null
+if cmp -s "$T/want1" "$T/out.raw"; then echo "ok: restore disk --repo"
+else echo "FAIL: restore disk --repo differs"; fails=$((fails + 1)); fi
+
+# a flipped byte in each data pack: EIO through the mount, a verify fault
+find "$R_DIR/data" -type f -size +1M -print0 | xargs -0 python3 -c '
+import sys
+for p in sys.argv[1:]:
+    with open(p, "r+b") as f:
+        f.seek(4096); b = f.read(1); f.seek(4096); f.write(bytes([b[0] ^ 0xff]))
+'
+
+"$BACKUPFS" mount -o "catalog=$T/c.db" "$R_DIR" "$MNT"
+bad=0
+for b in "${B[@]}"; do
+  cat "$MNT/vda/$b/disks/vda.img" >/dev/null 2>"$T/err" || bad=$((bad + 1))
+done
+check "reads through the damaged pack fail" yes "$([ $bad -gt 0 ] && echo yes || echo no)"
+check_match "the error is EIO" "Input/output error" "$(cat "$T/err")"
+fusermount3 -u "$MNT"
+if "$BACKUPFS" verify --catalog "$T/c.db" "$R_DIR" vda >"$T/v" 2>&1; then
+  echo "FAIL: verify passed over a damaged pack"; fails=$((fails + 1))
+else
+  check_match "verify names the damage" "(MAC|pack|authent)" "$(cat "$T/v")"
+fi
+finish
