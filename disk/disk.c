@@ -233,7 +233,7 @@ source_get(struct bfs_disk_ctx *ctx, const struct blk_layer *l, void **out)
 {
   const struct bfs_disk_source *row = bfs_disk_source_find(l->driver);
   CLEANUP_FREE char *key = NULL;
-  int r;
+  int r = 0;
 
   *out = NULL;
   if (!row)
@@ -455,7 +455,7 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
                            .cache = d->ctx->opts.cache,
                            .key = d->ctx->opts.key };
   struct opener o = { .d = d };
-  int r;
+  int r = 0;
 
   if (strcmp(d->status, "ok"))
     return bfs_error(-EIO, "%s", d->status);
