@@ -49,6 +49,11 @@ struct catalog {
   char *cloudstack_backups;     /* absolute path or NULL */
   char *source_options;         /* catalog_opts.source_options, a copy */
   bool progress;
+  /* a layout's handle on a repository that is no directory (the RBD
+   * layout's cluster connection), kept from scan to scan so a mount's
+   * rescans do not reconnect; freed with the catalog */
+  void *repo_handle;
+  void (*repo_handle_free)(void *);
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for

@@ -199,6 +199,8 @@ void
 catalog_close(catalog_t *cat)
 {
   if (!cat) return;
+  if (cat->repo_handle && cat->repo_handle_free)
+    cat->repo_handle_free(cat->repo_handle);
   sqlite3_close(cat->db);
   sqlite3_close(cat->scan_db);
   pthread_mutex_destroy(&cat->lock);

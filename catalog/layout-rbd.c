@@ -23,8 +23,10 @@
  * backup.json: source "ceph-rbd", extra {pool, image, snapshot, snap_id}.
  * A cluster that cannot be reached, a missing pool or conf fails the scan
  * with the reason (scan_fail); an image that vanishes between listing and
- * opening is skipped.  Snapshots removed later disappear at the next scan
- * (the mount rescans on listing: the repository has no inotify).
+ * opening is skipped.  The connection stays with the catalog
+ * (repo_handle) for its later scans: a mount's rescans do not reconnect.
+ * Snapshots removed later disappear at the next scan (the mount rescans
+ * on listing: the repository has no inotify).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -186,6 +188,12 @@ add_image(struct scan *s, struct rbd_conn *c, const char *image,
   rbd_close(img);
 }
 
+static void
+conn_free(void *c)
+{
+  rbd_conn_unref(c);
+}
+
 static bool
 rbd_repo(struct scan *s)
 {
@@ -212,9 +220,14 @@ rbd_repo(struct scan *s)
                            repo, group));
     return true;
   }
-  if ((r = rbd_conn_open(conf, id, pool, ns, &c)) < 0) {
-    scan_fail(s, bfs_error_prefix(r, "%s: ", repo));
-    return true;
+  /* the connection is kept with the catalog (scans hold its scan lock) */
+  if (!(c = s->cat->repo_handle)) {
+    if ((r = rbd_conn_open(conf, id, pool, ns, &c)) < 0) {
+      scan_fail(s, bfs_error_prefix(r, "%s: ", repo));
+      return true;
+    }
+    s->cat->repo_handle = c;
+    s->cat->repo_handle_free = conn_free;
   }
   rbd_image_spec_t *specs = NULL;
   size_t max = 64;
@@ -229,14 +242,12 @@ rbd_repo(struct scan *s)
     scan_fail(s, bfs_error(-EIO, "%s: listing images: %s", repo,
                            strerror(-r)));
     free(specs);
-    rbd_conn_unref(c);
     return true;
   }
   for (size_t i = 0; i < max; i++)
     add_image(s, c, specs[i].name, group);
   rbd_image_spec_list_cleanup(specs, max);
   free(specs);
-  rbd_conn_unref(c);
   return true;
 }
 

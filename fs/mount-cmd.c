@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 #include "common/cleanup.h"
 #include "common/kvopt.h"
 #include "common/error.h"
+#include "common/ioutil.h"
 #include "common/opts.h"
 #include "fs/fs.h"
 #include "fs/holders.h"
@@ -491,6 +493,54 @@ open_catalog(const struct opts *o, bool progress)
   return catalog_open(mnt.repo, &copts, &mnt.cat);
 }
 
+/* The first scan of a repository that is no directory (rbd:POOL) runs in
+ * a child process: its client library (librados) is not safe across the
+ * fork() that daemonises, so the mounting process never loads a cluster
+ * connection; the daemon makes its own.  0 or the child's -errno and
+ * message. */
+static int
+scan_in_child(struct catalog_scan_stats *st)
+{
+  struct { int r; struct catalog_scan_stats st; char msg[2048]; } m;
+  int pfd[2];
+
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return bfs_error(-errno, "pipe: %m");
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return bfs_error(-errno, "fork: %m");
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    memset(&m, 0, sizeof m);
+    m.r = catalog_scan(mnt.cat, &m.st);
+    snprintf(m.msg, sizeof m.msg, "%s", m.r < 0 ? bfs_last_error() : "");
+    _exit(bfs_write_all(pfd[1], &m, sizeof m) < 0);
+  }
+  close(pfd[1]);
+  size_t n = 0;
+  while (n < sizeof m) {
+    ssize_t k = read(pfd[0], (char *)&m + n, sizeof m - n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      break;
+    n += (size_t)k;
+  }
+  close(pfd[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (n != sizeof m)
+    return bfs_error(-EIO, "scanning %s: the scan process died", mnt.repo);
+  if (m.r < 0)
+    return bfs_error(m.r, "%s", m.msg);
+  *st = m.st;
+  return 0;
+}
+
 static int
 run(struct opts *o)
 {
@@ -546,7 +596,8 @@ run(struct opts *o)
   r = open_catalog(o, isatty(2));
   if (r < 0)
     return r;
-  r = catalog_scan(mnt.cat, &stats);
+  r = catalog_repo_not_dir(mnt.repo) ? scan_in_child(&stats)
+                                     : catalog_scan(mnt.cat, &stats);
   if (r < 0)
     return bfs_error_prefix(r, "scanning %s: ", mnt.repo);
   if (isatty(2))
