@@ -127,15 +127,15 @@ static const struct bfs_blk_ops pbs_ops = {
   .close = pblk_close,
 };
 
-static int
-parse_fidx(struct pbs_blk *p, struct blk_io *io)
+int
+pbs_fidx_info(struct blk_io *io, unsigned char h[static PBS_FIDX_HEADER],
+              uint64_t *size_out, uint64_t *chunk_size, uint64_t *nchunks)
 {
   const char *nm = blk_io_name(io);
-  unsigned char h[PBS_FIDX_HEADER], sum[32];
   uint64_t size, cs, n, bytes;
   int r;
 
-  if ((r = blk_io_read(io, h, sizeof h, 0, "fixed index header")) < 0)
+  if ((r = blk_io_read(io, h, PBS_FIDX_HEADER, 0, "fixed index header")) < 0)
     return r;
   if (memcmp(h, M_FIDX, 8))
     return bfs_error(-EINVAL, "%s: not a PBS fixed index (bad magic)", nm);
@@ -153,6 +153,22 @@ parse_fidx(struct pbs_blk *p, struct blk_io *io)
     return bfs_error(-EIO, "%s: %" PRIu64 " chunks need a file of %" PRIu64
                      " bytes, it has %" PRIu64 " (truncated or corrupt)", nm,
                      n, n * 32 + PBS_FIDX_HEADER, blk_io_size(io));
+  *size_out = size;
+  *chunk_size = cs;
+  *nchunks = n;
+  return 0;
+}
+
+static int
+parse_fidx(struct pbs_blk *p, struct blk_io *io)
+{
+  const char *nm = blk_io_name(io);
+  unsigned char h[PBS_FIDX_HEADER], sum[32];
+  uint64_t size, cs, n;
+  int r;
+
+  if ((r = pbs_fidx_info(io, h, &size, &cs, &n)) < 0)
+    return r;
   if (!(p->digests = malloc(n * 32)))
     return bfs_error(-ENOMEM, "%s: out of memory for %" PRIu64 " digests",
                      nm, n);
@@ -218,7 +234,8 @@ blk_pbs_open_ctx(struct blk_io *io, const char *options, void *ctx,
   if (backing)
     r = bfs_error(-EINVAL, "%s: a PBS image has no backing file",
                   blk_io_name(io));
-  else if (options && *options)
+  else if (options && *options && (strncmp(options, "store=", 6) ||
+                                    strchr(options, ',')))
     r = bfs_error(-EINVAL, "%s: pbs driver: unknown options '%s'",
                   blk_io_name(io), options);
   else if (!ctx)

@@ -32,7 +32,9 @@
  *
  * Recipe layers (driver "pbs"): the locator is the .fidx file (the opener
  * hands its fd as usual), the recipe's ctx (struct blk_recipe.ctx) is the
- * struct pbs_store of its datastore, options empty.  The disk service creates the store when it
+ * struct pbs_store of its datastore, options empty or "store=<root>" (the
+ * datastore directory, repository-relative: the disk service's key for
+ * the shared store; the driver ignores it).  The disk service creates the store when it
  * first opens a disk of a datastore: pbs_store_open() on a directory fd of
  * the datastore root opened beneath the repository, the key from
  * -o pbs_keyfile= loaded with pbs_key_load(); it keeps the store with the
@@ -91,6 +93,12 @@ int pbs_blob_decode(const unsigned char *raw, size_t len,
 /* A snapshot directory's state: 0 finished, -ENOENT unfinished (no
  * index.json.blob), other -errno; message set either way but 0. */
 int pbs_snapshot_finished(int snap_dirfd, const char *name);
+
+/* The header of the fixed index in io (read into h): 0 and the image
+ * size, chunk size and chunk count after checking the magic, the chunk
+ * size and the file's length against them; -errno naming io otherwise. */
+int pbs_fidx_info(struct blk_io *io, unsigned char h[static PBS_FIDX_HEADER],
+                  uint64_t *size, uint64_t *chunk_size, uint64_t *nchunks);
 
 /* The fixed index of io as a disk over store (a reference is taken). */
 int blk_pbs_open_store(struct blk_io *io, struct pbs_store *store,

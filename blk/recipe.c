@@ -28,7 +28,7 @@ static const struct {
   { "qcow2", blk_qcow2_open, NULL },
   { "vma", blk_vma_open, blk_vma_open_ctx },
   { "pbs", blk_pbs_open, blk_pbs_open_ctx },
-  { "vnbd", blk_vnbd_open, NULL },   /* virtnbdbackup streams */
+  { "vnbd", blk_vnbd_open, blk_vnbd_open_ctx },   /* virtnbdbackup streams */
   { "restic", blk_restic_open_layer, blk_restic_open_ctx },
   { "rbd", blk_rbd_open, blk_rbd_open_ctx },   /* Ceph RBD: no file */
 };

@@ -9,13 +9,18 @@
  * the blk is thread-safe without a lock.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "blk/vma.h"
+#include "blk/vnbd.h"            /* the index cache */
 #include "common/error.h"
+#include "common/ioutil.h"
 
 struct vma_blk {
   struct bfs_blk b;
@@ -239,13 +244,106 @@ int
 blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
                  struct bfs_blk *backing, struct bfs_blk **out)
 {
+  const struct vma_source *src = ctx;
+  int r;
+
   *out = NULL;
   if (backing) {
     bfs_blk_close(backing);
-    int r = bfs_error(-EINVAL, "%s: a VMA device has no backing file",
-                      blk_io_name(io));
+    r = bfs_error(-EINVAL, "%s: a VMA device has no backing file",
+                  blk_io_name(io));
     blk_io_close(io);
     return r;
   }
-  return blk_vma_open_index(io, options, ctx, out);
+  if (src && src->fd >= 0) {          /* read the unpacked copy */
+    struct blk_io *copy;
+    int fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      r = bfs_error(-errno, "%s: dup: %s", blk_io_name(io), strerror(errno));
+      blk_io_close(io);
+      return r;
+    }
+    r = blk_io_fd(fd, blk_io_name(io), &copy);
+    blk_io_close(io);
+    if (r < 0)
+      return r;
+    io = copy;
+  }
+  return blk_vma_open_index(io, options, src ? src->index : NULL, out);
+}
+
+int
+vma_source_open(int in_fd, const char *name, int cache_dirfd,
+                int unpack_dirfd, struct vma_source **out, bool *hit)
+{
+  struct vma_source *s = calloc(1, sizeof *s);
+  struct blk_io *io = NULL;
+  struct stat st;
+  unsigned char magic[4] = { 0 };
+  int r, fd;
+
+  *out = NULL;
+  *hit = false;
+  if (!s)
+    return bfs_error(-ENOMEM, "%s: out of memory", name);
+  s->fd = -1;
+  if (fstat(in_fd, &st) < 0) {
+    r = bfs_error(-errno, "%s: fstat: %s", name, strerror(errno));
+    free(s);
+    return r;
+  }
+  if ((r = bfs_pread_all(in_fd, magic, 4, 0)) < 0 || memcmp(magic, "VMA", 4)) {
+    /* not a plain archive: zstd or lzop, unpacked (vma_unpack says which) */
+    if (unpack_dirfd < 0) {
+      free(s);
+      return bfs_error(-ENOENT, "%s: a compressed archive needs an unpack "
+                       "directory", name);
+    }
+    if ((r = vma_unpack(in_fd, name, unpack_dirfd, &s->fd)) < 0) {
+      free(s);
+      return r;
+    }
+  }
+  fd = fcntl(s->fd >= 0 ? s->fd : in_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    r = bfs_error(-errno, "%s: dup: %s", name, strerror(errno));
+    vma_source_free(s);
+    return r;
+  }
+  if ((r = blk_io_fd(fd, name, &io)) < 0) {
+    vma_source_free(s);
+    return r;
+  }
+  unsigned char *blob = NULL;
+  size_t len = 0;
+  if (blk_idxcache_load(cache_dirfd, "vma", &st, (void **)&blob, &len) == 0) {
+    r = vma_index_load(blob, len, blk_io_size(io), name, &s->index);
+    free(blob);
+    *hit = r == 0;
+  }
+  if (!s->index) {
+    if ((r = vma_index_build(io, &s->index)) < 0) {
+      blk_io_close(io);
+      vma_source_free(s);
+      return r;
+    }
+    if (vma_index_save(s->index, &blob, &len) == 0) {
+      blk_idxcache_store(cache_dirfd, "vma", &st, blob, len);
+      free(blob);
+    }
+  }
+  blk_io_close(io);
+  *out = s;
+  return 0;
+}
+
+void
+vma_source_free(struct vma_source *s)
+{
+  if (!s)
+    return;
+  vma_index_free(s->index);
+  if (s->fd >= 0)
+    close(s->fd);
+  free(s);
 }

@@ -33,11 +33,11 @@
  * descriptor closes: when the last device blk over it is closed.
  *
  * Recipe layers (blk/recipe.c, driver "vma"): the locator is the archive
- * file (.vma, or the unpacked cache file), options "dev=NAME" (the
- * device name as in the header, e.g. "drive-scsi0") or "devid=N"; the
- * recipe's ctx (struct blk_recipe.ctx) may point to a struct vma_index
- * already built for that archive (shared, not owned; it must outlive the
- * blk), else the driver builds one itself.
+ * file (.vma, .vma.zst, .vma.lzo), options "dev=NAME" (the device name as
+ * in the header, e.g. "drive-scsi0") or "devid=N"; the recipe's ctx
+ * (struct blk_recipe.ctx) may point to a struct vma_source of that
+ * archive (shared, not owned; it must outlive the blk), else the driver
+ * builds an index itself (plain .vma only).
  */
 #ifndef BFS_BLK_VMA_H
 #define BFS_BLK_VMA_H
@@ -107,7 +107,24 @@ int blk_vma_open(struct blk_io *io, const char *options,
 int blk_vma_open_index(struct blk_io *io, const char *options,
                        const struct vma_index *x, struct bfs_blk **out);
 
-/* The recipe's form: ctx NULL or a const struct vma_index *. */
+/* What the disk service shares between the devices of one archive
+ * (disk/source.c, one per archive): its index, loaded from the index
+ * cache (blk_idxcache_*, kind "vma") or built once, and for a .vma.zst /
+ * .vma.lzo the fd of the unpacked copy (vma_unpack), read instead of the
+ * compressed file the layer's io is over; -1 for a plain .vma. */
+struct vma_source {
+  struct vma_index *index;
+  int fd;
+};
+/* Open (or build) the source of the archive in in_fd (not closed): the
+ * index from cache_dirfd when an entry for the file's identity loads
+ * (*hit), else built and stored; compressed archives are unpacked into
+ * unpack_dirfd first.  cache_dirfd may be -1 (no cache). */
+int vma_source_open(int in_fd, const char *name, int cache_dirfd,
+                    int unpack_dirfd, struct vma_source **out, bool *hit);
+void vma_source_free(struct vma_source *s);
+
+/* The recipe's form: ctx NULL or a struct vma_source. */
 int blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
                      struct bfs_blk *backing, struct bfs_blk **out);
 

@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lz4frame.h>
 
@@ -286,7 +287,8 @@ check_backing(struct vnbd *v, struct bfs_blk *backing)
 
 static int
 vnbd_open(struct blk_io *io, const char *options, const void *blob,
-          size_t blen, struct bfs_blk *backing, struct bfs_blk **out)
+          size_t blen, int cache_dirfd, struct bfs_blk *backing,
+          struct bfs_blk **out)
 {
   struct vnbd *v = calloc(1, sizeof *v);
   int r;
@@ -307,7 +309,9 @@ vnbd_open(struct blk_io *io, const char *options, const void *blob,
                   v->b.name, options);
   else if ((r = blob ? vnbd_index_decode(blob, blen, blk_io_size(io),
                                           v->b.name, &v->x)
-                     : vnbd_index_build(io, &v->x)) == 0)
+                : cache_dirfd >= 0 ? vnbd_index_get(io, cache_dirfd, &v->x,
+                                                    NULL)
+                : vnbd_index_build(io, &v->x)) == 0)
     r = check_backing(v, backing);
   if (r < 0) {
     bfs_blk_close(&v->b);
@@ -332,7 +336,7 @@ int
 blk_vnbd_open(struct blk_io *io, const char *options,
               struct bfs_blk *backing, struct bfs_blk **out)
 {
-  return vnbd_open(io, options, NULL, 0, backing, out);
+  return vnbd_open(io, options, NULL, 0, -1, backing, out);
 }
 
 int
@@ -345,7 +349,47 @@ blk_vnbd_open_index(struct blk_io *io, const void *blob, size_t len,
     blk_io_close(io);
     return bfs_error(-EINVAL, "no cached index given");
   }
-  return vnbd_open(io, NULL, blob, len, backing, out);
+  return vnbd_open(io, NULL, blob, len, -1, backing, out);
+}
+
+int
+blk_vnbd_open_ctx(struct blk_io *io, const char *options, void *ctx,
+                  struct bfs_blk *backing, struct bfs_blk **out)
+{
+  const struct blk_idxcache *c = ctx;
+  return vnbd_open(io, options, NULL, 0, c ? c->dirfd : -1, backing, out);
+}
+
+int
+vnbd_index_get(struct blk_io *io, int cache_dirfd, struct vnbd_index *idx,
+               bool *hit)
+{
+  struct stat st;
+  void *blob = NULL;
+  size_t len = 0;
+  int fd = blk_io_fd_of(io), r;
+
+  if (hit)
+    *hit = false;
+  if (fd < 0 || cache_dirfd < 0 || fstat(fd, &st) < 0)
+    return vnbd_index_build(io, idx);
+  if (blk_idxcache_load(cache_dirfd, "vnbd", &st, &blob, &len) == 0) {
+    r = vnbd_index_decode(blob, len, blk_io_size(io), blk_io_name(io), idx);
+    free(blob);
+    if (r == 0) {
+      if (hit)
+        *hit = true;
+      return 0;
+    }
+    vnbd_index_free(idx);       /* a bad cache entry: rebuild it */
+  }
+  if ((r = vnbd_index_build(io, idx)) < 0)
+    return r;
+  if (vnbd_index_encode(idx, &blob, &len) == 0) {
+    blk_idxcache_store(cache_dirfd, "vnbd", &st, blob, len);
+    free(blob);
+  }
+  return 0;
 }
 
 const struct vnbd_index *

@@ -84,6 +84,28 @@ int blk_vnbd_open(struct blk_io *io, const char *options,
  * parse; a blob that does not decode is the error, nothing is guessed. */
 int blk_vnbd_open_index(struct blk_io *io, const void *blob, size_t len,
                         struct bfs_blk *backing, struct bfs_blk **out);
+/* The index cache (vnbd-cache.c): indexes of streams and archives kept
+ * in <catalog>.idx/, keyed by the indexed file's identity.  open: the
+ * directory's fd (created 0700 if missing) or -errno; load: 0 and a
+ * malloc'd blob or -errno (-ENOENT: a miss); store: 0 or -errno. */
+struct stat;
+int blk_idxcache_open(const char *catalog_path);
+int blk_idxcache_load(int dirfd, const char *kind, const struct stat *st,
+                      void **blob, size_t *len);
+int blk_idxcache_store(int dirfd, const char *kind, const struct stat *st,
+                       const void *blob, size_t len);
+/* The recipe ctx of vnbd layers (disk/source.c: one per repository). */
+struct blk_idxcache { int dirfd; };
+
+/* The index of io's stream: from the cache when an entry for the file's
+ * identity decodes (*hit true), else built and stored (cache_dirfd < 0:
+ * just built).  0, or the build's error. */
+int vnbd_index_get(struct blk_io *io, int cache_dirfd, struct vnbd_index *idx,
+                   bool *hit);
+/* The recipe's form: ctx NULL or a struct blk_idxcache. */
+int blk_vnbd_open_ctx(struct blk_io *io, const char *options, void *ctx,
+                      struct bfs_blk *backing, struct bfs_blk **out);
+
 /* The index of a vnbd layer, NULL if b is not one. */
 const struct vnbd_index *blk_vnbd_index(const struct bfs_blk *b);
 /* The metadata of a vnbd layer, NULL if b is not one. */

@@ -268,6 +268,15 @@ void scan_add_disk_recipe(struct model_backup *b, const char *name,
                           uint64_t vsize, uint64_t alloc, const char *format,
                           const char *compression, const char *status);
 
+/* The walk's own listing of repo/rel for layouts that walk below the
+ * directory they claimed (PBS namespaces): regular files and
+ * sub-directories, sorted, hidden ones and symlinks left out; either may
+ * be NULL. */
+struct scan_names { char **v; size_t n; };
+void scan_list(struct scan *s, const char *rel, struct scan_names *files,
+               struct scan_names *dirs);
+void scan_names_free(struct scan_names *n);
+
 /* resolve.c */
 /* Resolve backing name of overlay (repo-relative) to a repo-relative path.
  * exists(rel) says whether a regular file is there. */

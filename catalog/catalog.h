@@ -113,6 +113,8 @@ int catalog_parse_vmtime(const char *arg, char **vm, char **time);
 char *catalog_known_layouts(void);
 /* tok ("name=value") sets one of the layouts' and drivers' source options */
 bool catalog_is_source_option(const char *tok);
+/* their names, for messages (malloc'd) */
+char *catalog_source_option_list(void);
 
 /* backup.json text of one backup (malloc'd, json-c). */
 char *catalog_backup_json(const catalog_t *cat, const struct catalog_backup *b);

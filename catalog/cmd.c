@@ -17,14 +17,20 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/kvopt.h"
 #include "common/opts.h"
 
-enum { OPT_CSB = 256, OPT_NO_SCAN };
+enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
     "CloudStack listBackups JSON export naming\n"
     "the VMs of KBOSS volumes (remembered)" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE",
+    "password of restic repositories (remembered:\n"
+    "its name, never the password)" },
+  { "option", 'o', "NAME=VALUE", "a source option, as mount's -o NAME=VALUE\n"
+    "(restic_password_file=, ...; remembered)" },
   { "quiet", 'q', NULL, "no progress, no summary" },
   { 0 },
 };
@@ -32,6 +38,7 @@ static const struct bfs_opt scan_opts[] = {
 static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
+           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
            "                     [--json] [--quiet] REPO",
   .about = "Build or update the catalog of the backup repository REPO (CloudStack\n"
     "NAS, CloudStack KBOSS or generic layout).  Files whose size, mtime and\n"
@@ -46,6 +53,8 @@ static const struct bfs_opt list_opts[] = {
   { "no-scan", OPT_NO_SCAN, NULL,
     "list what the catalog holds without rescanning" },
   { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
+  { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
+  { "option", 'o', "NAME=VALUE", "as for scan" },
   { "quiet", 'q', NULL, "no progress" },
   { 0 },
 };
@@ -53,7 +62,9 @@ static const struct bfs_opt list_opts[] = {
 static const struct bfs_cmd list_cmd = {
   .name = "list",
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
-           "                     [--cloudstack-backups FILE] REPO [VM]",
+           "                     [--cloudstack-backups FILE]\n"
+           "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
+           "                     REPO [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
     "size, bytes allocated by the top images, deepest backing chain and\n"
     "status (ok, or why the backup is broken).  The catalog is updated\n"
@@ -65,9 +76,17 @@ static const struct bfs_cmd list_cmd = {
 
 struct args {
   struct catalog_opts opts;
+  char *source_options;             /* -o, --restic-password-file */
   bool json, no_scan, quiet;
   const char *repo, *vm;
 };
+
+static void
+args_free(struct args *a)
+{
+  free(a->source_options);
+}
+#define CLEANUP_ARGS __attribute__((cleanup(args_free)))
 
 /* 0, or -1: return status (help, version, usage error) */
 static int
@@ -82,6 +101,25 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
     case OPT_CSB: a->opts.cloudstack_backups = g.optarg; break;
     case 'q': a->quiet = true; break;
     case OPT_NO_SCAN: a->no_scan = true; break;
+    case OPT_RESTIC_PW:
+    case 'o': {
+      CLEANUP_FREE char *name = c == 'o'
+        ? strndup(g.optarg, strcspn(g.optarg, "="))
+        : strdup("restic_password_file");
+      const char *value = c == 'o' ? g.optarg + strlen(name) : g.optarg;
+      if (c == 'o' && !catalog_is_source_option(g.optarg)) {
+        CLEANUP_FREE char *known = catalog_source_option_list();
+        *status = bfs_opts_bad(&g, "-o %s: not a source option (known: "
+                               "%s)", g.optarg, known);
+        return -1;
+      }
+      if (c == 'o') value++;                        /* past '=' */
+      char *next = bfs_kvopt_set(a->source_options, name, value);
+      if (!next) abort();
+      free(a->source_options);
+      a->opts.source_options = a->source_options = next;
+      break;
+    }
     }
   if (c < 0) {
     *status = g.status;
@@ -105,7 +143,7 @@ fail(const char *what)
 int
 catalog_scan_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   struct catalog_scan_stats st;
 
@@ -190,7 +228,7 @@ table_row(const struct catalog_backup *b, struct row *r)
 int
 catalog_list_cmd(int argc, char **argv)
 {
-  struct args a = { 0 };
+  CLEANUP_ARGS struct args a = { 0 };
   catalog_t *cat;
   char **vms = NULL;
   size_t nvms = 0;

@@ -13,6 +13,9 @@
 const struct cat_layout *const cat_layouts[] = {
   &layout_restic,               /* a directory holding config + keys/ ... */
   &layout_nas,
+  &layout_pbs,                  /* before generic: claims its datastore */
+  &layout_vma,
+  &layout_vnbd,
   &layout_generic,
   &layout_kboss,
   &layout_rbd,                  /* rbd:POOL[/NS], no directory */
@@ -53,6 +56,19 @@ catalog_repo_not_dir(const char *repo)
     if (cat_layouts[i]->names && cat_layouts[i]->names(repo))
       return true;
   return false;
+}
+
+char *
+catalog_source_option_list(void)
+{
+  size_t len = 1;
+  for (size_t i = 0; source_option_names[i]; i++)
+    len += strlen(source_option_names[i]) + 2;
+  char *out = cat_xmalloc(len), *p = out;
+  for (size_t i = 0; source_option_names[i]; i++)
+    p += sprintf(p, "%s%s", i ? ", " : "", source_option_names[i]);
+  *p = '\0';
+  return out;
 }
 
 char *

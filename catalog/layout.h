@@ -77,6 +77,9 @@ void **scan_layout_state(struct scan *s, const struct cat_layout *l);
 extern const struct cat_layout layout_nas;
 extern const struct cat_layout layout_generic;
 extern const struct cat_layout layout_kboss;
+extern const struct cat_layout layout_pbs;
+extern const struct cat_layout layout_vma;
+extern const struct cat_layout layout_vnbd;
 extern const struct cat_layout layout_restic;
 extern const struct cat_layout layout_rbd;
 

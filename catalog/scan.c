@@ -355,6 +355,27 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
 }
 
+void
+scan_list(struct scan *s, const char *rel, struct scan_names *files,
+          struct scan_names *dirs)
+{
+  struct names f = { 0 }, d = { 0 };
+  list_dir(s, rel, files ? &f : NULL, dirs ? &d : NULL);
+  if (files)
+    *files = (struct scan_names){ f.v, f.n };
+  if (dirs)
+    *dirs = (struct scan_names){ d.v, d.n };
+}
+
+void
+scan_names_free(struct scan_names *n)
+{
+  struct names x = { n->v, n->n, n->n };
+  names_free(&x);
+  n->v = NULL;
+  n->n = 0;
+}
+
 /* Offer rel (depth components: parts) to the layouts in table order;
  * unless one claims it, go on into its sub-directories. */
 static void

@@ -219,6 +219,13 @@ bfs_disk_ctx_repo(const struct bfs_disk_ctx *ctx)
   return ctx->repo;
 }
 
+const char *
+bfs_disk_ctx_catalog_path(struct bfs_disk_ctx *ctx)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&ctx->lock);
+  return ctx->cat ? catalog_path(ctx->cat) : NULL;
+}
+
 int
 bfs_disk_source_option(const struct bfs_disk_ctx *ctx, const char *name,
                        char **value)

@@ -2,16 +2,164 @@
  *
  * Adding a driver that needs one: a row here calling the driver's own
  * context constructor (blk/<driver>.h); nothing else in disk/ changes.
+ *
+ *   vnbd  one per repository: the index cache (<catalog>.idx/, see
+ *         blk/vnbd-cache.c), so a stream is indexed once per file
+ *         identity, not on every open; without a catalog file, none.
+ *   vma   one per archive (key: the locator): its extent index from the
+ *         index cache or built once, and for .vma.zst/.vma.lzo the
+ *         unpacked copy, an unlinked sparse file in <catalog>.idx/ (at
+ *         most the uncompressed archive's size, all-zero blocks not
+ *         written), shared by the archive's devices and dropped when the
+ *         service's context goes (unmount).
+ *   pbs   one per datastore (key: the layer option store=<root>, which
+ *         the PBS layout writes): the chunk store over the datastore
+ *         directory opened beneath the repository, with the key of
+ *         -o pbs_keyfile= for encrypted datastores.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "blk/pbs.h"
 #include "blk/rbd.h"
 #include "blk/restic.h"
+#include "blk/vma.h"
+#include "blk/vnbd.h"
+#include "common/beneath.h"
+#include "common/cleanup.h"
 #include "common/error.h"
+#include "common/kvopt.h"
 #include "disk/source.h"
+
+/* ---- vnbd ---- */
+
+static int
+vnbd_src_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  struct blk_idxcache *c = malloc(sizeof *c);
+  (void)key;
+  if (!c)
+    return bfs_error(-ENOMEM, "out of memory");
+  c->dirfd = blk_idxcache_open(bfs_disk_ctx_catalog_path(ctx));
+  *out = c;
+  return 0;
+}
+
+static void
+vnbd_src_close(void *src)
+{
+  struct blk_idxcache *c = src;
+  if (c->dirfd >= 0)
+    close(c->dirfd);
+  free(c);
+}
+
+/* ---- vma ---- */
+
+static int
+vma_src_key(const struct blk_layer *l, char **key)
+{
+  return (*key = strdup(l->locator)) ? 0 : -ENOMEM;
+}
+
+static int
+vma_src_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  const char *repo = bfs_disk_ctx_repo(ctx);
+  int fd = bfs_open_beneath(bfs_disk_ctx_repo_fd(ctx), repo, key);
+  if (fd < 0)
+    return fd;
+  int cache = blk_idxcache_open(bfs_disk_ctx_catalog_path(ctx));
+  struct vma_source *s;
+  bool hit;
+  int r = vma_source_open(fd, key, cache, cache, &s, &hit);
+  close(fd);
+  if (cache >= 0)
+    close(cache);
+  if (r < 0)
+    return r;
+  *out = s;
+  return 0;
+}
+
+static void
+vma_src_close(void *src)
+{
+  vma_source_free(src);
+}
+
+/* ---- pbs ---- */
+
+static int
+pbs_src_key(const struct blk_layer *l, char **key)
+{
+  if (bfs_kvopt_get(l->options, "store", key) < 0)
+    return bfs_error(-EINVAL, "%s: pbs layer without its datastore "
+                     "(store= option): rescan the repository", l->locator);
+  return 0;
+}
+
+/* the datastore directory rel ("." the repository) beneath repo_fd, one
+ * component at a time, no symlink followed */
+static int
+open_dir_beneath(int repo_fd, const char *repo, const char *rel)
+{
+  int fd = fcntl(repo_fd, F_DUPFD_CLOEXEC, 0);
+  CLEANUP_FREE char *copy = strdup(rel);
+  char *save = NULL;
+
+  if (fd < 0 || !copy) {
+    if (fd >= 0)
+      close(fd);
+    return bfs_error(-ENOMEM, "out of memory");
+  }
+  for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    if (!strcmp(c, "."))
+      continue;
+    int nfd = !strcmp(c, "..") ? (errno = EXDEV, -1)
+            : openat(fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(fd);
+    if (nfd < 0)
+      return bfs_error(-e, "%s/%s: datastore directory: %s", repo, rel,
+                       strerror(e));
+    fd = nfd;
+  }
+  return fd;
+}
+
+static int
+pbs_src_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  const char *repo = bfs_disk_ctx_repo(ctx);
+  CLEANUP_FREE char *keyfile = NULL;
+  struct pbs_key k;
+  struct pbs_store *st;
+  int r;
+
+  bool enc = bfs_disk_source_option(ctx, "pbs_keyfile", &keyfile) == 0;
+  if (enc && (r = pbs_key_load(keyfile, NULL, &k)) < 0)
+    return r;
+  int fd = open_dir_beneath(bfs_disk_ctx_repo_fd(ctx), repo, key);
+  if (fd < 0)
+    return fd;
+  CLEANUP_FREE char *name = strcmp(key, ".") ? NULL : strdup(repo);
+  if ((r = pbs_store_open(fd, name ? name : key, enc ? &k : NULL, 0,
+                          &st)) < 0)
+    return r;
+  *out = st;
+  return 0;
+}
+
+static void
+pbs_src_close(void *src)
+{
+  pbs_store_unref(src);
+}
 
 /* ---- restic: the repository directory of a snapshot file ---- */
 
@@ -101,7 +249,11 @@ rbd_source_close(void *src)
 }
 
 static const struct bfs_disk_source sources[] = {
+  /* driver, no_file, key, open, close */
   { "restic", false, restic_key, restic_src_open, restic_src_close },
+  { "vnbd", false, NULL, vnbd_src_open, vnbd_src_close },
+  { "vma", false, vma_src_key, vma_src_open, vma_src_close },
+  { "pbs", false, pbs_src_key, pbs_src_open, pbs_src_close },
   { "rbd", true, rbd_key, rbd_source_open, rbd_source_close },
 };
 

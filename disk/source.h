@@ -41,6 +41,8 @@ const struct bfs_disk_source *bfs_disk_source_find(const char *driver);
 /* what a source's open may ask of the disk service's context */
 int bfs_disk_ctx_repo_fd(const struct bfs_disk_ctx *ctx);
 const char *bfs_disk_ctx_repo(const struct bfs_disk_ctx *ctx);
+/* the catalog's SQLite file (its index cache lives next to it), or NULL */
+const char *bfs_disk_ctx_catalog_path(struct bfs_disk_ctx *ctx);
 /* one name=value of the source options: 0 and a malloc'd *value, or
  * -ENOENT when it is not given */
 int bfs_disk_source_option(const struct bfs_disk_ctx *ctx, const char *name,

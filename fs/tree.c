@@ -36,6 +36,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "common/cleanup.h"
 #include "common/error.h"
 
@@ -261,6 +263,28 @@ add_kid(struct node *dir, enum node_kind kind, const char *name)
   return n;
 }
 
+/* The VM definition a layout keeps in backup.json's extra ("vm_config":
+ * the qemu-server.conf of a vzdump archive or PBS snapshot) as
+ * <backup>/qemu-server.conf, read-only text served from memory like
+ * backup.json (and changing with it). */
+static void
+add_vm_config(struct node *bn, const struct want *w)
+{
+  struct json_object *o, *v;
+  if (!w->b->extra || !(o = json_tokener_parse(w->b->extra)))
+    return;
+  if (json_object_object_get_ex(o, "vm_config", &v) &&
+      json_object_is_type(v, json_type_string)) {
+    struct node *c = add_kid(bn, N_JSON, "qemu-server.conf");
+    if (c) {
+      c->blob = blob_new(json_object_get_string(v),
+                         (size_t)json_object_get_string_len(v));
+      c->perm = w->dir;
+    }
+  }
+  json_object_put(o);
+}
+
 /* Fill an empty backup directory. */
 static void
 build_backup(struct node *bn, const struct want *w)
@@ -275,6 +299,7 @@ build_backup(struct node *bn, const struct want *w)
     j->blob = blob_new(w->json, strlen(w->json));
     j->perm = w->dir;
   }
+  add_vm_config(bn, w);
   if (b->domain_xml && w->domain.mode) {
     struct node *x = add_kid(bn, N_DOMAIN, "domain.xml");
     if (x) {

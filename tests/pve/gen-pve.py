@@ -199,7 +199,7 @@ def pbs_write(a):
                       "csum": hashlib.sha256(hdr + idx).hexdigest()})
     conf = open(a.conf, "rb").read() if a.conf else b"name: test\n"
     with open(os.path.join(snap, "qemu-server.conf.blob"), "wb") as f:
-        f.write(blob_encode(conf, False))
+        f.write(blob_encode(conf, False, key, a.aesgcm))  # as PBS: encrypted too
     if not a.unfinished:
         man = {"backup-type": "vm", "backup-id": str(a.vm),
                "backup-time": 1767225600, "files": files, "unprotected": {}}

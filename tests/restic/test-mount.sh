@@ -23,16 +23,19 @@ J=$(listj --catalog "$T/c0.db" "$R_DIR")
 check_match "no password: a broken backup says so" \
   "password is needed.*restic-password-file" \
   "$(q '[.vms[].backups[].status] | join(" ")')"
-# wrong password: the mount still comes up (the repository is visible)
+# wrong password
 printf 'wrong\n' >"$T/bad"
-mkdir -p "$MNT"
-"$BACKUPFS" mount -o "catalog=$T/c1.db,restic_password_file=$T/bad" \
-  "$R_DIR" "$MNT" 2>/dev/null
+"$BACKUPFS" scan -q --catalog "$T/c1.db" --restic-password-file "$T/bad" "$R_DIR"
 J=$(listj --catalog "$T/c1.db" "$R_DIR")
-fusermount3 -u "$MNT"
 check_match "wrong password: a broken backup says so" \
-  "(wrong password|no key|password)" "$(q '[.vms[].backups[].status] | join(" ")')"
+  "wrong password" "$(q '[.vms[].backups[].status] | join(" ")')"
+# the password file given to scan is remembered by the catalog
+"$BACKUPFS" scan -q --catalog "$T/c2.db" -o "restic_password_file=$pw" "$R_DIR"
+J=$(listj --catalog "$T/c2.db" "$R_DIR")
+check "scan -o restic_password_file: remembered by list" "ok ok ok" \
+  "$(q '[.vms[] | select(.name == "vda") | .backups[].status] | join(" ")')"
 
+mkdir -p "$MNT"
 "$BACKUPFS" mount -o "catalog=$T/c.db,restic_password_file=$pw" "$R_DIR" "$MNT"
 J=$(listj --catalog "$T/c.db" "$R_DIR")
 check "three points in time of vda" 3 "$(q '.vms[] | select(.name == "vda") | .backups | length')"

@@ -81,6 +81,7 @@ for mode in plain compress; do
     out=$(find "$T/rs" -type f ! -name '*.xml' ! -name '*.log' ! -name 'vmlinuz' ! -name 'initrd*' | head -1)
     [ -n "$out" ] || fail "virtnbdrestore made nothing: $(ls -R "$T/rs")"
     oracle "$T/oracle.raw" "$out"
+    cp --sparse=always "$T/oracle.raw" "$T/oracle-$mode-$n.raw"
     "$VNBD_READ" "$T/ours.raw" "${chain[@]:0:$((n + 1))}" > "$T/read.out" 2> "$T/read.err" ||
       fail "$mode checkpoint $n: $(cat "$T/read.err")"
     cmp "$T/ours.raw" "$T/oracle.raw" || fail "$mode checkpoint $n differs from virtnbdrestore"
@@ -111,6 +112,51 @@ for mode in plain compress; do
     fail "$mode: checkpoint 1 no longer reads"
   cmp -s "$T/x.raw" "$T/ours.raw" && fail "$mode: checkpoint 1 equals checkpoint 2 (guest wrote nothing?)"
   ok "$mode: the earlier checkpoints still read"
+
+  # the folder mounted (layout-vnbd.c): each checkpoint a point in time
+  # whose disks/vda.img equals virtnbdrestore --until, with domain.xml
+  M=$T/mnt-$mode
+  bfs_mount "$B" "$M"
+  seen=""
+  for bk in "$M/$DOM"/2*/; do
+    n=$(jget "$bk/backup.json" "j['checkpoint'].split('.')[-1]")
+    check_src=$(jget "$bk/backup.json" "j['source']")
+    [ "$check_src" = virtnbdbackup ] || fail "$mode: source is $check_src"
+    cmp "$bk/disks/vda.img" "$T/oracle-$mode-$n.raw" ||
+      fail "$mode: mounted checkpoint $n differs from virtnbdrestore"
+    grep -q "<domain" "$bk/domain.xml" || fail "$mode: checkpoint $n has no domain.xml"
+    seen="$seen $n"
+  done
+  [ "$seen" = " 0 1 2" ] || fail "$mode: mounted checkpoints:$seen ($(ls "$M/$DOM"))"
+  ls "$T/catalog-mnt-$mode.db.idx" | grep -q '^vnbd-' ||
+    fail "$mode: no stream index in the index cache"
+  bfs_umount "$M"
+  ok "$mode: mounted folder: checkpoints$seen equal virtnbdrestore, domain.xml shown"
+  # the same folder with its last stream cut: checkpoint 2 broken, 0 and 1
+  # read (plain only: tests/vnbd/test-layout.sh covers more cuts, no VM)
+  if [ $mode = plain ]; then
+  C=$T/cut-$mode
+  cp -r "$B" "$C"
+  sz=$(stat -c %s "$C/vda.inc.virtnbdbackup.2.data")
+  truncate -s $((sz / 2)) "$C/vda.inc.virtnbdbackup.2.data"
+  M=$T/mnt-cut-$mode
+  bfs_mount "$C" "$M"
+  for bk in "$M/$DOM"/2*/; do
+    n=$(jget "$bk/backup.json" "j['checkpoint'].split('.')[-1]")
+    st=$(jget "$bk/backup.json" "j['status']")
+    if [ "$n" = 2 ]; then
+      [ "$st" != ok ] || fail "$mode: a cut stream's checkpoint is ok"
+      if cat "$bk/disks/vda.img" > /dev/null 2>&1; then fail "$mode: a cut checkpoint read"; fi
+      ok "$mode: cut checkpoint 2 broken: $st"
+    else
+      [ "$st" = ok ] || fail "$mode: checkpoint $n broken beside a cut one: $st"
+      cmp "$bk/disks/vda.img" "$T/oracle-$mode-$n.raw" || fail "$mode: checkpoint $n differs beside a cut one"
+    fi
+  done
+  bfs_umount "$M"
+  rm -rf "$C"
+  ok "$mode: checkpoints 0 and 1 still read beside the cut one"
+  fi
 
   [ $mode = compress ] || continue
   # one flipped byte inside the full's first lz4 frame: EIO, never data
