@@ -10,6 +10,7 @@
 
 #include "blk/luks.h"
 #include "blk/pbs.h"
+#include "blk/rbd.h"
 #include "blk/recipe.h"
 #include "blk/restic-blk.h"
 #include "blk/vma.h"
@@ -29,6 +30,7 @@ static const struct {
   { "pbs", blk_pbs_open, blk_pbs_open_ctx },
   { "vnbd", blk_vnbd_open, blk_vnbd_open_ctx },   /* virtnbdbackup streams */
   { "restic", blk_restic_open_layer, blk_restic_open_ctx },
+  { "rbd", blk_rbd_open, blk_rbd_open_ctx },   /* Ceph RBD: no file */
 };
 
 static size_t
@@ -100,6 +102,13 @@ blk_open_recipe(const struct blk_recipe *rc, blk_opener_fn opener,
     struct blk_io *io;
 
     if ((r = opener(opaque, l, &io)) < 0) {
+      bfs_blk_close(below);
+      return r;
+    }
+    /* a layer that is no file (an RBD snapshot) gets an io over its
+     * locator's own bytes: its name is the locator */
+    if (!io && (r = blk_io_memory(l->locator, strlen(l->locator), l->locator,
+                                  &io)) < 0) {
       bfs_blk_close(below);
       return r;
     }

@@ -39,7 +39,9 @@
 struct catalog {
   pthread_mutex_t lock;         /* serialises db (queries) */
   pthread_mutex_t scan_lock;    /* serialises scans (scan_db) */
-  char *repo;                   /* realpath, no trailing slash */
+  char *repo;                   /* realpath, no trailing slash; or the
+                                   string as given (catalog_repo_not_dir) */
+  bool not_dir;
   char *db_path;
   sqlite3 *db;                  /* queries */
   sqlite3 *scan_db;             /* scans (own connection: WAL lets queries
@@ -52,6 +54,11 @@ struct catalog {
   bool show_removed;
   bool progress;
   bool luks_key;                /* catalog_opts.luks_key */
+  /* a layout's handle on a repository that is no directory (the RBD
+   * layout's cluster connection), kept from scan to scan so a mount's
+   * rescans do not reconnect; freed with the catalog */
+  void *repo_handle;
+  void (*repo_handle_free)(void *);
 };
 
 /* one of the catalog's source options (catalog_opts.source_options) for
@@ -247,6 +254,7 @@ struct scan {
   size_t nfuse;
   unsigned reopened, walked, nimages, changed_vms;
   double last_progress;
+  int error;                    /* scan_fail(): the scan fails with it */
 };
 
 /* scan.c services for layouts */
@@ -256,6 +264,10 @@ struct scan {
  * decision for a file stands (callers compare f->decided). */
 struct scan_file *scan_file_get(struct scan *s, const char *rel, int kind,
                                 const char *fmt);
+/* A layout that cannot read the repository at all (a store that is no
+ * directory: a cluster that does not answer): the scan fails with r and
+ * its message, storing nothing.  Returns r. */
+int scan_fail(struct scan *s, int r);
 struct model_backup *scan_add_backup(struct scan *s, const char *vm,
                                      int64_t time, const char *source,
                                      const char *key);

@@ -14,6 +14,9 @@
  * again.  Roots must be distinct directories, none inside another (a file
  * would have two locators).  Each root has a descriptor the catalog keeps
  * open; locators of root i > 0 carry the prefix ".root<i>/" (catalog.h).
+ * A repository that is no directory but a layout's store ("rbd:POOL",
+ * catalog_repo_not_dir) is kept as the string given and named the same
+ * way ("rbd_POOL-<hash>.db").
  */
 #include <errno.h>
 #include <limits.h>
@@ -71,8 +74,9 @@ default_path(const char *repo, char **out)
 
   char name[128];
   size_t n = 0;
-  for (const char *p = repo + 1; *p && n < 96; p++)
-    name[n++] = (*p == '/' || *p == ' ' || (unsigned char)*p < 0x20) ? '_' : *p;
+  for (const char *p = repo + (repo[0] == '/'); *p && n < 96; p++)
+    name[n++] = (*p == '/' || *p == ' ' || *p == ':' ||
+                 (unsigned char)*p < 0x20) ? '_' : *p;
   if (n == 0) name[n++] = '_';
   name[n] = '\0';
   *out = cat_xasprintf("%s/%s-%08llx.db", dir, name,
@@ -232,12 +236,17 @@ catalog_open(const char *repo, const struct catalog_opts *opts,
   cat->show_removed = opts->show_removed;
   cat->luks_key = opts->luks_key;
 
-  cat->repo = realpath(repo, NULL);
-  if (!cat->repo || stat(cat->repo, &st) < 0) {
+  if ((cat->not_dir = catalog_repo_not_dir(repo)))
+    cat->repo = cat_xstrdup(repo);   /* a layout's store: no path */
+  else
+    cat->repo = realpath(repo, NULL);
+  if (cat->not_dir)
+    ;
+  else if (!cat->repo || stat(cat->repo, &st) < 0) {
     r = bfs_error(-errno, "%s: %s", repo, strerror(errno));
     goto fail;
   }
-  if (!S_ISDIR(st.st_mode)) {
+  else if (!S_ISDIR(st.st_mode)) {
     r = bfs_error(-ENOTDIR, "%s: not a directory", repo);
     goto fail;
   }
@@ -276,6 +285,8 @@ void
 catalog_close(catalog_t *cat)
 {
   if (!cat) return;
+  if (cat->repo_handle && cat->repo_handle_free)
+    cat->repo_handle_free(cat->repo_handle);
   sqlite3_close(cat->db);
   sqlite3_close(cat->scan_db);
   pthread_mutex_destroy(&cat->lock);

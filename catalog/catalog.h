@@ -47,6 +47,10 @@ int catalog_open(const char *repo, const struct catalog_opts *opts,
                  catalog_t **out);
 void catalog_close(catalog_t *cat);
 const char *catalog_repo(const catalog_t *cat);   /* absolute path */
+/* the repository string names no directory but a layout's store
+ * ("rbd:POOL[/NAMESPACE]"): catalog_repo() is that string, there is no
+ * repository directory to open, walk or place a mount against */
+bool catalog_repo_not_dir(const char *repo);
 const char *catalog_path(const catalog_t *cat);   /* the SQLite file */
 const char *catalog_source_options(const catalog_t *cat);   /* or NULL */
 

@@ -18,6 +18,7 @@ const struct cat_layout *const cat_layouts[] = {
   &layout_vnbd,
   &layout_generic,
   &layout_kboss,
+  &layout_rbd,                  /* rbd:POOL[/NS], no directory */
   NULL,
 };
 
@@ -30,6 +31,7 @@ static const char *const source_option_names[] = {
   "nas_tz",                     /* CloudStack NAS stamps' time zone */
   "restic_password_file",       /* restic repositories */
   "ceph_conf", "ceph_id",       /* Ceph RBD pools */
+  "rbd_group",                  /* Ceph RBD: image|prefix, see layout-rbd.c */
   "pbs_keyfile",                /* encrypted PBS datastores */
   NULL,
 };
@@ -43,6 +45,15 @@ catalog_is_source_option(const char *tok)
   for (size_t i = 0; source_option_names[i]; i++)
     if (strlen(source_option_names[i]) == len &&
         !strncmp(source_option_names[i], tok, len))
+      return true;
+  return false;
+}
+
+bool
+catalog_repo_not_dir(const char *repo)
+{
+  for (size_t i = 0; repo && cat_layouts[i]; i++)
+    if (cat_layouts[i]->names && cat_layouts[i]->names(repo))
       return true;
   return false;
 }

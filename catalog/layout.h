@@ -10,6 +10,11 @@
  * (no symlink followed, hidden entries skipped, FUSE mounts skipped), and
  * offers every directory to the layouts in table order:
  *
+ *   names(repo) optional, before anything: the repository string is this
+ *               layout's though it is no directory path ("rbd:POOL"):
+ *               the catalog keeps the string as given (no realpath, db
+ *               named by its hash), the scan has no repo_fd (-1) and
+ *               walks nothing, the mount skips its placement checks.
  *   repo(s)     optional, before the walk: the repository as a whole is
  *               this layout's (a repository that is not a directory tree,
  *               such as rbd:POOL); true skips the directory walk.
@@ -58,6 +63,7 @@ struct scan_dir {
 struct cat_layout {
   const char *name;             /* the source name, e.g. "cloudstack-nas" */
   const char *describe;         /* what it looks like, for messages */
+  bool (*names)(const char *repo);
   bool (*repo)(struct scan *s);
   bool (*dir)(struct scan *s, const struct scan_dir *d);
   void (*finish)(struct scan *s);
@@ -77,5 +83,6 @@ extern const struct cat_layout layout_pbs;
 extern const struct cat_layout layout_vma;
 extern const struct cat_layout layout_vnbd;
 extern const struct cat_layout layout_restic;
+extern const struct cat_layout layout_rbd;
 
 #endif

@@ -206,6 +206,14 @@ scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 
 /* ---- the model ---- */
 
+int
+scan_fail(struct scan *s, int r)
+{
+  if (r < 0 && s->error == 0)
+    s->error = r;
+  return r;
+}
+
 struct model_backup *
 scan_add_backup(struct scan *s, const char *vm, int64_t time,
                 const char *source, const char *key)
@@ -438,6 +446,12 @@ walk(struct scan *s)
   bool repo_is_backups = base && !strcmp(base + 1, "backups");
   const char *parts[CAT_LAYOUT_MAX_DEPTH + 1] = { 0 };
 
+  if (s->cat->not_dir) {          /* only a layout's repo hook reads it */
+    for (size_t i = 0; cat_layouts[i]; i++)
+      if (cat_layouts[i]->repo && cat_layouts[i]->repo(s))
+        return;
+    return;
+  }
   if (s->only_vm) {               /* one directory-based VM: <vm>/... */
     parts[0] = s->only_vm;
     walk_dir(s, s->only_vm, 1, parts, false);
@@ -762,8 +776,11 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
 
   pthread_mutex_lock(&cat->scan_lock);
   cat_map_init(&s.files);
-  s.repo_fd = open(cat->repo, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (s.repo_fd < 0) {
+  /* a repository that is no directory (rbd:POOL) has no fd: its layout's
+   * repo hook reads it */
+  s.repo_fd = cat->not_dir ? -1
+            : open(cat->repo, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s.repo_fd < 0 && !cat->not_dir) {
     r = bfs_error(-errno, "%s: %s", cat->repo, strerror(errno));
     goto out;
   }
@@ -778,7 +795,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     s.filev[i]->mtime_ns = -1;            /* "changed": probed again */
   /* FUSE mounts are skipped; other mounts below the repository (NFS
    * submounts, bind mounts of storage) are part of it and walked */
-  s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
+  if (!cat->not_dir)
+    s.nfuse = cat_fuse_mounts(cat->repo, &s.fuse_mounts);
   for (size_t i = 1; i < cat->nroots; i++) {    /* and below other stores */
     char **m;
     size_t n = cat_fuse_mounts(cat->roots[i], &m);
@@ -792,6 +810,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
     free(m);
   }
   walk(&s);
+  if ((r = s.error) < 0)
+    goto out;
   layouts_finish(&s);
   finish_model(&s, &st);
   r = db_store(cat->scan_db, &s);
@@ -832,7 +852,8 @@ catalog_scan_vm(catalog_t *cat, const char *vm, struct catalog_scan_stats *stats
   r = db_vm_source(cat->db, vm, &source);
   pthread_mutex_unlock(&cat->lock);
   if (r < 0) return r;
-  if (!source || !strcmp(source, "cloudstack-kboss") || !vm[0] ||
+  if (!source || !strcmp(source, "cloudstack-kboss") || cat->not_dir ||
+      !vm[0] ||
       cat->nroots > 1 || cat->cloudstack_backups ||
       strchr(vm, '/') || vm[0] == '.' || !strcmp(vm, "backups"))
     return scan_run(cat, NULL, stats);

@@ -14,7 +14,8 @@ PKGS="build-essential meson ninja-build pkg-config clang llvm
  sqlite3 xxhash jq attr rsync python3 libxml2-utils libvirt-clients
  libsystemd-dev systemd libvirt-daemon-system
  libssl-dev zstd liblzo2-dev lzop
- libarchive-dev libarchive-tools"
+ libarchive-dev libarchive-tools
+ librbd-dev librados-dev ceph-mon ceph-osd ceph-common"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -503,6 +503,13 @@ open_stack(struct bfs_disk *d, bool *changed)        /* d->lock held */
       rc.ctx = src;
   }
   r = blk_open_recipe(&rc, opener, &o, &d->blk);
+  /* a layer that is no file and is gone (an RBD snapshot removed) is a
+   * changed repository too */
+  for (size_t i = 0; r == -ENOENT && i < d->n; i++) {
+    const struct bfs_disk_source *row = bfs_disk_source_find(d->drv[i]);
+    if (row && row->no_file)
+      o.changed = true;
+  }
   *changed = o.changed;
   if (r < 0)
     return r;

@@ -19,11 +19,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "blk/pbs.h"
+#include "blk/rbd.h"
 #include "blk/restic.h"
 #include "blk/vma.h"
 #include "blk/vnbd.h"
@@ -201,12 +203,58 @@ restic_src_close(void *src)
   restic_close(src);
 }
 
+/* Ceph RBD: one connection per pool/namespace of the locators */
+static int
+rbd_key(const struct blk_layer *l, char **key)
+{
+  char *pool, *ns;
+  int r = rbd_locator_parse(l->locator, &pool, &ns, NULL, NULL);
+  if (r < 0)
+    return r;
+  r = asprintf(key, "%s%s%s", pool, ns[0] ? "/" : "", ns);
+  free(pool);
+  free(ns);
+  return r < 0 ? bfs_error(-ENOMEM, "%s: out of memory", l->locator) : 0;
+}
+
+static int
+rbd_source_open(struct bfs_disk_ctx *ctx, const char *key, void **out)
+{
+  char *conf = NULL, *id = NULL, *pool = strdup(key), *ns;
+  struct rbd_conn *c = NULL;
+  int r;
+
+  if (!pool)
+    return bfs_error(-ENOMEM, "rbd:%s: out of memory", key);
+  ns = strchr(pool, '/');
+  if (ns)
+    *ns++ = '\0';
+  if (((r = bfs_disk_source_option(ctx, "ceph_conf", &conf)) < 0 &&
+       r != -ENOENT) ||
+      ((r = bfs_disk_source_option(ctx, "ceph_id", &id)) < 0 && r != -ENOENT))
+    r = bfs_error(r, "rbd:%s: source options: %s", key, strerror(-r));
+  else
+    r = rbd_conn_open(conf, id, pool, ns, &c);
+  free(conf);
+  free(id);
+  free(pool);
+  *out = c;
+  return r;
+}
+
+static void
+rbd_source_close(void *src)
+{
+  rbd_conn_unref(src);
+}
+
 static const struct bfs_disk_source sources[] = {
   /* driver, no_file, key, open, close */
   { "restic", false, restic_key, restic_src_open, restic_src_close },
   { "vnbd", false, NULL, vnbd_src_open, vnbd_src_close },
   { "vma", false, vma_src_key, vma_src_open, vma_src_close },
   { "pbs", false, pbs_src_key, pbs_src_open, pbs_src_close },
+  { "rbd", true, rbd_key, rbd_source_open, rbd_source_close },
 };
 
 const struct bfs_disk_source *

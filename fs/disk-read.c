@@ -55,6 +55,8 @@ disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
   if ((r = bfs_blk_pread(b, buf, size, off)) < 0) {
     bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", d->path, size,
             off, bfs_last_error());
+    if (r == -ENOENT)               /* a layer gone (RBD snapshot removed) */
+      tree_request_rescan();
     fuse_reply_err(req, EIO);
     return;
   }

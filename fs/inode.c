@@ -74,8 +74,10 @@ nodes_init(void)
   if (!mnt.itab || !mnt.gtab)
     return bfs_error(-ENOMEM, "out of memory");
   mnt.next_ino = FUSE_ROOT_ID;
-  int fd = bfs_dir_open(mnt.repo);
-  if (fd < 0)
+  /* a store that is no directory (rbd:POOL) has no fd: nothing of the
+   * tree is a file of it */
+  int fd = catalog_repo_not_dir(mnt.repo) ? -1 : bfs_dir_open(mnt.repo);
+  if (fd < 0 && !catalog_repo_not_dir(mnt.repo))
     return fd;
   mnt.repo_fd = fd;
   mnt.root = node_new(N_ROOT, "", NULL);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include "common/kvopt.h"
 #include "blk/luks.h"
 #include "common/error.h"
+#include "common/ioutil.h"
 #include "common/opts.h"
 #include "fs/fs.h"
 #include "fs/holders.h"
@@ -78,6 +80,9 @@ o_keys(FILE *f)
 "                              trailing newline ignored; read once, never stored)\n"
 "     nas_tz=ZONE              zone of CloudStack NAS stamps (America/New_York,\n"
 "                              UTC; default: $TZ, else /etc/localtime)\n"
+"     ceph_conf=FILE           REPO rbd:POOL[/NS]: the ceph.conf (names the keyring)\n"
+"     ceph_id=NAME             its Ceph client name (default admin)\n"
+"     rbd_group=image|prefix   RBD images as VMs: each image, or by name prefix\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     writable                 disks/<disk>.img take writes, kept in sparse\n"
 "                              scratch files (the backup never changes)\n"
@@ -517,6 +522,54 @@ open_catalog(const struct opts *o, bool progress)
   return catalog_open(mnt.repo, &copts, &mnt.cat);
 }
 
+/* The first scan of a repository that is no directory (rbd:POOL) runs in
+ * a child process: its client library (librados) is not safe across the
+ * fork() that daemonises, so the mounting process never loads a cluster
+ * connection; the daemon makes its own.  0 or the child's -errno and
+ * message. */
+static int
+scan_in_child(struct catalog_scan_stats *st)
+{
+  struct { int r; struct catalog_scan_stats st; char msg[2048]; } m;
+  int pfd[2];
+
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return bfs_error(-errno, "pipe: %m");
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return bfs_error(-errno, "fork: %m");
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    memset(&m, 0, sizeof m);
+    m.r = catalog_scan(mnt.cat, &m.st);
+    snprintf(m.msg, sizeof m.msg, "%s", m.r < 0 ? bfs_last_error() : "");
+    _exit(bfs_write_all(pfd[1], &m, sizeof m) < 0);
+  }
+  close(pfd[1]);
+  size_t n = 0;
+  while (n < sizeof m) {
+    ssize_t k = read(pfd[0], (char *)&m + n, sizeof m - n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      break;
+    n += (size_t)k;
+  }
+  close(pfd[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (n != sizeof m)
+    return bfs_error(-EIO, "scanning %s: the scan process died", mnt.repo);
+  if (m.r < 0)
+    return bfs_error(m.r, "%s", m.msg);
+  *st = m.st;
+  return 0;
+}
+
 /* Phase 1: the paths, their placement, logging and -o writable. */
 static int
 run_check(struct opts *o)
@@ -526,7 +579,9 @@ run_check(struct opts *o)
   r = check_mountpoint(o->mountpoint);
   if (r < 0)
     return r;
-  mnt.repo = realpath(o->repo, NULL);
+  /* a layout's store that is no directory (rbd:POOL) stays as given */
+  mnt.repo = catalog_repo_not_dir(o->repo) ? strdup(o->repo)
+                                           : realpath(o->repo, NULL);
   if (!mnt.repo)
     return bfs_error(-errno, "%s: %m", o->repo);
   mnt.mountpoint = realpath(o->mountpoint, NULL);
@@ -591,7 +646,8 @@ run_scan(struct opts *o, struct catalog_scan_stats *stats)
   r = open_catalog(o, isatty(2));
   if (r < 0)
     return r;
-  r = catalog_scan(mnt.cat, stats);
+  r = catalog_repo_not_dir(mnt.repo) ? scan_in_child(stats)
+                                     : catalog_scan(mnt.cat, stats);
   if (r < 0)
     return bfs_error_prefix(r, "scanning %s: ", mnt.repo);
   if (isatty(2))

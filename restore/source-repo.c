@@ -7,7 +7,8 @@
  * changed since the scan is refused, never restored), read through the
  * caching filter.  For qemu-img the recipe is spelled as a json: filename
  * naming every layer's path and driver, so qemu never has to follow a
- * dangling backing name.
+ * dangling backing name; an RBD snapshot (no file) is spelled as qemu's
+ * rbd driver with the ceph_conf/ceph_id source options.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,12 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blk/rbd.h"
 #include "blk/recipe.h"
 #include "catalog/catalog.h"
 #include "common/beneath.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "disk/disk.h"
+#include "disk/source.h"
 #include "restore/restore-int.h"
 
 struct repo_src {
@@ -75,6 +78,37 @@ r_pread(struct rsrc *s, void *buf, size_t len, uint64_t off)
   return bfs_blk_pread(p->blk, buf, len, off);
 }
 
+/* {"driver":"raw","file":{"driver":"rbd","pool":..,"image":..,
+ * "snapshot":..}} for one RBD layer (the recipe's only one) */
+static int
+rbd_spec(struct repo_src *p, const char *loc, char **spec)
+{
+  CLEANUP_FREE char *pool = NULL, *ns = NULL, *image = NULL, *snap = NULL;
+  CLEANUP_FREE char *conf = NULL, *id = NULL;
+  int r = rbd_locator_parse(loc, &pool, &ns, &image, &snap);
+  if (r < 0)
+    return r;
+  bfs_disk_source_option(p->ctx, "ceph_conf", &conf);
+  bfs_disk_source_option(p->ctx, "ceph_id", &id);
+  json_object *file = json_object_new_object(), *node = json_object_new_object();
+  json_object_object_add(file, "driver", json_object_new_string("rbd"));
+  json_object_object_add(file, "pool", json_object_new_string(pool));
+  if (ns[0])
+    json_object_object_add(file, "namespace", json_object_new_string(ns));
+  json_object_object_add(file, "image", json_object_new_string(image));
+  json_object_object_add(file, "snapshot", json_object_new_string(snap));
+  if (conf)
+    json_object_object_add(file, "conf", json_object_new_string(conf));
+  if (id)
+    json_object_object_add(file, "user", json_object_new_string(id));
+  json_object_object_add(node, "driver", json_object_new_string("raw"));
+  json_object_object_add(node, "file", file);
+  r = asprintf(spec, "json:%s",
+               json_object_to_json_string_ext(node, JSON_C_TO_STRING_PLAIN));
+  json_object_put(node);
+  return r < 0 ? bfs_error(-ENOMEM, "out of memory") : 0;
+}
+
 /* {"driver":fmt,"file":{"driver":"file","filename":path},"backing":...} */
 static int
 r_qemu_spec(struct rsrc *s, char **spec, const char **fmt)
@@ -92,6 +126,11 @@ r_qemu_spec(struct rsrc *s, char **spec, const char **fmt)
                        "--format raw (the qcow2 form is written by "
                        "qemu-img, which never gets the key)", l->name);
   }
+  if (depth == 1 && !strcmp(bfs_disk_layer_driver(p->disk, 0), "rbd")) {
+    *fmt = NULL;
+    return rbd_spec(p, bfs_disk_layer_locator(p->disk, 0), spec);
+  }
+
   for (size_t i = depth; i-- > 0;) {
     bool qcow2 = !strcmp(bfs_disk_layer_driver(p->disk, i), "qcow2");
     json_object *node = json_object_new_object();
@@ -175,7 +214,9 @@ restore_src_repo(const char *repo, const char *const *more, size_t nmore,
                            &p->cat);
   if (r < 0)
     goto fail;
-  if ((r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
+  /* a store that is no directory (rbd:POOL) has no fd */
+  if (!catalog_repo_not_dir(catalog_repo(p->cat)) &&
+      (r = p->repo_fd = bfs_dir_open(catalog_repo(p->cat))) < 0)
     goto fail;
   if ((r = bfs_disk_ctx_new(p->cat, p->repo_fd,
                             &(struct bfs_disk_opts){ .key = key },

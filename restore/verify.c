@@ -529,7 +529,9 @@ restore_verify_cmd(int argc, char **argv)
                                 &v.cat)) < 0)
     goto out;
   v.repo = catalog_repo(v.cat);
-  if ((r = v.repo_fd = bfs_dir_open(v.repo)) < 0 ||
+  /* a store that is no directory (rbd:POOL) has no fd */
+  if ((!catalog_repo_not_dir(v.repo) &&
+       (r = v.repo_fd = bfs_dir_open(v.repo)) < 0) ||
       (r = bfs_disk_ctx_new(v.cat, v.repo_fd,
                             &(struct bfs_disk_opts){ .key = key },
                             &v.disks)) < 0)
