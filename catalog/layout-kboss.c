@@ -601,10 +601,15 @@ apply_nas(struct scan *s, struct lb_backup *lb, size_t nlb)
   for (size_t i = s->nbackups; i-- > 0;) {
     struct model_backup *b = &s->backups[i];
     if (strcmp(b->source, "cloudstack-nas") || !b->key) continue;
+    /* the key is the stamp directory (or, from older layouts, an image
+     * in it) */
     CLEANUP_FREE char *dir = cat_xstrdup(b->key);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
     struct lb_backup *e = cat_map_get(&byext, dir);
+    char *slash = strrchr(dir, '/');
+    if (!e && slash) {
+      *slash = '\0';
+      e = cat_map_get(&byext, dir);
+    }
     if (!e) continue;
     if (e->removed && !s->cat->show_removed) {
       scan_drop_backup(s, i);
