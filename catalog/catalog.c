@@ -194,6 +194,17 @@ open_roots(catalog_t *cat, const struct catalog_opts *opts)
   CLEANUP_FREE char *list = NULL;
   int r;
 
+  if (cat->not_dir) {           /* rbd:POOL: one store, no directory */
+    if (opts->nextra_repos)
+      return bfs_error(-EINVAL, "%s: a repository that is no directory "
+                       "takes no more stores", cat->repo);
+    cat->roots = cat_xcalloc(1, sizeof *cat->roots);
+    cat->root_fd = cat_xcalloc(1, sizeof *cat->root_fd);
+    cat->roots[0] = cat_xstrdup(cat->repo);
+    cat->root_fd[0] = -1;
+    cat->nroots = 1;
+    return 0;
+  }
   if ((r = add_root(cat, cat->repo)) < 0)
     return r;
   if (opts->nextra_repos) {
