@@ -94,6 +94,8 @@ void cat_map_free(struct cat_map *m);
 void *cat_map_get(const struct cat_map *m, const char *key);
 void cat_map_put(struct cat_map *m, const char *key, void *val);
 
+/* days since 1970-01-01 of a proleptic Gregorian date (tz.c) */
+int64_t cat_days_from_civil(int64_t y, unsigned m, unsigned d);
 /* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes) and ISO 8601 "...T03:00:00Z" */
 void cat_time_name(int64_t t, char buf[static 32]);
 void cat_time_iso(int64_t t, char buf[static 32]);

@@ -23,17 +23,6 @@ is_digit(char c)
   return c >= '0' && c <= '9';
 }
 
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static unsigned
 days_in_month(unsigned y, unsigned m)
 {
@@ -69,7 +58,7 @@ fields_to_time(const unsigned f[6], int64_t offset, int64_t *t)
   if (f[0] < 1970 || f[0] > 9999 || f[1] < 1 || f[1] > 12 || f[2] < 1 ||
       f[2] > days_in_month(f[0], f[1]) || f[3] > 23 || f[4] > 59 || f[5] > 59)
     return -EINVAL;
-  *t = days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 + f[4] * 60 +
+  *t = cat_days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 + f[4] * 60 +
        f[5] - offset;
   return 0;
 }

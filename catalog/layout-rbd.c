@@ -52,17 +52,6 @@ rbd_names(const char *repo)
          repo[strlen(RBD_PREFIX)];
 }
 
-static int64_t
-days_from_civil(int y, unsigned m, unsigned d)  /* 1970-01-01 is 0 */
-{
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 /* the time in a virt-rbd-backup snapshot name, or -1 */
 static int64_t
 name_time(const char *snap)
@@ -78,7 +67,7 @@ name_time(const char *snap)
   if (sscanf(p, "%4u_%2u_%2u%n", &y, &m, &d, &n) != 3 || n != 10 ||
       y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
     return -1;
-  int64_t day = days_from_civil((int)y, m, d) * 86400;
+  int64_t day = cat_days_from_civil((int)y, m, d) * 86400;
   p += n;
   if (*p == '\0')
     return day;

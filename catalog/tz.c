@@ -46,8 +46,8 @@ struct cat_tz {
 
 /* ---- calendar ---- */
 
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t
+cat_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -92,12 +92,12 @@ floor_div(int64_t a, int64_t b)
 static int64_t
 rule_day(int64_t y, const struct tz_date *r)
 {
-  int64_t jan1 = days_from_civil(y, 1, 1);
+  int64_t jan1 = cat_days_from_civil(y, 1, 1);
   if (r->kind == 'J')
     return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
   if (r->kind == 'D')
     return jan1 + r->n;
-  int64_t first = days_from_civil(y, (unsigned)r->m, 1);
+  int64_t first = cat_days_from_civil(y, (unsigned)r->m, 1);
   int wd = (int)((first % 7 + 7 + 4) % 7);       /* 1970-01-01: Thursday */
   int64_t day = first + (r->d - wd + 7) % 7 + (int64_t)(r->w - 1) * 7;
   while (day >= first + month_days(y, r->m))
