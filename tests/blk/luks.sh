@@ -190,7 +190,7 @@ expect_fail "crypto extension of 8 bytes" "16 expected" --key-file "$T/key" "$T/
 expect_fail "compressed cluster in a LUKS image" "in a LUKS-encrypted image" --key-file "$T/key" "$T/comp.qcow2"
 expect_fail "LUKS key material wiped" "wrong passphrase" --key-file "$T/key" "$T/material.qcow2"
 
-"$BACKUPFS" image --help | grep -q -- --key-file || fail "--help lacks --key-file"
+"$BACKUPFS" image --help | grep -- --key-file >/dev/null || fail "--help lacks --key-file"
 ok "--help names --key-file"
 
 # ---- the same images as a CloudStack NAS repository, through every

@@ -5,7 +5,7 @@
 . "$SRCDIR/tests/fuse/lib.sh"
 . "$SRCDIR/tests/fuse/mkrepo.sh"
 
-"$BACKUPFS" mount --help | grep -q "fusermount3 -u" || fail "--help"
+"$BACKUPFS" mount --help | grep "fusermount3 -u" >/dev/null || fail "--help"
 "$BACKUPFS" mount "$T" 2>"$T/err" && fail "one argument accepted"
 grep -q "REPO and MOUNTPOINT" "$T/err" || fail "usage message: $(cat "$T/err")"
 "$BACKUPFS" mount --bogus "$T" "$T" 2>/dev/null && fail "--bogus accepted"

@@ -21,7 +21,7 @@ set -uo pipefail
 set +e
 command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 is missing"
 QEMU=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 is missing"
-"$BACKUPFS" mount --help | grep -q guest_timeout ||
+"$BACKUPFS" mount --help | grep guest_timeout >/dev/null ||
   fail "mount has no guest_timeout option"
 
 # repository: vm/T1/vda.qcow2 holding a bare ext4 with a directory

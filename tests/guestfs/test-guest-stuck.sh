@@ -16,7 +16,7 @@ set -uo pipefail
 . "$SRCDIR/tests/fuse/lib.sh"
 set +e
 command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 is missing"
-"$BACKUPFS" mount --help | grep -q guest_call_timeout ||
+"$BACKUPFS" mount --help | grep guest_call_timeout >/dev/null ||
   fail "mount has no guest_call_timeout option"
 
 mkdir -p "$T/root/dir/sub" "$T/repo/vm/$T1" "$T/repo/vm/$T2"

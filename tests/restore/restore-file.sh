@@ -164,6 +164,6 @@ jq -e --arg d "$T/j.zip" '.dest == $d and .entries > 5 and .errors == 0' "$T/j.j
   fail "--json --format: $(cat "$T/j.json")"
 ok "archive on stdout (never a terminal); --json names the archive"
 
-"$BACKUPFS" restore file --help | grep -q force || fail "--help"
+"$BACKUPFS" restore file --help | grep force >/dev/null || fail "--help"
 "$BACKUPFS" restore file "$S/nonexistent" "$T/x" 2>/dev/null && fail "missing source accepted"
 exit 0

@@ -195,6 +195,6 @@ echo '{"vm":"db01","disks":[{"name":"../escape","status":"ok"}]}' > "$B2/backup.
 "$BACKUPFS" restore quick "$B2" "$T/hostile" 2>/dev/null && fail "disk name ../escape accepted"
 [ ! -e "$T/escape.qcow2" ] || fail "wrote outside DEST_DIR"
 "$BACKUPFS" restore disk "$B2" ../escape "$T/h.raw" 2>/dev/null && fail "restore disk ../escape"
-"$BACKUPFS" restore quick --help | grep -q same-identity || fail "--help"
+"$BACKUPFS" restore quick --help | grep same-identity >/dev/null || fail "--help"
 ok "broken backup refused"
 exit 0
