@@ -689,8 +689,9 @@ kboss_finish(struct scan *s)
     group_listed(s, ks, lb, nlb);
   kboss_listbackups_free(lb, nlb);
   for (size_t i = first; i < s->nbackups; i++)
-    qsort(s->backups[i].disks, s->backups[i].ndisks,
-          sizeof *s->backups[i].disks, cmp_order);
+    if (s->backups[i].ndisks > 1)
+      qsort(s->backups[i].disks, s->backups[i].ndisks,
+            sizeof *s->backups[i].disks, cmp_order);
 
   for (size_t i = 0; i < ks->n; i++) {
     struct kboss_image *k = &ks->v[i];

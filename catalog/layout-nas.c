@@ -447,7 +447,8 @@ nas_dir(struct scan *s, const struct scan_dir *sd)
   if (!why && !b->ndisks)
     why = cat_xasprintf("%s: no disk image in the backup directory", reldir);
   b->status = why;
-  qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
+  if (b->ndisks > 1)
+    qsort(b->disks, b->ndisks, sizeof *b->disks, cmp_disk);
   if (has_name(names, n, "domain-config.xml"))
     b->domain_xml = cat_xasprintf("%s/domain-config.xml", reldir);
   char ofs[16];
