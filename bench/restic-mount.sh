@@ -23,8 +23,8 @@ mkdir -p "$M1" "$M2"
 rpid=
 cleanup() {
   fusermount3 -u "$M1" 2>/dev/null || true
-  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
-  fusermount3 -u "$M2" 2>/dev/null || true
+  fusermount3 -u "$M2" 2>/dev/null || true      # ends restic mount too
+  if [ -n "$rpid" ]; then kill "$rpid" 2>/dev/null || true; wait "$rpid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 "$BFS" mount -o "catalog=$W/bfs.db,restic_password_file=$W/pw" repo "$M1"
