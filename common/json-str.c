@@ -133,3 +133,14 @@ bfs_json_add_str_array(struct json_object *o, const char *k, char **v, size_t n)
     free(hk);
   }
 }
+
+struct json_object *
+bfs_json_time(time_t t)
+{
+  char buf[32];
+  struct tm tm;
+  if (!t || !gmtime_r(&t, &tm) ||
+      !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    return NULL;
+  return json_object_new_string(buf);
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -17,5 +18,8 @@ void bfs_json_add_str(struct json_object *o, const char *k, const char *v);
 /* o[k] = [v...], and o[k_hex] = [hex...] when one of them is not UTF-8 */
 void bfs_json_add_str_array(struct json_object *o, const char *k, char **v,
                             size_t n);
+/* a json string of t as ISO 8601 UTC ("2026-12-02T05:38:00Z"), or NULL
+ * (json null) for 0: "never" */
+struct json_object *bfs_json_time(time_t t);
 
 #endif

@@ -356,17 +356,6 @@ holders_signals_stop(void)
 /* ---- the status file ---- */
 
 static struct json_object *
-json_time(time_t t)
-{
-  char buf[32];
-  struct tm tm;
-  if (!t || !gmtime_r(&t, &tm))
-    return NULL;
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return json_object_new_string(buf);
-}
-
-static struct json_object *
 find_by(struct json_object *arr, const char *key, const char *s, int64_t v,
         bool ours)
 {
@@ -441,8 +430,8 @@ status_json(size_t *len)
   bfs_json_add_str(o, "repository", mnt.repo);
   bfs_json_add_str(o, "catalog", mnt.cat ? catalog_path(mnt.cat) : NULL);
   json_object_object_add(o, "writable", json_object_new_boolean(mnt.writable));
-  json_object_object_add(o, "started", json_time(mnt.start));
-  json_object_object_add(o, "last_rescan", json_time(last));
+  json_object_object_add(o, "started", bfs_json_time(mnt.start));
+  json_object_object_add(o, "last_rescan", bfs_json_time(last));
   json_object_object_add(o, "rescan_running",
                          json_object_new_boolean(scanning));
   /* starting/running/failed appliances (guest/guest-status.c); their disk

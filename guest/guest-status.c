@@ -21,17 +21,6 @@
 #include "guest/guest-int.h"
 
 static struct json_object *
-iso_time(time_t t)
-{
-  char buf[32];
-  struct tm tm;
-  if (!t || !gmtime_r(&t, &tm))
-    return NULL;
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return json_object_new_string(buf);
-}
-
-static struct json_object *
 one(guest_t *g, time_t now)
 {
   static const char *const names[] = {
@@ -48,15 +37,15 @@ one(guest_t *g, time_t now)
   json_object_object_add(o, "state", json_object_new_string(names[g->state]));
   switch (g->state) {
   case G_STARTING:
-    json_object_object_add(o, "since", iso_time(g->since));
+    json_object_object_add(o, "since", bfs_json_time(g->since));
     json_object_object_add(o, "elapsed_seconds",
                            json_object_new_int64(now - g->since));
     bfs_json_add_str(o, "waiting_for", g->phase ? g->phase : "the appliance");
     json_object_object_add(o, "gives_up_at",
-                           iso_time(g->since + g->pool->launch_timeout));
+                           bfs_json_time(g->since + g->pool->launch_timeout));
     break;
   case G_READY:
-    json_object_object_add(o, "since", iso_time(g->since));
+    json_object_object_add(o, "since", bfs_json_time(g->since));
     json_object_object_add(o, "qemu_pid", g->qemu_pid ?
                            json_object_new_int64(g->qemu_pid) : NULL);
     bfs_json_add_str(o, "call", g->call_since ? g->call_name : NULL);
@@ -72,11 +61,11 @@ one(guest_t *g, time_t now)
       e += k + 2;                        /* the key is there already */
     size_t n = strcspn(e, "\n");         /* the first line: what happened */
     char *line = strndup(e, n);
-    json_object_object_add(o, "failed_at", iso_time(g->failed_at));
+    json_object_object_add(o, "failed_at", bfs_json_time(g->failed_at));
     bfs_json_add_str(o, "error", line ? line : e);
     free(line);
     json_object_object_add(o, "retry_at", g->known_broken ? NULL :
-                           iso_time(g->failed_at + RETRY_SECONDS));
+                           bfs_json_time(g->failed_at + RETRY_SECONDS));
     json_object_object_add(o, "broken_in_catalog",
                            json_object_new_boolean(g->known_broken));
     break;
