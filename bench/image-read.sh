@@ -14,6 +14,7 @@
 # machine; BENCH_RT=0 runs them as ordinary processes.  Both are printed
 # as "prio: rt|normal".
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BFS=${1:-${BACKUPFS:-build/backupfs}}
 BFS=$(realpath "$BFS")
 W=${BENCH_DIR:-/var/tmp/bfs-bench-image}
@@ -25,8 +26,7 @@ build_chain() {
   echo "building the chain in $W (once)..."
   rm -f l*.qcow2 base.raw src*.bin
   # realistic, partly compressible data: files from /usr
-  find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | sort | head -n 4000 |
-    xargs cat 2>/dev/null | head -c $((448 << 20)) > data.bin || true
+  bench_usr_data 448 data.bin
   for i in 0 1 2 3; do
     dd if=data.bin of=src$i.bin bs=1M count=1 skip=$((i * 37 + 5)) status=none
   done
@@ -59,32 +59,13 @@ build_chain() {
 TOP=$W/l7.qcow2
 echo "chain: $("$BFS" image info "$TOP" | grep -E 'depth|allocated|virtual size' | head -n 3 | tr -s ' \n' ' ')"
 
-drop() {
-  sync
-  if ! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
-    [ -z "${warned:-}" ] && echo "warning: cannot drop caches (not root?): warm-cache figures"
-    warned=1
-  fi
-}
-t() {  # prints seconds
-  local s e
-  s=$(date +%s.%N); "$@"; e=$(date +%s.%N)
-  awk "BEGIN { print $e - $s }"
-}
-
-PRIO=()
-if [ "${BENCH_RT:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}" = 1 ] && command -v chrt >/dev/null; then
-  PRIO=(chrt -r 10)
-  echo "prio: rt (chrt -r 10 for both)"
-else
-  echo "prio: normal"
-fi
+bench_prio "$([ "$(id -u)" = 0 ] && echo 1 || echo 0)"
 ours_total=0 qemu_total=0
 for r in $(seq 1 "$ROUNDS"); do
   rm -f out-ours.raw out-qemu.raw
-  drop; o=$(t "${PRIO[@]}" "$BFS" image cat -o out-ours.raw "$TOP")
+  bench_cold; o=$(bench_secs "${PRIO[@]}" "$BFS" image cat -o out-ours.raw "$TOP")
   rm -f out-ours.raw
-  drop; q=$(t "${PRIO[@]}" qemu-img convert -O raw "$TOP" out-qemu.raw)
+  bench_cold; q=$(bench_secs "${PRIO[@]}" qemu-img convert -O raw "$TOP" out-qemu.raw)
   rm -f out-qemu.raw
   printf 'round %d: backupfs image cat %6.2fs   qemu-img convert %6.2fs   ratio %.2f\n' \
     "$r" "$o" "$q" "$(awk "BEGIN { print $q / $o }")"

@@ -16,19 +16,21 @@
 # with qemu-img convert -c; then the CPU seconds per GiB read of both
 # daemons are printed too.
 #
-# usage: bench/mount-read.sh [BACKUPFS] [WORKDIR]   (ROUNDS=N, default 3)
+# usage: bench/mount-read.sh [BACKUPFS] [WORKDIR]   (ROUNDS=N, default 3;
+#        MIB=N: the chain's virtual size, default 2048)
 set -eu
+. "$(dirname "$0")/lib.sh"
 BACKUPFS=${1:-${BACKUPFS:-build/backupfs}}
 W=${2:-/var/tmp/bfs-bench}
 ROUNDS=${ROUNDS:-3}
 BACKUPFS=$(realpath "$BACKUPFS")
 [ "$(id -u)" = 0 ] || { echo "needs root (drop_caches)"; exit 1; }
-for t in qemu-img qemu-io qemu-storage-daemon fusermount3 python3; do
-  command -v $t >/dev/null || { echo "missing $t"; exit 1; }
-done
+bench_need qemu-img qemu-io qemu-storage-daemon fusermount3 python3 bc
+MIB=${MIB:-2048}
 
 COMPRESS=${COMPRESS:-}
 [ -n "$COMPRESS" ] && W=$W-$COMPRESS
+[ "$MIB" = 2048 ] || W=$W-$MIB
 R=$W/repo
 TOP=$R/bench/2026-01-08T000000Z/vda.qcow2
 mkdir -p "$W"
@@ -36,46 +38,17 @@ mkdir -p "$W"
 make_compressed() {
   rm -rf "$R"
   mkdir -p "$(dirname "$TOP")"
-  find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | sort | head -n 4000 |
-    xargs cat 2>/dev/null | head -c $((448 << 20)) > "$W/data.bin" || true
+  bench_usr_data 448 "$W/data.bin"
   qemu-img create -q -f raw "$W/base.raw" 1G
   dd if="$W/data.bin" of="$W/base.raw" bs=1M seek=64 conv=notrunc status=none
   qemu-img convert -c -O qcow2 -o "compression_type=$COMPRESS" "$W/base.raw" "$TOP"
   rm -f "$W/base.raw" "$W/data.bin"
 }
 
-make_chain() {
-  rm -rf "$R"
-  python3 - "$R" <<'PY'
-import os, random, subprocess, sys
-r = sys.argv[1]
-rnd = random.Random(42)
-prev = None
-for i in range(1, 9):
-    d = "%s/bench/2026-01-%02dT000000Z" % (r, i)
-    os.makedirs(d)
-    img = d + "/vda.qcow2"
-    if prev is None:
-        subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", img, "2G"])
-        writes = [(o * 1048576, 1048576) for o in rnd.sample(range(2048), 680)]
-    else:
-        subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-                               "-b", "../" + os.path.basename(prev) + "/vda.qcow2", img])
-        writes = [(rnd.randrange(2048) * 1048576, 1048576) for _ in range(64)]
-        writes += [(rnd.randrange(32768) * 65536, 65536) for _ in range(256)]
-    cmds = []
-    for off, ln in writes:
-        cmds += ["-c", "write -P 0x%02x %d %d" % (rnd.randrange(1, 256), off, ln)]
-    for k in range(0, len(cmds), 400):
-        subprocess.check_call(["qemu-io", "-f", "qcow2"] + cmds[k:k + 400] + [img],
-                              stdout=subprocess.DEVNULL)
-    prev = d
-PY
-}
 if [ -n "$COMPRESS" ]; then
   [ -f "$TOP" ] || { echo "creating a $COMPRESS-compressed image in $R ..."; make_compressed; }
 else
-  [ -f "$TOP" ] || { echo "creating the depth-8 chain in $R ..."; make_chain; }
+  [ -f "$TOP" ] || { echo "creating the depth-8 chain in $R ..."; bench_qcow2_chain "$R" "$MIB"; }
 fi
 
 M1=$W/mnt-backupfs
@@ -108,23 +81,18 @@ PEER=$M2
 
 echo "data: $("$BACKUPFS" image map "$TOP" | awk '$3=="DATA"{s+=$2} END{printf "%.0f MiB", s/1048576}') of $(( $("$BACKUPFS" image info "$TOP" | awk '/virtual size/{print $3; exit}') >> 20 )) MiB, depth $("$BACKUPFS" image info "$TOP" | grep -c '^layer')"
 
-cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # clock ticks
 seq_read() {            # seconds for dd of the whole file; CPU ticks of $2
-  cold
-  local t0 t1 c0 c1
+  bench_cold
+  local c0 c1
   c0=$(cpu_of "$2")
-  t0=$(date +%s.%N)
-  dd if="$1" of=/dev/null bs=1M status=none
-  t1=$(date +%s.%N)
+  bench_secs dd if="$1" of=/dev/null bs=1M status=none
   c1=$(cpu_of "$2")
   echo "$((c1 - c0))" >> "$W/cpu.$2"
-  echo "$t1 - $t0" | bc
 }
 
 rand_read() {
-  cold
+  bench_cold
   python3 - "$1" <<'PY'
 import os, random, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -141,7 +109,7 @@ PY
 }
 
 rand_read4() {          # 4 jobs of 5,000 random reads at once: wall seconds
-  cold
+  bench_cold
   python3 - "$1" <<'PY'
 import os, random, sys, time
 from multiprocessing import Process
@@ -163,25 +131,17 @@ PY
 }
 
 convert_read() {        # seconds for qemu-img convert into tmpfs
-  cold
-  local t0 t1 out=/dev/shm/bfs-bench-convert.$$.raw
-  t0=$(date +%s.%N)
-  qemu-img convert -O raw "$TOP" "$out"
-  t1=$(date +%s.%N)
+  local out=/dev/shm/bfs-bench-convert.$$.raw
+  bench_cold
+  bench_secs qemu-img convert -O raw "$TOP" "$out"
   rm -f "$out"
-  echo "$t1 - $t0" | bc
 }
 
 cat_read() {            # seconds for cat of every file of the chain
-  cold
-  local t0 t1
-  t0=$(date +%s.%N)
-  cat "$R"/bench/*/vda.qcow2 > /dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc
+  bench_cold
+  bench_secs cat "$R"/bench/*/vda.qcow2
 }
 
-median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 rm -f "$W/cpu.$BFS_PID" "$W/cpu.$QSD_PID"
 declare -a s_ours s_peer r_ours r_peer s_conv s_cat q_ours q_peer
 for i in $(seq "$ROUNDS"); do
@@ -193,12 +153,12 @@ for i in $(seq "$ROUNDS"); do
     "${s_ours[-1]}" "${s_peer[-1]}" "$(echo "${s_peer[-1]} / ${s_ours[-1]}" | bc -l)" \
     "${r_ours[-1]}" "${r_peer[-1]}" "$(echo "${r_peer[-1]} / ${r_ours[-1]}" | bc -l)"
 done
-so=$(printf '%s\n' "${s_ours[@]}" | median); sp=$(printf '%s\n' "${s_peer[@]}" | median)
-ro=$(printf '%s\n' "${r_ours[@]}" | median); rp=$(printf '%s\n' "${r_peer[@]}" | median)
-qo=$(printf '%s\n' "${q_ours[@]}" | median); qp=$(printf '%s\n' "${q_peer[@]}" | median)
-sc=$(printf '%s\n' "${s_conv[@]}" | median); sf=$(printf '%s\n' "${s_cat[@]}" | median)
+so=$(printf '%s\n' "${s_ours[@]}" | bench_median); sp=$(printf '%s\n' "${s_peer[@]}" | bench_median)
+ro=$(printf '%s\n' "${r_ours[@]}" | bench_median); rp=$(printf '%s\n' "${r_peer[@]}" | bench_median)
+qo=$(printf '%s\n' "${q_ours[@]}" | bench_median); qp=$(printf '%s\n' "${q_peer[@]}" | bench_median)
+sc=$(printf '%s\n' "${s_conv[@]}" | bench_median); sf=$(printf '%s\n' "${s_cat[@]}" | bench_median)
 hwm=$(awk '/VmHWM/{print $2}' /proc/$BFS_PID/status)
-printf '\nmedians of %d rounds; load average %s\n' "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\nmedians of %d rounds; load average %s\n' "$ROUNDS" "$(bench_load)"
 printf '%-28s %10s %10s %8s %6s\n' test backupfs qsd ratio goal
 printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "sequential 1 MiB${COMPRESS:+ ($COMPRESS)}" "$so" "$sp" "$(echo "$sp / $so" | bc -l)" "$( [ "$COMPRESS" = zstd ] && echo '>=2.5' || { [ "$COMPRESS" = zlib ] && echo '>=2' || echo '>=3'; })"
 printf '%-28s %9.2fs %9.2fs %7.2fx %6s\n' "  vs qemu-img convert" "$so" "$sc" "$(echo "$sc / $so" | bc -l)" ">=1.0"

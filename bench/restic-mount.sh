@@ -9,6 +9,7 @@
 #
 # usage: bench/restic-mount.sh [BACKUPFS]   (BENCH_DIR, ROUNDS: default 2)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BFS=$(realpath "${1:-build/backupfs}")
 W=${BENCH_DIR:-/var/tmp/bfs-bench-restic}
 ROUNDS=${ROUNDS:-2}
@@ -32,18 +33,15 @@ restic -q -r repo mount "$M2" >/dev/null 2>&1 & rpid=$!
 for _ in $(seq 100); do [ -e "$M2/snapshots/latest/vda.img" ] && break; sleep 0.2; done
 B=$(ls -d "$M1"/vda/20* | tail -1)/disks/vda.img
 size=$(stat -c %s "$B")
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-t() { local TIMEFORMAT='%R %U %S' r; r=$({ time "$@" >/dev/null 2>&1; } 2>&1)
-      awk '{ printf "%.2f %.2f\n", $1, $2 + $3 }' <<<"$r"; }
 mib() { awk "BEGIN { printf \"%.0f\", $size / 1048576 / $1 }"; }
-echo "image: $size bytes; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "image: $size bytes; load average: $(bench_load)"
 for r in $(seq 1 "$ROUNDS"); do
-  drop; read -r a ac < <(t cp "$B" out.img); rm -f out.img
-  drop; read -r b bc < <(t cp "$M2/snapshots/latest/vda.img" out.img); rm -f out.img
-  drop; read -r c cc < <(t bash -c "restic -q -r repo dump latest /vda.img >out.img"); rm -f out.img
+  bench_cold; read -r a ac < <(bench_wall_cpu cp "$B" out.img); rm -f out.img
+  bench_cold; read -r b bc < <(bench_wall_cpu cp "$M2/snapshots/latest/vda.img" out.img); rm -f out.img
+  bench_cold; read -r c cc < <(bench_wall_cpu bash -c "restic -q -r repo dump latest /vda.img >out.img"); rm -f out.img
   printf 'round %d: backupfs %6.2fs %4s MiB/s (daemon cpu n/a)   restic mount %6.2fs %4s MiB/s   restic dump %6.2fs %4s MiB/s (cpu %.2fs)\n' \
     "$r" "$a" "$(mib "$a")" "$b" "$(mib "$b")" "$c" "$(mib "$c")" "$cc"
   printf '         ratios: restic mount / backupfs %.1fx   restic dump / backupfs %.2fx\n' \
     "$(awk "BEGIN { print $b / $a }")" "$(awk "BEGIN { print $c / $a }")"
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(bench_load)"

@@ -13,11 +13,12 @@
 #        between runs so the repository is built once; ROUNDS: default 3;
 #        BENCH_RT=1: both under `chrt -r 10`, for a busy shared machine)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 RR=${1:-build/tests/restic/restic-read}
 RR=$(realpath "$RR")
 W=${BENCH_DIR:-/var/tmp/bfs-bench-restic}
 ROUNDS=${ROUNDS:-3}
-command -v restic >/dev/null || { echo "restic not installed"; exit 1; }
+bench_need restic qemu-img
 mkdir -p "$W"
 cd "$W"
 export RESTIC_PASSWORD_FILE=$W/pw RESTIC_CACHE_DIR=$W/cache
@@ -26,8 +27,7 @@ export RESTIC_PASSWORD_FILE=$W/pw RESTIC_CACHE_DIR=$W/cache
 build_repo() {
   echo "building the repository in $W (once)..."
   rm -rf repo vda.img
-  find /usr/lib /usr/bin -type f -size +64k 2>/dev/null | sort | head -n 4000 |
-    xargs cat 2>/dev/null | head -c $((400 << 20)) >data.bin || true
+  bench_usr_data 400 data.bin
   qemu-img create -q -f raw vda.img 1G
   dd if=data.bin of=vda.img bs=1M seek=64 conv=notrunc status=none
   dd if=/dev/urandom of=vda.img bs=1M seek=600 count=200 conv=notrunc status=none
@@ -40,27 +40,9 @@ build_repo() {
 [ -f .built ] || build_repo
 echo "repository: $(du -sh repo | cut -f1), image $("$RR" ls repo pw latest | awk '{print $3}') bytes"
 
-drop() {
-  sync
-  if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
-    [ -z "${warned:-}" ] && echo "warning: cannot drop caches (not root?): warm-cache figures"
-    warned=1
-  fi
-}
-t() {  # prints "wall cpu" seconds (cpu = user + sys of the command)
-  local TIMEFORMAT='%R %U %S' r
-  r=$({ time "$@" >/dev/null 2>&1; } 2>&1)
-  awk '{ printf "%.2f %.2f\n", $1, $2 + $3 }' <<<"$r"
-}
 dump() { restic -q -r repo dump latest /vda.img >"$1"; }
 
-PRIO=()
-if [ "${BENCH_RT:-0}" = 1 ] && command -v chrt >/dev/null; then
-  PRIO=(chrt -r 10)
-  echo "prio: rt (chrt -r 10 for both)"
-else
-  echo "prio: normal"
-fi
+bench_prio 0
 
 "$RR" cat repo pw latest /vda.img out-ours.img
 dump out-restic.img
@@ -70,9 +52,9 @@ rm -f out-ours.img out-restic.img
 
 ow=0 oc=0 rw=0 rc=0
 for r in $(seq 1 "$ROUNDS"); do
-  drop; read -r o oo < <(t "${PRIO[@]}" "$RR" cat repo pw latest /vda.img out-ours.img)
+  bench_cold; read -r o oo < <(bench_wall_cpu "${PRIO[@]}" "$RR" cat repo pw latest /vda.img out-ours.img)
   rm -f out-ours.img
-  drop; read -r q qq < <(t "${PRIO[@]}" bash -c "$(declare -f dump); dump out-restic.img")
+  bench_cold; read -r q qq < <(bench_wall_cpu "${PRIO[@]}" bash -c "$(declare -f dump); dump out-restic.img")
   rm -f out-restic.img
   printf 'round %d: restic-read cat %6.2fs (cpu %5.2fs)   restic dump %6.2fs (cpu %5.2fs)   ratio %.2f (cpu %.2f)\n' \
     "$r" "$o" "$oo" "$q" "$qq" "$(awk "BEGIN { print $q / $o }")" "$(awk "BEGIN { print $qq / $oo }")"
@@ -82,4 +64,4 @@ done
 printf 'total:   restic-read cat %6.2fs (cpu %5.2fs)   restic dump %6.2fs (cpu %5.2fs)\n' "$ow" "$oc" "$rw" "$rc"
 printf 'ratio restic/ours: wall %.2f, cpu %.2f (> 1: we are faster; load average %s)\n' \
   "$(awk "BEGIN { print $rw / $ow }")" "$(awk "BEGIN { print $rc / $oc }")" \
-  "$(cut -d' ' -f1 /proc/loadavg)"
+  "$(bench_load)"

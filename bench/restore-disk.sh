@@ -5,6 +5,7 @@
 # the mounted disks/<disk>.img) when the mount works.  Not part of meson test.
 #   usage: bench/restore-disk.sh [BUILD_DIR] [DATA_MIB]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 B=$(realpath "${1:-build}")/backupfs
 MIB=${2:-512}
 T=$(mktemp -d /tmp/bfs-bench.XXXXXX)
@@ -24,11 +25,10 @@ done
 qemu-io -f qcow2 "${args[@]}" "$top" >/dev/null
 sync
 
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | awk '{ split($0, a, " - "); printf "%.2f", a[1] - a[2] }'; }
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+t() { printf '%.2f' "$(bench_secs "$@" 2>/dev/null)"; }
 
-drop; ours=$(t "$B" restore disk --repo "$R" --catalog "$T/c.db" vm@latest vda "$T/ours.raw")
-drop; peer=$(t qemu-img convert -O raw "$top" "$T/peer.raw")
+bench_cold; ours=$(t "$B" restore disk --repo "$R" --catalog "$T/c.db" vm@latest vda "$T/ours.raw")
+bench_cold; peer=$(t qemu-img convert -O raw "$top" "$T/peer.raw")
 cmp "$T/ours.raw" "$T/peer.raw" || { echo "results differ!"; exit 1; }
 printf "%-44s %8s %8s %7s\n" "restore disk, $MIB MiB data, 4 GiB virtual" backupfs peer ratio
 printf "%-44s %7ss %7ss %6.2fx\n" "--repo vs qemu-img convert -O raw" "$ours" "$peer" \
@@ -36,7 +36,7 @@ printf "%-44s %7ss %7ss %6.2fx\n" "--repo vs qemu-img convert -O raw" "$ours" "$
 rm -f "$T/peer.raw"
 safe() { qemu-img convert -O raw "$top" "$T/peer.raw" && sync "$T/peer.raw" &&
          qemu-img compare -q "$top" "$T/peer.raw"; }
-drop; peer=$(t safe)
+bench_cold; peer=$(t safe)
 printf "%-44s %7ss %7ss %6.2fx\n" "--repo vs convert + sync + qemu-img compare" "$ours" "$peer" \
   "$(awk -v a="$ours" -v b="$peer" 'BEGIN { print a / b }')"
 echo "  (backupfs syncs the result and reads it back from storage to check it)"
@@ -45,8 +45,8 @@ rm -f "$T/ours.raw" "$T/peer.raw"
 mkdir -p "$M"
 if "$B" mount -o "catalog=$T/c.db" "$R" "$M" 2>/dev/null && sleep 1 &&
    [ -e "$M/vm/latest/disks/vda.img" ]; then
-  drop; ours=$(t "$B" restore disk "$M/vm/latest" vda "$T/ours.raw")
-  drop; peer=$(t cp --sparse=always "$M/vm/latest/disks/vda.img" "$T/peer.raw")
+  bench_cold; ours=$(t "$B" restore disk "$M/vm/latest" vda "$T/ours.raw")
+  bench_cold; peer=$(t cp --sparse=always "$M/vm/latest/disks/vda.img" "$T/peer.raw")
   cmp "$T/ours.raw" "$T/peer.raw" || { echo "results differ!"; exit 1; }
   printf "%-44s %7ss %7ss %6.2fx\n" "mounted vs cp --sparse=always" "$ours" "$peer" \
     "$(awk -v a="$ours" -v b="$peer" 'BEGIN { print a / b }')"

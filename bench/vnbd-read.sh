@@ -18,24 +18,16 @@ READ=$BUILD/tests/vnbd/vnbd-read
 [ -x "$READ" ] || { echo "build first: ninja -C $BUILD"; exit 77; }
 . "$SRCDIR/tests/recovery/lib.sh"
 . "$SRCDIR/tests/lib/vm.sh"
+. "$SRCDIR/bench/lib.sh"
 set +e; set -uo pipefail
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2>&1 || fail "$*"; t1=$(date +%s.%N)
-         echo "$t1 - $t0" | bc -l; }
-cold() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+secs() { bench_secs "$@" 2>/dev/null || fail "$*"; }
 if [ "${NO_VM:-0}" = 1 ]; then
   # without a VM: a full + 2 incrementals written by tests/vnbd/gen-vnbd.py
   # (virtnbdbackup 1.9's uncompressed stream format) from SIZE MiB of half
   # random data; the mount's scan+index, first-open (index cache emptied)
   # vs cached-open (remount), and a mount read vs vnbd-read into a file
   G=$SRCDIR/tests/vnbd/gen-vnbd.py
-  python3 - "$T/r0.raw" "$SIZE" <<'PY'
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-with open(path, "wb") as f:
-    f.truncate(mib << 20)
-    for i in range(0, mib, 2):
-        f.seek(i << 20); f.write(os.urandom(1 << 20))
-PY
+  bench_half_random "$T/r0.raw" "$SIZE"
   cp "$T/r0.raw" "$T/r1.raw"; dd if=/dev/urandom of="$T/r1.raw" bs=1M count=16 seek=3 conv=notrunc status=none
   cp "$T/r1.raw" "$T/r2.raw"; dd if=/dev/urandom of="$T/r2.raw" bs=1M count=16 seek=40 conv=notrunc status=none
   B=$T/repo/bench
@@ -44,21 +36,21 @@ PY
   python3 "$G" inc "$B" bench 2 vda="$T/r1.raw:$T/r2.raw" --time 1790007200
   rm -f "$T/r0.raw" "$T/r1.raw"
   chain=("$B/vda.full.data" "$B/vda.inc.virtnbdbackup.1.data" "$B/vda.inc.virtnbdbackup.2.data")
-  cold; ours=$(secs "$READ" "$T/ours.raw" "${chain[@]}"); rm -f "$T/ours.raw"
+  bench_cold; ours=$(secs "$READ" "$T/ours.raw" "${chain[@]}"); rm -f "$T/ours.raw"
   M=$T/mnt
-  cold; t_scan=$(secs bfs_mount "$T/repo" "$M")
+  bench_cold; t_scan=$(secs bfs_mount "$T/repo" "$M")
   last=$M/bench/2026-09-21T161320Z
   rm -rf "$T/catalog-mnt.db.idx"
-  cold; t_first=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
-  cold; t_read=$(secs cp "$last/disks/vda.img" "$T/m.raw")
+  bench_cold; t_first=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  bench_cold; t_read=$(secs cp "$last/disks/vda.img" "$T/m.raw")
   cmp "$T/m.raw" "$T/r2.raw" || fail "mount read differs"
   rm -f "$T/m.raw"; bfs_umount "$M"
-  cold; t_rescan=$(secs bfs_mount "$T/repo" "$M")
-  cold; t_cached=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  bench_cold; t_rescan=$(secs bfs_mount "$T/repo" "$M")
+  bench_cold; t_cached=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
   bfs_umount "$M"
   printf 'no-vm disk %d MiB: vnbd-read %.2f s; mount: scan+index %.2f s, rescan %.2f s, first-open %.3f s, cached-open %.3f s, read %.2f s\n' \
     "$SIZE" "$ours" "$t_scan" "$t_rescan" "$t_first" "$t_cached" "$t_read"
-  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load average: $(bench_load)"
   exit 0
 fi
 for p in virtnbdbackup virtnbdrestore; do
@@ -80,15 +72,7 @@ done
 G
 } > "$T/init"
 vm_guest "$T/init"
-/usr/bin/python3 - "$T/base.raw" "$SIZE" <<'PY'
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-with open(path, "wb") as f:
-    f.truncate(mib << 20)
-    for i in range(0, mib, 2):          # every other MiB: random
-        f.seek(i << 20)
-        f.write(os.urandom(1 << 20))
-PY
+bench_half_random "$T/base.raw" "$SIZE"
 qemu-img convert -O qcow2 "$T/base.raw" "$T/disk.qcow2"
 rm -f "$T/base.raw"
 vm_domain_xml "$DOM" "$T/disk.qcow2" qcow2 > "$T/dom.xml"
@@ -108,9 +92,9 @@ for mode in plain compress; do
   done
   chain=("$B/vda.full.data" "$B/vda.inc.virtnbdbackup.1.data" "$B/vda.inc.virtnbdbackup.2.data")
   stored=$(du -cm "${chain[@]}" | tail -1 | cut -f1)
-  cold; ours=$(secs "$READ" "$T/ours.raw" "${chain[@]}")
+  bench_cold; ours=$(secs "$READ" "$T/ours.raw" "${chain[@]}")
   rm -f "$T/ours.raw"
-  rm -rf "$T/rs"; cold
+  rm -rf "$T/rs"; bench_cold
   theirs=$(secs virtnbdrestore -U "$LIBVIRT_DEFAULT_URI" -i "$B" -o "$T/rs" --until virtnbdbackup.2)
   rm -rf "$T/rs"
   printf '%-8s disk %d MiB, streams %d MiB: vnbd-read %.2f s, virtnbdrestore %.2f s, ratio %.1fx\n' \
@@ -120,17 +104,17 @@ for mode in plain compress; do
   # index.  first-open: the index cache emptied after the scan, so the
   # open parses the three streams; cached-open: the blobs are there.
   M=$T/mnt-$mode
-  cold; t_scan=$(secs bfs_mount "$B" "$M")
+  bench_cold; t_scan=$(secs bfs_mount "$B" "$M")
   last=$(ls -d "$M"/*/*/ | tail -1)
   rm -rf "$T/catalog-mnt-$mode.db.idx"
-  cold; t_first=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
-  cold; t_read=$(secs cp "$last/disks/vda.img" "$T/m.raw")
+  bench_cold; t_first=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  bench_cold; t_read=$(secs cp "$last/disks/vda.img" "$T/m.raw")
   rm -f "$T/m.raw"; bfs_umount "$M"
-  cold; t_rescan=$(secs bfs_mount "$B" "$M")
+  bench_cold; t_rescan=$(secs bfs_mount "$B" "$M")
   last=$(ls -d "$M"/*/*/ | tail -1)
-  cold; t_cached=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
+  bench_cold; t_cached=$(secs dd if="$last/disks/vda.img" of=/dev/null bs=4k count=1)
   bfs_umount "$M"
   printf '%-8s mount: scan+index %.2f s, rescan %.2f s, first-open %.3f s, cached-open %.3f s, read %.2f s (%.1fx virtnbdrestore)\n' \
     "$mode" "$t_scan" "$t_rescan" "$t_first" "$t_cached" "$t_read" "$(echo "$theirs / $t_read" | bc -l)"
 done
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average: $(bench_load)"
