@@ -16,6 +16,7 @@
 #include "blk/recipe.h"
 #include "blk/vnbd.h"
 #include "common/error.h"
+#include "common/ioutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,20 +72,6 @@ open_cached(const struct blk_recipe *rc, struct bfs_blk **out)
 fail:
   bfs_blk_close(below);
   return r;
-}
-
-static int
-write_all(int fd, const unsigned char *p, size_t n, uint64_t off)
-{
-  while (n) {
-    ssize_t w = pwrite(fd, p, n, (off_t)off);
-    if (w < 0)
-      return -errno;
-    p += w;
-    n -= (size_t)w;
-    off += (uint64_t)w;
-  }
-  return 0;
 }
 
 int
@@ -143,7 +130,7 @@ main(int argc, char **argv)
     if (st.kind == BFS_BLK_DATA) {
       if ((r = bfs_blk_pread(b, buf, st.len, off)) < 0)
         goto fail;
-      if ((r = write_all(fd, buf, st.len, off)) < 0) {
+      if ((r = bfs_pwrite_all(fd, buf, st.len, off)) < 0) {
         fprintf(stderr, "vnbd-read: %s: %s\n", argv[a], strerror(-r));
         return 1;
       }
