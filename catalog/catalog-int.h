@@ -96,9 +96,9 @@ void cat_map_put(struct cat_map *m, const char *key, void *val);
 
 /* days since 1970-01-01 of a proleptic Gregorian date (tz.c) */
 int64_t cat_days_from_civil(int64_t y, unsigned m, unsigned d);
-/* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes) and ISO 8601 "...T03:00:00Z" */
+/* "YYYY-MM-DDTHHMMSSZ" (buf >= 20 bytes), a tree name; the ISO 8601
+ * time is bfs_time_iso (common/timefmt.h) */
 void cat_time_name(int64_t t, char buf[static 32]);
-void cat_time_iso(int64_t t, char buf[static 32]);
 /* FUSE mounts (fstype fuse, fuse.*, fuseblk) below repo (not repo
  * itself), as repo-relative paths, from /proc/self/mountinfo;
  * the count, *out a malloc'd array of malloc'd strings */

@@ -21,6 +21,7 @@
 #include "common/kvopt.h"
 #include "common/opts.h"
 #include "common/size.h"
+#include "common/timefmt.h"
 #include "catalog/tz.h"
 #include "blk/luks.h"
 
@@ -308,7 +309,7 @@ table_row(const struct catalog_backup *b, struct row *r)
    * nothing wrong, and a CloudStack removal (shown with --show-removed) */
   CLEANUP_FREE char *st = NULL;
   char at[32];
-  cat_time_iso(b->verified_at, at);
+  bfs_time_iso(b->verified_at, at);
   if (!strcmp(b->status, "ok") && b->verify_result &&
       asprintf(&st, b->verify_ok ? "ok (verified %s)" :
                "FAULT (verify %s): %s", at, b->verify_result) < 0)

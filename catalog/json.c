@@ -28,6 +28,7 @@
 #include "catalog/catalog-int.h"
 #include "common/error.h"
 #include "common/json-str.h"
+#include "common/timefmt.h"
 
 #define add_str bfs_json_add_str
 
@@ -50,7 +51,7 @@ catalog_backup_jobj(const struct catalog_backup *b)
   struct json_object *o = json_object_new_object(), *disks;
   char iso[32];
 
-  cat_time_iso(b->time, iso);
+  bfs_time_iso(b->time, iso);
   add_str(o, "vm", b->vm);
   add_str(o, "name", b->name);
   add_str(o, "time", iso);
@@ -59,7 +60,7 @@ catalog_backup_jobj(const struct catalog_backup *b)
   if (b->verify_result) {       /* the last verify's verdict, else null */
     struct json_object *v = json_object_new_object();
     char at[32];
-    cat_time_iso(b->verified_at, at);
+    bfs_time_iso(b->verified_at, at);
     json_object_object_add(v, "ok", json_object_new_boolean(b->verify_ok));
     add_str(v, "result", b->verify_result);
     add_str(v, "at", at);

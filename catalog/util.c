@@ -17,6 +17,7 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/timefmt.h"
 
 static void __attribute__((noreturn))
 oom(void)
@@ -142,19 +143,7 @@ cat_map_put(struct cat_map *m, const char *key, void *val)
 void
 cat_time_name(int64_t t, char buf[static 32])
 {
-  struct tm tm;
-  time_t tt = (time_t)t;
-  if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H%M%SZ", &tm))
-    snprintf(buf, 32, "%lld", (long long)t);
-}
-
-void
-cat_time_iso(int64_t t, char buf[static 32])
-{
-  struct tm tm;
-  time_t tt = (time_t)t;
-  if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(buf, 32, "%lld", (long long)t);
+  bfs_time_name(t, buf);
 }
 
 int

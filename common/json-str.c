@@ -7,6 +7,7 @@
  * for arrays).  Valid strings are written as they are, without _hex.
  */
 #include "common/json-str.h"
+#include "common/timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,10 +138,8 @@ bfs_json_add_str_array(struct json_object *o, const char *k, char **v, size_t n)
 struct json_object *
 bfs_json_time(time_t t)
 {
-  char buf[32];
-  struct tm tm;
-  if (!t || !gmtime_r(&t, &tm) ||
-      !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+  char buf[BFS_TIME_MAX];
+  if (!t)
     return NULL;
-  return json_object_new_string(buf);
+  return json_object_new_string(bfs_time_iso(t, buf));
 }

@@ -25,6 +25,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/opts.h"
+#include "common/timefmt.h"
 #include "common/waitline.h"
 #include "fs/fs.h"
 #include "guest/guest-cache.h"
@@ -75,7 +76,7 @@ print_run(struct find_ctx *x, const char *vm, const struct run *u)
 {
   const struct stat *st = &u->e.st;
   char when[32];
-  index_time_text(st->st_mtim.tv_sec, when);
+  bfs_time_iso(st->st_mtim.tv_sec, when);
   x->matches++;
   atomic_fetch_add(&x->shown, 1);
   if (x->json) {

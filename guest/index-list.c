@@ -206,17 +206,6 @@ index_diff_names(unsigned mask, char buf[static 64])
 }
 
 const char *
-index_time_text(int64_t t, char buf[static 32])
-{
-  time_t tt = (time_t)t;
-  struct tm tm;
-  if (!gmtime_r(&tt, &tm) ||
-      !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(buf, 32, "%" PRId64, t);
-  return buf;
-}
-
-const char *
 index_type_name(mode_t mode)
 {
   switch (mode & S_IFMT) {

@@ -94,8 +94,6 @@ unsigned index_entry_diff(const struct index_entry *a,
 const char *index_diff_names(unsigned mask, char buf[static 64]);
 /* the names of a mask, one by one (NULL past the last): for JSON arrays */
 const char *index_diff_name(unsigned mask, unsigned *iter);
-/* "2026-11-01T03:00:00Z" (buf of 32 bytes) */
-const char *index_time_text(int64_t t, char buf[static 32]);
 /* "file", "directory", "symlink", ... for a mode */
 const char *index_type_name(mode_t mode);
 /* path is root or below it ("/etc" holds "/etc" and "/etc/x", not "/etcx") */

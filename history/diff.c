@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/opts.h"
+#include "common/timefmt.h"
 #include "guest/index.h"
 #include "blk/luks.h"
 #include "history/history-int.h"
@@ -43,7 +44,7 @@ emit(const char *kind, const struct index_entry *e, unsigned what,
 {
   const struct stat *st = &e->st;
   char when[32], w[64];
-  index_time_text(st->st_mtim.tv_sec, when);
+  bfs_time_iso(st->st_mtim.tv_sec, when);
   if (jarr) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "change", json_object_new_string(kind));

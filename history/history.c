@@ -28,6 +28,7 @@
 
 #include "common/error.h"
 #include "common/opts.h"
+#include "common/timefmt.h"
 #include "catalog/index.h"
 #include "guest/index.h"
 #include "blk/luks.h"
@@ -137,7 +138,7 @@ print_rows(const struct hist_vm *h, const char *path, bool with_path,
     const char *first = h->b[w->first].name, *last = h->b[w->last].name;
     char range[80], what[64], when[32];
     if (w->e)
-      index_time_text(w->e->st.st_mtim.tv_sec, when);
+      bfs_time_iso(w->e->st.st_mtim.tv_sec, when);
     if (w->ev == EV_CHANGED)
       index_diff_names(w->what, what);
     if (jarr) {

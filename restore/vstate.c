@@ -24,6 +24,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/timefmt.h"
 #include "restore/restore-int.h"
 
 struct vstate {
@@ -121,23 +122,14 @@ vstate_path(const struct vstate *s)
   return s->path;
 }
 
-static void
-stamp(char buf[32])
-{
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int
 vstate_check(struct vstate *s, const char *key, const char *xxh3,
              uint64_t size, int64_t mtime, bool record, bool reset)
 {
   json_object *e, *v;
-  char now[32];
+  char now[BFS_TIME_MAX];
 
-  stamp(now);
+  bfs_time_iso(time(NULL), now);
   if (!reset && json_object_object_get_ex(s->images, key, &e)) {
     const char *old = json_object_object_get_ex(e, "xxh3", &v)
                       ? json_object_get_string(v) : "";

@@ -20,6 +20,7 @@
 #include "catalog/catalog-int.h"
 #include "catalog/tz.h"
 #include "common/error.h"
+#include "common/timefmt.h"
 #include "blk/blk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,7 +49,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (layout_parse_time(s, len, &t) == 0) {
       char buf[32];
       cat_time_name(t, buf);
-      cat_time_iso(t, buf);
+      bfs_time_iso(t, buf);
     }
     break;
   case 1:
