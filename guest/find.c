@@ -200,10 +200,10 @@ point(void *opaque, const char *vm, const char *t, struct index_list *l)
   return r;
 }
 
-enum { OPT_INDEX = 256, OPT_ALL, OPT_KEY_FILE };
+enum { OPT_ALL = 256, OPT_KEY_FILE };
 
 static const struct bfs_opt find_opts[] = {
-  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  INDEX_OPT_ROW,
   { "all-versions", OPT_ALL, NULL, "one line per point in time, nothing collapsed" },
   { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (checked;\n"
     "the index is searched without reading a disk)" },
@@ -222,7 +222,7 @@ static const struct bfs_cmd find_cmd = {
     "indexed points in time is one line ending in `.. LAST (N)`.\n"
     "Exit status 0 when something matched, 1 when nothing did, 2 on errors.",
   .opts = find_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
-  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .catalog_help = INDEX_CATALOG_HELP,
   .json_help = "a JSON array of {vm, time, last, points, path,\n"
     "type, size, mtime, mode, uid, gid, link}",
   .need = "REPO [VM] GLOB", .min_args = 2, .max_args = 3,
@@ -238,20 +238,15 @@ fs_find_cmd(int argc, char **argv)
   bfs_opts_init(&g, &find_cmd, argc, argv);
   while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_INDEX: index = g.optarg; break;
+    case INDEX_OPT_INDEX: index = g.optarg; break;
     case OPT_ALL: all = true; break;
     case OPT_KEY_FILE: key_file = g.optarg; break;
     }
   if (c < 0)
     return g.status;
   /* find reads the index, never a disk: the key only has to be one */
-  struct blk_key *key = NULL;
-  if (key_file && blk_key_from_file(key_file, &key) < 0) {
-    fprintf(stderr, "backupfs: find: --key-file %s: %s\n", key_file,
-            bfs_last_error());
+  if (index_key_check("find", key_file))
     return 2;
-  }
-  blk_key_free(key);
   const char *catalog = g.catalog;
   bool json = g.json;
   const char *repo = g.pos[0];
@@ -262,9 +257,8 @@ fs_find_cmd(int argc, char **argv)
                         .all_versions = all,
                         .json = json ? json_object_new_array() : NULL };
 
-  CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
+  CLEANUP_FREE char *db = index_db_open_path("find", index, repo, catalog);
   if (!db) {
-    fprintf(stderr, "backupfs: find: %s\n", bfs_last_error());
     json_object_put(x.json);
     return 2;
   }

@@ -231,10 +231,10 @@ index_one(guest_pool_t *pool, const char *db, const char *mnt,
   return r;
 }
 
-enum { OPT_INDEX = 256, OPT_MNT, OPT_KEY_FILE };
+enum { OPT_MNT = 256, OPT_KEY_FILE };
 
 static const struct bfs_opt index_opts[] = {
-  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  INDEX_OPT_ROW,
   { "mountpoint", OPT_MNT, "MNT", "use REPO already mounted on MNT instead of\n"
     "mounting it on a temporary directory" },
   { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images, for the\n"
@@ -254,7 +254,7 @@ static const struct bfs_cmd index_cmd = {
   .opts = index_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
   .json_help = "{index, points: [{vm, time, entries, seconds |\n"
     "error}], dropped}",
-  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .catalog_help = INDEX_CATALOG_HELP,
   .need = "REPO [VM[@TIME]]", .min_args = 1, .max_args = 2,
 };
 
@@ -267,7 +267,7 @@ fs_index_cmd(int argc, char **argv)
   bfs_opts_init(&g, &index_cmd, argc, argv);
   while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_INDEX: index = g.optarg; break;
+    case INDEX_OPT_INDEX: index = g.optarg; break;
     case OPT_MNT: mnt = g.optarg; break;
     case OPT_KEY_FILE: key_file = g.optarg; break;
     }
@@ -287,11 +287,9 @@ fs_index_cmd(int argc, char **argv)
     }
   }
 
-  CLEANUP_FREE char *db = index ? strdup(index) : index_default_path(repo, catalog);
-  if (!db) {
-    fprintf(stderr, "backupfs: index: %s\n", bfs_last_error());
+  CLEANUP_FREE char *db = index_db_open_path("index", index, repo, catalog);
+  if (!db)
     return 2;
-  }
 
   char tmp[] = "/tmp/backupfs-index.XXXXXX";
   pid_t child = 0;

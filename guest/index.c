@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "common/cleanup.h"
+#include "blk/luks.h"
 #include "catalog/catalog.h"
 #include "catalog/index.h"
 #include "common/error.h"
@@ -295,6 +296,30 @@ index_prune(const char *dbpath, const char *vm, char *const *keep,
             size_t nkeep, unsigned *dropped)
 {
   return catalog_index_prune(dbpath, vm, keep, nkeep, dropped);
+}
+
+char *
+index_db_open_path(const char *cmd, const char *index, const char *repo,
+                   const char *catalog)
+{
+  char *db = index ? strdup(index) : index_default_path(repo, catalog);
+  if (!db)
+    fprintf(stderr, "backupfs: %s: %s\n", cmd,
+            index ? strerror(ENOMEM) : bfs_last_error());
+  return db;
+}
+
+int
+index_key_check(const char *cmd, const char *key_file)
+{
+  struct blk_key *key = NULL;
+  if (key_file && blk_key_from_file(key_file, &key) < 0) {
+    fprintf(stderr, "backupfs: %s: --key-file %s: %s\n", cmd, key_file,
+            bfs_last_error());
+    return 2;
+  }
+  blk_key_free(key);
+  return 0;
 }
 
 char *

@@ -46,6 +46,20 @@ int index_prune(const char *db, const char *vm, char *const *keep,
  * catalog file is named, else in the default cache directory. */
 char *index_default_path(const char *repo, const char *catalog_path);
 
+/* What the commands of the index (index, find, history, diff) share on
+ * their command line: the --index row of their option table, the
+ * --catalog help that says where the index is, the database to open, and
+ * the check of a --key-file a reader of the index never needs to use. */
+enum { INDEX_OPT_INDEX = 0x1101 };
+#define INDEX_OPT_ROW { "index", INDEX_OPT_INDEX, "FILE", "the index database itself" }
+#define INDEX_CATALOG_HELP "the repository's catalog (index is\nFILE.index.sqlite)"
+/* --index FILE (index, may be NULL) or REPO's default; malloc'd, or NULL
+ * with "backupfs CMD: ..." printed */
+char *index_db_open_path(const char *cmd, const char *index, const char *repo,
+                         const char *catalog);
+/* 0 when key_file is NULL or a key; else the error printed, and 2 */
+int index_key_check(const char *cmd, const char *key_file);
+
 /* ---- versions (index-list.c) ---- */
 
 /* One entry of a point in time, as compared across points in time. */

@@ -93,10 +93,10 @@ side_close(struct side *s)
   free(s->time);
 }
 
-enum { OPT_INDEX = 256, OPT_BLOCKS, OPT_KEY_FILE };
+enum { OPT_BLOCKS = 256, OPT_KEY_FILE };
 
 static const struct bfs_opt diff_opts[] = {
-  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  INDEX_OPT_ROW,
   { "blocks", OPT_BLOCKS, NULL, "compare the disks, not the files" },
   { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (one\n"
     "trailing newline ignored)" },
@@ -119,7 +119,7 @@ static const struct bfs_cmd diff_cmd = {
     "lines and a total line.\n"
     "Exit status 0 when nothing differs, 1 when something does, 2 on errors.",
   .opts = diff_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
-  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .catalog_help = INDEX_CATALOG_HELP,
   .json_help = "files: {from, to, changes: [{change, path, type,\n"
     "size, mtime, changed}]}; blocks: {from, to,\n"
     "disks: [{disk, size, extents: [[offset, length]],\nbytes}], bytes}",
@@ -137,7 +137,7 @@ history_diff_cmd(int argc, char **argv)
   bfs_opts_init(&g, &diff_cmd, argc, argv);
   while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_INDEX: index = g.optarg; break;
+    case INDEX_OPT_INDEX: index = g.optarg; break;
     case OPT_BLOCKS: blocks = true; break;
     case OPT_KEY_FILE: key_file = g.optarg; break;
     }

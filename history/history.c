@@ -216,10 +216,10 @@ all_paths(const struct index_list *lists, size_t n, size_t *count)
   return v;
 }
 
-enum { OPT_INDEX = 256, OPT_KEY_FILE };
+enum { OPT_KEY_FILE = 256 };
 
 static const struct bfs_opt history_opts[] = {
-  { "index", OPT_INDEX, "FILE", "the index database itself" },
+  INDEX_OPT_ROW,
   { "recursive", 'r', NULL, "the changes of PATH's whole subtree" },
   { "key-file", OPT_KEY_FILE, "FILE", "passphrase of LUKS-encrypted images (one\n"
     "trailing newline ignored): their backups count\nas readable" },
@@ -241,7 +241,7 @@ static const struct bfs_cmd history_cmd_desc = {
     "path below it that changed (PATH column first), and a count of the rest.\n"
     "Exit status 0, 1 when PATH is in no indexed point in time, 2 on errors.",
   .opts = history_opts, .shared = BFS_OPTS_CATALOG | BFS_OPTS_JSON,
-  .catalog_help = "the repository's catalog (index is\nFILE.index.sqlite)",
+  .catalog_help = INDEX_CATALOG_HELP,
   .json_help = "{vm, path, versions: [{first, last, points, event,\n"
     "changed, type, size, mtime, mode, uid, gid, link}]}\n"
     "(--recursive: paths: [{path, versions}], unchanged)",
@@ -258,7 +258,7 @@ history_cmd(int argc, char **argv)
   bfs_opts_init(&g, &history_cmd_desc, argc, argv);
   while ((c = bfs_opts_next(&g)) > 0)
     switch (c) {
-    case OPT_INDEX: index = g.optarg; break;
+    case INDEX_OPT_INDEX: index = g.optarg; break;
     case 'r': recursive = true; break;
     case OPT_KEY_FILE: key_file = g.optarg; break;
     }
@@ -270,14 +270,10 @@ history_cmd(int argc, char **argv)
   char *path = hist_path(g.pos[2]);
   struct hist_vm h;
   /* history reads the index, never a disk: the key only has to be one */
-  struct blk_key *key = NULL;
-  if (key_file && blk_key_from_file(key_file, &key) < 0) {
-    fprintf(stderr, "backupfs: history: --key-file %s: %s\n", key_file,
-            bfs_last_error());
+  if (index_key_check("history", key_file)) {
     free(path);
     return 2;
   }
-  blk_key_free(key);
   if (!path || hist_open(repo, catalog, key_file != NULL, index, vm, &h) < 0) {
     fprintf(stderr, "backupfs: history: %s\n", bfs_last_error());
     free(path);
