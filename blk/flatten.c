@@ -21,6 +21,7 @@
 
 #include "blk/blk.h"
 #include "common/error.h"
+#include "common/grow.h"
 #include "common/ioutil.h"
 
 #define FLAT_CHUNK (2u << 20)
@@ -73,14 +74,8 @@ add_run(struct chunk *c, uint64_t off, uint64_t len, bool data)
     c->r[c->nr - 1].len += len;
     return 0;
   }
-  if (c->nr == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 16;
-    struct run *r = realloc(c->r, cap * sizeof *r);
-    if (!r)
-      return bfs_error(-ENOMEM, "out of memory");
-    c->r = r;
-    c->cap = cap;
-  }
+  if (bfs_grow((void **)&c->r, &c->cap, c->nr + 1, sizeof *c->r, 16) < 0)
+    return bfs_error(-ENOMEM, "out of memory");
   c->r[c->nr++] = (struct run){ off, len, data };
   return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/grow.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -245,22 +246,6 @@ restic_parse_config(const char *json, size_t len, const char *name,
 }
 
 static int
-grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-  if (need <= *cap)
-    return 0;
-  size_t nc = *cap ? *cap * 2 : 64;
-  while (nc < need)
-    nc *= 2;
-  void *np = reallocarray(*p, nc, elem);
-  if (!np)
-    return -ENOMEM;
-  *p = np;
-  *cap = nc;
-  return 0;
-}
-
-static int
 index_pack(json_object *pk, const char *name, struct restic_index *ix)
 {
   json_object *blobs;
@@ -274,14 +259,14 @@ index_pack(json_object *pk, const char *name, struct restic_index *ix)
                        &blobs)) < 0)
     return ret;
   if (ix->n_packs >= UINT32_MAX ||
-      grow((void **)&ix->packs, &ix->cap_packs, ix->n_packs + 1,
-           sizeof *ix->packs) < 0)
+      bfs_grow((void **)&ix->packs, &ix->cap_packs, ix->n_packs + 1,
+               sizeof *ix->packs, 64) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
   memcpy(ix->packs[ix->n_packs], pid, RESTIC_ID_LEN);
 
   size_t n = json_object_array_length(blobs);
-  if (grow((void **)&ix->blobs, &ix->cap_blobs, ix->n_blobs + n,
-           sizeof *ix->blobs) < 0)
+  if (bfs_grow((void **)&ix->blobs, &ix->cap_blobs, ix->n_blobs + n,
+               sizeof *ix->blobs, 64) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
   for (size_t i = 0; i < n; i++) {
     json_object *b = json_object_array_get_idx(blobs, i);

@@ -29,6 +29,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "common/grow.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -280,14 +281,8 @@ read_trailer(struct parse *p, uint64_t *limit)
 static int
 grow(void **arr, size_t *cap, size_t n, size_t elt, const char *name)
 {
-  if (n < *cap)
-    return 0;
-  size_t nc = *cap ? *cap * 2 : 64;
-  void *a = reallocarray(*arr, nc, elt);
-  if (!a)
+  if (bfs_grow(arr, cap, n + 1, elt, 64) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
-  *arr = a;
-  *cap = nc;
   return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/grow.h"
 #include "common/opts.h"
 #include "common/timefmt.h"
 #include "common/waitline.h"
@@ -132,14 +133,9 @@ static int
 start_run(struct find_ctx *x, struct index_entry *e, const char *t,
           size_t *open_out)
 {
-  if (x->nruns == x->cap) {
-    size_t nc = x->cap ? x->cap * 2 : 64;
-    struct run *v = realloc(x->runs, nc * sizeof *v);
-    if (!v)
-      return bfs_error(-ENOMEM, "find: out of memory");
-    x->runs = v;
-    x->cap = nc;
-  }
+  if (bfs_grow((void **)&x->runs, &x->cap, x->nruns + 1, sizeof *x->runs,
+               64) < 0)
+    return bfs_error(-ENOMEM, "find: out of memory");
   struct run *u = &x->runs[x->nruns];
   u->e = *e;
   e->path = e->link = NULL;

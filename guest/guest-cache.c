@@ -4,6 +4,7 @@
  * is simpler than LRU and fine for data that can always be fetched again.
  */
 #include "guest/guest-cache.h"
+#include "common/grow.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -126,14 +127,9 @@ gc_set_kids(struct gc_entry *e, char **kids, size_t n)
 int
 gc_add_kid(struct gc_entry *e, const char *name)
 {
-  if (e->nkids == e->kcap) {
-    size_t nc = e->kcap ? e->kcap * 2 : 8;
-    char **k = realloc(e->kids, nc * sizeof *k);
-    if (!k)
-      return -ENOMEM;
-    e->kids = k;
-    e->kcap = nc;
-  }
+  if (bfs_grow((void **)&e->kids, &e->kcap, e->nkids + 1, sizeof *e->kids,
+               8) < 0)
+    return -ENOMEM;
   if (!(e->kids[e->nkids] = strdup(name)))
     return -ENOMEM;
   e->nkids++;

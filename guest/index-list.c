@@ -14,20 +14,15 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "guest/index.h"
 
 int
 index_list_add(struct index_list *l, const char *path, const struct stat *st,
                const char *link)
 {
-  if (l->n == l->cap) {
-    size_t nc = l->cap ? l->cap * 2 : 64;
-    struct index_entry *v = realloc(l->v, nc * sizeof *v);
-    if (!v)
-      return bfs_error(-ENOMEM, "file index: out of memory");
-    l->v = v;
-    l->cap = nc;
-  }
+  if (bfs_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v, 64) < 0)
+    return bfs_error(-ENOMEM, "file index: out of memory");
   struct index_entry *e = &l->v[l->n];
   e->path = strdup(path);
   e->link = link ? strdup(link) : NULL;

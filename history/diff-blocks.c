@@ -24,6 +24,7 @@
 
 #include "blk/blk.h"
 #include "common/error.h"
+#include "common/grow.h"
 #include "history/history-int.h"
 #include "restore/restore-int.h"
 
@@ -112,14 +113,8 @@ ext_add(struct extents *x, uint64_t off, uint64_t len)
     x->v[x->n - 1][1] += len;
     return 0;
   }
-  if (x->n == x->cap) {
-    size_t nc = x->cap ? x->cap * 2 : 64;
-    void *v = realloc(x->v, nc * sizeof *x->v);
-    if (!v)
-      return bfs_error(-ENOMEM, "out of memory");
-    x->v = v;
-    x->cap = nc;
-  }
+  if (bfs_grow((void **)&x->v, &x->cap, x->n + 1, sizeof *x->v, 64) < 0)
+    return bfs_error(-ENOMEM, "out of memory");
   x->v[x->n][0] = off;
   x->v[x->n++][1] = len;
   return 0;
