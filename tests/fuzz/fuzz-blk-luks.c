@@ -17,43 +17,9 @@
 
 #include "blk/blk.h"
 #include "blk/luks.h"
-#include "common/error.h"
+#include "tests/fuzz/fuzz.h"
 
-#define FUZZ_BUF (256 * 1024)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  bfs_log_level = BFS_LOG_ERROR;
-  return 0;
-}
-
-static void
-walk(struct bfs_blk *c, unsigned char *buf, bool keyless)
-{
-  uint64_t off = 0;
-
-  for (int n = 0; n < 16 && off < c->size; n++) {
-    struct bfs_blk_status st;
-    size_t len;
-    int r;
-    if (bfs_blk_block_status(c, off, c->size - off, &st) < 0)
-      break;
-    len = st.len < FUZZ_BUF ? (size_t)st.len : FUZZ_BUF;
-    r = bfs_blk_pread(c, buf, len, off);
-    if (keyless && r == 0 && st.kind == BFS_BLK_DATA)
-      abort();                       /* ciphertext served without a key */
-    if (r < 0)
-      break;
-    if (st.len > 1000 && (bfs_blk_pread(c, buf, 777, off + 123) < 0 ||
-                          bfs_blk_pread(c, buf, 100, off + 200) < 0))
-      break;
-    off += st.len;
-  }
-}
+FUZZ_QUIET_INIT
 
 static void
 one(const uint8_t *data, size_t size, const struct blk_key *key,
@@ -72,7 +38,7 @@ one(const uint8_t *data, size_t size, const struct blk_key *key,
     abort();                         /* key state misreported */
   if (blk_cache_open(q, &o, &c) < 0)
     return;
-  walk(c, buf, !key && bfs_blk_info(q)->encrypted);
+  fuzz_walk(c, buf, !key && bfs_blk_info(q)->encrypted ? FUZZ_NO_KEY : 0);
   bfs_blk_close(c);
 }
 

@@ -15,20 +15,11 @@
 #include <string.h>
 
 #include "blk/blk.h"
-#include "common/error.h"
+#include "tests/fuzz/fuzz.h"
 
 #define FUZZ_BACKING 98304
-#define FUZZ_BUF (256 * 1024)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  bfs_log_level = BFS_LOG_ERROR;      /* "marked corrupt" warnings: noise */
-  return 0;
-}
+FUZZ_QUIET_INIT
 
 static struct bfs_blk *
 open_raw(const unsigned char *bdata)
@@ -74,28 +65,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   unsigned char *buf = malloc(FUZZ_BUF), *bdata = malloc(FUZZ_BACKING);
   struct bfs_blk *c;
-  uint64_t off = 0;
 
   if (!buf || !bdata)
     abort();
   for (size_t i = 0; i < FUZZ_BACKING; i++)
     bdata[i] = (unsigned char)(i * 7 + 1);
   c = open_stack(data, size, bdata);
-  for (int n = 0; c && n < 16 && off < c->size; n++) {
-    struct bfs_blk_status st;
-    size_t len;
-    if (bfs_blk_block_status(c, off, c->size - off, &st) < 0)
-      break;
-    len = st.len < FUZZ_BUF ? (size_t)st.len : FUZZ_BUF;
-    if (bfs_blk_pread(c, buf, len, off) < 0)
-      break;
-    /* unaligned reads inside the extent: partial clusters, the LRU */
-    if (st.len > 1000 && (bfs_blk_pread(c, buf, 777, off + 123) < 0 ||
-                          bfs_blk_pread(c, buf, 100, off + 200) < 0))
-      break;
-    bfs_blk_prefetch(c, off, len);
-    off += st.len;
-  }
+  fuzz_walk(c, buf, FUZZ_PREFETCH);
   bfs_blk_close(c);
   free(buf);
   free(bdata);

@@ -20,9 +20,7 @@
 
 #include "blk/pbs.h"
 #include "common/error.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+#include "tests/fuzz/fuzz.h"
 
 static char root[256];
 static struct pbs_key key;

@@ -15,17 +15,9 @@
 #include <openssl/evp.h>
 
 #include "blk/vma.h"
-#include "common/error.h"
+#include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  bfs_log_level = BFS_LOG_ERROR;
-  return 0;
-}
+FUZZ_QUIET_INIT
 
 static uint64_t
 be(const unsigned char *p, int n)
