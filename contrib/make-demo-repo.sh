@@ -16,34 +16,8 @@ gf() { guestfish --no-progress-bars "$@"; }
 
 root=root.5e1f0c2a-1111-4d6e-9a7b-000000000001
 data=datadisk.5e1f0c2a-2222-4d6e-9a7b-000000000002
-domain_xml() {  # stamp
-  cat <<XML
-<domain type='kvm'>
-  <name>i-2-10-VM</name>
-  <uuid>3f6a9a55-5d2b-4b8e-9d0e-2f1c7a4b9e10</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/primary/${root#root.}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/primary/${data#datadisk.}'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>
-    <interface type='bridge'>
-      <mac address='02:00:4c:5e:00:01'/>
-      <source bridge='cloudbr0'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>
-XML
-}
+. "$(dirname "$0")/../tests/lib/nas.sh"   # the NAS domain files
+disks="vda=/mnt/primary/${root#root.} vdb=/mnt/primary/${data#datadisk.}"
 
 # --- the guest disks, all written in one appliance: three states of web01's
 # root (full, incremental 1, incremental 2) and db01's bare filesystem ---
@@ -115,9 +89,9 @@ qemu-img convert -O qcow2 "$work/data.raw" "$dir/web01/$s1/$data.qcow2"
  qemu-img create -q -f qcow2 -F qcow2 -b "../$s2/$data.qcow2" "$data.qcow2" &&
  qemu-io -f qcow2 -c 'write -P 0x22 9M 1M' "$data.qcow2" >/dev/null)
 for s in $s1 $s2 $s3; do
-  domain_xml > "$dir/web01/$s/domain-config.xml"
-  printf ' Target   Source\n------------------------------------------------\n vda      /mnt/primary/%s\n vdb      /mnt/primary/%s\n' \
-    "${root#root.}" "${data#datadisk.}" > "$dir/web01/$s/domblklist.xml"
+  nas_domain_xml i-2-10-VM 3f6a9a55-5d2b-4b8e-9d0e-2f1c7a4b9e10 $disks \
+    bridge=cloudbr0,02:00:4c:5e:00:01 > "$dir/web01/$s/domain-config.xml"
+  nas_domblklist $disks > "$dir/web01/$s/domblklist.xml"
 done
 
 # --- db01: generic layout, a bare filesystem (no partition table), the

@@ -10,28 +10,10 @@ ROOT=6b1e2d0a-1c1f-4a57-9d3c-0f6f1b7d0a11
 DATA=9f3c0e55-7a2b-4c8e-b1f0-2d7e6a4c5b22
 S1=2026.10.01.03.00.00 S2=2026.10.02.03.00.00 S3=2026.10.03.03.00.00
 
-domxml() {
-  cat <<XML
-<domain type='kvm' id='7'>
-  <name>$VM</name>
-  <uuid>1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0</uuid>
-  <devices>
-    <disk type='file' device='cdrom'>
-      <target dev='hdc' bus='ide'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/0c2f9a3e-pool/$DATA'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/0c2f9a3e-pool/$ROOT'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-  </devices>
-</domain>
-XML
+. "$SRCDIR/tests/lib/nas.sh"
+domxml() {   # a CD-ROM first and vdb before vda: the targets name the disks
+  nas_domain_xml "$VM" 1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 hdc=cdrom \
+    "vdb=/mnt/0c2f9a3e-pool/$DATA" "vda=/mnt/0c2f9a3e-pool/$ROOT"
 }
 
 qcow2 "$R/$VM/$S1/root.$ROOT.qcow2" 2G
@@ -61,8 +43,7 @@ mkdir -p "$R/$VM2/$S1"
 "$SRCDIR/tests/lib/qemu-img-retry" create -q -f qcow2 --object secret,id=s0,data=secret \
   -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 \
   "$R/$VM2/$S1/root.$ROOT2.qcow2" 64M
-printf ' Target   Source\n------------------------------------------------\n vda      /mnt/0c2f9a3e-pool/%s\n hdc      -\n' \
-  $ROOT2 > "$R/$VM2/$S1/domblklist.xml"
+nas_domblklist "vda=/mnt/0c2f9a3e-pool/$ROOT2" hdc=cdrom > "$R/$VM2/$S1/domblklist.xml"
 echo '<domain><devices><disk' > "$R/$VM2/$S1/domain-config.xml"   # truncated
 
 J=$(listj "$R")

@@ -5,7 +5,7 @@
 #   overlays, relative backing names) and a raw disk; db01 a qcow2 v2 image
 #   with 4 KiB clusters.
 # mk_nas DIR: CloudStack NAS layout, one VM with a root and a data disk,
-#   full + incremental, domain-config.xml and friends.
+#   full + incremental, domain-config.xml and friends (tests/lib/nas.sh).
 
 # sparse_raw FILE SIZE SEED OFFSETS...: random 256 KiB chunks at OFFSETS (MiB)
 sparse_raw() {
@@ -23,6 +23,8 @@ PY
 }
 
 qio() { qemu-io -f qcow2 "$@" >/dev/null; }
+
+. "$SRCDIR/tests/lib/nas.sh"
 
 mk_generic() {
   local r=$1 t1=2026-10-01T030000Z t2=2026-10-02T030000Z t3=2026-10-03T030000Z
@@ -48,6 +50,7 @@ mk_generic() {
 
 mk_nas() {
   local r=$1 vm=i-2-17-VM s1=2026.10.01.02.00.00 s2=2026.10.02.02.00.00
+  local disks="vda=/mnt/primary/8f1c vdb=/mnt/primary/9a2b"
   mkdir -p "$r/$vm/$s1" "$r/$vm/$s2"
   sparse_raw "$T/nas-root.raw" $((32 << 20)) 3 0 9 31
   qemu-img convert -c -O qcow2 "$T/nas-root.raw" "$r/$vm/$s1/root.8f1c.qcow2"
@@ -59,29 +62,10 @@ mk_nas() {
   qemu-img create -q -f qcow2 -F qcow2 -b "../$s1/datadisk.9a2b.qcow2" "$r/$vm/$s2/datadisk.9a2b.qcow2"
   qio -c "write -z 4M 128k" "$r/$vm/$s2/datadisk.9a2b.qcow2"
   for s in $s1 $s2; do
-    cat > "$r/$vm/$s/domain-config.xml" <<XML
-<domain type='kvm'>
-  <name>$vm</name>
-  <uuid>5c8a3e2e-1d7b-4a47-9d7e-0a5f6c1e2b3$([ $s = $s1 ] && echo a || echo b)</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/primary/8f1c'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/mnt/primary/9a2b'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>
-  </devices>
-</domain>
-XML
-    printf ' Target   Source\n------------------------------\n vda      /mnt/primary/8f1c\n vdb      /mnt/primary/9a2b\n\n' \
-      > "$r/$vm/$s/domblklist.xml"
-    printf '<dominfo><name>%s</name></dominfo>\n' "$vm" > "$r/$vm/$s/dominfo.xml"
+    nas_domain_xml "$vm" "5c8a3e2e-1d7b-4a47-9d7e-0a5f6c1e2b3$([ $s = $s1 ] && echo a || echo b)" \
+      $disks > "$r/$vm/$s/domain-config.xml"
+    nas_domblklist $disks > "$r/$vm/$s/domblklist.xml"
+    nas_dominfo "$vm" > "$r/$vm/$s/dominfo.xml"
   done
 }
+

@@ -25,6 +25,7 @@
 #   vm_stop               destroys/undefines $VM_DOMS, stops what
 #                         vm_libvirtd_start started, by PID
 #   vm_wait_console STR SECS   waits for STR in $T/console.log
+. "$SRCDIR/tests/lib/nas.sh"
 VM_DOMS=""
 LVPIDS=""
 
@@ -177,9 +178,8 @@ vm_nas_repo() {
     vm_domain_xml "$vm" /mnt/primary/77aa qcow2 \
       "5c8a3e2e-1d7b-4a47-9d7e-0a5f6c1e2b$([ $s = $s1 ] && echo 3a || echo 3b)" \
       > "$r/$vm/$s/domain-config.xml"
-    printf ' Target   Source\n------------------------------\n vda      /mnt/primary/77aa\n\n' \
-      > "$r/$vm/$s/domblklist.xml"
-    printf '<dominfo><name>%s</name></dominfo>\n' "$vm" > "$r/$vm/$s/dominfo.xml"
+    nas_domblklist vda=/mnt/primary/77aa > "$r/$vm/$s/domblklist.xml"
+    nas_dominfo "$vm" > "$r/$vm/$s/dominfo.xml"
   done
   qemu-img convert -O raw "$r/$vm/$s2/root.77aa.qcow2" "$T/pit.raw"
 }
