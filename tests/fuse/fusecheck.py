@@ -6,6 +6,9 @@
   threads N ORACLE MOUNTED [ORACLE MOUNTED ...]
                         N threads of random preads (fixed seed) of the mounted
                         images, each compared with its qemu-img oracle file
+  holes FILE RAW [OFF ...]
+                        no SEEK_HOLE range of FILE hides data: RAW (its
+                        oracle) is zero there; each OFF is inside a data range
   erofs DIR FILE        every modifying call under DIR / on FILE fails EROFS
   eio FILE OFF LEN      pread fails with EIO
   openeio FILE          open fails with EIO
@@ -32,17 +35,8 @@ def coalesce(ranges):
     return [tuple(r) for r in out]
 
 
-def seek(path, mapfile):
-    want = []
-    with open(mapfile) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2] == "DATA":
-                off, ln = int(parts[0]), int(parts[1])
-                want.append((off, off + ln))
-    want = coalesce(want)
-    fd = os.open(path, os.O_RDONLY)
-    size = os.fstat(fd).st_size
+def data_ranges(path, fd, size):
+    """the (start, end) ranges SEEK_DATA/SEEK_HOLE report for fd"""
     got, pos = [], 0
     while pos < size:
         try:
@@ -56,6 +50,36 @@ def seek(path, mapfile):
             die("%s: SEEK_HOLE(%d) = %d" % (path, d, h))
         got.append((d, h))
         pos = h
+    return got
+
+
+def holes(path, rawfile, offs):
+    raw = open(rawfile, "rb").read()
+    fd = os.open(path, os.O_RDONLY)
+    ranges = data_ranges(path, fd, len(raw))
+    data = bytearray(len(raw))
+    for d, h in ranges:
+        data[d:h] = raw[d:h]
+    if bytes(data) != raw:
+        die("%s: a hole hides data" % path)
+    for off in offs:
+        if not any(d <= off < h for d, h in ranges):
+            die("%s: %d is not in a data range: %s" % (path, off, ranges))
+    print("holes ok: %d data ranges" % len(ranges))
+
+
+def seek(path, mapfile):
+    want = []
+    with open(mapfile) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "DATA":
+                off, ln = int(parts[0]), int(parts[1])
+                want.append((off, off + ln))
+    want = coalesce(want)
+    fd = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    got = data_ranges(path, fd, size)
     # past the end: ENXIO for both
     for whence in (os.SEEK_DATA, os.SEEK_HOLE):
         try:
@@ -160,6 +184,8 @@ def main():
         n = int(args[0])
         rest = args[1:]
         threads(n, list(zip(rest[0::2], rest[1::2])))
+    elif cmd == "holes":
+        holes(args[0], args[1], [int(a) for a in args[2:]])
     elif cmd == "erofs":
         erofs(args[0], args[1])
     elif cmd == "eio":

@@ -64,21 +64,8 @@ oracle "$T/ub.raw" "$D/$VB/$UB"
 cmp "$M/web01/2026-10-01T030000Z/disks/datadisk-$VB.img" "$T/ub.raw" || fail "zstd data disk differs"
 ok "3 disks (absolute backing resolved in the repository, zstd) equal qemu-img"
 
-python3 - "$M/web01/latest/disks/$root.img" "$T/u2.raw" <<'PY' || fail "SEEK_DATA/SEEK_HOLE"
-import os, sys
 # every byte outside the data ranges the mount reports must be zero
-fd = os.open(sys.argv[1], os.O_RDONLY)
-raw = open(sys.argv[2], "rb").read()
-size, pos, data = len(raw), 0, bytearray(len(raw))
-while pos < size:
-    try:
-        d = os.lseek(fd, pos, os.SEEK_DATA)
-    except OSError:
-        break
-    h = os.lseek(fd, d, os.SEEK_HOLE)
-    data[d:h] = raw[d:h]
-    pos = h
-assert bytes(data) == raw, "a hole hides data"
-PY
+$CHECK holes "$M/web01/latest/disks/$root.img" "$T/u2.raw" >/dev/null ||
+  fail "SEEK_DATA/SEEK_HOLE"
 ok "holes hold only zeros"
 bfs_umount "$M"
