@@ -6,6 +6,9 @@
 #   with 4 KiB clusters.
 # mk_nas DIR: CloudStack NAS layout, one VM with a root and a data disk,
 #   full + incremental, domain-config.xml and friends (tests/lib/nas.sh).
+# mk_pairs DIR SIZE "OFF LEN" "OFF LEN" VM...: generic layout, each VM a
+#   full (vda.qcow2 of SIZE, 0x41 written at the first OFF LEN) and an
+#   incremental over it (0x42 at the second) at 2026-10-0[12]T030000Z.
 
 # sparse_raw FILE SIZE SEED OFFSETS...: random 256 KiB chunks at OFFSETS (MiB)
 sparse_raw() {
@@ -69,3 +72,14 @@ mk_nas() {
   done
 }
 
+mk_pairs() {
+  local r=$1 size=$2 w1=$3 w2=$4 t1=2026-10-01T030000Z t2=2026-10-02T030000Z vm
+  shift 4
+  for vm in "$@"; do
+    mkdir -p "$r/$vm/$t1" "$r/$vm/$t2"
+    qemu-img create -q -f qcow2 "$r/$vm/$t1/vda.qcow2" "$size"
+    qio -c "write -P 0x41 $w1" "$r/$vm/$t1/vda.qcow2"
+    qemu-img create -q -f qcow2 -F qcow2 -b "../$t1/vda.qcow2" "$r/$vm/$t2/vda.qcow2"
+    qio -c "write -P 0x42 $w2" "$r/$vm/$t2/vda.qcow2"
+  done
+}

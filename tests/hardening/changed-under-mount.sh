@@ -4,16 +4,20 @@
 # the tree keeps working, and after the rescan the backup says why; once the
 # image is put back, the backup reads exactly again.
 . "$SRCDIR/tests/fuse/lib.sh"
+. "$SRCDIR/tests/fuse/mkrepo.sh"
 CHECK="python3 $SRCDIR/tests/fuse/fusecheck.py"
 R=$T/repo M=$T/mnt
 t1=2026-10-01T030000Z t2=2026-10-02T030000Z
-for vm in a b; do
-  mkdir -p "$R/$vm/$t1" "$R/$vm/$t2"
-  qemu-img create -q -f qcow2 "$R/$vm/$t1/vda.qcow2" 64M
-  qemu-io -f qcow2 -c "write -P 0x41 0 20M" "$R/$vm/$t1/vda.qcow2" >/dev/null
-  qemu-img create -q -f qcow2 -F qcow2 -b "../$t1/vda.qcow2" "$R/$vm/$t2/vda.qcow2"
-  qemu-io -f qcow2 -c "write -P 0x42 30M 20M" "$R/$vm/$t2/vda.qcow2" >/dev/null
-done
+mk_pairs "$R" 64M "0 20M" "30M 20M" a b
+# served ORACLE: after the rescans its lookups start, a/t2 reads as ORACLE
+served() {
+  for _ in $(seq 50); do
+    ls "$M/a" "$M/a/$t2" >/dev/null 2>&1
+    cmp -s "$1" "$M/a/$t2/disks/vda.img" && return 0
+    sleep 0.2
+  done
+  return 1
+}
 cp "$R/a/$t2/vda.qcow2" "$T/saved.qcow2"
 oracle "$T/o.raw" "$R/a/$t2/vda.qcow2"
 
@@ -39,23 +43,11 @@ qemu-img create -q -f qcow2 "$T/new.qcow2" 64M
 qemu-io -f qcow2 -c "write -P 0x77 0 64M" "$T/new.qcow2" >/dev/null
 cp "$T/new.qcow2" "$R/a/$t2/vda.qcow2.new" && mv "$R/a/$t2/vda.qcow2.new" "$R/a/$t2/vda.qcow2"
 oracle "$T/o2.raw" "$R/a/$t2/vda.qcow2"
-ok=0
-for _ in $(seq 50); do
-  ls "$M/a" "$M/a/$t2" >/dev/null 2>&1
-  if cmp -s "$T/o2.raw" "$M/a/$t2/disks/vda.img"; then ok=1; break; fi
-  sleep 0.2
-done
-[ $ok = 1 ] || fail "replaced image not served after rescan"
+served "$T/o2.raw" || fail "replaced image not served after rescan"
 ok "replaced image served after rescan"
 
 # put the original back: reads exactly again
 cp "$T/saved.qcow2" "$R/a/$t2/vda.qcow2.new" && mv "$R/a/$t2/vda.qcow2.new" "$R/a/$t2/vda.qcow2"
-ok=0
-for _ in $(seq 50); do
-  ls "$M/a" "$M/a/$t2" >/dev/null 2>&1
-  if cmp -s "$T/o.raw" "$M/a/$t2/disks/vda.img"; then ok=1; break; fi
-  sleep 0.2
-done
-[ $ok = 1 ] || fail "restored image does not read exactly after rescan"
+served "$T/o.raw" || fail "restored image does not read exactly after rescan"
 ok "recovered after the image was put back"
 bfs_umount "$M"

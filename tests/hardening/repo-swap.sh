@@ -7,15 +7,10 @@
 # repository fail with a clear error; after the rescan a replaced regular
 # file is served as the backup it now is.
 . "$SRCDIR/tests/fuse/lib.sh"
+. "$SRCDIR/tests/fuse/mkrepo.sh"
 R=$T/repo M=$T/mnt
 t1=2026-10-01T030000Z t2=2026-10-02T030000Z
-for vm in a b c; do
-  mkdir -p "$R/$vm/$t1" "$R/$vm/$t2"
-  qemu-img create -q -f qcow2 "$R/$vm/$t1/vda.qcow2" 4M
-  qemu-io -f qcow2 -c "write -P 0x41 0 2M" "$R/$vm/$t1/vda.qcow2" >/dev/null
-  qemu-img create -q -f qcow2 -F qcow2 -b "../$t1/vda.qcow2" "$R/$vm/$t2/vda.qcow2"
-  qemu-io -f qcow2 -c "write -P 0x42 2M 1M" "$R/$vm/$t2/vda.qcow2" >/dev/null
-done
+mk_pairs "$R" 4M "0 2M" "2M 1M" a b c
 # the "host file": 4 MiB of a marker no image holds
 python3 -c 'import sys; sys.stdout.write("HOSTSECRET\n" * 400000)' > "$T/secret"
 noleak() {  # noleak FILE WHAT: FILE must not hold the host's bytes
