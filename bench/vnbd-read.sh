@@ -59,28 +59,11 @@ done
 vm_prereqs
 DOM=bfs-vnbd-bench-$$
 VM_DOMS=$DOM
-{ vm_init_head; cat <<'G'
-echo BFS-GUEST-IDLE
-n=0
-while :; do
-  n=$((n + 1))
-  dd if=/dev/urandom of=/dev/vda bs=1M count=4 seek=$(( (n * 37) % 200 )) conv=notrunc 2>/dev/null
-  sync
-  echo "BFS-ROUND $n"
-  sleep 2
-done
-G
-} > "$T/init"
-vm_guest "$T/init"
+vm_writer_guest 1M 4 200 2
 bench_half_random "$T/base.raw" "$SIZE"
 qemu-img convert -O qcow2 "$T/base.raw" "$T/disk.qcow2"
 rm -f "$T/base.raw"
-vm_domain_xml "$DOM" "$T/disk.qcow2" qcow2 > "$T/dom.xml"
-trap 'vm_stop; rc_cleanup' EXIT INT TERM
-vm_libvirtd_start
-virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
-virsh start "$DOM" > "$T/start.out" 2>&1 || skip "a VM cannot start here: $(cat "$T/start.out")"
-vm_wait_console "BFS-ROUND 1" 300 || fail "guest did not come up"
+vm_run "$DOM" "$T/disk.qcow2" qcow2
 
 for mode in plain compress; do
   B=$T/bk-$mode args=()

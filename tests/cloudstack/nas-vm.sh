@@ -31,34 +31,11 @@ VMDIR=$R/i-2-42-VM
 S1=2026.03.07.12.00.00      # EST (-05:00)
 S2=2026.03.09.12.00.00      # EDT (-04:00): across the change
 S3=2026.03.10.12.00.00      # stopped VM, qemu-img convert
-{ vm_init_head; cat <<'G'
-echo BFS-GUEST-WRITING
-n=0
-while :; do
-  n=$((n + 1))
-  dd if=/dev/urandom of=/dev/vda bs=64k count=2 seek=$(( (n * 37) % 200 )) conv=notrunc 2>/dev/null
-  sync
-  echo "BFS-ROUND $n"
-  sleep 1
-done
-G
-} > "$T/init"
-vm_guest "$T/init"
+vm_writer_guest 64k 2 200 1
 mkdir -p "$POOL" "$VMDIR/$S1" "$VMDIR/$S2" "$VMDIR/$S3"
 qemu-img create -q -f qcow2 "$POOL/$VOL" 32M
 qemu-io -f qcow2 -c 'write -P 0x5a 1M 2M' "$POOL/$VOL" >/dev/null
-vm_domain_xml "$DOM" "$POOL/$VOL" qcow2 > "$T/dom.xml"
-trap 'vm_stop; rc_cleanup' EXIT INT TERM
-vm_libvirtd_start
-virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
-if ! virsh start "$DOM" > "$T/start.out" 2>&1; then
-  grep -qi "cgroup\|namespace\|permission denied\|kvm" "$T/start.out" &&
-    skip "a VM cannot start here: $(cat "$T/start.out")"
-  fail "virsh start: $(cat "$T/start.out")"
-fi
-vm_wait_console "BFS-ROUND 2" 300 ||
-  fail "guest did not start writing in 300 s: $(tail -5 "$T/console.log")"
-ok "VM $DOM runs and writes its disk"
+vm_run "$DOM" "$POOL/$VOL" qcow2
 
 # push_backup STAMP [FROM]: what nasbackup.sh does for a running VM
 push_backup() {

@@ -25,6 +25,14 @@
 #   vm_stop               destroys/undefines $VM_DOMS, stops what
 #                         vm_libvirtd_start started, by PID
 #   vm_wait_console STR SECS   waits for STR in $T/console.log
+#   vm_writer_guest BS COUNT SPAN SECS [ZSPAN]   vm_guest with an /init that
+#                         writes its disk for ever: every SECS seconds COUNT
+#                         random blocks of BS at a moving offset below SPAN
+#                         blocks (and one zero block below ZSPAN), sync, then
+#                         "BFS-ROUND N" on the console
+#   vm_run DOM DISK FORMAT     defines and starts DOM on DISK under a libvirtd
+#                         of our own (stopped at exit), skips where a VM
+#                         cannot start, waits for the guest's second round
 . "$SRCDIR/tests/lib/nas.sh"
 VM_DOMS=""
 LVPIDS=""
@@ -182,4 +190,41 @@ vm_nas_repo() {
     nas_dominfo "$vm" > "$r/$vm/$s/dominfo.xml"
   done
   qemu-img convert -O raw "$r/$vm/$s2/root.77aa.qcow2" "$T/pit.raw"
+}
+
+vm_writer_guest() {
+  { vm_init_head; cat <<G
+echo BFS-GUEST-WRITING
+n=0
+while :; do
+  n=\$((n + 1))
+  dd if=/dev/urandom of=/dev/vda bs=$1 count=$2 seek=\$(( (n * 37) % $3 )) conv=notrunc 2>/dev/null
+G
+    if [ -n "${5:-}" ]; then cat <<G
+  dd if=/dev/zero of=/dev/vda bs=$1 count=1 seek=\$(( (n * 53 + 11) % $5 )) conv=notrunc 2>/dev/null
+G
+    fi
+    cat <<G
+  sync
+  echo "BFS-ROUND \$n"
+  sleep $4
+done
+G
+  } > "$T/init"
+  vm_guest "$T/init"
+}
+
+vm_run() {
+  vm_domain_xml "$1" "$2" "$3" > "$T/dom.xml"
+  trap 'vm_stop; rc_cleanup' EXIT INT TERM
+  vm_libvirtd_start
+  virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
+  if ! virsh start "$1" > "$T/start.out" 2>&1; then
+    grep -qi "cgroup\|namespace\|permission denied\|kvm" "$T/start.out" &&
+      skip "a VM cannot start here: $(cat "$T/start.out")"
+    fail "virsh start: $(cat "$T/start.out")"
+  fi
+  vm_wait_console "BFS-ROUND 2" 300 ||
+    fail "guest did not start writing in 300 s: $(tail -5 "$T/console.log")"
+  ok "VM $1 runs and writes its disk"
 }

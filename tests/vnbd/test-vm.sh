@@ -18,38 +18,14 @@ vm_prereqs
 
 DOM=bfs-vnbd-$$
 VM_DOMS=$DOM
-{ vm_init_head; cat <<'G'
-echo BFS-GUEST-WRITING
-n=0
-while :; do
-  n=$((n + 1))
-  dd if=/dev/urandom of=/dev/vda bs=64k count=3 seek=$(( (n * 37) % 500 )) conv=notrunc 2>/dev/null
-  dd if=/dev/zero of=/dev/vda bs=64k count=1 seek=$(( (n * 53 + 11) % 500 )) conv=notrunc 2>/dev/null
-  sync
-  echo "BFS-ROUND $n"
-  sleep 1
-done
-G
-} > "$T/init"
-vm_guest "$T/init"
+vm_writer_guest 64k 3 500 1 500
 sparse_raw "$T/base.raw" $((96 << 20)) 5 0 3 9 20 31 90
 qemu-img convert -O qcow2 "$T/base.raw" "$T/disk.qcow2"
 rm -f "$T/base.raw"
 # one 40 MiB extent: more than an NBD request (32 MiB), so --compress
 # writes it as several lz4 frames (a {"total": [sizes]} trailer entry)
 qio -c "write -P 0x5a 40M 40M" "$T/disk.qcow2"
-vm_domain_xml "$DOM" "$T/disk.qcow2" qcow2 > "$T/dom.xml"
-trap 'vm_stop; rc_cleanup' EXIT INT TERM
-vm_libvirtd_start
-virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
-if ! virsh start "$DOM" > "$T/start.out" 2>&1; then
-  grep -qi "cgroup\|namespace\|permission denied\|kvm" "$T/start.out" &&
-    skip "a VM cannot start here: $(cat "$T/start.out")"
-  fail "virsh start: $(cat "$T/start.out")"
-fi
-vm_wait_console "BFS-ROUND 2" 300 ||
-  fail "guest did not start writing in 300 s: $(tail -5 "$T/console.log")"
-ok "VM $DOM runs and writes its disk"
+vm_run "$DOM" "$T/disk.qcow2" qcow2
 
 round() { grep -c BFS-ROUND "$T/console.log" 2>/dev/null || echo 0; }
 # backup DIR LEVEL [args]: one virtnbdbackup run, after 3 more guest rounds
