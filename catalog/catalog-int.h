@@ -141,8 +141,10 @@ char *pve_conf_name(const char *conf);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
 
-/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk */
-struct domain_disk { char *target, *source; };
+/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk;
+ * protocol: a network disk's <source protocol> ("rbd"), else NULL (not
+ * kept in the cache form) */
+struct domain_disk { char *target, *source, *protocol; };
 struct domain_info {
   char *name, *uuid;
   struct domain_disk *disks;
