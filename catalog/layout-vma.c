@@ -97,7 +97,7 @@ archive_info(struct scan *s, const char *rel)
   if (r < 0)
     json_object_object_add(o, "error", json_object_new_string(bfs_last_error()));
   else {
-    const struct vma_index *x = src->index;
+    const struct vma_index *x = vma_source_index(src);
     struct json_object *a = json_object_new_array();
     for (size_t i = 0; i < x->ndev; i++) {
       const struct vma_dev *d = &x->devs[i];
