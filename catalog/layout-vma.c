@@ -44,10 +44,7 @@
 
 #define NOTES_MAX (64u << 10)
 
-/* vzdump-qemu-<vmid>-YYYY_MM_DD-HH_MM_SS.vma[.zst|.lzo]: 0 with the vmid
- * (offset 12, *idlen), the time and the compression (NULL, "zstd",
- * "lzo"), or -EINVAL */
-static int
+int
 vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
                const char **comp)
 {
