@@ -353,6 +353,17 @@ verifier_run(void *arg)
   return NULL;
 }
 
+static void
+verifier_free(struct verifier *v)
+{
+  pthread_cond_destroy(&v->moved);
+  pthread_mutex_destroy(&v->lock);
+  if (v->dio >= 0)
+    close(v->dio);
+  XXH3_freeState(v->hash);
+  free(v->buf);
+}
+
 static int
 verifier_start(struct job *j, struct verifier *v)
 {
@@ -371,12 +382,7 @@ verifier_start(struct job *j, struct verifier *v)
   pthread_mutex_init(&v->lock, NULL);
   pthread_cond_init(&v->moved, NULL);
   if (pthread_create(&v->th, NULL, verifier_run, v) != 0) {
-    pthread_cond_destroy(&v->moved);
-    pthread_mutex_destroy(&v->lock);
-    if (v->dio >= 0)
-      close(v->dio);
-    XXH3_freeState(v->hash);
-    free(v->buf);
+    verifier_free(v);
     return bfs_error(-EAGAIN, "cannot start the read-back thread");
   }
   return 0;
@@ -400,12 +406,7 @@ verifier_finish(struct verifier *v, int r, XXH128_hash_t want)
       r = check_hole(j, e->off, e->len);
   if (r == 0 && !XXH128_isEqual(XXH3_128bits_digest(v->hash), want))
     r = bfs_error(-EIO, "%s: read back differs from the backup", j->dest);
-  pthread_cond_destroy(&v->moved);
-  pthread_mutex_destroy(&v->lock);
-  if (v->dio >= 0)
-    close(v->dio);
-  XXH3_freeState(v->hash);
-  free(v->buf);
+  verifier_free(v);
   return r;
 }
 
