@@ -21,7 +21,7 @@
 
 #include "blk/blk.h"
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 #include "common/ioutil.h"
 
 #define FLAT_CHUNK (2u << 20)
@@ -74,7 +74,7 @@ add_run(struct chunk *c, uint64_t off, uint64_t len, bool data)
     c->r[c->nr - 1].len += len;
     return 0;
   }
-  if (bfs_grow((void **)&c->r, &c->cap, c->nr + 1, sizeof *c->r, 16) < 0)
+  if (bfs_vec_reserve_((void **)&c->r, &c->cap, sizeof *c->r, c->nr + 1) < 0)
     return bfs_error(-ENOMEM, "out of memory");
   c->r[c->nr++] = (struct run){ off, len, data };
   return 0;

@@ -14,7 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -259,14 +259,14 @@ index_pack(json_object *pk, const char *name, struct restic_index *ix)
                        &blobs)) < 0)
     return ret;
   if (ix->n_packs >= UINT32_MAX ||
-      bfs_grow((void **)&ix->packs, &ix->cap_packs, ix->n_packs + 1,
-               sizeof *ix->packs, 64) < 0)
+      bfs_vec_reserve_((void **)&ix->packs, &ix->cap_packs,
+                       sizeof *ix->packs, ix->n_packs + 1) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
   memcpy(ix->packs[ix->n_packs], pid, RESTIC_ID_LEN);
 
   size_t n = json_object_array_length(blobs);
-  if (bfs_grow((void **)&ix->blobs, &ix->cap_blobs, ix->n_blobs + n,
-               sizeof *ix->blobs, 64) < 0)
+  if (bfs_vec_reserve_((void **)&ix->blobs, &ix->cap_blobs,
+                       sizeof *ix->blobs, ix->n_blobs + n) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
   for (size_t i = 0; i < n; i++) {
     json_object *b = json_object_array_get_idx(blobs, i);

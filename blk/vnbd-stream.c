@@ -29,7 +29,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -281,7 +281,7 @@ read_trailer(struct parse *p, uint64_t *limit)
 static int
 grow(void **arr, size_t *cap, size_t n, size_t elt, const char *name)
 {
-  if (bfs_grow(arr, cap, n + 1, elt, 64) < 0)
+  if (bfs_vec_reserve_(arr, cap, elt, n + 1) < 0)
     return bfs_error(-ENOMEM, "%s: out of memory", name);
   return 0;
 }

@@ -24,7 +24,7 @@
 #include "blk/luks.h"
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 #include "common/opts.h"
 #include "common/timefmt.h"
 #include "common/waitline.h"
@@ -133,8 +133,8 @@ static int
 start_run(struct find_ctx *x, struct index_entry *e, const char *t,
           size_t *open_out)
 {
-  if (bfs_grow((void **)&x->runs, &x->cap, x->nruns + 1, sizeof *x->runs,
-               64) < 0)
+  if (bfs_vec_reserve_((void **)&x->runs, &x->cap,
+                       sizeof *x->runs, x->nruns + 1) < 0)
     return bfs_error(-ENOMEM, "find: out of memory");
   struct run *u = &x->runs[x->nruns];
   u->e = *e;

@@ -4,7 +4,7 @@
  * is simpler than LRU and fine for data that can always be fetched again.
  */
 #include "guest/guest-cache.h"
-#include "common/grow.h"
+#include "common/vec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -127,8 +127,8 @@ gc_set_kids(struct gc_entry *e, char **kids, size_t n)
 int
 gc_add_kid(struct gc_entry *e, const char *name)
 {
-  if (bfs_grow((void **)&e->kids, &e->kcap, e->nkids + 1, sizeof *e->kids,
-               8) < 0)
+  if (bfs_vec_reserve_((void **)&e->kids, &e->kcap,
+                       sizeof *e->kids, e->nkids + 1) < 0)
     return -ENOMEM;
   if (!(e->kids[e->nkids] = strdup(name)))
     return -ENOMEM;

@@ -14,14 +14,14 @@
 #include <time.h>
 
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 #include "guest/index.h"
 
 int
 index_list_add(struct index_list *l, const char *path, const struct stat *st,
                const char *link)
 {
-  if (bfs_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v, 64) < 0)
+  if (bfs_vec_reserve_((void **)&l->v, &l->cap, sizeof *l->v, l->n + 1) < 0)
     return bfs_error(-ENOMEM, "file index: out of memory");
   struct index_entry *e = &l->v[l->n];
   e->path = strdup(path);

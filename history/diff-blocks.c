@@ -24,7 +24,7 @@
 
 #include "blk/blk.h"
 #include "common/error.h"
-#include "common/grow.h"
+#include "common/vec.h"
 #include "history/history-int.h"
 #include "restore/restore-int.h"
 
@@ -113,7 +113,7 @@ ext_add(struct extents *x, uint64_t off, uint64_t len)
     x->v[x->n - 1][1] += len;
     return 0;
   }
-  if (bfs_grow((void **)&x->v, &x->cap, x->n + 1, sizeof *x->v, 64) < 0)
+  if (bfs_vec_reserve_((void **)&x->v, &x->cap, sizeof *x->v, x->n + 1) < 0)
     return bfs_error(-ENOMEM, "out of memory");
   x->v[x->n][0] = off;
   x->v[x->n++][1] = len;
