@@ -30,9 +30,11 @@
 #                         random blocks of BS at a moving offset below SPAN
 #                         blocks (and one zero block below ZSPAN), sync, then
 #                         "BFS-ROUND N" on the console
-#   vm_run DOM DISK FORMAT     defines and starts DOM on DISK under a libvirtd
+#   vm_run DOM DISK FORMAT     vm_start of vm_domain_xml's DOM on DISK
+#   vm_start DOM [MARK]   defines $T/dom.xml and starts DOM under a libvirtd
 #                         of our own (stopped at exit), skips where a VM
-#                         cannot start, waits for the guest's second round
+#                         cannot start, waits for MARK on the console
+#                         (default: the writing guest's second round)
 . "$SRCDIR/tests/lib/nas.sh"
 VM_DOMS=""
 LVPIDS=""
@@ -216,6 +218,12 @@ G
 
 vm_run() {
   vm_domain_xml "$1" "$2" "$3" > "$T/dom.xml"
+  vm_start "$1"
+  ok "VM $1 runs and writes its disk"
+}
+
+vm_start() {
+  local mark=${2:-BFS-ROUND 2}
   trap 'vm_stop; rc_cleanup' EXIT INT TERM
   vm_libvirtd_start
   virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
@@ -224,7 +232,6 @@ vm_run() {
       skip "a VM cannot start here: $(cat "$T/start.out")"
     fail "virsh start: $(cat "$T/start.out")"
   fi
-  vm_wait_console "BFS-ROUND 2" 300 ||
-    fail "guest did not start writing in 300 s: $(tail -5 "$T/console.log")"
-  ok "VM $1 runs and writes its disk"
+  vm_wait_console "$mark" 300 ||
+    fail "guest did not print $mark in 300 s: $(tail -5 "$T/console.log")"
 }

@@ -72,15 +72,7 @@ for m in $EXT4_MODS; do cp "$KMODS/$m.ko" "$T/mods/lib/"; done
 ctl="    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$T/ctl.raw'/><target dev='vdb' bus='virtio'/></disk>"
 vm_domain_xml "$DOM" "$T/disk.qcow2" qcow2 | sed "s#^    </disk>#&\n$ctl#" > "$T/dom.xml"
 grep -q "ctl.raw" "$T/dom.xml" || fail "no control disk in the domain: $(cat "$T/dom.xml")"
-trap 'vm_stop; rc_cleanup' EXIT INT TERM
-vm_libvirtd_start
-virsh define "$T/dom.xml" > /dev/null || fail "virsh define"
-if ! virsh start "$DOM" > "$T/start.out" 2>&1; then
-  grep -qi "cgroup\|namespace\|permission denied\|kvm" "$T/start.out" &&
-    skip "a VM cannot start here: $(cat "$T/start.out")"
-  fail "virsh start: $(cat "$T/start.out")"
-fi
-vm_wait_console BFS-READY 300 || fail "guest not ready in 300 s: $(tail -5 "$T/console.log")"
+vm_start "$DOM" BFS-READY
 grep -a BFS-NO-MODULE "$T/console.log" && fail "guest modules: $(tail -20 "$T/console.log")"
 
 B=$T/bk
