@@ -31,6 +31,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/layout.h"
+#include "common/htab.h"
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
@@ -78,16 +79,16 @@ void *cat_xrealloc(void *p, size_t n, size_t sz);
 char *cat_xstrdup(const char *s);
 char *cat_xstrndup(const char *s, size_t n);
 char *cat_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* grow *p (element size sz) so that index n fits */
+/* grow *p (element size sz) so that index n fits (common/vec.h's growth) */
+void cat_grow_(void **p, size_t *cap, size_t elem, size_t n);
 #define CAT_GROW(p, cap, n) \
-  do { if ((n) >= (cap)) { (cap) = (cap) ? (cap) * 2 : 16; \
-       (p) = cat_xrealloc((p), (cap), sizeof *(p)); } } while (0)
+  do { void *cat_grow_p_ = (p); size_t cat_grow_c_ = (cap); \
+       cat_grow_(&cat_grow_p_, &cat_grow_c_, sizeof *(p), (n)); \
+       (p) = cat_grow_p_; (cap) = cat_grow_c_; } while (0)
 
-/* string-keyed hash map (open addressing, keys owned by the caller) */
+/* string-keyed hash map (common/htab.h; keys owned by the caller) */
 struct cat_map {
-  const char **keys;
-  void **vals;
-  size_t cap, n;
+  struct bfs_strmap m;
 };
 void cat_map_init(struct cat_map *m);
 void cat_map_free(struct cat_map *m);
