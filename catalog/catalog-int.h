@@ -181,6 +181,7 @@ void kboss_listbackups_free(struct lb_backup *b, size_t n);
 enum file_kind { FILE_IMAGE = 0, FILE_META = 1 };
 
 struct scan_file {              /* one probed file (cached in the files table) */
+  struct bfs_hlink h;           /* in scan.files, by path */
   char *path;                   /* repo-relative */
   int kind;
   uint64_t size, alloc, ino;
@@ -206,9 +207,10 @@ struct model_disk {
   char *top;                    /* repo-relative */
   char *volume;                 /* volume id when known */
   int order;                    /* sort key inside the backup */
-  /* computed by resolve_disk: the recipe, top first */
-  char **chain;                 /* repo-relative locators */
-  char **drivers;               /* each layer's driver ("qcow2", "raw"; NULL
+  /* computed by resolve_disk: the recipe, top first; chain and drivers
+   * strings belong to the scan (scan_intern, a scan_file's path) */
+  const char **chain;           /* repo-relative locators */
+  const char **drivers;         /* each layer's driver ("qcow2", "raw"; NULL
                                    where the file could not be opened) */
   char **options;               /* each layer's driver options, or NULL */
   size_t chain_len;
@@ -220,7 +222,7 @@ struct model_disk {
 };
 
 struct model_backup {
-  char *vm;
+  const char *vm;               /* scan_intern()'s */
   int64_t time;
   const char *source;           /* static string */
   char *key;                    /* stable tie-break (top image path) */
@@ -233,7 +235,7 @@ struct model_backup {
 };
 
 struct model_vm {
-  const char *name;             /* owned by its first backup */
+  const char *name;             /* scan_intern()'s */
   size_t first, n;              /* its backups in scan.backups */
   uint64_t hash;                /* of everything stored for it */
 };
@@ -244,7 +246,10 @@ struct scan {
   catalog_t *cat;
   const char *only_vm;          /* partial scan of one directory-based VM */
   int repo_fd;
-  struct cat_map files;         /* path -> struct scan_file* */
+  struct bfs_htab files;        /* struct scan_file by path */
+  struct cat_map strings;       /* scan_intern(): each string once */
+  char **stringv;               /* their storage */
+  size_t nstrings, strings_cap;
   struct scan_file **filev;
   size_t nfiles, files_cap;
   struct model_backup *backups;
@@ -261,6 +266,12 @@ struct scan {
 };
 
 /* scan.c services for layouts */
+/* str (NULL: NULL) as one copy shared by the whole scan, freed with it */
+const char *scan_intern(struct scan *s, const char *str);
+/* the file at rel known to this scan (from the cache or probed), or NULL */
+struct scan_file *scan_file_find(const struct scan *s, const char *rel);
+/* add f (path set) to the scan's files */
+void scan_file_add(struct scan *s, struct scan_file *f);
 /* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
  * the format the layout gives an image ("qcow2", "raw"), or NULL to probe
  * (only where nothing names the format).  Within one scan the first
@@ -287,7 +298,8 @@ void scan_add_disk(struct model_backup *b, const char *name, const char *top,
  * locator is a repository file the layout stat'ed with scan_file_get()
  * gets its identity checked on open, like any image. */
 struct scan_layer { const char *locator, *driver, *options; };
-void scan_add_disk_recipe(struct model_backup *b, const char *name,
+void scan_add_disk_recipe(struct scan *s, struct model_backup *b,
+                          const char *name,
                           const char *volume, int order,
                           const struct scan_layer *layers, size_t n,
                           uint64_t vsize, uint64_t alloc, const char *format,

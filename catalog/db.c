@@ -296,9 +296,7 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->decided = col_str(st, 17);
     f->in_db = true;
     if (!f->path) { free(f); continue; }
-    CAT_GROW(s->filev, s->files_cap, s->nfiles);
-    s->filev[s->nfiles++] = f;
-    cat_map_put(&s->files, f->path, f);
+    scan_file_add(s, f);
   }
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load files");
@@ -406,7 +404,7 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
     int64_t bid = sqlite3_last_insert_rowid(db);
     for (size_t j = 0; j < b->ndisks && r == 0; j++) {
       struct model_disk *d = &b->disks[j];
-      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : scan_file_find(s, d->top);
       bool ok = f && f->format;
       sqlite3_bind_int64(st[2], 1, bid);
       sqlite3_bind_int64(st[2], 2, (int64_t)j);

@@ -160,7 +160,7 @@ snapshot(struct scan *s, const char *store, const char *vm,
     if (!f || fidx_facts(s, f, &size, &n, &err) < 0)
       continue;
     struct scan_layer l = { rel, "pbs", opt };
-    scan_add_disk_recipe(b, dev, NULL, 0, &l, 1, size, size, "pbs", "zstd",
+    scan_add_disk_recipe(s, b, dev, NULL, 0, &l, 1, size, size, "pbs", "zstd",
                          !finished ? unfinished : err);
   }
   if (!b->ndisks && !finished)

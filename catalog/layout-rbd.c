@@ -169,7 +169,7 @@ add_image(struct scan *s, struct rbd_conn *c, const char *image,
                              "snapshot", snaps[i].name, "snap_id", id);
     }
     struct scan_layer l = { loc, "rbd", NULL };
-    scan_add_disk_recipe(b, image, image, (int)b->ndisks, &l, 1,
+    scan_add_disk_recipe(s, b, image, image, (int)b->ndisks, &l, 1,
                          snaps[i].size, alloc, "rbd", NULL, NULL);
   }
   rbd_snap_list_end(snaps);

@@ -155,10 +155,44 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   bfs_blk_close(b);
 }
 
+const char *
+scan_intern(struct scan *s, const char *str)
+{
+  if (!str)
+    return NULL;
+  char *have = cat_map_get(&s->strings, str);
+  if (!have) {
+    have = cat_xstrdup(str);
+    CAT_GROW(s->stringv, s->strings_cap, s->nstrings);
+    s->stringv[s->nstrings++] = have;
+    cat_map_put(&s->strings, have, have);
+  }
+  return have;
+}
+
+struct scan_file *
+scan_file_find(const struct scan *s, const char *rel)
+{
+  BFS_HTAB_FOR_HASH(&s->files, l, bfs_hash_str(rel)) {
+    struct scan_file *f = bfs_container_of(l, struct scan_file, h);
+    if (!strcmp(f->path, rel))
+      return f;
+  }
+  return NULL;
+}
+
+void
+scan_file_add(struct scan *s, struct scan_file *f)
+{
+  CAT_GROW(s->filev, s->files_cap, s->nfiles);
+  s->filev[s->nfiles++] = f;
+  bfs_htab_insert(&s->files, &f->h, bfs_hash_str(f->path));
+}
+
 struct scan_file *
 scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 {
-  struct scan_file *f = cat_map_get(&s->files, rel);
+  struct scan_file *f = scan_file_find(s, rel);
   struct stat st;
 
   if (f && f->seen)
@@ -187,9 +221,7 @@ scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
   if (!f) {
     f = cat_xcalloc(1, sizeof *f);
     f->path = cat_xstrdup(rel);
-    CAT_GROW(s->filev, s->files_cap, s->nfiles);
-    s->filev[s->nfiles++] = f;
-    cat_map_put(&s->files, f->path, f);
+    scan_file_add(s, f);
   }
   clear_header(f);
   f->kind = kind;
@@ -221,7 +253,7 @@ scan_add_backup(struct scan *s, const char *vm, int64_t time,
   CAT_GROW(s->backups, s->backups_cap, s->nbackups);
   struct model_backup *b = &s->backups[s->nbackups++];
   memset(b, 0, sizeof *b);
-  b->vm = cat_xstrdup(vm);
+  b->vm = scan_intern(s, vm);
   b->time = time;
   b->source = source;
   b->key = cat_xstrdup(key);
@@ -242,7 +274,7 @@ scan_add_disk(struct model_backup *b, const char *name, const char *top,
 }
 
 void
-scan_add_disk_recipe(struct model_backup *b, const char *name,
+scan_add_disk_recipe(struct scan *s, struct model_backup *b, const char *name,
                      const char *volume, int order,
                      const struct scan_layer *layers, size_t n,
                      uint64_t vsize, uint64_t alloc, const char *format,
@@ -255,8 +287,8 @@ scan_add_disk_recipe(struct model_backup *b, const char *name,
   d->drivers = cat_xcalloc(n ? n : 1, sizeof *d->drivers);
   d->options = cat_xcalloc(n ? n : 1, sizeof *d->options);
   for (size_t i = 0; i < n; i++) {
-    d->chain[i] = cat_xstrdup(layers[i].locator);
-    d->drivers[i] = layers[i].driver ? cat_xstrdup(layers[i].driver) : NULL;
+    d->chain[i] = scan_intern(s, layers[i].locator);
+    d->drivers[i] = scan_intern(s, layers[i].driver);
     d->options[i] = layers[i].options && layers[i].options[0]
                   ? cat_xstrdup(layers[i].options) : NULL;
   }
@@ -275,18 +307,15 @@ free_backup(struct model_backup *b)
   for (size_t j = 0; j < b->ndisks; j++) {
     struct model_disk *d = &b->disks[j];
     free(d->name); free(d->top); free(d->volume); free(d->status);
-    for (size_t k = 0; k < d->chain_len; k++) {
-      free(d->chain[k]);
-      free(d->drivers[k]);
-      if (d->options) free(d->options[k]);
-    }
+    for (size_t k = 0; d->options && k < d->chain_len; k++)
+      free(d->options[k]);
     free(d->chain);
     free(d->drivers);
     free(d->options);
     free(d->format);
     free(d->compression);
   }
-  free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
+  free(b->disks); free(b->key); free(b->domain_xml);
   free(b->extra); free(b->name); free(b->status);
 }
 
@@ -311,7 +340,11 @@ free_model(struct scan *s)
     free(s->filev[i]);
   }
   free(s->filev);
-  cat_map_free(&s->files);
+  bfs_htab_free(&s->files);
+  for (size_t i = 0; i < s->nstrings; i++)
+    free(s->stringv[i]);
+  free(s->stringv);
+  cat_map_free(&s->strings);
 }
 
 /* ---- the walk ---- */
@@ -502,7 +535,7 @@ static bool
 scan_exists(void *opaque, const char *rel)
 {
   struct scan *s = opaque;
-  struct scan_file *f = cat_map_get(&s->files, rel);
+  struct scan_file *f = scan_file_find(s, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
   if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
   return resolve_fs_exists((const char *const *)s->cat->roots,
@@ -576,15 +609,15 @@ backing_format(struct scan_file *over, const char *next, const char **fmt,
 /* one more layer of d's recipe: its locator and the driver its file was
  * opened as */
 static void
-add_layer(struct model_disk *d, size_t *cap, const char *rel,
+add_layer(struct scan *s, struct model_disk *d, size_t *cap, const char *rel,
           const struct scan_file *f)
 {
   size_t c = *cap;
   CAT_GROW(d->chain, c, d->chain_len);
   d->drivers = cat_xrealloc(d->drivers, c, sizeof *d->drivers);
   *cap = c;
-  d->chain[d->chain_len] = cat_xstrdup(rel);
-  d->drivers[d->chain_len++] = f && f->format ? cat_xstrdup(f->format) : NULL;
+  d->chain[d->chain_len] = f ? f->path : scan_intern(s, rel);
+  d->drivers[d->chain_len++] = f ? scan_intern(s, f->format) : NULL;
 }
 
 /* The one chain resolution of the program: from the top image the layout
@@ -600,7 +633,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
     s->nimages += d->chain_len;
     return;
   }
-  struct scan_file *f = cat_map_get(&s->files, d->top);
+  struct scan_file *f = scan_file_find(s, d->top);
   /* the top was opened by its layout; a top first reached by the layout
    * now (rescan of a chain member) goes by the name rule */
   if (!f || !f->seen)
@@ -610,7 +643,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
   char *why = NULL;
 
   count(s, f);
-  add_layer(d, &cap, d->top, f);
+  add_layer(s, d, &cap, d->top, f);
   if (f && f->format && !strcmp(f->format, "raw") && ends_with(f->path, ".qcow2"))
     why = cat_xasprintf("%s: not a qcow2 image", f->path);
   while (f && !why) {
@@ -646,7 +679,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
       break;
     }
     count(s, f);
-    add_layer(d, &cap, next, f);
+    add_layer(s, d, &cap, next, f);
   }
   if (!f && !why)
     why = cat_xasprintf("%s: not a regular file",
@@ -661,7 +694,7 @@ chain_compression(struct scan *s, struct model_disk *d)
   const char *v[BLK_MAX_DEPTH + 1];
   size_t n = 0;
   for (size_t k = 0; k < d->chain_len && n < BLK_MAX_DEPTH + 1; k++) {
-    struct scan_file *f = cat_map_get(&s->files, d->chain[k]);
+    struct scan_file *f = scan_file_find(s, d->chain[k]);
     v[n++] = f && f->format ? f->compression : NULL;
   }
   const char *c = blk_compression_join(v, n);
@@ -736,7 +769,7 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
         hash_str(h, d->drivers[k]);
         hash_str(h, d->options ? d->options[k] : NULL);
       }
-      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : scan_file_find(s, d->top);
       if (d->preset) {
         uint64_t nums[2] = { d->vsize, d->alloc };
         XXH3_64bits_update(h, nums, sizeof nums);
@@ -775,7 +808,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   int r;
 
   pthread_mutex_lock(&cat->scan_lock);
-  cat_map_init(&s.files);
+  if (bfs_htab_init(&s.files, 0) < 0) abort();   /* as cat_x*: no memory */
+  cat_map_init(&s.strings);
   /* a repository that is no directory (rbd:POOL) has no fd: its layout's
    * repo hook reads it */
   s.repo_fd = cat->not_dir ? -1
