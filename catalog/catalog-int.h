@@ -202,6 +202,21 @@ struct scan_file {              /* one probed file (cached in the files table) *
   char *resolve_error;          /* why the backing was not found */
 };
 
+/* One directory's listing as the walk last read it (the dirs table, v6):
+ * an unchanged directory (dev, ino, mtime, ctime) is not read again.
+ * files and dirs are the sorted names, each followed by '/' (a name never
+ * holds one). */
+struct scan_listing {
+  struct bfs_hlink h;           /* in scan.dirs, by path */
+  char *path;                   /* repo-relative, "." for the repository */
+  uint64_t dev, ino;
+  int64_t mtime_ns, ctime_ns;
+  int64_t listed_ns;            /* wall clock when it was read */
+  char *files, *dirs;
+  size_t files_len, dirs_len;
+  bool seen, dirty, in_db;
+};
+
 struct model_disk {
   char *name;                   /* before de-duplication */
   char *top;                    /* repo-relative */
@@ -247,6 +262,7 @@ struct scan {
   const char *only_vm;          /* partial scan of one directory-based VM */
   int repo_fd;
   struct bfs_htab files;        /* struct scan_file by path */
+  struct bfs_htab dirs;         /* struct scan_listing by path */
   struct cat_map strings;       /* scan_intern(): each string once */
   char **stringv;               /* their storage */
   size_t nstrings, strings_cap;
@@ -272,6 +288,8 @@ const char *scan_intern(struct scan *s, const char *str);
 struct scan_file *scan_file_find(const struct scan *s, const char *rel);
 /* add f (path set) to the scan's files */
 void scan_file_add(struct scan *s, struct scan_file *f);
+/* add l (path set) to the scan's directory listings */
+void scan_listing_add(struct scan *s, struct scan_listing *l);
 /* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
  * the format the layout gives an image ("qcow2", "raw"), or NULL to probe
  * (only where nothing names the format).  Within one scan the first
@@ -336,6 +354,8 @@ int resolve_root_of(size_t nroots, const char *loc, const char **rel);
 int db_open(const char *path, sqlite3 **out);
 /* the file cache: all of it, or the paths under prefix/ */
 int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
+/* the directory listings: all of them, or those under prefix/ */
+int db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix);
 /* store the file cache and every VM whose hash changed; VMs that vanished
  * are removed (only s->only_vm in a partial scan) */
 int db_store(sqlite3 *db, struct scan *s);

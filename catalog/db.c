@@ -18,6 +18,9 @@
  *                          chains rows are the disks' recipes (v4: path,
  *                          driver, options per layer, top first)
  *   verified(vm, backup, ok, result, at)   the last verify's verdict (v5)
+ *   dirs(path, ...)        each directory's listing and stat identity (v6),
+ *                          so a rescan reads only the directories that
+ *                          changed (files are still stat'ed, every one)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,6 +80,12 @@ static const char *const migrations[] = {
   "CREATE TABLE verified (vm TEXT NOT NULL, backup TEXT NOT NULL,"
   "  ok INTEGER NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL,"
   "  PRIMARY KEY (vm, backup)) WITHOUT ROWID;",
+  /* 5 -> 6: the walk's directory listings (names '/'-terminated, sorted)
+   * with the directory's identity; an empty table only costs one full
+   * read of the tree */
+  "CREATE TABLE dirs (path BLOB PRIMARY KEY, dev INTEGER, ino INTEGER,"
+  "  mtime_ns INTEGER, ctime_ns INTEGER, listed_ns INTEGER, files BLOB,"
+  "  subdirs BLOB) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -302,6 +311,50 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
   return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load files");
 }
 
+static char *
+col_blob(sqlite3_stmt *st, int i, size_t *len)
+{
+  const void *b = sqlite3_column_blob(st, i);
+  *len = (size_t)sqlite3_column_bytes(st, i);
+  char *r = cat_xmalloc(*len + 1);
+  if (*len)
+    memcpy(r, b, *len);
+  r[*len] = '\0';
+  return r;
+}
+
+int
+db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, prefix ?
+        "SELECT path, dev, ino, mtime_ns, ctime_ns, listed_ns, files, subdirs"
+        " FROM dirs WHERE path >= CAST(?1 || '/' AS BLOB)"
+        " AND path < CAST(?1 || '0' AS BLOB)" :
+        "SELECT path, dev, ino, mtime_ns, ctime_ns, listed_ns, files, subdirs"
+        " FROM dirs", -1, &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "load directories");
+  if (prefix)
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t len;
+    struct scan_listing *l = cat_xcalloc(1, sizeof *l);
+    l->path = col_blob(st, 0, &len);
+    l->dev = sqlite3_column_int64(st, 1);
+    l->ino = sqlite3_column_int64(st, 2);
+    l->mtime_ns = sqlite3_column_int64(st, 3);
+    l->ctime_ns = sqlite3_column_int64(st, 4);
+    l->listed_ns = sqlite3_column_int64(st, 5);
+    l->files = col_blob(st, 6, &l->files_len);
+    l->dirs = col_blob(st, 7, &l->dirs_len);
+    l->in_db = true;
+    scan_listing_add(s, l);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load directories");
+}
+
 static void
 bind_str(sqlite3_stmt *st, int i, const char *s)
 {
@@ -361,6 +414,48 @@ store_files(sqlite3 *db, struct scan *s)
     sqlite3_bind_int64(ins, 17, (int64_t)f->dev);
     bind_str(ins, 18, f->decided);
     r = step(db, ins, "store file");
+  }
+out:
+  sqlite3_finalize(ins);
+  sqlite3_finalize(del);
+  return r;
+}
+
+/* the listings read this scan; those of directories gone (or no longer
+ * reached) are dropped */
+static int
+store_dirs(sqlite3 *db, struct scan *s)
+{
+  sqlite3_stmt *ins = NULL, *del = NULL;
+  struct bfs_htab_iter it;
+  int r = 0;
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO dirs VALUES (?1, ?2, ?3,"
+                         " ?4, ?5, ?6, ?7, ?8)", -1, &ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM dirs WHERE path = ?", -1, &del,
+                         NULL) != SQLITE_OK) {
+    r = db_sqlerr(db, "store directories");
+    goto out;
+  }
+  bfs_htab_iter_init(&it, &s->dirs);
+  for (struct bfs_hlink *h; r == 0 && (h = bfs_htab_iter_next(&it)); ) {
+    struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
+    if (!l->seen) {
+      if (l->in_db) {
+        sqlite3_bind_blob(del, 1, l->path, (int)strlen(l->path), SQLITE_STATIC);
+        r = step(db, del, "delete directory");
+      }
+      continue;
+    }
+    if (!l->dirty) continue;
+    sqlite3_bind_blob(ins, 1, l->path, (int)strlen(l->path), SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, (int64_t)l->dev);
+    sqlite3_bind_int64(ins, 3, (int64_t)l->ino);
+    sqlite3_bind_int64(ins, 4, l->mtime_ns);
+    sqlite3_bind_int64(ins, 5, l->ctime_ns);
+    sqlite3_bind_int64(ins, 6, l->listed_ns);
+    sqlite3_bind_blob(ins, 7, l->files, (int)l->files_len, SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 8, l->dirs, (int)l->dirs_len, SQLITE_STATIC);
+    r = step(db, ins, "store directory");
   }
 out:
   sqlite3_finalize(ins);
@@ -522,7 +617,7 @@ db_store(sqlite3 *db, struct scan *s)
   CLEANUP_FREE char *scanned = NULL;
 
   if ((r = exec(db, "BEGIN IMMEDIATE")) < 0) return r;
-  if ((r = store_files(db, s)) < 0 ||
+  if ((r = store_files(db, s)) < 0 || (r = store_dirs(db, s)) < 0 ||
       (r = store_model(db, s, &changed)) < 0 ||
       (r = db_get_meta(db, "scanned_at", &scanned)) < 0)
     goto fail;

@@ -7,7 +7,11 @@
  *      its backups and the walk does not descend below it.  Only
  *      lstat-level information is used; symlinks are never followed and
  *      hidden entries (".name") are skipped.  A file whose size, mtime and
- *      inode match the cache is not reopened.  Then each layout's finish
+ *      inode match the cache is not reopened; a directory whose dev, inode,
+ *      mtime and ctime match its cached listing is not read again (only
+ *      listings older than their directory's last change by more than
+ *      LISTING_SETTLE_NS are trusted: a change within the same timestamp
+ *      tick would leave the mtime as it was).  Then each layout's finish
  *      step (KBOSS groups its images across directories);
  *   3. resolve every disk's chain (resolve.c) and its status, name the
  *      points in time (YYYY-MM-DDTHHMMSSZ, -1, -2 within one second);
@@ -39,6 +43,10 @@
 /* bump when probe() records a new fact about files (2: compression from
  * the clusters present): cached headers of older probes are read again */
 #define SCAN_PROBE_VERSION "2"
+
+/* a directory changed less than this before its listing was read may
+ * have changed again within the same timestamp tick: read it again */
+#define LISTING_SETTLE_NS 2000000000ll
 
 static double
 now(void)
@@ -179,6 +187,32 @@ scan_file_find(const struct scan *s, const char *rel)
       return f;
   }
   return NULL;
+}
+
+void
+scan_listing_add(struct scan *s, struct scan_listing *l)
+{
+  bfs_htab_insert(&s->dirs, &l->h, bfs_hash_str(l->path));
+}
+
+static struct scan_listing *
+listing_find(const struct scan *s, const char *rel)
+{
+  BFS_HTAB_FOR_HASH(&s->dirs, h, bfs_hash_str(rel)) {
+    struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
+    if (!strcmp(l->path, rel))
+      return l;
+  }
+  return NULL;
+}
+
+static void
+listing_free(struct scan_listing *l)
+{
+  free(l->path);
+  free(l->files);
+  free(l->dirs);
+  free(l);
 }
 
 void
@@ -341,6 +375,11 @@ free_model(struct scan *s)
   }
   free(s->filev);
   bfs_htab_free(&s->files);
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &s->dirs);
+  for (struct bfs_hlink *h; (h = bfs_htab_iter_next(&it)); )
+    listing_free(bfs_container_of(h, struct scan_listing, h));
+  bfs_htab_free(&s->dirs);
   for (size_t i = 0; i < s->nstrings; i++)
     free(s->stringv[i]);
   free(s->stringv);
@@ -378,8 +417,94 @@ in_fuse_mount(const struct scan *s, const char *rel)
   return false;
 }
 
+static int64_t
+ts_ns(struct timespec t)
+{
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t
+wall_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts_ns(ts);
+}
+
+/* names "a/b/" of a listing into v */
+static void
+names_unpack(struct names *v, const char *p, size_t len)
+{
+  for (const char *end = p + len, *slash; p < end; p = slash + 1) {
+    if (!(slash = memchr(p, '/', (size_t)(end - p))))
+      break;
+    CAT_GROW(v->v, v->cap, v->n);
+    v->v[v->n++] = cat_xstrndup(p, (size_t)(slash - p));
+  }
+}
+
+static char *
+names_pack(const struct names *v, size_t *len)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < v->n; i++)
+    n += strlen(v->v[i]) + 1;
+  char *r = cat_xmalloc(n + 1), *p = r;
+  for (size_t i = 0; i < v->n; i++) {
+    size_t l = strlen(v->v[i]);
+    memcpy(p, v->v[i], l);
+    p[l] = '/';
+    p += l + 1;
+  }
+  *p = '\0';
+  *len = n;
+  return r;
+}
+
+/* the cached listing of rel when its directory (st) has not changed */
+static bool
+listing_reuse(struct scan *s, const char *rel, const struct stat *st,
+              struct names *files, struct names *dirs)
+{
+  struct scan_listing *l = listing_find(s, rel);
+  if (!l || l->dev != (uint64_t)st->st_dev || l->ino != (uint64_t)st->st_ino ||
+      l->mtime_ns != ts_ns(st->st_mtim) || l->ctime_ns != ts_ns(st->st_ctim) ||
+      l->mtime_ns > l->listed_ns - LISTING_SETTLE_NS ||
+      l->ctime_ns > l->listed_ns - LISTING_SETTLE_NS)
+    return false;
+  l->seen = true;
+  if (files) names_unpack(files, l->files, l->files_len);
+  if (dirs) names_unpack(dirs, l->dirs, l->dirs_len);
+  return true;
+}
+
+/* remember what list_dir read (both lists complete) */
+static void
+listing_keep(struct scan *s, const char *rel, const struct stat *st,
+             int64_t listed, const struct names *files,
+             const struct names *dirs)
+{
+  struct scan_listing *l = listing_find(s, rel);
+  if (!l) {
+    l = cat_xcalloc(1, sizeof *l);
+    l->path = cat_xstrdup(rel);
+    scan_listing_add(s, l);
+  }
+  free(l->files);
+  free(l->dirs);
+  l->dev = st->st_dev;
+  l->ino = st->st_ino;
+  l->mtime_ns = ts_ns(st->st_mtim);
+  l->ctime_ns = ts_ns(st->st_ctim);
+  l->listed_ns = listed;
+  l->files = names_pack(files, &l->files_len);
+  l->dirs = names_pack(dirs, &l->dirs_len);
+  l->seen = l->dirty = true;
+}
+
 /* regular files and directories (not symlinks) of repo/rel, sorted (rel
- * "." is the repository itself) */
+ * "." is the repository itself); from its cached listing when the
+ * directory has not changed */
 static void
 list_dir(struct scan *s, const char *rel, struct names *files,
          struct names *dirs)
@@ -394,6 +519,18 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   }
   const char *in;
   int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  /* the identity is taken before the names: a change while reading
+   * them shows in the next scan's stat */
+  struct stat st;
+  int64_t listed = wall_ns();
+  bool have_st = dfd >= 0 &&
+                 fstatat(dfd, in, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISDIR(st.st_mode);
+  if (have_st && listing_reuse(s, rel, &st, files, dirs))
+    return;
+  struct names fbuf = { 0 }, dbuf = { 0 };
+  if (!files) files = &fbuf;          /* the listing keeps both */
+  if (!dirs) dirs = &dbuf;
   int fd = dfd < 0 ? -1 : openat(dfd, in,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -405,22 +542,29 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   DIR *d = fdopendir(fd);
   if (!d) { close(fd); return; }
   struct dirent *e;
+  errno = 0;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     unsigned char type = e->d_type;
     if (type == DT_UNKNOWN) {
-      struct stat st;
-      if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
-      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : 0;
+      struct stat est;
+      if (fstatat(fd, e->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      type = S_ISDIR(est.st_mode) ? DT_DIR : S_ISREG(est.st_mode) ? DT_REG : 0;
     }
     struct names *into = type == DT_DIR ? dirs : type == DT_REG ? files : NULL;
     if (!into) continue;
     CAT_GROW(into->v, into->cap, into->n);
     into->v[into->n++] = cat_xstrdup(e->d_name);
+    errno = 0;
   }
+  bool complete = errno == 0;     /* a failed read is never kept */
   closedir(d);
-  if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (have_st && complete)
+    listing_keep(s, rel, &st, listed, files, dirs);
+  names_free(&fbuf);
+  names_free(&dbuf);
 }
 
 void
@@ -808,7 +952,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   int r;
 
   pthread_mutex_lock(&cat->scan_lock);
-  if (bfs_htab_init(&s.files, 0) < 0) abort();   /* as cat_x*: no memory */
+  if (bfs_htab_init(&s.files, 0) < 0 || bfs_htab_init(&s.dirs, 0) < 0)
+    abort();                                      /* as cat_x*: no memory */
   cat_map_init(&s.strings);
   /* a repository that is no directory (rbd:POOL) has no fd: its layout's
    * repo hook reads it */
@@ -820,7 +965,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   }
   if (!cat->scan_db && (r = db_open(cat->db_path, &cat->scan_db)) < 0)
     goto out;
-  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
+  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0 ||
+      (r = db_load_dirs(cat->scan_db, &s, only_vm)) < 0)
     goto out;
   /* headers cached by an older probe lack facts it learnt since */
   reprobe = db_get_meta(cat->scan_db, "probe_version", &pv) == 0 &&
