@@ -188,8 +188,12 @@ struct scan_file {              /* one probed file (cached in the files table) *
   int64_t mtime_ns;
   uint64_t dev;                 /* 0 in rows from before schema v3 */
   /* header (FILE_IMAGE) */
-  char *format, *compression, *backing, *backing_format, *error;
-  char *decided;                /* the format the file was opened as by
+  /* format, compression, backing_format and decided: scan_intern()'s */
+  const char *format, *compression;
+  char *backing;
+  const char *backing_format;
+  char *error;
+  const char *decided;          /* the format the file was opened as by
                                    decision ("qcow2", "raw"), or "probe";
                                    format is what it turned out to be (NULL:
                                    could not be opened, e.g. no qcow2 magic) */
@@ -208,14 +212,16 @@ struct scan_file {              /* one probed file (cached in the files table) *
  * holds one). */
 struct scan_listing {
   struct bfs_hlink h;           /* in scan.dirs, by path */
-  char *path;                   /* repo-relative, "." for the repository */
   uint64_t dev, ino;
   int64_t mtime_ns, ctime_ns;
   int64_t listed_ns;            /* wall clock when it was read */
-  char *files, *dirs;
-  size_t files_len, dirs_len;
+  uint32_t path_len, files_len, dirs_len;
   bool seen, dirty, in_db;
+  char path[];                  /* repo-relative ("." for the repository),
+                                   '\0', then files, then dirs: one block */
 };
+#define SCAN_LISTING_FILES(l) ((l)->path + (l)->path_len + 1)
+#define SCAN_LISTING_DIRS(l) (SCAN_LISTING_FILES(l) + (l)->files_len)
 
 struct model_disk {
   char *name;                   /* before de-duplication */
@@ -233,7 +239,7 @@ struct model_disk {
   /* scan_add_disk_recipe(): the layout gave the recipe and these */
   bool preset;
   uint64_t vsize, alloc;
-  char *format, *compression;
+  const char *format, *compression;       /* scan_intern()'s */
 };
 
 struct model_backup {
@@ -245,7 +251,7 @@ struct model_backup {
   char *extra;                  /* JSON object text or NULL */
   struct model_disk *disks;
   size_t ndisks, cap;
-  char *name;                   /* computed */
+  const char *name;             /* computed, scan_intern()'s */
   char *status;                 /* computed */
 };
 
@@ -288,7 +294,12 @@ const char *scan_intern(struct scan *s, const char *str);
 struct scan_file *scan_file_find(const struct scan *s, const char *rel);
 /* add f (path set) to the scan's files */
 void scan_file_add(struct scan *s, struct scan_file *f);
-/* add l (path set) to the scan's directory listings */
+/* a listing of path (identity zero, not in the scan yet): NULL when a
+ * part is longer than the table holds (4 GiB) */
+struct scan_listing *scan_listing_new(const char *path, size_t path_len,
+                                      const char *files, size_t files_len,
+                                      const char *dirs, size_t dirs_len);
+/* add l to the scan's directory listings */
 void scan_listing_add(struct scan *s, struct scan_listing *l);
 /* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
  * the format the layout gives an image ("qcow2", "raw"), or NULL to probe

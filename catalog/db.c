@@ -291,18 +291,19 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->alloc = sqlite3_column_int64(st, 3);
     f->ino = sqlite3_column_int64(st, 4);
     f->mtime_ns = sqlite3_column_int64(st, 5);
-    f->format = col_str(st, 6);
-    f->compression = col_str(st, 7);
+    f->format = scan_intern(s, (const char *)sqlite3_column_text(st, 6));
+    f->compression = scan_intern(s, (const char *)sqlite3_column_text(st, 7));
     f->vsize = sqlite3_column_int64(st, 8);
     f->encrypted = sqlite3_column_int(st, 9);
     f->external = sqlite3_column_int(st, 10);
     f->backing = col_str(st, 11);
-    f->backing_format = col_str(st, 12);
+    f->backing_format = scan_intern(s,
+                                    (const char *)sqlite3_column_text(st, 12));
     f->backing_path = col_str(st, 13);
     f->error = col_str(st, 14);
     f->info = col_str(st, 15);
     f->dev = sqlite3_column_int64(st, 16);
-    f->decided = col_str(st, 17);
+    f->decided = scan_intern(s, (const char *)sqlite3_column_text(st, 17));
     f->in_db = true;
     if (!f->path) { free(f); continue; }
     scan_file_add(s, f);
@@ -311,17 +312,6 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
   return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load files");
 }
 
-static char *
-col_blob(sqlite3_stmt *st, int i, size_t *len)
-{
-  const void *b = sqlite3_column_blob(st, i);
-  *len = (size_t)sqlite3_column_bytes(st, i);
-  char *r = cat_xmalloc(*len + 1);
-  if (*len)
-    memcpy(r, b, *len);
-  r[*len] = '\0';
-  return r;
-}
 
 int
 db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix)
@@ -338,16 +328,20 @@ db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix)
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    size_t len;
-    struct scan_listing *l = cat_xcalloc(1, sizeof *l);
-    l->path = col_blob(st, 0, &len);
+    const char *path = sqlite3_column_blob(st, 0);
+    size_t plen = (size_t)sqlite3_column_bytes(st, 0);
+    const char *files = sqlite3_column_blob(st, 6);
+    size_t flen = (size_t)sqlite3_column_bytes(st, 6);
+    const char *dirs = sqlite3_column_blob(st, 7);
+    size_t dlen = (size_t)sqlite3_column_bytes(st, 7);
+    struct scan_listing *l = path && !memchr(path, '\0', plen)
+      ? scan_listing_new(path, plen, files, flen, dirs, dlen) : NULL;
+    if (!l) continue;                 /* not ours: read the directory */
     l->dev = sqlite3_column_int64(st, 1);
     l->ino = sqlite3_column_int64(st, 2);
     l->mtime_ns = sqlite3_column_int64(st, 3);
     l->ctime_ns = sqlite3_column_int64(st, 4);
     l->listed_ns = sqlite3_column_int64(st, 5);
-    l->files = col_blob(st, 6, &l->files_len);
-    l->dirs = col_blob(st, 7, &l->dirs_len);
     l->in_db = true;
     scan_listing_add(s, l);
   }
@@ -441,20 +435,22 @@ store_dirs(sqlite3 *db, struct scan *s)
     struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
     if (!l->seen) {
       if (l->in_db) {
-        sqlite3_bind_blob(del, 1, l->path, (int)strlen(l->path), SQLITE_STATIC);
+        sqlite3_bind_blob(del, 1, l->path, (int)l->path_len, SQLITE_STATIC);
         r = step(db, del, "delete directory");
       }
       continue;
     }
     if (!l->dirty) continue;
-    sqlite3_bind_blob(ins, 1, l->path, (int)strlen(l->path), SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 1, l->path, (int)l->path_len, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 2, (int64_t)l->dev);
     sqlite3_bind_int64(ins, 3, (int64_t)l->ino);
     sqlite3_bind_int64(ins, 4, l->mtime_ns);
     sqlite3_bind_int64(ins, 5, l->ctime_ns);
     sqlite3_bind_int64(ins, 6, l->listed_ns);
-    sqlite3_bind_blob(ins, 7, l->files, (int)l->files_len, SQLITE_STATIC);
-    sqlite3_bind_blob(ins, 8, l->dirs, (int)l->dirs_len, SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 7, SCAN_LISTING_FILES(l), (int)l->files_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 8, SCAN_LISTING_DIRS(l), (int)l->dirs_len,
+                      SQLITE_STATIC);
     r = step(db, ins, "store directory");
   }
 out:

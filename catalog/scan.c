@@ -75,11 +75,10 @@ progress(struct scan *s, bool final)
 static void
 clear_header(struct scan_file *f)
 {
-  free(f->format); free(f->compression); free(f->backing);
-  free(f->backing_format); free(f->error); free(f->backing_path);
-  free(f->info); free(f->resolve_error); free(f->decided);
-  f->resolve_error = f->decided = NULL;
-  f->format = f->compression = f->backing = f->backing_format = NULL;
+  free(f->backing); free(f->error); free(f->backing_path);
+  free(f->info); free(f->resolve_error);
+  f->resolve_error = f->backing = NULL;
+  f->decided = f->format = f->compression = f->backing_format = NULL;
   f->error = f->backing_path = f->info = NULL;
   f->vsize = 0;
   f->encrypted = f->external = false;
@@ -116,15 +115,14 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   int fd, r;
 
   s->reopened++;
-  f->decided = cat_xstrdup(fmt ? fmt : "probe");
+  f->decided = scan_intern(s, fmt ? fmt : "probe");
   bfs_clear_error();
   const char *root, *rel;
   int dfd = cat_root_at(s->cat, s->repo_fd, f->path, &rel, &root);
   if ((fd = bfs_open_beneath(dfd, root, rel)) < 0 ||
       blk_io_fd(fd, f->path, &io) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
-    if (fmt)
-      f->format = cat_xstrdup(fmt);
+    f->format = scan_intern(s, fmt);
     return;
   }
   const char *drv = fmt ? fmt : sniff(io);
@@ -136,19 +134,19 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   }
   if ((r = blk_driver(drv)(io, NULL, NULL, &b)) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
-    f->format = cat_xstrdup(drv);
+    f->format = scan_intern(s, drv);
     return;
   }
   const struct bfs_blk_info *in = bfs_blk_info(b);
   bool q = !strcmp(drv, "qcow2");
-  f->format = cat_xstrdup(blk_driver_name(drv));
+  f->format = scan_intern(s, blk_driver_name(drv));
   /* the clusters present, not the header's type (qcow2-stat.h) */
   const char *comp = "none";
   if (q && blk_qcow2_compression(b, &comp) < 0) {
     bfs_log(BFS_LOG_WARN, "%s", bfs_last_error());
     comp = "unknown";
   }
-  f->compression = cat_xstrdup(comp);
+  f->compression = scan_intern(s, comp);
   f->vsize = in->virtual_size;
   f->encrypted = in->encrypted;
   /* LUKS reads with a key (catalog_opts.luks_key says whether there is
@@ -158,8 +156,7 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
                              "supported", f->path);
   f->external = in->external_data;
   f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
-  f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
-                                         : NULL;
+  f->backing_format = scan_intern(s, in->backing_format);
   bfs_blk_close(b);
 }
 
@@ -189,6 +186,24 @@ scan_file_find(const struct scan *s, const char *rel)
   return NULL;
 }
 
+struct scan_listing *
+scan_listing_new(const char *path, size_t path_len, const char *files,
+                 size_t files_len, const char *dirs, size_t dirs_len)
+{
+  if (path_len > UINT32_MAX / 4 || files_len > UINT32_MAX / 4 ||
+      dirs_len > UINT32_MAX / 4)
+    return NULL;
+  struct scan_listing *l = cat_xcalloc(1, sizeof *l + path_len + 1 +
+                                       files_len + dirs_len + 1);
+  l->path_len = (uint32_t)path_len;
+  l->files_len = (uint32_t)files_len;
+  l->dirs_len = (uint32_t)dirs_len;
+  memcpy(l->path, path, path_len);
+  if (files_len) memcpy(SCAN_LISTING_FILES(l), files, files_len);
+  if (dirs_len) memcpy(SCAN_LISTING_DIRS(l), dirs, dirs_len);
+  return l;
+}
+
 void
 scan_listing_add(struct scan *s, struct scan_listing *l)
 {
@@ -206,14 +221,6 @@ listing_find(const struct scan *s, const char *rel)
   return NULL;
 }
 
-static void
-listing_free(struct scan_listing *l)
-{
-  free(l->path);
-  free(l->files);
-  free(l->dirs);
-  free(l);
-}
 
 void
 scan_file_add(struct scan *s, struct scan_file *f)
@@ -329,8 +336,8 @@ scan_add_disk_recipe(struct scan *s, struct model_backup *b, const char *name,
   d->chain_len = n;
   d->vsize = vsize;
   d->alloc = alloc;
-  d->format = format ? cat_xstrdup(format) : NULL;
-  d->compression = compression ? cat_xstrdup(compression) : NULL;
+  d->format = scan_intern(s, format);
+  d->compression = scan_intern(s, compression);
   d->status = cat_xstrdup(status ? status
                           : n ? "ok" : "no layers: nothing to read");
 }
@@ -346,11 +353,10 @@ free_backup(struct model_backup *b)
     free(d->chain);
     free(d->drivers);
     free(d->options);
-    free(d->format);
-    free(d->compression);
+
   }
   free(b->disks); free(b->key); free(b->domain_xml);
-  free(b->extra); free(b->name); free(b->status);
+  free(b->extra); free(b->status);
 }
 
 void
@@ -378,7 +384,7 @@ free_model(struct scan *s)
   struct bfs_htab_iter it;
   bfs_htab_iter_init(&it, &s->dirs);
   for (struct bfs_hlink *h; (h = bfs_htab_iter_next(&it)); )
-    listing_free(bfs_container_of(h, struct scan_listing, h));
+    free(bfs_container_of(h, struct scan_listing, h));
   bfs_htab_free(&s->dirs);
   for (size_t i = 0; i < s->nstrings; i++)
     free(s->stringv[i]);
@@ -473,8 +479,8 @@ listing_reuse(struct scan *s, const char *rel, const struct stat *st,
       l->ctime_ns > l->listed_ns - LISTING_SETTLE_NS)
     return false;
   l->seen = true;
-  if (files) names_unpack(files, l->files, l->files_len);
-  if (dirs) names_unpack(dirs, l->dirs, l->dirs_len);
+  if (files) names_unpack(files, SCAN_LISTING_FILES(l), l->files_len);
+  if (dirs) names_unpack(dirs, SCAN_LISTING_DIRS(l), l->dirs_len);
   return true;
 }
 
@@ -484,22 +490,28 @@ listing_keep(struct scan *s, const char *rel, const struct stat *st,
              int64_t listed, const struct names *files,
              const struct names *dirs)
 {
-  struct scan_listing *l = listing_find(s, rel);
-  if (!l) {
-    l = cat_xcalloc(1, sizeof *l);
-    l->path = cat_xstrdup(rel);
-    scan_listing_add(s, l);
+  struct scan_listing *old = listing_find(s, rel);
+  size_t flen, dlen;
+  CLEANUP_FREE char *f = names_pack(files, &flen);
+  CLEANUP_FREE char *d = names_pack(dirs, &dlen);
+  struct scan_listing *l = scan_listing_new(rel, strlen(rel), f, flen, d,
+                                            dlen);
+  if (!l) {                       /* too large to keep: read every time */
+    if (old) old->seen = false;
+    return;
   }
-  free(l->files);
-  free(l->dirs);
+  if (old) {
+    l->in_db = old->in_db;
+    bfs_htab_remove(&s->dirs, &old->h);
+    free(old);
+  }
   l->dev = st->st_dev;
   l->ino = st->st_ino;
   l->mtime_ns = ts_ns(st->st_mtim);
   l->ctime_ns = ts_ns(st->st_ctim);
   l->listed_ns = listed;
-  l->files = names_pack(files, &l->files_len);
-  l->dirs = names_pack(dirs, &l->dirs_len);
   l->seen = l->dirty = true;
+  scan_listing_add(s, l);
 }
 
 /* regular files and directories (not symlinks) of repo/rel, sorted (rel
@@ -842,8 +854,7 @@ chain_compression(struct scan *s, struct model_disk *d)
     v[n++] = f && f->format ? f->compression : NULL;
   }
   const char *c = blk_compression_join(v, n);
-  free(d->compression);
-  d->compression = c ? cat_xstrdup(c) : NULL;
+  d->compression = scan_intern(s, c);
 }
 
 static int
@@ -888,7 +899,13 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
     s->vms[s->nvms - 1].n++;
     cat_time_name(b->time, tn);
     dup = same_vm && b->time == s->backups[i - 1].time ? dup + 1 : 0;
-    b->name = dup ? cat_xasprintf("%s-%u", tn, dup) : cat_xstrdup(tn);
+    if (dup) {
+      char *n = cat_xasprintf("%s-%u", tn, dup);
+      b->name = scan_intern(s, n);
+      free(n);
+    }
+    else
+      b->name = scan_intern(s, tn);
 
     for (size_t j = 0; j < b->ndisks; j++) {
       struct model_disk *d = &b->disks[j];
