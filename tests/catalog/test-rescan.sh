@@ -31,11 +31,16 @@ qcow2 "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 1G ../2026-10-05T00:00:00Z/vda.qcow2
 check "new backup: one header read" "2 11 12 0 1" "$(sj)"
 rm -r "$R/b/2026-10-05T00:00:00Z"
 check "vanished backup gone, nothing reopened" "2 10 10 0 0" "$(sj)"
-qemu-img resize -q "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 2G
-check "changed image reopened" "2 10 10 0 1" "$(sj)"
-J=$(listj --no-scan "$R" a)
-check "new size stored" "2147483648" \
-  "$(jq -r '.disks[0].virtual_size' <<<"$(backup a 2026-10-06T000000Z)")"
+# resized BACKUP SIZE BYTES WHAT: a's image in BACKUP grows; the rescan
+# reopens it (one header read) and stores the new size
+resized() {
+  qemu-img resize -q "$R/a/$1/vda.qcow2" "$2"
+  check "$4: reopened" "2 10 10 0 1" "$(sj)"
+  J=$(listj --no-scan "$R" a)
+  check "$4: new size stored" "$3" \
+    "$(jq -r '.disks[0].virtual_size' <<<"$(backup a "${1//:/}")")"
+}
+resized 2026-10-06T00:00:00Z 2G 2147483648 "changed image"
 
 # list rescans on its own; --no-scan does not
 qcow2 "$R/c/2026-10-01T00:00:00Z/vda.qcow2" 1G
@@ -75,11 +80,8 @@ lsum() { py 'print(c.execute("SELECT count(*), group_concat(listed_ns) FROM (SEL
 before=$(lsum)
 check "unchanged tree: the listings are reused, not read again" "$before" \
   "$(sj >/dev/null; lsum)"
-qemu-img resize -q "$R/a/2026-10-04T00:00:00Z/vda.qcow2" 3G
-check "an image changed in an unchanged directory: reopened" "2 10 10 0 1" "$(sj)"
-J=$(listj --no-scan "$R" a)
-check "and its new size stored" "3221225472" \
-  "$(jq -r '.disks[0].virtual_size' <<<"$(backup a 2026-10-04T000000Z)")"
+resized 2026-10-04T00:00:00Z 3G 3221225472 \
+  "an image changed in an unchanged directory"
 qcow2 "$R/a/2026-10-04T00:00:00Z/vdb.qcow2" 1G
 check "a new file in a listed directory: found" "2 10 11 0 1" "$(sj)"
 rm "$R/a/2026-10-04T00:00:00Z/vdb.qcow2"
