@@ -166,8 +166,10 @@ int vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
 int pbs_parse_snapshot(const char *s, size_t len, size_t *idlen, int64_t *t);
 size_t pbs_drive_name(const char *s, size_t len);
 
-/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk */
-struct domain_disk { char *target, *source; };
+/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk;
+ * protocol: a network disk's <source protocol> ("rbd"), else NULL (not
+ * kept in the cache form) */
+struct domain_disk { char *target, *source, *protocol; };
 struct domain_info {
   char *name, *uuid;
   struct domain_disk *disks;
