@@ -389,7 +389,7 @@ add_image(struct scan *s, struct rbd_conn *c, const char *image,
                              "vm_domain_xml", m ? m->xml : NULL);
     }
     struct scan_layer l = { loc, "rbd", NULL };
-    scan_add_disk_recipe(b, disk, image, (int)b->ndisks, &l, 1,
+    scan_add_disk_recipe(s, b, disk, image, (int)b->ndisks, &l, 1,
                          snaps[i].size, alloc, "rbd", NULL, NULL);
   }
   rbd_snap_list_end(snaps);
