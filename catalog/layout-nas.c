@@ -142,6 +142,7 @@ parse_disk(struct domain_info *d, xmlNode *disk)
       static const char *const attrs[] = { "file", "dev", "name", "volume" };
       for (size_t i = 0; i < 4 && !source; i++)
         source = xml_prop(c, attrs[i]);
+      free(protocol);              /* an earlier <source> had no locator */
       protocol = xml_prop(c, "protocol");
     }
   }
