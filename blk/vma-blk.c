@@ -17,8 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blk/vma.h"
-#include "blk/vnbd.h"            /* the index cache */
+#include "blk/vma-int.h"
 #include "common/error.h"
 #include "common/ioutil.h"
 
@@ -27,6 +26,7 @@ struct vma_blk {
   struct blk_io *io;
   const struct vma_index *x;
   struct vma_index *own;           /* built here, freed at close */
+  struct vma_gen *gen;             /* NULL, or the source's copy it reads */
   const struct vma_dev *d;
   char *name;
 };
@@ -93,6 +93,20 @@ vblk_pread(struct bfs_blk *b, void *buf, size_t len, uint64_t off)
   return 0;
 }
 
+/* a read of a copy dropped under it (vma-source.c): say why */
+static int
+vblk_pread_checked(struct bfs_blk *b, void *buf, size_t len, uint64_t off)
+{
+  struct vma_blk *v = (struct vma_blk *)b;
+  int r = vblk_pread(b, buf, len, off);
+
+  if (r < 0 && v->gen && vma_gen_stale(v->gen))
+    r = bfs_error(-EIO, "%s: the archive was replaced: its unpacked copy "
+                  "for this open disk is dropped (reopen to read the new "
+                  "archive)", v->name);
+  return r;
+}
+
 static int
 vblk_block_status(struct bfs_blk *b, uint64_t off, uint64_t max,
                   struct bfs_blk_status *st)
@@ -141,13 +155,14 @@ vblk_close(struct bfs_blk *b)
   struct vma_blk *v = (struct vma_blk *)b;
   blk_io_close(v->io);
   vma_index_free(v->own);
+  vma_gen_unref(v->gen);
   free(v->name);
   free(v);
 }
 
 static const struct bfs_blk_ops vma_ops = {
   .name = "vma",
-  .pread = vblk_pread,
+  .pread = vblk_pread_checked,
   .block_status = vblk_block_status,
   .prefetch = vblk_prefetch,
   .close = vblk_close,
@@ -182,6 +197,14 @@ int
 blk_vma_open_index(struct blk_io *io, const char *options,
                    const struct vma_index *x, struct bfs_blk **out)
 {
+  return vma_blk_open_gen(io, options, x, NULL, out);
+}
+
+int
+vma_blk_open_gen(struct blk_io *io, const char *options,
+                 const struct vma_index *x, struct vma_gen *gen,
+                 struct bfs_blk **out)
+{
   const char *nm = blk_io_name(io);
   struct vma_blk *v;
   struct vma_index *own = NULL;
@@ -198,6 +221,7 @@ blk_vma_open_index(struct blk_io *io, const char *options,
   }
   else if (x->archive_size != blk_io_size(io)) {
     blk_io_close(io);
+    vma_gen_unref(gen);
     return bfs_error(-ESTALE, "%s: the VMA index is for an archive of %"
                      PRIu64 " bytes, the file has %" PRIu64, nm,
                      x->archive_size, blk_io_size(io));
@@ -213,6 +237,7 @@ blk_vma_open_index(struct blk_io *io, const char *options,
   if (r < 0) {
     free(v);
     vma_index_free(own);
+    vma_gen_unref(gen);
     blk_io_close(io);
     return r;
   }
@@ -220,6 +245,7 @@ blk_vma_open_index(struct blk_io *io, const char *options,
   v->io = io;
   v->x = x;
   v->own = own;
+  v->gen = gen;
   v->d = d;
   v->b.ops = &vma_ops;
   v->b.name = v->name;
@@ -240,131 +266,3 @@ blk_vma_open(struct blk_io *io, const char *options, struct bfs_blk *backing,
   return blk_vma_open_ctx(io, options, NULL, backing, out);
 }
 
-int
-blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,
-                 struct bfs_blk *backing, struct bfs_blk **out)
-{
-  const struct vma_source *src = ctx;
-  int r;
-
-  *out = NULL;
-  if (backing) {
-    bfs_blk_close(backing);
-    r = bfs_error(-EINVAL, "%s: a VMA device has no backing file",
-                  blk_io_name(io));
-    blk_io_close(io);
-    return r;
-  }
-  if (src) {                          /* the source is of this very file */
-    struct stat st;
-    int lfd = blk_io_fd_of(io);
-    if (lfd >= 0 && (fstat(lfd, &st) < 0 || (uint64_t)st.st_dev != src->dev ||
-                     (uint64_t)st.st_ino != src->ino ||
-                     (uint64_t)st.st_size != src->size ||
-                     (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                     st.st_mtim.tv_nsec != src->mtime_ns)) {
-      if (src->fd < 0)                /* a plain .vma: index this file */
-        return blk_vma_open_index(io, options, NULL, out);
-      r = bfs_error(-EIO, "%s: the archive was replaced since it was "
-                    "unpacked for this mount (remount to read the new one)",
-                    blk_io_name(io));
-      blk_io_close(io);
-      return r;
-    }
-  }
-  if (src && src->fd >= 0) {          /* read the unpacked copy */
-    struct blk_io *copy;
-    int fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-      r = bfs_error(-errno, "%s: dup: %s", blk_io_name(io), strerror(errno));
-      blk_io_close(io);
-      return r;
-    }
-    r = blk_io_fd(fd, blk_io_name(io), &copy);
-    blk_io_close(io);
-    if (r < 0)
-      return r;
-    io = copy;
-  }
-  return blk_vma_open_index(io, options, src ? src->index : NULL, out);
-}
-
-int
-vma_source_open(int in_fd, const char *name, int cache_dirfd,
-                int unpack_dirfd, struct vma_source **out, bool *hit)
-{
-  struct vma_source *s = calloc(1, sizeof *s);
-  struct blk_io *io = NULL;
-  struct stat st;
-  unsigned char magic[4] = { 0 };
-  int r, fd;
-
-  *out = NULL;
-  *hit = false;
-  if (!s)
-    return bfs_error(-ENOMEM, "%s: out of memory", name);
-  s->fd = -1;
-  if (fstat(in_fd, &st) < 0) {
-    r = bfs_error(-errno, "%s: fstat: %s", name, strerror(errno));
-    free(s);
-    return r;
-  }
-  s->dev = (uint64_t)st.st_dev;
-  s->ino = (uint64_t)st.st_ino;
-  s->size = (uint64_t)st.st_size;
-  s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-  if ((r = bfs_pread_all(in_fd, magic, 4, 0)) < 0 || memcmp(magic, "VMA", 4)) {
-    /* not a plain archive: zstd or lzop, unpacked (vma_unpack says which) */
-    if (unpack_dirfd < 0) {
-      free(s);
-      return bfs_error(-ENOENT, "%s: a compressed archive needs an unpack "
-                       "directory", name);
-    }
-    if ((r = vma_unpack(in_fd, name, unpack_dirfd, &s->fd)) < 0) {
-      free(s);
-      return r;
-    }
-  }
-  fd = fcntl(s->fd >= 0 ? s->fd : in_fd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) {
-    r = bfs_error(-errno, "%s: dup: %s", name, strerror(errno));
-    vma_source_free(s);
-    return r;
-  }
-  if ((r = blk_io_fd(fd, name, &io)) < 0) {
-    vma_source_free(s);
-    return r;
-  }
-  unsigned char *blob = NULL;
-  size_t len = 0;
-  if (blk_idxcache_load(cache_dirfd, "vma", &st, (void **)&blob, &len) == 0) {
-    r = vma_index_load(blob, len, blk_io_size(io), name, &s->index);
-    free(blob);
-    *hit = r == 0;
-  }
-  if (!s->index) {
-    if ((r = vma_index_build(io, &s->index)) < 0) {
-      blk_io_close(io);
-      vma_source_free(s);
-      return r;
-    }
-    if (vma_index_save(s->index, &blob, &len) == 0) {
-      blk_idxcache_store(cache_dirfd, "vma", &st, blob, len);
-      free(blob);
-    }
-  }
-  blk_io_close(io);
-  *out = s;
-  return 0;
-}
-
-void
-vma_source_free(struct vma_source *s)
-{
-  if (!s)
-    return;
-  vma_index_free(s->index);
-  if (s->fd >= 0)
-    close(s->fd);
-  free(s);
-}

@@ -30,7 +30,8 @@
  * $XDG_CACHE_HOME/backupfs/vma or /var/cache/backupfs/vma).  That file is
  * sparse (all-zero 4 KiB blocks are not written), at most the size of the
  * uncompressed archive, and is dropped by the kernel when its last
- * descriptor closes: when the last device blk over it is closed.
+ * descriptor closes: when the last device blk over it is closed, or (its
+ * blocks) at once when the archive is replaced (vma-source.c).
  *
  * Recipe layers (blk/recipe.c, driver "vma"): the locator is the archive
  * file (.vma, .vma.zst, .vma.lzo), options "dev=NAME" (the device name as
@@ -111,15 +112,11 @@ int blk_vma_open_index(struct blk_io *io, const char *options,
  * (disk/source.c, one per archive): its index, loaded from the index
  * cache (blk_idxcache_*, kind "vma") or built once, and for a .vma.zst /
  * .vma.lzo the fd of the unpacked copy (vma_unpack), read instead of the
- * compressed file the layer's io is over; -1 for a plain .vma. */
-struct vma_source {
-  struct vma_index *index;
-  int fd;
-  /* the archive file it was made from: a layer whose io is another file
-   * (replaced since) is refused rather than read through a stale copy */
-  uint64_t dev, ino, size;
-  int64_t mtime_ns;
-};
+ * compressed file the layer's io is over.  Both are of the file's
+ * identity (dev, ino, size, mtime): a device opened over a replaced
+ * archive makes them again from the new file and the old copy is dropped
+ * (vma-source.c says how). */
+struct vma_source;
 /* Open (or build) the source of the archive in in_fd (not closed): the
  * index from cache_dirfd when an entry for the file's identity loads
  * (*hit), else built and stored; compressed archives are unpacked into
@@ -127,6 +124,8 @@ struct vma_source {
 int vma_source_open(int in_fd, const char *name, int cache_dirfd,
                     int unpack_dirfd, struct vma_source **out, bool *hit);
 void vma_source_free(struct vma_source *s);
+/* the index of the archive as the source last opened it */
+const struct vma_index *vma_source_index(const struct vma_source *s);
 
 /* The recipe's form: ctx NULL or a struct vma_source. */
 int blk_vma_open_ctx(struct blk_io *io, const char *options, void *ctx,

@@ -140,6 +140,30 @@ int layout_backing_format(const char *recorded, const char *rel, size_t len,
 char *pve_conf_name(const char *conf);
 /* KBOSS image file names: no extension, not hidden, not *.comp */
 bool kboss_is_image_name(const char *s, size_t len);
+/* virtnbdbackup streams (layout-vnbd.c): <target>.full.data,
+ * <target>.copy.data, <target>.inc.<cpt>.<N>.data, <target>.diff.<epoch>
+ * .data, each maybe + ".partial"; the kind, or VNBD_NAME_NOT */
+enum vnbd_name_kind { VNBD_NAME_NOT = 0, VNBD_NAME_FULL, VNBD_NAME_COPY,
+                      VNBD_NAME_INC, VNBD_NAME_DIFF };
+struct vnbd_name {
+  enum vnbd_name_kind kind;
+  bool partial;
+  size_t target_len;            /* the target: s[0, target_len) */
+  size_t cpt_off, cpt_len;      /* inc: "virtnbdbackup.2"; diff: "<epoch>" */
+  long n;                       /* inc: N; diff: the epoch */
+};
+enum vnbd_name_kind vnbd_parse_stream_name(const char *s, size_t len,
+                                      struct vnbd_name *out);
+/* vzdump-qemu-<vmid>-YYYY_MM_DD-HH_MM_SS.vma[.zst|.lzo] (layout-vma.c):
+ * 0 with the vmid (offset 12, *idlen), the time and the compression
+ * (NULL, "zstd", "lzo"), or -EINVAL */
+int vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
+                   const char **comp);
+/* PBS (layout-pbs.c): a snapshot "vm/<id>/<time>" (id at offset 3,
+ * *idlen digits; 0 or -EINVAL), and "drive-<dev>.img.fidx" (the length
+ * of <dev> at s + 6, or 0) */
+int pbs_parse_snapshot(const char *s, size_t len, size_t *idlen, int64_t *t);
+size_t pbs_drive_name(const char *s, size_t len);
 
 /* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk */
 struct domain_disk { char *target, *source; };

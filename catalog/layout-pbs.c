@@ -56,15 +56,29 @@ has_name(const struct scan_names *n, const char *name)
   return false;
 }
 
-/* "drive-<dev>.img.fidx": the length of <dev> at s + 6, or 0 */
-static size_t
-drive_name(const char *s)
+size_t
+pbs_drive_name(const char *s, size_t len)
 {
-  size_t len = strlen(s);
   if (len <= 6 + 9 || memcmp(s, "drive-", 6) ||
-      strcmp(s + len - 9, ".img.fidx"))
+      memcmp(s + len - 9, ".img.fidx", 9) || memchr(s, '/', len) ||
+      memchr(s, '\0', len))
     return 0;
   return len - 6 - 9;
+}
+
+int
+pbs_parse_snapshot(const char *s, size_t len, size_t *idlen, int64_t *t)
+{
+  size_t i = 3;
+  if (len < 3 || memcmp(s, "vm/", 3))
+    return -EINVAL;
+  while (i < len && s[i] >= '0' && s[i] <= '9')
+    i++;
+  if (i == 3 || i - 3 > 9 || i >= len || s[i] != '/' || i + 1 == len ||
+      memchr(s + i + 1, '/', len - i - 1))
+    return -EINVAL;
+  *idlen = i - 3;
+  return layout_parse_time(s + i + 1, len - i - 1, t);
 }
 
 /* the index header's facts, through the file cache */
@@ -134,13 +148,15 @@ read_conf(struct scan *s, const char *snaprel)
 }
 
 static void
-snapshot(struct scan *s, const char *store, const char *vm,
+snapshot(struct scan *s, const char *store, const char *vm, const char *id,
          const char *snaprel, const char *tname)
 {
   struct scan_names files = { 0 };
+  CLEANUP_FREE char *path = cat_xasprintf("vm/%s/%s", id, tname);
+  size_t idlen;
   int64_t t;
 
-  if (layout_parse_time(tname, strlen(tname), &t) < 0)
+  if (pbs_parse_snapshot(path, strlen(path), &idlen, &t) < 0)
     return;
   scan_list(s, snaprel, &files, NULL);
   bool finished = has_name(&files, "index.json.blob");
@@ -149,7 +165,7 @@ snapshot(struct scan *s, const char *store, const char *vm,
   const char *unfinished = "unfinished snapshot: no index.json.blob (the "
                            "backup did not complete)";
   for (size_t i = 0; i < files.n; i++) {
-    size_t dl = drive_name(files.v[i]);
+    size_t dl = pbs_drive_name(files.v[i], strlen(files.v[i]));
     if (!dl)
       continue;
     CLEANUP_FREE char *rel = cat_xasprintf("%s/%s", snaprel, files.v[i]);
@@ -190,14 +206,14 @@ walk_ns(struct scan *s, const char *store, const char *nsrel,
   scan_list(s, vmdir, NULL, &ids);
   for (size_t i = 0; i < ids.n; i++) {
     const char *id = ids.v[i];
-    if (!*id || strspn(id, "0123456789") != strlen(id))
+    if (!*id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 9)
       continue;
     CLEANUP_FREE char *iddir = cat_xasprintf("%s/%s", vmdir, id);
     CLEANUP_FREE char *vm = cat_xasprintf("%s%s", prefix, id);
     scan_list(s, iddir, NULL, &times);
     for (size_t j = 0; j < times.n; j++) {
       CLEANUP_FREE char *snap = cat_xasprintf("%s/%s", iddir, times.v[j]);
-      snapshot(s, store, vm, snap, times.v[j]);
+      snapshot(s, store, vm, id, snap, times.v[j]);
     }
     scan_names_free(&times);
   }

@@ -44,10 +44,7 @@
 
 #define NOTES_MAX (64u << 10)
 
-/* vzdump-qemu-<vmid>-YYYY_MM_DD-HH_MM_SS.vma[.zst|.lzo]: 0 with the vmid
- * (offset 12, *idlen), the time and the compression (NULL, "zstd",
- * "lzo"), or -EINVAL */
-static int
+int
 vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
                const char **comp)
 {
@@ -97,7 +94,7 @@ archive_info(struct scan *s, const char *rel)
   if (r < 0)
     json_object_object_add(o, "error", json_object_new_string(bfs_last_error()));
   else {
-    const struct vma_index *x = src->index;
+    const struct vma_index *x = vma_source_index(src);
     struct json_object *a = json_object_new_array();
     for (size_t i = 0; i < x->ndev; i++) {
       const struct vma_dev *d = &x->devs[i];

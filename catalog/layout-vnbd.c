@@ -59,47 +59,68 @@ struct vstream {
   int64_t mtime;
 };
 
-/* <target>.<full|copy>.data, <target>.inc.<cpt>.<N>.data,
- * <target>.diff.<epoch>.data, each maybe + ".partial" */
+enum vnbd_name_kind
+vnbd_parse_stream_name(const char *s, size_t len, struct vnbd_name *out)
+{
+  memset(out, 0, sizeof *out);
+  if (len > 8 && !memcmp(s + len - 8, ".partial", 8)) {
+    out->partial = true;
+    len -= 8;
+  }
+  if (len < 6 || memcmp(s + len - 5, ".data", 5) || s[0] == '.' ||
+      memchr(s, '/', len) || memchr(s, '\0', len))
+    return VNBD_NAME_NOT;
+  len -= 5;
+  const char *dot = memchr(s, '.', len);
+  if (!dot || dot == s)
+    return VNBD_NAME_NOT;
+  const char *rest = dot + 1;
+  size_t rl = len - (size_t)(rest - s);
+  out->target_len = (size_t)(dot - s);
+  if (rl == 4 && !memcmp(rest, "full", 4))
+    return out->kind = VNBD_NAME_FULL;
+  if (rl == 4 && !memcmp(rest, "copy", 4))
+    return out->kind = VNBD_NAME_COPY;
+  if (!(rl > 4 && !memcmp(rest, "inc.", 4)) &&
+      !(rl > 5 && !memcmp(rest, "diff.", 5)))
+    return VNBD_NAME_NOT;
+  bool inc = rest[0] == 'i';
+  const char *id = rest + (inc ? 4 : 5);
+  size_t il = rl - (inc ? 4 : 5);
+  const char *num = id + il;
+  while (num > id && num[-1] >= '0' && num[-1] <= '9')
+    num--;
+  if (num == id + il || il - (size_t)(num - id) > 12 ||
+      (inc && (num == id || num[-1] != '.')))
+    return VNBD_NAME_NOT;
+  char digits[13];
+  memcpy(digits, num, il - (size_t)(num - id));
+  digits[il - (size_t)(num - id)] = '\0';
+  out->n = strtol(digits, NULL, 10);
+  out->cpt_off = (size_t)(id - s);
+  out->cpt_len = il;
+  return out->kind = inc ? VNBD_NAME_INC : VNBD_NAME_DIFF;
+}
+
+/* a stream of the folder, by its name */
 static bool
 parse_stream_name(const char *name, struct vstream *v)
 {
-  size_t len = strlen(name);
+  struct vnbd_name nm;
   memset(v, 0, sizeof *v);
-  if (len > 8 && !strcmp(name + len - 8, ".partial")) {
-    v->partial = true;
-    len -= 8;
+  switch (vnbd_parse_stream_name(name, strlen(name), &nm)) {
+  case VNBD_NAME_FULL: v->kind = V_FULL; break;
+  case VNBD_NAME_COPY: v->kind = V_COPY; break;
+  case VNBD_NAME_INC: v->kind = V_INC; break;
+  case VNBD_NAME_DIFF: v->kind = V_DIFF; break;
+  default: return false;
   }
-  if (len < 6 || memcmp(name + len - 5, ".data", 5) || name[0] == '.')
-    return false;
-  len -= 5;
-  const char *dot = memchr(name, '.', len);
-  if (!dot || dot == name)
-    return false;
-  const char *rest = dot + 1;
-  size_t rl = len - (size_t)(rest - name);
-  if (rl == 4 && !memcmp(rest, "full", 4))
-    v->kind = V_FULL;
-  else if (rl == 4 && !memcmp(rest, "copy", 4))
-    v->kind = V_COPY;
-  else if (rl > 4 && (!memcmp(rest, "inc.", 4) || !memcmp(rest, "diff.", 5))) {
-    bool inc = rest[0] == 'i';
-    const char *id = rest + (inc ? 4 : 5);
-    size_t il = rl - (inc ? 4 : 5);
-    const char *num = id + il;
-    while (num > id && num[-1] >= '0' && num[-1] <= '9')
-      num--;
-    if (num == id + il || il - (size_t)(num - id) > 12 ||
-        (inc && (num == id || num[-1] != '.')))
-      return false;
-    v->kind = inc ? V_INC : V_DIFF;
-    v->n = strtol(num, NULL, 10);
-    v->cpt = cat_xstrndup(id, il);
-  }
-  else
-    return false;
+  v->partial = nm.partial;
+  v->n = nm.n;
+  if (nm.cpt_len)
+    v->cpt = cat_xstrndup(name + nm.cpt_off, nm.cpt_len);
   v->file = cat_xstrdup(name);
-  v->target = cat_xstrndup(name, (size_t)(dot - name));
+  v->target = cat_xstrndup(name, nm.target_len);
   return true;
 }
 

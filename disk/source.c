@@ -11,7 +11,8 @@
  *         unpacked copy, an unlinked sparse file in <catalog>.idx/ (at
  *         most the uncompressed archive's size, all-zero blocks not
  *         written), shared by the archive's devices and dropped when the
- *         service's context goes (unmount).
+ *         service's context goes (unmount) or, when the archive is
+ *         replaced, at the next open over the new file (blk/vma-source.c).
  *   pbs   one per datastore (key: the layer option store=<root>, which
  *         the PBS layout writes): the chunk store over the datastore
  *         directory opened beneath the repository, with the key of

@@ -7,7 +7,8 @@
 # unfinished snapshot is a broken point in time saying so while the
 # finished ones read; an encrypted datastore reads with -o pbs_keyfile=
 # and is a clear error with a wrong key; a rescan/remount reuses the
-# cached VMA index (no rebuild).
+# cached VMA index (no rebuild); archives replaced under the mount read
+# as the new ones, the old unpacked copy dropped.
 . "$SRCDIR/tests/recovery/lib.sh"
 : "${GEN_PVE:?}" "${AESGCM:?}"
 command -v zstd >/dev/null || skip "zstd is missing"
@@ -71,24 +72,34 @@ cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" || fail "vma.zst no l
 after=$(inodes | grep -F -f <(sed 's/ .*//' <<<"$before"))
 [ "$before" = "$after" ] || fail "VMA indexes rebuilt on remount: $before / $after"
 ok "vzdump: indexes reused across rescan and remount"
-# archives replaced under the mount (rescanned): the .vma reads as the new
-# one; the .vma.zst, whose unpacked copy is of the old file, is EIO until
-# a remount, never the old bytes
+# archives replaced under the mount (rescanned, no remount): each reads as
+# the new one; the .vma.zst is unpacked again and its old copy dropped (the
+# daemon holds one non-empty unpacked copy, another inode than before)
 Z=$D/vzdump-qemu-100-2026_10_02-03_00_00.vma.zst
+# copies PID: "INODE SIZE" of each unpacked copy (O_TMPFILE) it holds
+copies() {
+  for f in /proc/"$1"/fd/*; do
+    case $(readlink "$f") in *.db.idx/\#*) stat -L -c '%i %s' "$f" ;; esac
+  done | sort -u
+}
+pid=$(daemon_pid "$M")
+live() { copies "$pid" | awk '$2 > 0 { print $1 }'; }
+old_copy=$(live)
+[ "$(wc -l <<<"$old_copy")" = 1 ] && [ -n "$old_copy" ] ||
+  fail "want one unpacked copy before the replacement: $(copies "$pid")"
 cp "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma" "$T/old.vma"
 gen vma "$T/new.vma" --dev drive-scsi0="$T/a1.raw" --dev drive-virtio1="$T/b0.raw"
 cp "$T/new.vma" "$D/x.tmp"; mv "$D/x.tmp" "$D/vzdump-qemu-100-2026_10_01-03_00_00.vma"
 gen vma "$T/new2.vma" --dev drive-scsi0="$T/a0.raw"
 zstd -q "$T/new2.vma" -o "$D/y.tmp"; mv "$D/y.tmp" "$Z"
 wait_for cmp "$bk/disks/scsi0.img" "$T/a1.raw" || fail "a replaced .vma does not read as the new archive"
-for _ in $(seq 50); do
-  cmp -s "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" 2>/dev/null || break
-  sleep 0.2
-done
-if cmp -s "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/o.raw" 2>/dev/null; then
-  fail "a replaced .vma.zst still reads as the old archive"
-fi
-ok "vzdump: replaced archives: .vma reads the new one, .vma.zst refuses the stale copy"
+wait_for cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/a0.raw" ||
+  fail "a replaced .vma.zst does not read as the new archive: $(cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/a0.raw" 2>&1)"
+new_copy=$(live)
+[ "$(wc -l <<<"$new_copy")" = 1 ] && [ -n "$new_copy" ] ||
+  fail "want one non-empty unpacked copy after the replacement: $(copies "$pid")"
+[ "$new_copy" != "$old_copy" ] || fail "the replaced .vma.zst reads through its old copy"
+ok "vzdump: replaced archives read as the new ones; the old unpacked copy dropped"
 bfs_umount "$M"
 bfs_mount "$T/repo-vma" "$M"
 cmp "$M/100/2026-10-02T030000Z/disks/scsi0.img" "$T/a0.raw" || fail "the replaced .vma.zst after a remount"

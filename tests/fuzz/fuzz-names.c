@@ -1,0 +1,92 @@
+/* fuzz-names.c — libFuzzer target for the name parsers of the QEMU bitmap
+ * and Proxmox layouts (catalog-int.h): virtnbdbackup stream file names,
+ * vzdump archive names and PBS snapshot paths and drive index names.
+ * (The generic timestamps they build on are fuzz-layout's, tests/catalog.)
+ *
+ * The first input byte selects the parser (mod 4), the rest is its input,
+ * given as (buffer, length) with no NUL appended.  Beyond not crashing,
+ * what a parser accepts must hold: the parts it reports lie inside the
+ * input, and a virtnbdbackup name is rebuilt byte for byte from them.
+ * The regression driver (fuzz-regress.c) replays corpus/names in suite
+ * fuzz-regress; -Dfuzz=true builds the libFuzzer binary.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog-int.h"
+#include "common/error.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  bfs_log_level = BFS_LOG_ERROR;
+  return 0;
+}
+
+/* the name a parsed virtnbdbackup stream has */
+static void
+vnbd_check(const char *s, size_t len)
+{
+  static const char *const kinds[] = { NULL, "full", "copy", "inc", "diff" };
+  struct vnbd_name n;
+  enum vnbd_name_kind k = vnbd_parse_stream_name(s, len, &n);
+  char buf[1024];
+  int w;
+
+  if (k == VNBD_NAME_NOT)
+    return;
+  if (k != n.kind || n.target_len == 0 || n.target_len >= len ||
+      n.cpt_off + n.cpt_len > len || n.n < 0)
+    abort();
+  if ((k == VNBD_NAME_INC || k == VNBD_NAME_DIFF) != (n.cpt_len > 0))
+    abort();
+  if (len > 900)
+    return;
+  w = snprintf(buf, sizeof buf, "%.*s.%s%s%.*s.data%s", (int)n.target_len,
+               s, kinds[k], n.cpt_len ? "." : "", (int)n.cpt_len,
+               s + n.cpt_off, n.partial ? ".partial" : "");
+  if (w < 0 || (size_t)w != len || memcmp(buf, s, len))
+    abort();                     /* the parts are the whole name */
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (size < 1)
+    return 0;
+  const char *s = (const char *)data + 1;
+  size_t len = size - 1, idlen = 0;
+  int64_t t;
+
+  switch (data[0] % 4) {
+  case 0:
+    vnbd_check(s, len);
+    break;
+  case 1: {
+    const char *comp = "unset";
+    if (vma_parse_name(s, len, &idlen, &t, &comp) == 0 &&
+        (idlen == 0 || idlen > 9 || 12 + idlen >= len || s[12 + idlen] != '-' ||
+         (comp && strcmp(comp, "zstd") && strcmp(comp, "lzo"))))
+      abort();
+    break;
+  }
+  case 2:
+    if (pbs_parse_snapshot(s, len, &idlen, &t) == 0 &&
+        (idlen == 0 || idlen > 9 || 3 + idlen >= len || s[3 + idlen] != '/'))
+      abort();
+    break;
+  case 3: {
+    size_t n = pbs_drive_name(s, len);
+    if (n && (n + 15 != len || memcmp(s, "drive-", 6)))
+      abort();
+    break;
+  }
+  }
+  bfs_clear_error();
+  return 0;
+}
