@@ -1,10 +1,11 @@
 /* inode.c — the mount's nodes and inode numbers.
  *
  * Every node the kernel may know has a fuse_ino_t, never reused, found
- * through an open hash table.  The fixed part of the tree (VMs, backups and
- * what is inside them) lives in kids[] arrays; guest files under files/ are
- * created on lookup and also hashed by (files/ inode, guest path) so a path
- * keeps its inode number while the kernel remembers it.
+ * through the mount's itab (common/htab.h; the link is in the node).  The
+ * fixed part of the tree (VMs, backups and what is inside them) lives in
+ * kids[] arrays; guest files under files/ are created on lookup and also
+ * on gtab, by (files/ inode, guest path), so a path keeps its inode number
+ * while the kernel remembers it.
  *
  * Lifetime: a node is freed when it is unreachable (unlinked from the tree
  * by a refresh, or a guest node) and the kernel has forgotten it
@@ -47,29 +48,16 @@ blob_unref(struct blob *b)
     free(b);
 }
 
-static size_t
-hash_ino(fuse_ino_t ino, size_t size)
+static uint64_t
+hash_guest(fuse_ino_t files_ino, const char *path)
 {
-  return (ino * 0x9E3779B97F4A7C15ull >> 17) & (size - 1);
-}
-
-static size_t
-hash_guest(fuse_ino_t files_ino, const char *path, size_t size)
-{
-  uint64_t h = 1469598103934665603ull ^ files_ino;
-  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-    h = (h ^ *p) * 1099511628211ull;
-  return h & (size - 1);
+  return bfs_hash_bytes(path, strlen(path), files_ino);
 }
 
 int
 nodes_init(struct mnt *m)
 {
-  m->itab_size = 1024;
-  m->itab = calloc(m->itab_size, sizeof *m->itab);
-  m->gtab_size = 1024;
-  m->gtab = calloc(m->gtab_size, sizeof *m->gtab);
-  if (!m->itab || !m->gtab)
+  if (bfs_htab_init(&m->itab, 1024) < 0 || bfs_htab_init(&m->gtab, 1024) < 0)
     return bfs_error(-ENOMEM, "out of memory");
   m->next_ino = FUSE_ROOT_ID;
   /* a store that is no directory (rbd:POOL) has no fd: nothing of the
@@ -83,25 +71,6 @@ nodes_init(struct mnt *m)
     return bfs_error(-ENOMEM, "out of memory");
   atomic_store(&m->root->nlookup, 1);    /* the kernel never forgets root */
   return 0;
-}
-
-static void
-itab_grow(struct mnt *m)
-{
-  size_t nsize = m->itab_size * 2;
-  struct node **nt = calloc(nsize, sizeof *nt);
-  if (!nt)
-    return;                               /* keep the longer chains */
-  for (size_t i = 0; i < m->itab_size; i++)
-    for (struct node *n = m->itab[i], *next; n; n = next) {
-      next = n->hnext;
-      size_t h = hash_ino(n->ino, nsize);
-      n->hnext = nt[h];
-      nt[h] = n;
-    }
-  free(m->itab);
-  m->itab = nt;
-  m->itab_size = nsize;
 }
 
 struct node *
@@ -121,12 +90,7 @@ node_new(struct mnt *m, enum node_kind kind, const char *name,
   n->ino = m->next_ino++;
   n->mtime = parent ? parent->mtime : m->start;
   atomic_init(&n->nlookup, 0);
-  if (m->nnodes >= m->itab_size)
-    itab_grow(m);
-  size_t h = hash_ino(n->ino, m->itab_size);
-  n->hnext = m->itab[h];
-  m->itab[h] = n;
-  m->nnodes++;
+  bfs_htab_insert(&m->itab, &n->ilink, bfs_hash_u64(n->ino));
   return n;
 }
 
@@ -161,10 +125,11 @@ node_remove_kid(struct node *dir, struct node *kid)
 struct node *
 node_find(struct mnt *m, fuse_ino_t ino)
 {
-  for (struct node *n = m->itab[hash_ino(ino, m->itab_size)]; n;
-       n = n->hnext)
+  BFS_HTAB_FOR_HASH(&m->itab, l, bfs_hash_u64(ino)) {
+    struct node *n = bfs_container_of(l, struct node, ilink);
     if (n->ino == ino)
       return n;
+  }
   return NULL;
 }
 
@@ -180,39 +145,26 @@ node_kid(const struct node *dir, const char *name)
 struct node *
 node_guest_find(struct mnt *m, fuse_ino_t files_ino, const char *path)
 {
-  for (struct node *n = m->gtab[hash_guest(files_ino, path, m->gtab_size)];
-       n; n = n->gnext)
+  BFS_HTAB_FOR_HASH(&m->gtab, l, hash_guest(files_ino, path)) {
+    struct node *n = bfs_container_of(l, struct node, glink);
     if (n->files_ino == files_ino && !strcmp(n->path, path))
       return n;
+  }
   return NULL;
 }
 
 void
 node_guest_insert(struct mnt *m, struct node *n)
 {
-  size_t h = hash_guest(n->files_ino, n->path, m->gtab_size);
-  n->gnext = m->gtab[h];
-  m->gtab[h] = n;
+  bfs_htab_insert(&m->gtab, &n->glink, hash_guest(n->files_ino, n->path));
 }
 
 static void
 unhash(struct mnt *m, struct node *n)
 {
-  struct node **pp = &m->itab[hash_ino(n->ino, m->itab_size)];
-  for (; *pp; pp = &(*pp)->hnext)
-    if (*pp == n) {
-      *pp = n->hnext;
-      m->nnodes--;
-      break;
-    }
-  if (n->kind == N_GUEST) {
-    pp = &m->gtab[hash_guest(n->files_ino, n->path, m->gtab_size)];
-    for (; *pp; pp = &(*pp)->gnext)
-      if (*pp == n) {
-        *pp = n->gnext;
-        break;
-      }
-  }
+  bfs_htab_remove(&m->itab, &n->ilink);
+  if (n->kind == N_GUEST)
+    bfs_htab_remove(&m->gtab, &n->glink);
 }
 
 /* n's memory and payload references (unhashed, or every node at once) */
@@ -273,14 +225,12 @@ node_forget(struct mnt *m, fuse_ino_t ino, uint64_t nlookup)
 void
 nodes_free_all(struct mnt *m)
 {
-  for (size_t i = 0; m->itab && i < m->itab_size; i++)
-    for (struct node *n = m->itab[i], *next; n; n = next) {
-      next = n->hnext;
-      node_destroy(n);
-    }
-  free(m->itab);
-  free(m->gtab);
-  m->itab = m->gtab = NULL;
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &m->itab);
+  for (struct bfs_hlink *l; (l = bfs_htab_iter_next(&it)); )
+    node_destroy(bfs_container_of(l, struct node, ilink));
+  bfs_htab_free(&m->itab);
+  bfs_htab_free(&m->gtab);
   m->root = NULL;
   if (m->repo_fd >= 0)
     close(m->repo_fd);

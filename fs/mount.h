@@ -82,6 +82,7 @@
 
 #include "catalog/catalog.h"
 #include "common/beneath.h"
+#include "common/htab.h"
 #include "fs/mount-config.h"
 #include "blk/blk.h"
 #include "disk/disk.h"
@@ -180,8 +181,8 @@ struct node {
   size_t nkids, kids_cap;
   atomic_uint_fast64_t nlookup;     /* kernel references */
   bool unlinked;                    /* no longer reachable from the root */
-  struct node *hnext;               /* inode hash chain */
-  struct node *gnext;               /* guest path hash chain */
+  struct bfs_hlink ilink;           /* on mnt.itab, by ino */
+  struct bfs_hlink glink;           /* N_GUEST: on mnt.gtab */
   time_t mtime;
   /* payload by kind */
   struct blob *blob;                /* N_JSON, N_LATEST */
@@ -223,10 +224,8 @@ struct mnt {
 
   pthread_rwlock_t tree_lock;
   struct node *root;
-  struct node **itab;               /* inode hash */
-  size_t itab_size, nnodes;
-  struct node **gtab;               /* guest (files_ino, path) hash */
-  size_t gtab_size;
+  struct bfs_htab itab;             /* every node, by ino */
+  struct bfs_htab gtab;             /* guest nodes, by (files_ino, path) */
   fuse_ino_t next_ino;
 
   pthread_mutex_t q_lock;

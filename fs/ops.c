@@ -721,7 +721,7 @@ op_statfs(fuse_req_t req, fuse_ino_t ino)
     .f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV,
   };
   pthread_rwlock_rdlock(&m->tree_lock);
-  sv.f_files = m->nnodes;
+  sv.f_files = bfs_htab_count(&m->itab);
   pthread_rwlock_unlock(&m->tree_lock);
   fuse_reply_statfs(req, &sv);
 }
