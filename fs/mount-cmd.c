@@ -852,9 +852,6 @@ run_teardown(struct mnt *m)
   holders_free(m);
   catalog_close(m->cat);
   m->cat = NULL;
-  free(m->scratch);
-  free(m->mountpoint);
-  free(m->repo);
 }
 
 static int
@@ -868,17 +865,23 @@ run(struct opts *o)
   if (!m)
     return bfs_error(-ENOMEM, "out of memory");
   m->repo_fd = m->wake_fd = m->ino_fd = -1;
+  bool served = false;
   if ((r = run_check(m, o)) == 0 && (r = run_scan(m, o, &stats)) == 0 &&
       (r = run_state(m, o)) == 0 &&
       (r = run_session(m, o, state_dir, sizeof state_dir)) == 0 &&
       (r = run_daemon(m, o, &stats, state_dir)) == 0) {
     r = run_serve(m, o);
-    if (r < 0)
-      r = bfs_error(r, "FUSE loop: %s", strerror(-r));
-    else
-      bfs_log(BFS_LOG_INFO, "unmounted %s", m->mountpoint);
+    served = true;
   }
   run_teardown(m);
+  /* "unmounted" once all is down: whoever waits for it may mount again */
+  if (served && r < 0)
+    r = bfs_error(r, "FUSE loop: %s", strerror(-r));
+  else if (served)
+    bfs_log(BFS_LOG_INFO, "unmounted %s", m->mountpoint);
+  free(m->scratch);
+  free(m->mountpoint);
+  free(m->repo);
   free(m);
   return r;
 }
