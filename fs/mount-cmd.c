@@ -840,9 +840,10 @@ run_teardown(struct mnt *m)
   if (m->wake_fd >= 0)
     tree_watch_stop(m);
   if (se) {
+    /* the guest pool's stop poll reads it (mount-files.c) */
+    __atomic_store_n(&m->se, NULL, __ATOMIC_RELEASE);
     fuse_session_unmount(se);
     fuse_session_destroy(se);
-    __atomic_store_n(&m->se, NULL, __ATOMIC_RELEASE);   /* mount-files.c */
   }
   ops_release_all(m);
   files_shutdown(m);
