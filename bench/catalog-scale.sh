@@ -8,6 +8,8 @@
 #
 # usage: bench/catalog-scale.sh [BACKUPFS] [VMS] [PER_VM]
 #        (100,000 images: bench/catalog-scale.sh "" 2000 50)
+# REPO=DIR keeps the generated repository in DIR and reuses it when DIR
+# exists (generating 100,000 images takes longer than scanning them).
 set -euo pipefail
 B=${1:-}; B=${B:-${BACKUPFS:-$(dirname "$0")/../build/backupfs}}
 VMS=${2:-200} PER=${3:-50}
@@ -15,14 +17,14 @@ command -v qemu-img >/dev/null && command -v python3 >/dev/null || {
   echo "needs qemu-img and python3"; exit 77; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/bfs-bench.XXXXXX")
 [ -n "${KEEP:-}" ] && echo "keeping $T" || trap 'rm -rf "$T"' EXIT
-R=$T/repo
+R=${REPO:-$T/repo}
 
 # templates: a full image and an overlay whose backing name has the
 # fixed-length form ../YYYY-MM-DDTHH:MM:SSZ/vda.qcow2, patched per copy
 qemu-img create -q -f qcow2 -o cluster_size=4096 "$T/full.qcow2" 64M
 qemu-img create -q -f qcow2 -o cluster_size=4096 -u \
   -b ../2000-01-01T00:00:00Z/vda.qcow2 -F qcow2 "$T/inc.qcow2" 64M
-python3 - "$T" "$R" "$VMS" "$PER" <<'PY'
+[ -d "$R" ] || python3 - "$T" "$R" "$VMS" "$PER" <<'PY'
 import os, sys, datetime
 t, repo, vms, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 full = open(f"{t}/full.qcow2", "rb").read()

@@ -91,5 +91,6 @@ for r in $(seq 1 "$ROUNDS"); do
   ours_total=$(awk "BEGIN { print $ours_total + $o }")
   qemu_total=$(awk "BEGIN { print $qemu_total + $q }")
 done
-printf 'total:   backupfs image cat %6.2fs   qemu-img convert %6.2fs   ratio qemu/ours %.2f (>= 1 means at least as fast)\n' \
+printf 'total:   backupfs image cat %6.2fs   qemu-img convert %6.2fs   ratio qemu/ours %.2f (>= 1 means at least as fast; goal >= 1.5)\n' \
   "$ours_total" "$qemu_total" "$(awk "BEGIN { print $qemu_total / $ours_total }")"
+echo "load: $(uptime)"

@@ -27,9 +27,10 @@
 #include "blk/pbs-int.h"
 #include "common/beneath.h"
 #include "common/error.h"
+#include "common/htab.h"
 #include "common/ioutil.h"
 
-#define NBUCKETS 1024
+#define NBUCKETS 1024                   /* to start with; the table grows */
 #define ZERO_LENS 8
 
 enum { LOADING, READY };
@@ -39,7 +40,8 @@ struct pbs_chunk {
   unsigned char *data;
   size_t len;
   int refs, state;
-  struct pbs_chunk *hnext, *prev, *next;
+  struct bfs_hlink h;                   /* in the store's table, by digest */
+  struct pbs_chunk *prev, *next;
 };
 
 struct pbs_store {
@@ -51,7 +53,7 @@ struct pbs_store {
   int refs;
   pthread_mutex_t lock;
   pthread_cond_t loaded;
-  struct pbs_chunk *buckets[NBUCKETS];
+  struct bfs_htab chunks;
   struct pbs_chunk *head, *tail;        /* LRU: head most recent */
   struct { size_t len; unsigned char d[32]; } zero[ZERO_LENS];
   size_t nzero;
@@ -235,7 +237,10 @@ pbs_store_open(int root_fd, const char *name, const struct pbs_key *key,
     return bfs_error(-e, "%s/.chunks: %s (not a PBS datastore?)", name,
                      strerror(e));
   }
-  if (!(s = calloc(1, sizeof *s)) || !(s->name = strdup(name))) {
+  if (!(s = calloc(1, sizeof *s)) || !(s->name = strdup(name)) ||
+      bfs_htab_init(&s->chunks, NBUCKETS) < 0) {
+    if (s)
+      free(s->name);
     free(s);
     close(cfd);
     close(root_fd);
@@ -275,12 +280,14 @@ pbs_store_unref(struct pbs_store *s)
   pthread_mutex_unlock(&s->lock);
   if (left)
     return;
-  for (size_t i = 0; i < NBUCKETS; i++)
-    for (struct pbs_chunk *c = s->buckets[i], *n; c; c = n) {
-      n = c->hnext;
-      free(c->data);
-      free(c);
-    }
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &s->chunks);
+  for (struct bfs_hlink *l; (l = bfs_htab_iter_next(&it)); ) {
+    struct pbs_chunk *c = bfs_container_of(l, struct pbs_chunk, h);
+    free(c->data);
+    free(c);
+  }
+  bfs_htab_free(&s->chunks);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->loaded);
   close(s->chunks_fd);
@@ -331,10 +338,22 @@ pbs_store_zero_digest(struct pbs_store *s, size_t len, unsigned char out[32])
   return 0;
 }
 
-static size_t
-bucket(const unsigned char d[32])
+static uint64_t
+digest_hash(const unsigned char d[32])
 {
-  return ((size_t)d[0] | (size_t)d[1] << 8) % NBUCKETS;
+  return bfs_hash_bytes(d, 32, 0);
+}
+
+/* s->lock held */
+static struct pbs_chunk *
+chunk_find(struct pbs_store *s, const unsigned char d[32])
+{
+  BFS_HTAB_FOR_HASH(&s->chunks, l, digest_hash(d)) {
+    struct pbs_chunk *c = bfs_container_of(l, struct pbs_chunk, h);
+    if (!memcmp(c->digest, d, 32))
+      return c;
+  }
+  return NULL;
 }
 
 static void
@@ -364,16 +383,6 @@ lru_front(struct pbs_store *s, struct pbs_chunk *c)
 }
 
 static void
-hash_remove(struct pbs_store *s, struct pbs_chunk *c)
-{
-  struct pbs_chunk **pp = &s->buckets[bucket(c->digest)];
-  while (*pp && *pp != c)
-    pp = &(*pp)->hnext;
-  if (*pp)
-    *pp = c->hnext;
-}
-
-static void
 evict(struct pbs_store *s)
 {
   for (struct pbs_chunk *c = s->tail, *p; c && s->bytes > s->cap; c = p) {
@@ -381,7 +390,7 @@ evict(struct pbs_store *s)
     if (c->refs)
       continue;
     lru_unlink(s, c);
-    hash_remove(s, c);
+    bfs_htab_remove(&s->chunks, &c->h);
     s->bytes -= c->len;
     free(c->data);
     free(c);
@@ -451,10 +460,7 @@ pbs_store_get(struct pbs_store *s, const unsigned char digest[32], size_t len,
 
   pthread_mutex_lock(&s->lock);
   for (;;) {
-    for (c = s->buckets[bucket(digest)]; c; c = c->hnext)
-      if (!memcmp(c->digest, digest, 32))
-        break;
-    if (!c)
+    if (!(c = chunk_find(s, digest)))
       break;
     if (c->state == LOADING) {
       pthread_cond_wait(&s->loaded, &s->lock);
@@ -481,15 +487,14 @@ pbs_store_get(struct pbs_store *s, const unsigned char digest[32], size_t len,
   c->len = len;
   c->refs = 1;
   c->state = LOADING;
-  c->hnext = s->buckets[bucket(digest)];
-  s->buckets[bucket(digest)] = c;
+  bfs_htab_insert(&s->chunks, &c->h, digest_hash(digest));
   pthread_mutex_unlock(&s->lock);
 
   r = load_chunk(s, digest, len, &data);
 
   pthread_mutex_lock(&s->lock);
   if (r < 0) {
-    hash_remove(s, c);
+    bfs_htab_remove(&s->chunks, &c->h);
     free(c);
     c = NULL;
   }

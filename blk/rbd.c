@@ -11,7 +11,10 @@
  * pieces are read in parallel (rbd_aio_read2, at most 8 in flight).  A
  * read must return exactly the bytes asked for: anything else is an error
  * naming image@snap and the reason.  librbd handles are thread-safe for
- * reads, so no lock is taken around them.
+ * reads, so no lock is taken around them.  Read-ahead (prefetch, on the
+ * mount's pool workers) reads the range once into librbd's object cacher
+ * (rbd_cache_policy writeback: the writearound default caches no reads)
+ * and drops the bytes; the stream's reads then find them cached.
  *
  * block_status comes from rbd_diff_iterate2 from the beginning of the
  * image (from-snapshot NULL, parent included, whole_object off): the
@@ -79,6 +82,12 @@ rbd_conn_open(const char *conf, const char *id, const char *pool,
   rados_conf_set(c->cluster, "client_mount_timeout", "30");
   rados_conf_set(c->cluster, "rados_osd_op_timeout", "120");
   rados_conf_set(c->cluster, "rados_mon_op_timeout", "60");
+  /* reads of a stream: librbd's object cacher reads ahead of them (the
+   * writearound default caches nothing; nothing is ever written here),
+   * and keeps doing so past the first 50 MiB of the image */
+  rados_conf_set(c->cluster, "rbd_cache_policy", "writeback");
+  rados_conf_set(c->cluster, "rbd_readahead_max_bytes", "8388608");
+  rados_conf_set(c->cluster, "rbd_readahead_disable_after_bytes", "0");
   rados_conf_set(c->cluster, "log_to_stderr", "false");
   rados_conf_set(c->cluster, "err_to_stderr", "false");
   if ((r = rados_connect(c->cluster)) < 0) {
@@ -392,9 +401,24 @@ rbd_close_blk(struct bfs_blk *b)
   free(p);
 }
 
+/* read-ahead: the range is read once, into librbd's object cacher (the
+ * bytes here are dropped), so the stream's own reads find it there */
+static void
+rbd_prefetch(struct bfs_blk *b, uint64_t off, uint64_t len)
+{
+  struct rbd_blk *p = (struct rbd_blk *)b;
+  if (len > 2 * RBD_PIECE)
+    len = 2 * RBD_PIECE;
+  void *buf = malloc(len);
+  if (buf && rbd_pread_raw(p, buf, len, off) < 0)
+    bfs_clear_error();
+  free(buf);
+}
+
 static const struct bfs_blk_ops rbd_ops = {
   .name = "rbd",
   .pread = rbd_pread,
+  .prefetch = rbd_prefetch,
   .block_status = rbd_block_status,
   .close = rbd_close_blk,
 };

@@ -2,7 +2,8 @@
  *
  * A thin adapter: the restic reader is already thread-safe, bounded and
  * exact (a range it cannot read correctly is -EIO naming pack and blob),
- * so each op maps onto one restic_file call.  The blob extent is given as
+ * so each op maps onto one restic_file call (prefetch: the blobs decode
+ * into the repository's LRU on the caller's thread, a read-ahead worker).  The blob extent is given as
  * the unit a cache above keeps whole (unit_off, unit_len).
  */
 #include "blk/restic-blk.h"
@@ -47,6 +48,12 @@ rblk_block_status(struct bfs_blk *b, uint64_t off, uint64_t max,
 }
 
 static void
+rblk_prefetch(struct bfs_blk *b, uint64_t off, uint64_t len)
+{
+  restic_file_prefetch(((struct restic_blk *)b)->f, off, len);
+}
+
+static void
 rblk_close(struct bfs_blk *b)
 {
   struct restic_blk *r = (struct restic_blk *)b;
@@ -59,6 +66,7 @@ static const struct bfs_blk_ops restic_blk_ops = {
   .name = "restic",
   .pread = rblk_pread,
   .block_status = rblk_block_status,
+  .prefetch = rblk_prefetch,
   .close = rblk_close,
 };
 

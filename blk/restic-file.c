@@ -5,7 +5,9 @@
  * against the node's size: a file whose blobs do not add up is -EIO, never
  * a short file).  A read binary-searches the first blob, then copies from
  * each blob it touches through the repository's LRU (restic-repo.c), so
- * only those blobs are read and decoded.
+ * only those blobs are read and decoded.  restic_file_prefetch decodes a
+ * range's blobs into that LRU ahead of a stream (the mount's read-ahead
+ * runs it on the disk pool's workers: blobs decode in parallel).
  *
  * Zero blobs: restic stores identical chunks once, so the zero chunks of
  * an image are one blob id repeated.  Ids that occur more than once in the
@@ -185,6 +187,24 @@ restic_file_pread(struct restic_file *f, void *buf, size_t len, uint64_t off)
     i++;
   }
   return 0;
+}
+
+void
+restic_file_prefetch(struct restic_file *f, uint64_t off, uint64_t len)
+{
+  if (off >= f->size || !len)
+    return;
+  uint64_t end = len < f->size - off ? off + len : f->size;
+  for (size_t i = blob_at(f, off); i < f->n && f->start[i] < end; i++) {
+    struct restic_cached *c;
+    if (f->zero[i] || f->start[i + 1] == f->start[i])
+      continue;
+    if (restic_blob_get(f->r, f->ids[i], RESTIC_BLOB_DATA, &c) < 0) {
+      bfs_clear_error();         /* the read that needs it will say */
+      return;
+    }
+    restic_blob_put(f->r, c);
+  }
 }
 
 int

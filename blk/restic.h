@@ -121,6 +121,11 @@ int restic_file_pread(struct restic_file *f, void *buf, size_t len,
  * zeros of its length: such blobs are never read). */
 int restic_file_extent(struct restic_file *f, uint64_t off, uint64_t *start,
                        uint64_t *len, bool *zero);
+/* Read-ahead: decode the blobs of [off, off + len) into the repository's
+ * cache, so a stream's next reads find them (run on several threads at
+ * once, several blobs decode in parallel).  Errors are left to the read
+ * that needs the bytes. */
+void restic_file_prefetch(struct restic_file *f, uint64_t off, uint64_t len);
 void restic_file_close(struct restic_file *f);
 
 #endif

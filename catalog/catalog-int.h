@@ -31,6 +31,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/layout.h"
+#include "common/htab.h"
 
 /* bump when recognisers change what they produce from the same files:
  * forces the stored model to be rebuilt on the next scan */
@@ -78,16 +79,16 @@ void *cat_xrealloc(void *p, size_t n, size_t sz);
 char *cat_xstrdup(const char *s);
 char *cat_xstrndup(const char *s, size_t n);
 char *cat_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* grow *p (element size sz) so that index n fits */
+/* grow *p (element size sz) so that index n fits (common/vec.h's growth) */
+void cat_grow_(void **p, size_t *cap, size_t elem, size_t n);
 #define CAT_GROW(p, cap, n) \
-  do { if ((n) >= (cap)) { (cap) = (cap) ? (cap) * 2 : 16; \
-       (p) = cat_xrealloc((p), (cap), sizeof *(p)); } } while (0)
+  do { void *cat_grow_p_ = (p); size_t cat_grow_c_ = (cap); \
+       cat_grow_(&cat_grow_p_, &cat_grow_c_, sizeof *(p), (n)); \
+       (p) = cat_grow_p_; (cap) = cat_grow_c_; } while (0)
 
-/* string-keyed hash map (open addressing, keys owned by the caller) */
+/* string-keyed hash map (common/htab.h; keys owned by the caller) */
 struct cat_map {
-  const char **keys;
-  void **vals;
-  size_t cap, n;
+  struct bfs_strmap m;
 };
 void cat_map_init(struct cat_map *m);
 void cat_map_free(struct cat_map *m);
@@ -165,8 +166,10 @@ int vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
 int pbs_parse_snapshot(const char *s, size_t len, size_t *idlen, int64_t *t);
 size_t pbs_drive_name(const char *s, size_t len);
 
-/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk */
-struct domain_disk { char *target, *source; };
+/* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk;
+ * protocol: a network disk's <source protocol> ("rbd"), else NULL (not
+ * kept in the cache form) */
+struct domain_disk { char *target, *source, *protocol; };
 struct domain_info {
   char *name, *uuid;
   struct domain_disk *disks;
@@ -204,14 +207,19 @@ void kboss_listbackups_free(struct lb_backup *b, size_t n);
 enum file_kind { FILE_IMAGE = 0, FILE_META = 1 };
 
 struct scan_file {              /* one probed file (cached in the files table) */
+  struct bfs_hlink h;           /* in scan.files, by path */
   char *path;                   /* repo-relative */
   int kind;
   uint64_t size, alloc, ino;
   int64_t mtime_ns;
   uint64_t dev;                 /* 0 in rows from before schema v3 */
   /* header (FILE_IMAGE) */
-  char *format, *compression, *backing, *backing_format, *error;
-  char *decided;                /* the format the file was opened as by
+  /* format, compression, backing_format and decided: scan_intern()'s */
+  const char *format, *compression;
+  char *backing;
+  const char *backing_format;
+  char *error;
+  const char *decided;          /* the format the file was opened as by
                                    decision ("qcow2", "raw"), or "probe";
                                    format is what it turned out to be (NULL:
                                    could not be opened, e.g. no qcow2 magic) */
@@ -224,14 +232,32 @@ struct scan_file {              /* one probed file (cached in the files table) *
   char *resolve_error;          /* why the backing was not found */
 };
 
+/* One directory's listing as the walk last read it (the dirs table, v6):
+ * an unchanged directory (dev, ino, mtime, ctime) is not read again.
+ * files and dirs are the sorted names, each followed by '/' (a name never
+ * holds one). */
+struct scan_listing {
+  struct bfs_hlink h;           /* in scan.dirs, by path */
+  uint64_t dev, ino;
+  int64_t mtime_ns, ctime_ns;
+  int64_t listed_ns;            /* wall clock when it was read */
+  uint32_t path_len, files_len, dirs_len;
+  bool seen, dirty, in_db;
+  char path[];                  /* repo-relative ("." for the repository),
+                                   '\0', then files, then dirs: one block */
+};
+#define SCAN_LISTING_FILES(l) ((l)->path + (l)->path_len + 1)
+#define SCAN_LISTING_DIRS(l) (SCAN_LISTING_FILES(l) + (l)->files_len)
+
 struct model_disk {
   char *name;                   /* before de-duplication */
   char *top;                    /* repo-relative */
   char *volume;                 /* volume id when known */
   int order;                    /* sort key inside the backup */
-  /* computed by resolve_disk: the recipe, top first */
-  char **chain;                 /* repo-relative locators */
-  char **drivers;               /* each layer's driver ("qcow2", "raw"; NULL
+  /* computed by resolve_disk: the recipe, top first; chain and drivers
+   * strings belong to the scan (scan_intern, a scan_file's path) */
+  const char **chain;           /* repo-relative locators */
+  const char **drivers;         /* each layer's driver ("qcow2", "raw"; NULL
                                    where the file could not be opened) */
   char **options;               /* each layer's driver options, or NULL */
   size_t chain_len;
@@ -239,11 +265,11 @@ struct model_disk {
   /* scan_add_disk_recipe(): the layout gave the recipe and these */
   bool preset;
   uint64_t vsize, alloc;
-  char *format, *compression;
+  const char *format, *compression;       /* scan_intern()'s */
 };
 
 struct model_backup {
-  char *vm;
+  const char *vm;               /* scan_intern()'s */
   int64_t time;
   const char *source;           /* static string */
   char *key;                    /* stable tie-break (top image path) */
@@ -251,12 +277,12 @@ struct model_backup {
   char *extra;                  /* JSON object text or NULL */
   struct model_disk *disks;
   size_t ndisks, cap;
-  char *name;                   /* computed */
+  const char *name;             /* computed, scan_intern()'s */
   char *status;                 /* computed */
 };
 
 struct model_vm {
-  const char *name;             /* owned by its first backup */
+  const char *name;             /* scan_intern()'s */
   size_t first, n;              /* its backups in scan.backups */
   uint64_t hash;                /* of everything stored for it */
 };
@@ -267,7 +293,11 @@ struct scan {
   catalog_t *cat;
   const char *only_vm;          /* partial scan of one directory-based VM */
   int repo_fd;
-  struct cat_map files;         /* path -> struct scan_file* */
+  struct bfs_htab files;        /* struct scan_file by path */
+  struct bfs_htab dirs;         /* struct scan_listing by path */
+  struct cat_map strings;       /* scan_intern(): each string once */
+  char **stringv;               /* their storage */
+  size_t nstrings, strings_cap;
   struct scan_file **filev;
   size_t nfiles, files_cap;
   struct model_backup *backups;
@@ -284,6 +314,19 @@ struct scan {
 };
 
 /* scan.c services for layouts */
+/* str (NULL: NULL) as one copy shared by the whole scan, freed with it */
+const char *scan_intern(struct scan *s, const char *str);
+/* the file at rel known to this scan (from the cache or probed), or NULL */
+struct scan_file *scan_file_find(const struct scan *s, const char *rel);
+/* add f (path set) to the scan's files */
+void scan_file_add(struct scan *s, struct scan_file *f);
+/* a listing of path (identity zero, not in the scan yet): NULL when a
+ * part is longer than the table holds (4 GiB) */
+struct scan_listing *scan_listing_new(const char *path, size_t path_len,
+                                      const char *files, size_t files_len,
+                                      const char *dirs, size_t dirs_len);
+/* add l to the scan's directory listings */
+void scan_listing_add(struct scan *s, struct scan_listing *l);
 /* stat + probe (or reuse) a file: NULL if it is not a regular file.  fmt:
  * the format the layout gives an image ("qcow2", "raw"), or NULL to probe
  * (only where nothing names the format).  Within one scan the first
@@ -310,7 +353,8 @@ void scan_add_disk(struct model_backup *b, const char *name, const char *top,
  * locator is a repository file the layout stat'ed with scan_file_get()
  * gets its identity checked on open, like any image. */
 struct scan_layer { const char *locator, *driver, *options; };
-void scan_add_disk_recipe(struct model_backup *b, const char *name,
+void scan_add_disk_recipe(struct scan *s, struct model_backup *b,
+                          const char *name,
                           const char *volume, int order,
                           const struct scan_layer *layers, size_t n,
                           uint64_t vsize, uint64_t alloc, const char *format,
@@ -347,6 +391,8 @@ int resolve_root_of(size_t nroots, const char *loc, const char **rel);
 int db_open(const char *path, sqlite3 **out);
 /* the file cache: all of it, or the paths under prefix/ */
 int db_load_files(sqlite3 *db, struct scan *s, const char *prefix);
+/* the directory listings: all of them, or those under prefix/ */
+int db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix);
 /* store the file cache and every VM whose hash changed; VMs that vanished
  * are removed (only s->only_vm in a partial scan) */
 int db_store(sqlite3 *db, struct scan *s);

@@ -25,7 +25,7 @@
 #include "blk/luks.h"
 
 enum { OPT_CSB = 256, OPT_NO_SCAN, OPT_RESTIC_PW, OPT_SHOW_REMOVED, OPT_NAS_TZ,
-       OPT_KEY_FILE };
+       OPT_KEY_FILE, OPT_CEPH_CONF, OPT_CEPH_ID };
 
 static const struct bfs_opt scan_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE",
@@ -38,6 +38,11 @@ static const struct bfs_opt scan_opts[] = {
   { "restic-password-file", OPT_RESTIC_PW, "FILE",
     "password of restic repositories (remembered:\n"
     "its name, never the password)" },
+  { "ceph-conf", OPT_CEPH_CONF, "FILE",
+    "ceph.conf of rbd:POOL repositories, naming the\n"
+    "keyring (-o ceph_conf=; remembered)" },
+  { "ceph-id", OPT_CEPH_ID, "NAME",
+    "Ceph client name, default admin (-o ceph_id=)" },
   { "option", 'o', "NAME=VALUE", "a source option, as mount's -o NAME=VALUE\n"
     "(restic_password_file=, ...; remembered)" },
   { "nas-timezone", OPT_NAS_TZ, "ZONE",
@@ -55,6 +60,7 @@ static const struct bfs_cmd scan_cmd = {
   .name = "scan",
   .usage = "scan [--catalog FILE] [--cloudstack-backups FILE]\n"
            "                     [--show-removed] [--restic-password-file FILE]\n"
+           "                     [--ceph-conf FILE] [--ceph-id NAME]\n"
            "                     [-o NAME=VALUE] [--nas-timezone ZONE]\n"
            "                     [--key-file FILE] [--json] [--quiet]\n"
            "                     REPO [REPO...]",
@@ -76,6 +82,8 @@ static const struct bfs_opt list_opts[] = {
   { "cloudstack-backups", OPT_CSB, "FILE", "as for scan" },
   { "show-removed", OPT_SHOW_REMOVED, NULL, "as for scan" },
   { "restic-password-file", OPT_RESTIC_PW, "FILE", "as for scan" },
+  { "ceph-conf", OPT_CEPH_CONF, "FILE", "as for scan" },
+  { "ceph-id", OPT_CEPH_ID, "NAME", "as for scan" },
   { "option", 'o', "NAME=VALUE", "as for scan" },
   { "nas-timezone", OPT_NAS_TZ, "ZONE", "as for scan" },
   { "key-file", OPT_KEY_FILE, "FILE", "as for scan" },
@@ -88,6 +96,7 @@ static const struct bfs_cmd list_cmd = {
   .usage = "list [--json] [--no-scan] [--catalog FILE]\n"
            "                     [--cloudstack-backups FILE] [--show-removed]\n"
            "                     [--restic-password-file FILE] [-o NAME=VALUE]\n"
+           "                     [--ceph-conf FILE] [--ceph-id NAME]\n"
            "                     [--nas-timezone ZONE] [--key-file FILE]\n"
            "                     REPO [REPO...] [VM]",
   .about = "List the VMs of REPO and their backups (points in time): disks, virtual\n"
@@ -168,10 +177,13 @@ parse(int argc, char **argv, struct args *a, const struct bfs_cmd *cmd,
       if (key_file(a, g.optarg) < 0) { *status = 2; return -1; }
       break;
     case OPT_RESTIC_PW:
+    case OPT_CEPH_CONF:
+    case OPT_CEPH_ID:
     case 'o': {
       CLEANUP_FREE char *name = c == 'o'
         ? strndup(g.optarg, strcspn(g.optarg, "="))
-        : strdup("restic_password_file");
+        : strdup(c == OPT_CEPH_CONF ? "ceph_conf"
+                 : c == OPT_CEPH_ID ? "ceph_id" : "restic_password_file");
       const char *value = c == 'o' ? g.optarg + strlen(name) : g.optarg;
       if (c == 'o' && !catalog_is_source_option(g.optarg)) {
         CLEANUP_FREE char *known = catalog_source_option_list();

@@ -18,6 +18,9 @@
  *                          chains rows are the disks' recipes (v4: path,
  *                          driver, options per layer, top first)
  *   verified(vm, backup, ok, result, at)   the last verify's verdict (v5)
+ *   dirs(path, ...)        each directory's listing and stat identity (v6),
+ *                          so a rescan reads only the directories that
+ *                          changed (files are still stat'ed, every one)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,6 +80,12 @@ static const char *const migrations[] = {
   "CREATE TABLE verified (vm TEXT NOT NULL, backup TEXT NOT NULL,"
   "  ok INTEGER NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL,"
   "  PRIMARY KEY (vm, backup)) WITHOUT ROWID;",
+  /* 5 -> 6: the walk's directory listings (names '/'-terminated, sorted)
+   * with the directory's identity; an empty table only costs one full
+   * read of the tree */
+  "CREATE TABLE dirs (path BLOB PRIMARY KEY, dev INTEGER, ino INTEGER,"
+  "  mtime_ns INTEGER, ctime_ns INTEGER, listed_ns INTEGER, files BLOB,"
+  "  subdirs BLOB) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -282,26 +291,62 @@ db_load_files(sqlite3 *db, struct scan *s, const char *prefix)
     f->alloc = sqlite3_column_int64(st, 3);
     f->ino = sqlite3_column_int64(st, 4);
     f->mtime_ns = sqlite3_column_int64(st, 5);
-    f->format = col_str(st, 6);
-    f->compression = col_str(st, 7);
+    f->format = scan_intern(s, (const char *)sqlite3_column_text(st, 6));
+    f->compression = scan_intern(s, (const char *)sqlite3_column_text(st, 7));
     f->vsize = sqlite3_column_int64(st, 8);
     f->encrypted = sqlite3_column_int(st, 9);
     f->external = sqlite3_column_int(st, 10);
     f->backing = col_str(st, 11);
-    f->backing_format = col_str(st, 12);
+    f->backing_format = scan_intern(s,
+                                    (const char *)sqlite3_column_text(st, 12));
     f->backing_path = col_str(st, 13);
     f->error = col_str(st, 14);
     f->info = col_str(st, 15);
     f->dev = sqlite3_column_int64(st, 16);
-    f->decided = col_str(st, 17);
+    f->decided = scan_intern(s, (const char *)sqlite3_column_text(st, 17));
     f->in_db = true;
     if (!f->path) { free(f); continue; }
-    CAT_GROW(s->filev, s->files_cap, s->nfiles);
-    s->filev[s->nfiles++] = f;
-    cat_map_put(&s->files, f->path, f);
+    scan_file_add(s, f);
   }
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load files");
+}
+
+
+int
+db_load_dirs(sqlite3 *db, struct scan *s, const char *prefix)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, prefix ?
+        "SELECT path, dev, ino, mtime_ns, ctime_ns, listed_ns, files, subdirs"
+        " FROM dirs WHERE path >= CAST(?1 || '/' AS BLOB)"
+        " AND path < CAST(?1 || '0' AS BLOB)" :
+        "SELECT path, dev, ino, mtime_ns, ctime_ns, listed_ns, files, subdirs"
+        " FROM dirs", -1, &st, NULL) != SQLITE_OK)
+    return db_sqlerr(db, "load directories");
+  if (prefix)
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *path = sqlite3_column_blob(st, 0);
+    size_t plen = (size_t)sqlite3_column_bytes(st, 0);
+    const char *files = sqlite3_column_blob(st, 6);
+    size_t flen = (size_t)sqlite3_column_bytes(st, 6);
+    const char *dirs = sqlite3_column_blob(st, 7);
+    size_t dlen = (size_t)sqlite3_column_bytes(st, 7);
+    struct scan_listing *l = path && !memchr(path, '\0', plen)
+      ? scan_listing_new(path, plen, files, flen, dirs, dlen) : NULL;
+    if (!l) continue;                 /* not ours: read the directory */
+    l->dev = sqlite3_column_int64(st, 1);
+    l->ino = sqlite3_column_int64(st, 2);
+    l->mtime_ns = sqlite3_column_int64(st, 3);
+    l->ctime_ns = sqlite3_column_int64(st, 4);
+    l->listed_ns = sqlite3_column_int64(st, 5);
+    l->in_db = true;
+    scan_listing_add(s, l);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : db_sqlerr(db, "load directories");
 }
 
 static void
@@ -370,6 +415,50 @@ out:
   return r;
 }
 
+/* the listings read this scan; those of directories gone (or no longer
+ * reached) are dropped */
+static int
+store_dirs(sqlite3 *db, struct scan *s)
+{
+  sqlite3_stmt *ins = NULL, *del = NULL;
+  struct bfs_htab_iter it;
+  int r = 0;
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO dirs VALUES (?1, ?2, ?3,"
+                         " ?4, ?5, ?6, ?7, ?8)", -1, &ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "DELETE FROM dirs WHERE path = ?", -1, &del,
+                         NULL) != SQLITE_OK) {
+    r = db_sqlerr(db, "store directories");
+    goto out;
+  }
+  bfs_htab_iter_init(&it, &s->dirs);
+  for (struct bfs_hlink *h; r == 0 && (h = bfs_htab_iter_next(&it)); ) {
+    struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
+    if (!l->seen) {
+      if (l->in_db) {
+        sqlite3_bind_blob(del, 1, l->path, (int)l->path_len, SQLITE_STATIC);
+        r = step(db, del, "delete directory");
+      }
+      continue;
+    }
+    if (!l->dirty) continue;
+    sqlite3_bind_blob(ins, 1, l->path, (int)l->path_len, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, (int64_t)l->dev);
+    sqlite3_bind_int64(ins, 3, (int64_t)l->ino);
+    sqlite3_bind_int64(ins, 4, l->mtime_ns);
+    sqlite3_bind_int64(ins, 5, l->ctime_ns);
+    sqlite3_bind_int64(ins, 6, l->listed_ns);
+    sqlite3_bind_blob(ins, 7, SCAN_LISTING_FILES(l), (int)l->files_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 8, SCAN_LISTING_DIRS(l), (int)l->dirs_len,
+                      SQLITE_STATIC);
+    r = step(db, ins, "store directory");
+  }
+out:
+  sqlite3_finalize(ins);
+  sqlite3_finalize(del);
+  return r;
+}
+
 static int
 delete_vm(sqlite3 *db, sqlite3_stmt **del, int64_t id)
 {
@@ -406,7 +495,7 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st)
     int64_t bid = sqlite3_last_insert_rowid(db);
     for (size_t j = 0; j < b->ndisks && r == 0; j++) {
       struct model_disk *d = &b->disks[j];
-      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : scan_file_find(s, d->top);
       bool ok = f && f->format;
       sqlite3_bind_int64(st[2], 1, bid);
       sqlite3_bind_int64(st[2], 2, (int64_t)j);
@@ -524,7 +613,7 @@ db_store(sqlite3 *db, struct scan *s)
   CLEANUP_FREE char *scanned = NULL;
 
   if ((r = exec(db, "BEGIN IMMEDIATE")) < 0) return r;
-  if ((r = store_files(db, s)) < 0 ||
+  if ((r = store_files(db, s)) < 0 || (r = store_dirs(db, s)) < 0 ||
       (r = store_model(db, s, &changed)) < 0 ||
       (r = db_get_meta(db, "scanned_at", &scanned)) < 0)
     goto fail;

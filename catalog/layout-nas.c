@@ -83,17 +83,20 @@ domain_info_free(struct domain_info *d)
   for (size_t i = 0; i < d->ndisks; i++) {
     free(d->disks[i].target);
     free(d->disks[i].source);
+    free(d->disks[i].protocol);
   }
   free(d->disks);
   memset(d, 0, sizeof *d);
 }
 
 static void
-add_disk(struct domain_info *d, const char *target, const char *source)
+add_disk(struct domain_info *d, const char *target, const char *source,
+         const char *protocol)
 {
   d->disks = cat_xrealloc(d->disks, d->ndisks + 1, sizeof *d->disks);
   d->disks[d->ndisks].target = cat_xstrdup(target);
   d->disks[d->ndisks].source = source ? cat_xstrdup(source) : NULL;
+  d->disks[d->ndisks].protocol = protocol ? cat_xstrdup(protocol) : NULL;
   d->ndisks++;
 }
 
@@ -131,7 +134,7 @@ parse_disk(struct domain_info *d, xmlNode *disk)
   free(dev);
   if (!is_disk) return;                      /* cdrom, floppy */
 
-  char *target = NULL, *source = NULL;
+  char *target = NULL, *source = NULL, *protocol = NULL;
   for (xmlNode *c = disk->children; c; c = c->next) {
     if (is_elem(c, "target") && !target)
       target = xml_prop(c, "dev");
@@ -139,12 +142,14 @@ parse_disk(struct domain_info *d, xmlNode *disk)
       static const char *const attrs[] = { "file", "dev", "name", "volume" };
       for (size_t i = 0; i < 4 && !source; i++)
         source = xml_prop(c, attrs[i]);
+      protocol = xml_prop(c, "protocol");
     }
   }
   if (target && target[0])
-    add_disk(d, target, source);
+    add_disk(d, target, source, protocol);
   free(target);
   free(source);
+  free(protocol);
 }
 
 int
@@ -158,6 +163,11 @@ nas_parse_domain_xml(const char *buf, size_t len, struct domain_info *d)
                               XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
   if (!doc)
     return bfs_error(-EINVAL, "not well-formed XML");
+  /* virsh dumpxml writes no DTD: one only serves entity tricks */
+  if (doc->intSubset || doc->extSubset) {
+    xmlFreeDoc(doc);
+    return bfs_error(-EINVAL, "a DTD (<!DOCTYPE>) is refused");
+  }
   xmlNode *root = xmlDocGetRootElement(doc);
   if (!root || !is_elem(root, "domain")) {
     xmlFreeDoc(doc);
@@ -198,7 +208,8 @@ nas_parse_domblklist(const char *buf, size_t len, struct domain_info *d)
     char *source = cat_xstrndup(buf + s, b - s);
     if (strcmp(target, "Target") && strlen(target) == t - a &&
         strlen(source) == b - s)
-      add_disk(d, target, source[0] && strcmp(source, "-") ? source : NULL);
+      add_disk(d, target, source[0] && strcmp(source, "-") ? source : NULL,
+               NULL);
     free(target);
     free(source);
   }

@@ -176,7 +176,7 @@ snapshot(struct scan *s, const char *store, const char *vm, const char *id,
     if (!f || fidx_facts(s, f, &size, &n, &err) < 0)
       continue;
     struct scan_layer l = { rel, "pbs", opt };
-    scan_add_disk_recipe(b, dev, NULL, 0, &l, 1, size, size, "pbs", "zstd",
+    scan_add_disk_recipe(s, b, dev, NULL, 0, &l, 1, size, size, "pbs", "zstd",
                          !finished ? unfinished : err);
   }
   if (!b->ndisks && !finished)

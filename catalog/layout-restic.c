@@ -214,7 +214,7 @@ add_snapshot(struct repo_scan *rs, const char *id, const char *snaprel,
                       "restic is not read yet (only raw .img/.raw files)",
                       path, id)
       : NULL;
-    scan_add_disk_recipe(b, stem, NULL, 0, &l, 1, size, size,
+    scan_add_disk_recipe(rs->s, b, stem, NULL, 0, &l, 1, size, size,
                          qcow2 ? "qcow2" : "raw", "none", why);
   }
   json_object_put(o);

@@ -173,7 +173,7 @@ add_archive(struct scan *s, const struct scan_dir *sd, const char *file,
       uint64_t size = (uint64_t)json_object_get_int64(z);
       uint64_t alloc = json_object_object_get_ex(e, "alloc", &al)
                      ? (uint64_t)json_object_get_int64(al) : size;
-      scan_add_disk_recipe(b, dname, NULL, (int)i, &l, 1, size,
+      scan_add_disk_recipe(s, b, dname, NULL, (int)i, &l, 1, size,
                            alloc < size ? alloc : size, "vma", comp,
                            json_object_object_get_ex(e, "error", &v)
                            ? json_object_get_string(v) : NULL);

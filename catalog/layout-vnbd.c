@@ -336,7 +336,7 @@ add_point(struct scan *s, const struct scan_dir *d, const char *vm,
     uint64_t alloc = 0;
     for (size_t j = 0; j < k; j++)
       alloc += layers[j]->alloc;
-    scan_add_disk_recipe(b, t->target, NULL, 0, sl, k, k ? layers[k - 1]->vsize : 0,
+    scan_add_disk_recipe(s, b, t->target, NULL, 0, sl, k, k ? layers[k - 1]->vsize : 0,
                          k && alloc > layers[k - 1]->vsize ? layers[k - 1]->vsize
                                                            : alloc,
                          "vnbd", k && layers[0]->compressed ? "lz4" : NULL,

@@ -7,7 +7,11 @@
  *      its backups and the walk does not descend below it.  Only
  *      lstat-level information is used; symlinks are never followed and
  *      hidden entries (".name") are skipped.  A file whose size, mtime and
- *      inode match the cache is not reopened.  Then each layout's finish
+ *      inode match the cache is not reopened; a directory whose dev, inode,
+ *      mtime and ctime match its cached listing is not read again (only
+ *      listings older than their directory's last change by more than
+ *      LISTING_SETTLE_NS are trusted: a change within the same timestamp
+ *      tick would leave the mtime as it was).  Then each layout's finish
  *      step (KBOSS groups its images across directories);
  *   3. resolve every disk's chain (resolve.c) and its status, name the
  *      points in time (YYYY-MM-DDTHHMMSSZ, -1, -2 within one second);
@@ -40,6 +44,10 @@
  * the clusters present): cached headers of older probes are read again */
 #define SCAN_PROBE_VERSION "2"
 
+/* a directory changed less than this before its listing was read may
+ * have changed again within the same timestamp tick: read it again */
+#define LISTING_SETTLE_NS 2000000000ll
+
 static double
 now(void)
 {
@@ -67,11 +75,10 @@ progress(struct scan *s, bool final)
 static void
 clear_header(struct scan_file *f)
 {
-  free(f->format); free(f->compression); free(f->backing);
-  free(f->backing_format); free(f->error); free(f->backing_path);
-  free(f->info); free(f->resolve_error); free(f->decided);
-  f->resolve_error = f->decided = NULL;
-  f->format = f->compression = f->backing = f->backing_format = NULL;
+  free(f->backing); free(f->error); free(f->backing_path);
+  free(f->info); free(f->resolve_error);
+  f->resolve_error = f->backing = NULL;
+  f->decided = f->format = f->compression = f->backing_format = NULL;
   f->error = f->backing_path = f->info = NULL;
   f->vsize = 0;
   f->encrypted = f->external = false;
@@ -108,15 +115,14 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   int fd, r;
 
   s->reopened++;
-  f->decided = cat_xstrdup(fmt ? fmt : "probe");
+  f->decided = scan_intern(s, fmt ? fmt : "probe");
   bfs_clear_error();
   const char *root, *rel;
   int dfd = cat_root_at(s->cat, s->repo_fd, f->path, &rel, &root);
   if ((fd = bfs_open_beneath(dfd, root, rel)) < 0 ||
       blk_io_fd(fd, f->path, &io) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
-    if (fmt)
-      f->format = cat_xstrdup(fmt);
+    f->format = scan_intern(s, fmt);
     return;
   }
   const char *drv = fmt ? fmt : sniff(io);
@@ -128,19 +134,19 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
   }
   if ((r = blk_driver(drv)(io, NULL, NULL, &b)) < 0) {
     f->error = cat_xstrdup(bfs_last_error());
-    f->format = cat_xstrdup(drv);
+    f->format = scan_intern(s, drv);
     return;
   }
   const struct bfs_blk_info *in = bfs_blk_info(b);
   bool q = !strcmp(drv, "qcow2");
-  f->format = cat_xstrdup(blk_driver_name(drv));
+  f->format = scan_intern(s, blk_driver_name(drv));
   /* the clusters present, not the header's type (qcow2-stat.h) */
   const char *comp = "none";
   if (q && blk_qcow2_compression(b, &comp) < 0) {
     bfs_log(BFS_LOG_WARN, "%s", bfs_last_error());
     comp = "unknown";
   }
-  f->compression = cat_xstrdup(comp);
+  f->compression = scan_intern(s, comp);
   f->vsize = in->virtual_size;
   f->encrypted = in->encrypted;
   /* LUKS reads with a key (catalog_opts.luks_key says whether there is
@@ -150,15 +156,84 @@ probe(struct scan *s, struct scan_file *f, const char *fmt)
                              "supported", f->path);
   f->external = in->external_data;
   f->backing = in->backing_file ? cat_xstrdup(in->backing_file) : NULL;
-  f->backing_format = in->backing_format ? cat_xstrdup(in->backing_format)
-                                         : NULL;
+  f->backing_format = scan_intern(s, in->backing_format);
   bfs_blk_close(b);
+}
+
+const char *
+scan_intern(struct scan *s, const char *str)
+{
+  if (!str)
+    return NULL;
+  char *have = cat_map_get(&s->strings, str);
+  if (!have) {
+    have = cat_xstrdup(str);
+    CAT_GROW(s->stringv, s->strings_cap, s->nstrings);
+    s->stringv[s->nstrings++] = have;
+    cat_map_put(&s->strings, have, have);
+  }
+  return have;
+}
+
+struct scan_file *
+scan_file_find(const struct scan *s, const char *rel)
+{
+  BFS_HTAB_FOR_HASH(&s->files, l, bfs_hash_str(rel)) {
+    struct scan_file *f = bfs_container_of(l, struct scan_file, h);
+    if (!strcmp(f->path, rel))
+      return f;
+  }
+  return NULL;
+}
+
+struct scan_listing *
+scan_listing_new(const char *path, size_t path_len, const char *files,
+                 size_t files_len, const char *dirs, size_t dirs_len)
+{
+  if (path_len > UINT32_MAX / 4 || files_len > UINT32_MAX / 4 ||
+      dirs_len > UINT32_MAX / 4)
+    return NULL;
+  struct scan_listing *l = cat_xcalloc(1, sizeof *l + path_len + 1 +
+                                       files_len + dirs_len + 1);
+  l->path_len = (uint32_t)path_len;
+  l->files_len = (uint32_t)files_len;
+  l->dirs_len = (uint32_t)dirs_len;
+  memcpy(l->path, path, path_len);
+  if (files_len) memcpy(SCAN_LISTING_FILES(l), files, files_len);
+  if (dirs_len) memcpy(SCAN_LISTING_DIRS(l), dirs, dirs_len);
+  return l;
+}
+
+void
+scan_listing_add(struct scan *s, struct scan_listing *l)
+{
+  bfs_htab_insert(&s->dirs, &l->h, bfs_hash_str(l->path));
+}
+
+static struct scan_listing *
+listing_find(const struct scan *s, const char *rel)
+{
+  BFS_HTAB_FOR_HASH(&s->dirs, h, bfs_hash_str(rel)) {
+    struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
+    if (!strcmp(l->path, rel))
+      return l;
+  }
+  return NULL;
+}
+
+
+void
+scan_file_add(struct scan *s, struct scan_file *f)
+{
+  CAT_GROW(s->filev, s->files_cap, s->nfiles);
+  s->filev[s->nfiles++] = f;
+  bfs_htab_insert(&s->files, &f->h, bfs_hash_str(f->path));
 }
 
 struct scan_file *
 scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
 {
-  struct scan_file *f = cat_map_get(&s->files, rel);
+  struct scan_file *f = scan_file_find(s, rel);
   struct stat st;
 
   if (f && f->seen)
@@ -187,9 +262,7 @@ scan_file_get(struct scan *s, const char *rel, int kind, const char *fmt)
   if (!f) {
     f = cat_xcalloc(1, sizeof *f);
     f->path = cat_xstrdup(rel);
-    CAT_GROW(s->filev, s->files_cap, s->nfiles);
-    s->filev[s->nfiles++] = f;
-    cat_map_put(&s->files, f->path, f);
+    scan_file_add(s, f);
   }
   clear_header(f);
   f->kind = kind;
@@ -221,7 +294,7 @@ scan_add_backup(struct scan *s, const char *vm, int64_t time,
   CAT_GROW(s->backups, s->backups_cap, s->nbackups);
   struct model_backup *b = &s->backups[s->nbackups++];
   memset(b, 0, sizeof *b);
-  b->vm = cat_xstrdup(vm);
+  b->vm = scan_intern(s, vm);
   b->time = time;
   b->source = source;
   b->key = cat_xstrdup(key);
@@ -242,7 +315,7 @@ scan_add_disk(struct model_backup *b, const char *name, const char *top,
 }
 
 void
-scan_add_disk_recipe(struct model_backup *b, const char *name,
+scan_add_disk_recipe(struct scan *s, struct model_backup *b, const char *name,
                      const char *volume, int order,
                      const struct scan_layer *layers, size_t n,
                      uint64_t vsize, uint64_t alloc, const char *format,
@@ -255,16 +328,16 @@ scan_add_disk_recipe(struct model_backup *b, const char *name,
   d->drivers = cat_xcalloc(n ? n : 1, sizeof *d->drivers);
   d->options = cat_xcalloc(n ? n : 1, sizeof *d->options);
   for (size_t i = 0; i < n; i++) {
-    d->chain[i] = cat_xstrdup(layers[i].locator);
-    d->drivers[i] = layers[i].driver ? cat_xstrdup(layers[i].driver) : NULL;
+    d->chain[i] = scan_intern(s, layers[i].locator);
+    d->drivers[i] = scan_intern(s, layers[i].driver);
     d->options[i] = layers[i].options && layers[i].options[0]
                   ? cat_xstrdup(layers[i].options) : NULL;
   }
   d->chain_len = n;
   d->vsize = vsize;
   d->alloc = alloc;
-  d->format = format ? cat_xstrdup(format) : NULL;
-  d->compression = compression ? cat_xstrdup(compression) : NULL;
+  d->format = scan_intern(s, format);
+  d->compression = scan_intern(s, compression);
   d->status = cat_xstrdup(status ? status
                           : n ? "ok" : "no layers: nothing to read");
 }
@@ -275,19 +348,15 @@ free_backup(struct model_backup *b)
   for (size_t j = 0; j < b->ndisks; j++) {
     struct model_disk *d = &b->disks[j];
     free(d->name); free(d->top); free(d->volume); free(d->status);
-    for (size_t k = 0; k < d->chain_len; k++) {
-      free(d->chain[k]);
-      free(d->drivers[k]);
-      if (d->options) free(d->options[k]);
-    }
+    for (size_t k = 0; d->options && k < d->chain_len; k++)
+      free(d->options[k]);
     free(d->chain);
     free(d->drivers);
     free(d->options);
-    free(d->format);
-    free(d->compression);
+
   }
-  free(b->disks); free(b->vm); free(b->key); free(b->domain_xml);
-  free(b->extra); free(b->name); free(b->status);
+  free(b->disks); free(b->key); free(b->domain_xml);
+  free(b->extra); free(b->status);
 }
 
 void
@@ -311,7 +380,16 @@ free_model(struct scan *s)
     free(s->filev[i]);
   }
   free(s->filev);
-  cat_map_free(&s->files);
+  bfs_htab_free(&s->files);
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &s->dirs);
+  for (struct bfs_hlink *h; (h = bfs_htab_iter_next(&it)); )
+    free(bfs_container_of(h, struct scan_listing, h));
+  bfs_htab_free(&s->dirs);
+  for (size_t i = 0; i < s->nstrings; i++)
+    free(s->stringv[i]);
+  free(s->stringv);
+  cat_map_free(&s->strings);
 }
 
 /* ---- the walk ---- */
@@ -345,8 +423,100 @@ in_fuse_mount(const struct scan *s, const char *rel)
   return false;
 }
 
+static int64_t
+ts_ns(struct timespec t)
+{
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t
+wall_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts_ns(ts);
+}
+
+/* names "a/b/" of a listing into v */
+static void
+names_unpack(struct names *v, const char *p, size_t len)
+{
+  for (const char *end = p + len, *slash; p < end; p = slash + 1) {
+    if (!(slash = memchr(p, '/', (size_t)(end - p))))
+      break;
+    CAT_GROW(v->v, v->cap, v->n);
+    v->v[v->n++] = cat_xstrndup(p, (size_t)(slash - p));
+  }
+}
+
+static char *
+names_pack(const struct names *v, size_t *len)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < v->n; i++)
+    n += strlen(v->v[i]) + 1;
+  char *r = cat_xmalloc(n + 1), *p = r;
+  for (size_t i = 0; i < v->n; i++) {
+    size_t l = strlen(v->v[i]);
+    memcpy(p, v->v[i], l);
+    p[l] = '/';
+    p += l + 1;
+  }
+  *p = '\0';
+  *len = n;
+  return r;
+}
+
+/* the cached listing of rel when its directory (st) has not changed */
+static bool
+listing_reuse(struct scan *s, const char *rel, const struct stat *st,
+              struct names *files, struct names *dirs)
+{
+  struct scan_listing *l = listing_find(s, rel);
+  if (!l || l->dev != (uint64_t)st->st_dev || l->ino != (uint64_t)st->st_ino ||
+      l->mtime_ns != ts_ns(st->st_mtim) || l->ctime_ns != ts_ns(st->st_ctim) ||
+      l->mtime_ns > l->listed_ns - LISTING_SETTLE_NS ||
+      l->ctime_ns > l->listed_ns - LISTING_SETTLE_NS)
+    return false;
+  l->seen = true;
+  if (files) names_unpack(files, SCAN_LISTING_FILES(l), l->files_len);
+  if (dirs) names_unpack(dirs, SCAN_LISTING_DIRS(l), l->dirs_len);
+  return true;
+}
+
+/* remember what list_dir read (both lists complete) */
+static void
+listing_keep(struct scan *s, const char *rel, const struct stat *st,
+             int64_t listed, const struct names *files,
+             const struct names *dirs)
+{
+  struct scan_listing *old = listing_find(s, rel);
+  size_t flen, dlen;
+  CLEANUP_FREE char *f = names_pack(files, &flen);
+  CLEANUP_FREE char *d = names_pack(dirs, &dlen);
+  struct scan_listing *l = scan_listing_new(rel, strlen(rel), f, flen, d,
+                                            dlen);
+  if (!l) {                       /* too large to keep: read every time */
+    if (old) old->seen = false;
+    return;
+  }
+  if (old) {
+    l->in_db = old->in_db;
+    bfs_htab_remove(&s->dirs, &old->h);
+    free(old);
+  }
+  l->dev = st->st_dev;
+  l->ino = st->st_ino;
+  l->mtime_ns = ts_ns(st->st_mtim);
+  l->ctime_ns = ts_ns(st->st_ctim);
+  l->listed_ns = listed;
+  l->seen = l->dirty = true;
+  scan_listing_add(s, l);
+}
+
 /* regular files and directories (not symlinks) of repo/rel, sorted (rel
- * "." is the repository itself) */
+ * "." is the repository itself); from its cached listing when the
+ * directory has not changed */
 static void
 list_dir(struct scan *s, const char *rel, struct names *files,
          struct names *dirs)
@@ -361,6 +531,18 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   }
   const char *in;
   int dfd = cat_root_at(s->cat, s->repo_fd, rel, &in, NULL);
+  /* the identity is taken before the names: a change while reading
+   * them shows in the next scan's stat */
+  struct stat st;
+  int64_t listed = wall_ns();
+  bool have_st = dfd >= 0 &&
+                 fstatat(dfd, in, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISDIR(st.st_mode);
+  if (have_st && listing_reuse(s, rel, &st, files, dirs))
+    return;
+  struct names fbuf = { 0 }, dbuf = { 0 };
+  if (!files) files = &fbuf;          /* the listing keeps both */
+  if (!dirs) dirs = &dbuf;
   int fd = dfd < 0 ? -1 : openat(dfd, in,
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -372,22 +554,29 @@ list_dir(struct scan *s, const char *rel, struct names *files,
   DIR *d = fdopendir(fd);
   if (!d) { close(fd); return; }
   struct dirent *e;
+  errno = 0;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     unsigned char type = e->d_type;
     if (type == DT_UNKNOWN) {
-      struct stat st;
-      if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
-      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : 0;
+      struct stat est;
+      if (fstatat(fd, e->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      type = S_ISDIR(est.st_mode) ? DT_DIR : S_ISREG(est.st_mode) ? DT_REG : 0;
     }
     struct names *into = type == DT_DIR ? dirs : type == DT_REG ? files : NULL;
     if (!into) continue;
     CAT_GROW(into->v, into->cap, into->n);
     into->v[into->n++] = cat_xstrdup(e->d_name);
+    errno = 0;
   }
+  bool complete = errno == 0;     /* a failed read is never kept */
   closedir(d);
-  if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
-  if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (have_st && complete)
+    listing_keep(s, rel, &st, listed, files, dirs);
+  names_free(&fbuf);
+  names_free(&dbuf);
 }
 
 void
@@ -502,7 +691,7 @@ static bool
 scan_exists(void *opaque, const char *rel)
 {
   struct scan *s = opaque;
-  struct scan_file *f = cat_map_get(&s->files, rel);
+  struct scan_file *f = scan_file_find(s, rel);
   if (f && f->seen) return f->kind == FILE_IMAGE;
   if (in_fuse_mount(s, rel)) return false;      /* never a backing file */
   return resolve_fs_exists((const char *const *)s->cat->roots,
@@ -576,15 +765,15 @@ backing_format(struct scan_file *over, const char *next, const char **fmt,
 /* one more layer of d's recipe: its locator and the driver its file was
  * opened as */
 static void
-add_layer(struct model_disk *d, size_t *cap, const char *rel,
+add_layer(struct scan *s, struct model_disk *d, size_t *cap, const char *rel,
           const struct scan_file *f)
 {
   size_t c = *cap;
   CAT_GROW(d->chain, c, d->chain_len);
   d->drivers = cat_xrealloc(d->drivers, c, sizeof *d->drivers);
   *cap = c;
-  d->chain[d->chain_len] = cat_xstrdup(rel);
-  d->drivers[d->chain_len++] = f && f->format ? cat_xstrdup(f->format) : NULL;
+  d->chain[d->chain_len] = f ? f->path : scan_intern(s, rel);
+  d->drivers[d->chain_len++] = f ? scan_intern(s, f->format) : NULL;
 }
 
 /* The one chain resolution of the program: from the top image the layout
@@ -600,7 +789,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
     s->nimages += d->chain_len;
     return;
   }
-  struct scan_file *f = cat_map_get(&s->files, d->top);
+  struct scan_file *f = scan_file_find(s, d->top);
   /* the top was opened by its layout; a top first reached by the layout
    * now (rescan of a chain member) goes by the name rule */
   if (!f || !f->seen)
@@ -610,7 +799,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
   char *why = NULL;
 
   count(s, f);
-  add_layer(d, &cap, d->top, f);
+  add_layer(s, d, &cap, d->top, f);
   if (f && f->format && !strcmp(f->format, "raw") && ends_with(f->path, ".qcow2"))
     why = cat_xasprintf("%s: not a qcow2 image", f->path);
   while (f && !why) {
@@ -646,7 +835,7 @@ resolve_disk(struct scan *s, struct model_disk *d)
       break;
     }
     count(s, f);
-    add_layer(d, &cap, next, f);
+    add_layer(s, d, &cap, next, f);
   }
   if (!f && !why)
     why = cat_xasprintf("%s: not a regular file",
@@ -661,12 +850,11 @@ chain_compression(struct scan *s, struct model_disk *d)
   const char *v[BLK_MAX_DEPTH + 1];
   size_t n = 0;
   for (size_t k = 0; k < d->chain_len && n < BLK_MAX_DEPTH + 1; k++) {
-    struct scan_file *f = cat_map_get(&s->files, d->chain[k]);
+    struct scan_file *f = scan_file_find(s, d->chain[k]);
     v[n++] = f && f->format ? f->compression : NULL;
   }
   const char *c = blk_compression_join(v, n);
-  free(d->compression);
-  d->compression = c ? cat_xstrdup(c) : NULL;
+  d->compression = scan_intern(s, c);
 }
 
 static int
@@ -711,7 +899,13 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
     s->vms[s->nvms - 1].n++;
     cat_time_name(b->time, tn);
     dup = same_vm && b->time == s->backups[i - 1].time ? dup + 1 : 0;
-    b->name = dup ? cat_xasprintf("%s-%u", tn, dup) : cat_xstrdup(tn);
+    if (dup) {
+      char *n = cat_xasprintf("%s-%u", tn, dup);
+      b->name = scan_intern(s, n);
+      free(n);
+    }
+    else
+      b->name = scan_intern(s, tn);
 
     for (size_t j = 0; j < b->ndisks; j++) {
       struct model_disk *d = &b->disks[j];
@@ -736,7 +930,7 @@ finish_model(struct scan *s, struct catalog_scan_stats *st)
         hash_str(h, d->drivers[k]);
         hash_str(h, d->options ? d->options[k] : NULL);
       }
-      struct scan_file *f = d->preset ? NULL : cat_map_get(&s->files, d->top);
+      struct scan_file *f = d->preset ? NULL : scan_file_find(s, d->top);
       if (d->preset) {
         uint64_t nums[2] = { d->vsize, d->alloc };
         XXH3_64bits_update(h, nums, sizeof nums);
@@ -775,7 +969,9 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   int r;
 
   pthread_mutex_lock(&cat->scan_lock);
-  cat_map_init(&s.files);
+  if (bfs_htab_init(&s.files, 0) < 0 || bfs_htab_init(&s.dirs, 0) < 0)
+    abort();                                      /* as cat_x*: no memory */
+  cat_map_init(&s.strings);
   /* a repository that is no directory (rbd:POOL) has no fd: its layout's
    * repo hook reads it */
   s.repo_fd = cat->not_dir ? -1
@@ -786,7 +982,8 @@ scan_run(catalog_t *cat, const char *only_vm, struct catalog_scan_stats *stats)
   }
   if (!cat->scan_db && (r = db_open(cat->db_path, &cat->scan_db)) < 0)
     goto out;
-  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0)
+  if ((r = db_load_files(cat->scan_db, &s, only_vm)) < 0 ||
+      (r = db_load_dirs(cat->scan_db, &s, only_vm)) < 0)
     goto out;
   /* headers cached by an older probe lack facts it learnt since */
   reprobe = db_get_meta(cat->scan_db, "probe_version", &pv) == 0 &&

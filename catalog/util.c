@@ -1,6 +1,6 @@
 /* util.c — small helpers for the catalog: allocation that aborts on OOM,
- * a string-keyed open-addressing hash map (FNV-1a, linear probing, grows at
- * 50% load; no deletion, the scan only adds), time and size formatting,
+ * the string-keyed map (common/htab.h's, aborting on OOM as the rest of
+ * the catalog), time and size formatting,
  * and the FUSE mounts below a repository (read from /proc/self/mountinfo,
  * so the scan learns about them without sending them a single request).
  */
@@ -17,6 +17,7 @@
 #include "catalog/catalog-int.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/vec.h"
 
 static void __attribute__((noreturn))
 oom(void)
@@ -39,6 +40,12 @@ cat_xcalloc(size_t n, size_t sz)
   void *p = calloc(n ? n : 1, sz ? sz : 1);
   if (!p) oom();
   return p;
+}
+
+void
+cat_grow_(void **p, size_t *cap, size_t elem, size_t n)
+{
+  if (bfs_vec_reserve_(p, cap, elem, n + 1) < 0) oom();
 }
 
 void *
@@ -78,65 +85,28 @@ cat_xasprintf(const char *fmt, ...)
   return r;
 }
 
-static uint64_t
-fnv1a(const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++) { h ^= (unsigned char)*s; h *= 0x100000001b3ull; }
-  return h;
-}
-
 void
 cat_map_init(struct cat_map *m)
 {
-  memset(m, 0, sizeof *m);
+  if (bfs_strmap_init(&m->m) < 0) oom();
 }
 
 void
 cat_map_free(struct cat_map *m)
 {
-  free(m->keys);
-  free(m->vals);
-  memset(m, 0, sizeof *m);
-}
-
-static size_t
-slot(const struct cat_map *m, const char *key)
-{
-  size_t i = fnv1a(key) & (m->cap - 1);
-  while (m->keys[i] && strcmp(m->keys[i], key))
-    i = (i + 1) & (m->cap - 1);
-  return i;
+  bfs_strmap_free(&m->m);
 }
 
 void *
 cat_map_get(const struct cat_map *m, const char *key)
 {
-  if (!m->cap) return NULL;
-  size_t i = slot(m, key);
-  return m->keys[i] ? m->vals[i] : NULL;
+  return bfs_strmap_get(&m->m, key);
 }
 
 void
 cat_map_put(struct cat_map *m, const char *key, void *val)
 {
-  if (2 * (m->n + 1) > m->cap) {
-    struct cat_map big = { .cap = m->cap ? m->cap * 2 : 64 };
-    big.keys = cat_xcalloc(big.cap, sizeof *big.keys);
-    big.vals = cat_xcalloc(big.cap, sizeof *big.vals);
-    for (size_t i = 0; i < m->cap; i++)
-      if (m->keys[i]) {
-        size_t j = slot(&big, m->keys[i]);
-        big.keys[j] = m->keys[i];
-        big.vals[j] = m->vals[i];
-        big.n++;
-      }
-    cat_map_free(m);
-    *m = big;
-  }
-  size_t i = slot(m, key);
-  if (!m->keys[i]) { m->keys[i] = key; m->n++; }
-  m->vals[i] = val;
+  if (bfs_strmap_put(&m->m, key, val) < 0) oom();
 }
 
 void

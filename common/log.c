@@ -2,7 +2,7 @@
  *
  * One mutex serialises the limiter and the writes, so lines of different
  * threads never interleave.  The limiter keeps the LOG_SLOTS most recent
- * distinct messages (FNV-1a hash + text); a message seen again within the
+ * distinct messages (xxhash of common/htab.h + text); a message seen again within the
  * window only counts.  The sinks are chosen once by bfs_log_start() (see
  * log.h); before that, and for every command but a mount, stderr only.
  */
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/htab.h"
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -119,20 +120,11 @@ emit_repeated(const struct slot *s, unsigned n)
   emit(s->level, line);
 }
 
-static uint64_t
-fnv1a(const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
 /* lg.lock held: write MSG unless it is a repeat within the window */
 static void
 limit_and_emit(int level, const char *msg)
 {
-  uint64_t h = fnv1a(msg);
+  uint64_t h = bfs_hash_str(msg);
   time_t now = time(NULL);
   struct slot *lru = &lg.slots[0];
 

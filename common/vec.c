@@ -9,7 +9,9 @@ bfs_vec_reserve_(void **v, size_t *cap, size_t elem, size_t want)
 {
   if (want <= *cap)
     return 0;
-  size_t ncap = *cap ? *cap : 8;
+  /* from exactly what the first reservation asks: most vectors of a
+   * scan's model hold one element (a backup's disk) */
+  size_t ncap = *cap ? *cap : want;
   while (ncap < want) {
     if (ncap > SIZE_MAX / 2)
       return -ENOMEM;

@@ -6,7 +6,8 @@
  *   for (size_t i = 0; i < names.n; i++) ... names.v[i] ...
  *   bfs_vec_free(&names);                        frees v, not the elements
  *
- * Capacity doubles (at least 8 elements), so n pushes cost O(n).  The
+ * Capacity doubles (the first reservation takes exactly what it asks, so
+ * a vector of one element costs one), so n pushes cost O(n).  The
  * macros evaluate their vector argument more than once.  Pointers into v
  * are valid only until the next push/reserve.
  *

@@ -3,9 +3,13 @@
  *
  * Read-ahead: each handle remembers where its last read ended; a read
  * starting near there (the kernel's own read-ahead sends several at once,
- * so "near" is RA_SLACK either way) is a stream, and the next RA_WINDOW
- * of the disk is prefetched on the disk service's pool (disk_readahead:
- * the page cache of every layer's file).  A random read prefetches nothing.
+ * so "near" is RA_SLACK either way) continues a stream; from the
+ * RA_STREAK-th such read in a row the next RA_WINDOW of the disk is
+ * prefetched on the disk service's pool (disk_readahead: the page cache
+ * of every layer's file).  A random read prefetches nothing: one landing
+ * near the last by chance (RA_SLACK of a 2 GiB disk: 1 in 128) is not a
+ * stream, whose 16 MiB would have been read for 4 KiB (measured: 718 MiB
+ * read from the layers for 20,000 random 4 KiB reads).
  *
  * Replies are read through the stack into the thread's buffer and sent
  * with fuse_reply_buf.  Spliced fd-backed replies (fuse_reply_data) were
@@ -23,6 +27,7 @@
 
 #define RA_WINDOW (16u << 20)               /* read-ahead of a stream */
 #define RA_SLACK (8u << 20)
+#define RA_STREAK 2
 
 static void
 maybe_readahead(struct disk *d, struct disk_stream *s, uint64_t size_all,
@@ -31,8 +36,12 @@ maybe_readahead(struct disk *d, struct disk_stream *s, uint64_t size_all,
   const uint64_t end = off + size;
   uint64_t last = atomic_exchange(&s->next, end), ra, from, to;
 
-  if (off > last + RA_SLACK || off + RA_SLACK < last || end >= size_all)
-    return;                                 /* not sequential, or done */
+  if (off > last + RA_SLACK || off + RA_SLACK < last) {
+    atomic_store(&s->streak, 0);            /* not sequential */
+    return;
+  }
+  if (atomic_fetch_add(&s->streak, 1) + 1 < RA_STREAK || end >= size_all)
+    return;                                 /* not yet a stream, or done */
   ra = atomic_load(&s->end);
   if (ra >= end + RA_WINDOW / 2 && ra <= end + RA_WINDOW)
     return;                                 /* far enough ahead */

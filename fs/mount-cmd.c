@@ -89,9 +89,12 @@ o_keys(FILE *f)
 "                              trailing newline ignored; read once, never stored)\n"
 "     nas_tz=ZONE              zone of CloudStack NAS stamps (America/New_York,\n"
 "                              UTC; default: $TZ, else /etc/localtime)\n"
-"     ceph_conf=FILE           REPO rbd:POOL[/NS]: the ceph.conf (names the keyring)\n"
-"     ceph_id=NAME             its Ceph client name (default admin)\n"
-"     rbd_group=image|prefix   RBD images as VMs: each image, or by name prefix\n"
+"     ceph_conf=FILE           REPO rbd:POOL[/NS]: the ceph.conf (names the keyring;\n"
+"                              also --ceph-conf FILE)\n"
+"     ceph_id=NAME             its Ceph client name (default admin; --ceph-id)\n"
+"     rbd_group=RULE           RBD images as VMs: image (each image), prefix (by\n"
+"                              name prefix), xml:DIR (libvirt domain XML files),\n"
+"                              cloudstack:FILE (`cmk list volumes` JSON)\n"
 "     allow_other              let other users in (implies default_permissions)\n"
 "     writable                 disks/<disk>.img take writes, kept in sparse\n"
 "                              scratch files (the backup never changes)\n"
@@ -124,7 +127,7 @@ o_keys(FILE *f)
           DEFAULT_MAX_THREADS, DEFAULT_READAHEAD_KB);
 }
 
-enum { OPT_ALLOW_EMPTY = 256, OPT_SCRATCH };
+enum { OPT_ALLOW_EMPTY = 256, OPT_SCRATCH, OPT_CEPH_CONF, OPT_CEPH_ID };
 
 static const struct bfs_opt mount_opts[] = {
   { NULL, 'f', NULL, "stay in the foreground" },
@@ -134,6 +137,8 @@ static const struct bfs_opt mount_opts[] = {
     "layout\nrecognises anything yet (also -o allow_empty)" },
   { "scratch", OPT_SCRATCH, "DIR", "where writes of -o writable go (also\n"
     "-o scratch=DIR)" },
+  { "ceph-conf", OPT_CEPH_CONF, "FILE", "as -o ceph_conf=FILE" },
+  { "ceph-id", OPT_CEPH_ID, "NAME", "as -o ceph_id=NAME" },
   { NULL, 'o', "OPTS", "comma-separated mount options (below)" },
   { 0 },
 };
@@ -141,6 +146,7 @@ static const struct bfs_opt mount_opts[] = {
 static const struct bfs_cmd mount_cmd = {
   .name = "mount",
   .usage = "mount [-f] [-d] [-s] [--scratch DIR] [--catalog FILE] [-o OPTS]\n"
+    "                      [--ceph-conf FILE] [--ceph-id NAME]\n"
     "                      REPO [REPO...] MOUNTPOINT\n"
     "       backupfs REPO MOUNTPOINT [-o OPTS]          (mount.fuse3 / fstab form)",
   .about = "Scan REPO (updating its catalog) and mount every VM's backups read-only at\n"
@@ -308,6 +314,16 @@ parse_args(struct bfs_args *g, struct opts *o)
       free(o->scratch);
       o->scratch = strdup(g->optarg);
       break;
+    case OPT_CEPH_CONF:
+    case OPT_CEPH_ID: {
+      char *next = bfs_kvopt_set(o->source_options, c == OPT_CEPH_CONF
+                                 ? "ceph_conf" : "ceph_id", g->optarg);
+      if (!next)
+        abort();
+      free(o->source_options);
+      o->source_options = next;
+      break;
+    }
     case 'o':
       if ((r = parse_o(o, g->optarg)) < 0) {
         g->status = bfs_opts_bad(g, "%s", bfs_last_error());

@@ -154,6 +154,7 @@ void disk_idle_flush(struct mnt *m);
 struct disk_stream {
   _Atomic uint64_t next;            /* where the last read ended */
   _Atomic uint64_t end;             /* read ahead up to here */
+  _Atomic uint32_t streak;          /* reads in a row near the last one */
 };
 void disk_read_reply(struct mnt *m, fuse_req_t req, struct disk *d,
                      struct bfs_blk *base, struct disk_stream *s,

@@ -222,6 +222,8 @@ backup_same(const struct node *bn, const struct want *w)
   struct node *dd = node_kid(bn, "disks"), *x = node_kid(bn, "domain.xml");
   char name[NAME_MAX + 1];
 
+  if (x && x->kind != N_DOMAIN)       /* from backup.json: compared with it */
+    x = NULL;
   if (!jn || !jn->blob || strcmp(jn->blob->data, w->json) ||
       !perm_eq(&bn->perm, &w->dir) || !w->disks || !!x != !!w->domain.mode ||
       (x && (!perm_eq(&x->perm, &w->domain) || !id_eq(&x->id, &w->domain_id))))
@@ -271,24 +273,30 @@ add_kid(struct mnt *m, struct node *dir, enum node_kind kind,
 }
 
 /* The VM definition a layout keeps in backup.json's extra ("vm_config":
- * the qemu-server.conf of a vzdump archive or PBS snapshot) as
- * <backup>/qemu-server.conf, read-only text served from memory like
+ * the qemu-server.conf of a vzdump archive or PBS snapshot; "vm_domain_xml":
+ * the libvirt domain XML of an RBD image's VM) as <backup>/qemu-server.conf
+ * or <backup>/domain.xml, read-only text served from memory like
  * backup.json (and changing with it). */
 static void
 add_vm_config(struct mnt *m, struct node *bn, const struct want *w)
 {
+  static const char *const keys[][2] = {
+    { "vm_config", "qemu-server.conf" }, { "vm_domain_xml", "domain.xml" },
+  };
   struct json_object *o, *v;
   if (!w->b->extra || !(o = json_tokener_parse(w->b->extra)))
     return;
-  if (json_object_object_get_ex(o, "vm_config", &v) &&
-      json_object_is_type(v, json_type_string)) {
-    struct node *c = add_kid(m, bn, N_JSON, "qemu-server.conf");
-    if (c) {
-      c->blob = blob_new(json_object_get_string(v),
-                         (size_t)json_object_get_string_len(v));
-      c->perm = w->dir;
+  for (size_t i = 0; i < 2; i++)
+    if (json_object_object_get_ex(o, keys[i][0], &v) &&
+        json_object_is_type(v, json_type_string) &&
+        !node_kid(bn, keys[i][1])) {
+      struct node *c = add_kid(m, bn, N_JSON, keys[i][1]);
+      if (c) {
+        c->blob = blob_new(json_object_get_string(v),
+                           (size_t)json_object_get_string_len(v));
+        c->perm = w->dir;
+      }
     }
-  }
   json_object_put(o);
 }
 
@@ -339,7 +347,6 @@ build_backup(struct mnt *m, struct node *bn, const struct want *w)
     j->blob = blob_new(w->json, strlen(w->json));
     j->perm = w->dir;
   }
-  add_vm_config(m, bn, w);
   if (b->domain_xml && w->domain.mode) {
     struct node *x = add_kid(m, bn, N_DOMAIN, "domain.xml");
     if (x) {
@@ -349,6 +356,7 @@ build_backup(struct mnt *m, struct node *bn, const struct want *w)
       x->perm = w->domain;
     }
   }
+  add_vm_config(m, bn, w);
   struct node *dd = add_kid(m, bn, N_DISKS, "disks");
   if (!dd)
     return;

@@ -1,6 +1,6 @@
 /* guest-cache.c — path → attributes table for guest files (see
- * guest-cache.h).  Chained hash table (FNV-1a), doubled when the load
- * factor passes 1; cleared wholesale when it holds more than its cap, which
+ * guest-cache.h).  common/htab.h's chained table (xxhash, doubled when
+ * the load factor passes 1), its buckets allocated on first use; cleared wholesale when it holds more than its cap, which
  * is simpler than LRU and fine for data that can always be fetched again.
  */
 #include "guest/guest-cache.h"
@@ -9,15 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t
-hash_path(const char *s)
-{
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-  return h;
-}
 
 void
 gc_init(struct gcache *c, size_t cap)
@@ -40,51 +31,23 @@ free_entry(struct gc_entry *e)
 void
 gc_clear(struct gcache *c)
 {
-  for (size_t i = 0; i < c->nbuckets; i++) {
-    struct gc_entry *e = c->buckets[i], *n;
-    for (; e; e = n) {
-      n = e->next;
-      free_entry(e);
-    }
-  }
-  free(c->buckets);
-  c->buckets = NULL;
-  c->nbuckets = c->count = 0;
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &c->t);
+  for (struct bfs_hlink *l; (l = bfs_htab_iter_next(&it)); )
+    free_entry(bfs_container_of(l, struct gc_entry, h));
+  bfs_htab_free(&c->t);
   c->complete = false;
 }
 
 struct gc_entry *
 gc_find(struct gcache *c, const char *path)
 {
-  if (!c->nbuckets)
-    return NULL;
-  struct gc_entry *e = c->buckets[hash_path(path) & (c->nbuckets - 1)];
-  for (; e; e = e->next)
+  BFS_HTAB_FOR_HASH(&c->t, l, bfs_hash_str(path)) {
+    struct gc_entry *e = bfs_container_of(l, struct gc_entry, h);
     if (!strcmp(e->path, path))
       return e;
-  return NULL;
-}
-
-static int
-grow(struct gcache *c)
-{
-  size_t nb = c->nbuckets ? c->nbuckets * 2 : 1024;
-  struct gc_entry **b = calloc(nb, sizeof *b);
-  if (!b)
-    return -1;
-  for (size_t i = 0; i < c->nbuckets; i++) {
-    struct gc_entry *e = c->buckets[i], *n;
-    for (; e; e = n) {
-      n = e->next;
-      size_t k = hash_path(e->path) & (nb - 1);
-      e->next = b[k];
-      b[k] = e;
-    }
   }
-  free(c->buckets);
-  c->buckets = b;
-  c->nbuckets = nb;
-  return 0;
+  return NULL;
 }
 
 struct gc_entry *
@@ -93,22 +56,16 @@ gc_get(struct gcache *c, const char *path)
   struct gc_entry *e = gc_find(c, path);
   if (e)
     return e;
-  if (c->cap && c->count >= c->cap && !c->complete) {
-    size_t cap = c->cap;
+  if (c->cap && bfs_htab_count(&c->t) >= c->cap && !c->complete)
     gc_clear(c);
-    c->cap = cap;
-  }
-  if (c->count >= c->nbuckets && grow(c) < 0)
+  if (!c->t.nb && bfs_htab_init(&c->t, 1024) < 0)
     return NULL;
   e = calloc(1, sizeof *e);
   if (!e || !(e->path = strdup(path))) {
     free(e);
     return NULL;
   }
-  size_t k = hash_path(path) & (c->nbuckets - 1);
-  e->next = c->buckets[k];
-  c->buckets[k] = e;
-  c->count++;
+  bfs_htab_insert(&c->t, &e->h, bfs_hash_str(path));
   return e;
 }
 

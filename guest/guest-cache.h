@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "common/htab.h"
+
 struct gc_entry {
   char *path;
   struct stat st;
@@ -25,12 +27,12 @@ struct gc_entry {
   bool listed;             /* directory: kids is its complete listing */
   char **kids;             /* names, sorted as listed */
   size_t nkids, kcap;
-  struct gc_entry *next;   /* hash chain */
+  struct bfs_hlink h;      /* in gcache.t, keyed by path */
 };
 
 struct gcache {
-  struct gc_entry **buckets;
-  size_t nbuckets, count, cap;
+  struct bfs_htab t;       /* no buckets until the first gc_get */
+  size_t cap;
   bool complete;           /* filled from an index: absent means ENOENT */
 };
 

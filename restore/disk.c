@@ -7,12 +7,14 @@
  * writes them in disk order: each is hashed (xxh3-128), passed through the
  * bandwidth limiter and written, skipping all-zero 4 KiB blocks, into a
  * file created for the purpose and sized with ftruncate, so holes stay
- * holes.  After fdatasync and dropping the page cache, the data
- * extents are read back from the destination and hashed again, and the
+ * holes; each written range's writeback starts at once
+ * (sync_file_range).  Behind the copy a thread reads the data extents
+ * back from storage as soon as they are written (writeback waited for,
+ * pages dropped, O_DIRECT) and hashes them again; after fdatasync the
  * holes are checked to hold no data: success is only reported when both
  * agree.  The bandwidth limit applies to the read-back too (it is I/O on
- * the same busy storage).  A block device (with --force) gets its holes
- * zeroed instead.
+ * the same busy storage: one token bucket for both).  A block device (with
+ * --force) gets its holes zeroed instead.
  *
  * qcow2 output is qemu-img convert from the raw source (the mounted disk
  * image, or the repository chain spelled as a json: filename), checked with
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -66,17 +69,21 @@ check_interrupted(const char *dest)
                                  (int) interrupted) : 0;
 }
 
+struct verifier;
+
 struct job {
   struct rsrc *src;
   const char *dest;
   int fd;
   bool blockdev;
   struct ext *ext;
-  size_t next;
+  size_t next;               /* ext[] entries before the terminator */
   uint64_t allocated;
   char *buf;
   struct throttle th;
+  pthread_mutex_t th_lock;   /* th: the copy's and the read-back's */
   struct progress pr;
+  struct verifier *v;        /* the read-back behind the copy */
   XXH3_state_t *hash;        /* copy: the data bytes in disk order */
   bool json;             /* --json: the summary as JSON */
 };
@@ -180,6 +187,7 @@ list_extents(struct job *j)
     j->ext = e;
   }
   j->ext[n] = (struct ext) { size, 0, false };   /* terminator */
+  j->next = n;
   return 0;
 }
 
@@ -200,73 +208,6 @@ zero_range(struct job *j, uint64_t off, uint64_t len)
     len -= n;
   }
   return 0;
-}
-
-/* ---- the copy: the sparse-flatten engine (blk/flatten.h) over the
- * source; its writer thread calls these in disk order ---- */
-
-static int
-src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
-{
-  struct job *j = ctx;
-  int r = restore_src_extent(j->src, off, len, data);
-  if (r == 0 && *len > max)
-    *len = max;
-  return r;
-}
-
-static int
-src_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-  return restore_src_pread(((struct job *)ctx)->src, buf, len, off);
-}
-
-static int
-dest_write(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
-{
-  struct job *j = ctx;
-  if (!j->blockdev)
-    return restore_write_sparse(fd, j->dest, buf, len, off);
-  int r = bfs_pwrite_all(fd, buf, len, off);
-  return r < 0 ? bfs_error(-EIO, "%s: write: %s", j->dest, strerror(-r)) : 0;
-}
-
-static int
-dest_data(void *ctx, const void *buf, size_t len, uint64_t off)
-{
-  struct job *j = ctx;
-  int r = check_interrupted(j->dest);
-  if (r < 0)
-    return r;
-  XXH3_128bits_update(j->hash, buf, len);
-  restore_progress_add(&j->pr, len);
-  restore_throttle(&j->th, len);
-  return 0;
-}
-
-static int
-dest_hole(void *ctx, uint64_t off, uint64_t len)
-{
-  return zero_range(ctx, off, len);
-}
-
-static int
-copy(struct job *j, XXH128_hash_t *hash)
-{
-  struct blk_flatten_src src = { .size = restore_src_size(j->src), .ctx = j,
-                                 .extent = src_extent, .pread = src_pread };
-  struct blk_flatten_opts fo = { .write = dest_write, .data = dest_data,
-                                 .hole = dest_hole, .ctx = j };
-  int r;
-
-  if (!(j->hash = XXH3_createState()))
-    return bfs_error(-ENOMEM, "out of memory");
-  XXH3_128bits_reset(j->hash);
-  r = blk_flatten(&src, j->fd, j->dest, &fo);
-  *hash = XXH3_128bits_digest(j->hash);
-  XXH3_freeState(j->hash);
-  j->hash = NULL;
-  return r;
 }
 
 /* the destination must hold no data in [off, off+len), or only zeros */
@@ -294,45 +235,257 @@ check_hole(struct job *j, uint64_t off, uint64_t len)
   return 0;
 }
 
-static int
-check(struct job *j, XXH128_hash_t want)
+/* ---- the check: a thread reads the destination back from storage
+ * behind the copy, data extent by extent in disk order, each piece once
+ * the copy has written it: its writeback waited for, its pages dropped,
+ * then read with O_DIRECT (edges not on a DIO_ALIGN boundary, and all of
+ * it where the destination refuses O_DIRECT, buffered) and hashed.  So
+ * the device reads the source and the destination at once and the check
+ * ends soon after the copy. ---- */
+
+#define DIO_ALIGN 4096u
+
+struct verifier {
+  struct job *j;
+  pthread_t th;
+  pthread_mutex_t lock;
+  pthread_cond_t moved;
+  uint64_t written;          /* lock: the copy's data is on disk below this */
+  bool ended;                /* lock: the copy stopped (written is final) */
+  int dio;                   /* the destination opened O_DIRECT, or -1 */
+  char *buf;                 /* CHUNK bytes, DIO_ALIGN-aligned */
+  XXH3_state_t *hash;
+  int err;                   /* the thread's result, its message in msg */
+  char msg[1024];
+};
+
+/* the copy wrote every data byte below off (the writer thread) */
+static void
+verifier_advance(struct verifier *v, uint64_t off, bool ended)
 {
-  XXH3_state_t *st;
-  XXH128_hash_t got;
-  struct progress pr;
+  pthread_mutex_lock(&v->lock);
+  if (off > v->written)
+    v->written = off;
+  v->ended |= ended;
+  pthread_cond_signal(&v->moved);
+  pthread_mutex_unlock(&v->lock);
+}
+
+/* wait until [.., end) is written; false when the copy stopped short */
+static bool
+verifier_wait(struct verifier *v, uint64_t end)
+{
+  bool ok;
+
+  pthread_mutex_lock(&v->lock);
+  while (v->written < end && !v->ended)
+    pthread_cond_wait(&v->moved, &v->lock);
+  ok = v->written >= end;
+  pthread_mutex_unlock(&v->lock);
+  return ok;
+}
+
+static int
+rb_read(int fd, const char *dest, void *buf, size_t len, uint64_t off)
+{
+  int r = len ? bfs_pread_all(fd, buf, len, off) : 0;
+  return r < 0 ? bfs_error(-EIO, "%s: read back: %s", dest,
+                           r == -EIO ? "file ended early" : strerror(-r)) : 0;
+}
+
+/* [off, off+len) of the destination from storage into v->buf */
+static int
+read_back(struct verifier *v, size_t len, uint64_t off)
+{
+  const struct job *j = v->j;
+  uint64_t a = (off + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+  uint64_t e = (off + len) / DIO_ALIGN * DIO_ALIGN;
+  char *p = v->buf;
+  int r;
+
+  /* written back and out of the page cache: the buffered reads too come
+   * from the device */
+  sync_file_range(j->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
+                  SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  posix_fadvise(j->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+  if (v->dio < 0 || a >= e)
+    return rb_read(j->fd, j->dest, p, len, off);
+  r = bfs_pread_all(v->dio, p + (a - off), e - a, a);
+  if (r == -EINVAL) {                       /* no O_DIRECT here after all */
+    close(v->dio);
+    v->dio = -1;
+    return rb_read(j->fd, j->dest, p, len, off);
+  }
+  if (r < 0)
+    return bfs_error(-EIO, "%s: read back: %s", j->dest,
+                     r == -EIO ? "file ended early" : strerror(-r));
+  if ((r = rb_read(j->fd, j->dest, p, a - off, off)) < 0)
+    return r;
+  return rb_read(j->fd, j->dest, p + (e - off), off + len - e, e);
+}
+
+static void *
+verifier_run(void *arg)
+{
+  struct verifier *v = arg;
+  struct job *j = v->j;
   int r = 0;
 
-  if (fdatasync(j->fd) < 0)
-    return bfs_error(-errno, "%s: fdatasync: %s", j->dest, strerror(errno));
-  posix_fadvise(j->fd, 0, 0, POSIX_FADV_DONTNEED);
-  if (!(st = XXH3_createState()))
-    return bfs_error(-ENOMEM, "out of memory");
-  XXH3_128bits_reset(st);
-  restore_progress_init(&pr, "checking", j->allocated, false);
-  for (struct ext *e = j->ext; e->len && r == 0; e++) {
-    if (!e->data) {
-      r = check_hole(j, e->off, e->len);
+  for (const struct ext *e = j->ext; e->len && r == 0; e++) {
+    if (!e->data)
       continue;
-    }
-    for (uint64_t o = e->off; o < e->off + e->len;) {
+    for (uint64_t o = e->off; o < e->off + e->len && r == 0;) {
       size_t n = e->off + e->len - o < CHUNK ? e->off + e->len - o : CHUNK;
-      if ((r = check_interrupted(j->dest)) < 0)
-        break;
-      restore_throttle(&j->th, n);
-      if (pread(j->fd, j->buf, n, o) != (ssize_t) n) {
-        r = bfs_error(-EIO, "%s: read back: %s", j->dest, strerror(errno));
-        break;
+      if (!verifier_wait(v, o + n))
+        r = -ECANCELED;                     /* the copy failed: it says why */
+      else if ((r = check_interrupted(j->dest)) == 0) {
+        pthread_mutex_lock(&j->th_lock);
+        restore_throttle(&j->th, n);
+        pthread_mutex_unlock(&j->th_lock);
+        if ((r = read_back(v, n, o)) == 0)
+          XXH3_128bits_update(v->hash, v->buf, n);
       }
-      XXH3_128bits_update(st, j->buf, n);
-      restore_progress_add(&pr, n);
       o += n;
     }
   }
-  restore_progress_done(&pr);
-  got = XXH3_128bits_digest(st);
-  XXH3_freeState(st);
-  if (r == 0 && !XXH128_isEqual(got, want))
+  v->err = r;
+  snprintf(v->msg, sizeof v->msg, "%s", r < 0 ? bfs_last_error() : "");
+  return NULL;
+}
+
+static void
+verifier_free(struct verifier *v)
+{
+  pthread_cond_destroy(&v->moved);
+  pthread_mutex_destroy(&v->lock);
+  if (v->dio >= 0)
+    close(v->dio);
+  XXH3_freeState(v->hash);
+  free(v->buf);
+}
+
+static int
+verifier_start(struct job *j, struct verifier *v)
+{
+  char path[64];
+
+  *v = (struct verifier){ .j = j, .dio = -1 };
+  if (posix_memalign((void **)&v->buf, DIO_ALIGN, CHUNK) ||
+      !(v->hash = XXH3_createState())) {
+    free(v->buf);
+    return bfs_error(-ENOMEM, "out of memory");
+  }
+  XXH3_128bits_reset(v->hash);
+  /* the file itself, not its name (which could be replaced meanwhile) */
+  snprintf(path, sizeof path, "/proc/self/fd/%d", j->fd);
+  v->dio = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+  pthread_mutex_init(&v->lock, NULL);
+  pthread_cond_init(&v->moved, NULL);
+  if (pthread_create(&v->th, NULL, verifier_run, v) != 0) {
+    verifier_free(v);
+    return bfs_error(-EAGAIN, "cannot start the read-back thread");
+  }
+  return 0;
+}
+
+/* Joins the thread; 0 when the read back hashes to want, and the holes
+ * hold no data.  r: the copy's result (the read-back only waits for it). */
+static int
+verifier_finish(struct verifier *v, int r, XXH128_hash_t want)
+{
+  struct job *j = v->j;
+
+  verifier_advance(v, r == 0 ? UINT64_MAX : 0, true);
+  pthread_join(v->th, NULL);
+  if (r == 0 && v->err < 0)
+    r = bfs_error(v->err, "%s", v->msg);
+  if (r == 0)                    /* the holes, from storage too */
+    posix_fadvise(j->fd, 0, 0, POSIX_FADV_DONTNEED);
+  for (const struct ext *e = j->ext; e->len && r == 0; e++)
+    if (!e->data)
+      r = check_hole(j, e->off, e->len);
+  if (r == 0 && !XXH128_isEqual(XXH3_128bits_digest(v->hash), want))
     r = bfs_error(-EIO, "%s: read back differs from the backup", j->dest);
+  verifier_free(v);
+  return r;
+}
+
+/* ---- the copy: the sparse-flatten engine (blk/flatten.h) over the
+ * source; its writer thread calls these in disk order ---- */
+
+static int
+src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
+{
+  struct job *j = ctx;
+  int r = restore_src_extent(j->src, off, len, data);
+  if (r == 0 && *len > max)
+    *len = max;
+  return r;
+}
+
+static int
+src_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+  return restore_src_pread(((struct job *)ctx)->src, buf, len, off);
+}
+
+static void
+src_prefetch(void *ctx, uint64_t off, uint64_t len)
+{
+  restore_src_prefetch(((struct job *)ctx)->src, off, len);
+}
+
+static int
+dest_write(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
+{
+  struct job *j = ctx;
+  if (!j->blockdev)
+    return restore_write_sparse(fd, j->dest, buf, len, off);
+  int r = bfs_pwrite_all(fd, buf, len, off);
+  return r < 0 ? bfs_error(-EIO, "%s: write: %s", j->dest, strerror(-r)) : 0;
+}
+
+static int
+dest_data(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+  struct job *j = ctx;
+  int r = check_interrupted(j->dest);
+  if (r < 0)
+    return r;
+  XXH3_128bits_update(j->hash, buf, len);
+  restore_progress_add(&j->pr, len);
+  /* its writeback starts now, not at the final fdatasync */
+  sync_file_range(j->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+  verifier_advance(j->v, off + len, false);
+  pthread_mutex_lock(&j->th_lock);
+  restore_throttle(&j->th, len);
+  pthread_mutex_unlock(&j->th_lock);
+  return 0;
+}
+
+static int
+dest_hole(void *ctx, uint64_t off, uint64_t len)
+{
+  return zero_range(ctx, off, len);
+}
+
+static int
+copy(struct job *j, XXH128_hash_t *hash)
+{
+  struct blk_flatten_src src = { .size = restore_src_size(j->src), .ctx = j,
+                                 .extent = src_extent, .pread = src_pread,
+                                 .prefetch = src_prefetch };
+  struct blk_flatten_opts fo = { .write = dest_write, .data = dest_data,
+                                 .hole = dest_hole, .ctx = j };
+  int r;
+
+  if (!(j->hash = XXH3_createState()))
+    return bfs_error(-ENOMEM, "out of memory");
+  XXH3_128bits_reset(j->hash);
+  r = blk_flatten(&src, j->fd, j->dest, &fo);
+  *hash = XXH3_128bits_digest(j->hash);
+  XXH3_freeState(j->hash);
+  j->hash = NULL;
   return r;
 }
 
@@ -378,6 +531,7 @@ open_dest(struct job *j, bool force, bool *created)
 static int
 restore_raw(struct job *j, bool force)
 {
+  struct verifier v;
   XXH128_hash_t h;
   bool created;
   int r;
@@ -393,13 +547,16 @@ restore_raw(struct job *j, bool force)
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
   r = open_dest(j, force, &created);
-  if (r == 0) {
+  if (r == 0 && (r = verifier_start(j, &v)) == 0) {
+    j->v = &v;
     restore_progress_init(&j->pr, "restoring", j->allocated, false);
     r = copy(j, &h);
     restore_progress_done(&j->pr);
+    if (r == 0 && fdatasync(j->fd) < 0)
+      r = bfs_error(-errno, "%s: fdatasync: %s", j->dest, strerror(errno));
+    r = verifier_finish(&v, r, h);
+    j->v = NULL;
   }
-  if (r == 0)
-    r = check(j, h);
   if (j->fd >= 0 && close(j->fd) < 0 && r == 0)
     r = bfs_error(-errno, "%s: close: %s", j->dest, strerror(errno));
   j->fd = -1;
@@ -480,7 +637,7 @@ restore_disk_cmd(int argc, char **argv)
   struct blk_key *key = NULL;
   bool compress = false, force = false;
   double mibps = 0;
-  struct job j = { .fd = -1 };
+  struct job j = { .fd = -1, .th_lock = PTHREAD_MUTEX_INITIALIZER };
   struct bfs_args g;
   int c, r;
 

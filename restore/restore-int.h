@@ -73,6 +73,8 @@ struct rsrc_ops {
   int (*pread)(struct rsrc *s, void *buf, size_t len, uint64_t off);
   int (*qemu_spec)(struct rsrc *s, char **spec, const char **fmt);
   void (*close)(struct rsrc *s);
+  /* optional: start reading [off, off+len) ahead (a hint) */
+  void (*prefetch)(struct rsrc *s, uint64_t off, uint64_t len);
 };
 struct rsrc {
   const struct rsrc_ops *ops;
@@ -106,6 +108,8 @@ const char *restore_src_name(const struct rsrc *s);
 int restore_src_extent(struct rsrc *s, uint64_t off, uint64_t *len,
                        bool *data);
 int restore_src_pread(struct rsrc *s, void *buf, size_t len, uint64_t off);
+/* a read-ahead hint for [off, off+len); nothing when the source has none */
+void restore_src_prefetch(struct rsrc *s, uint64_t off, uint64_t len);
 /* bytes of data (sum of data extents) */
 int restore_src_allocated(struct rsrc *s, uint64_t *bytes);
 /* a filename qemu-img can open for this source (path or json: spec) and

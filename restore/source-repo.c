@@ -184,7 +184,15 @@ r_close(struct rsrc *s)
   free(s->name);
 }
 
-static const struct rsrc_ops repo_ops = { r_extent, r_pread, r_qemu_spec, r_close };
+static void
+r_prefetch(struct rsrc *s, uint64_t off, uint64_t len)
+{
+  bfs_blk_prefetch(((struct repo_src *)s->priv)->blk, off, len);
+}
+
+static const struct rsrc_ops repo_ops = {
+  r_extent, r_pread, r_qemu_spec, r_close, r_prefetch,
+};
 
 int
 restore_src_repo(const char *repo, const char *const *more, size_t nmore,

@@ -100,8 +100,15 @@ m_close(struct rsrc *s)
   free(m);
 }
 
+static void
+m_prefetch(struct rsrc *s, uint64_t off, uint64_t len)
+{
+  struct mounted *m = s->priv;
+  posix_fadvise(m->fd, (off_t) off, (off_t) len, POSIX_FADV_WILLNEED);
+}
+
 static const struct rsrc_ops mounted_ops = {
-  m_extent, m_pread, m_qemu_spec, m_close,
+  m_extent, m_pread, m_qemu_spec, m_close, m_prefetch,
 };
 
 int
@@ -187,6 +194,13 @@ int
 restore_src_pread(struct rsrc *s, void *buf, size_t len, uint64_t off)
 {
   return s->ops->pread(s, buf, len, off);
+}
+
+void
+restore_src_prefetch(struct rsrc *s, uint64_t off, uint64_t len)
+{
+  if (s->ops->prefetch && off < s->size)
+    s->ops->prefetch(s, off, len < s->size - off ? len : s->size - off);
 }
 
 int

@@ -164,8 +164,10 @@ bs_config(const char *key, const char *value)
     return -1;
   }
   free(*slot);
-  if (!(*slot = (!strcmp(key, "catalog") ? strdup(value)
-                                           : nbdkit_realpath(value))))
+  /* rbd:POOL names no directory: kept as given */
+  bool as_is = !strcmp(key, "catalog") ||
+               (slot == &sv.repo && catalog_repo_not_dir(value));
+  if (!(*slot = as_is ? strdup(value) : nbdkit_realpath(value)))
     return -1;
   return 0;
 }
@@ -249,7 +251,8 @@ bs_after_fork(void)
 
   if (open_catalog(false) < 0)
     return -1;
-  if ((r = sv.repo_fd = bfs_dir_open(catalog_repo(sv.cat))) < 0 ||
+  if ((!catalog_repo_not_dir(sv.repo) &&
+       (r = sv.repo_fd = bfs_dir_open(catalog_repo(sv.cat))) < 0) ||
       (r = bfs_disk_ctx_new(sv.cat, sv.repo_fd, NULL, &sv.ctx)) < 0) {
     nbdkit_error("%s: %s", sv.repo, bfs_last_error());
     return -1;

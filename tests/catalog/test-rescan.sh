@@ -31,11 +31,16 @@ qcow2 "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 1G ../2026-10-05T00:00:00Z/vda.qcow2
 check "new backup: one header read" "2 11 12 0 1" "$(sj)"
 rm -r "$R/b/2026-10-05T00:00:00Z"
 check "vanished backup gone, nothing reopened" "2 10 10 0 0" "$(sj)"
-qemu-img resize -q "$R/a/2026-10-06T00:00:00Z/vda.qcow2" 2G
-check "changed image reopened" "2 10 10 0 1" "$(sj)"
-J=$(listj --no-scan "$R" a)
-check "new size stored" "2147483648" \
-  "$(jq -r '.disks[0].virtual_size' <<<"$(backup a 2026-10-06T000000Z)")"
+# resized BACKUP SIZE BYTES WHAT: a's image in BACKUP grows; the rescan
+# reopens it (one header read) and stores the new size
+resized() {
+  qemu-img resize -q "$R/a/$1/vda.qcow2" "$2"
+  check "$4: reopened" "2 10 10 0 1" "$(sj)"
+  J=$(listj --no-scan "$R" a)
+  check "$4: new size stored" "$3" \
+    "$(jq -r '.disks[0].virtual_size' <<<"$(backup a "${1//:/}")")"
+}
+resized 2026-10-06T00:00:00Z 2G 2147483648 "changed image"
 
 # list rescans on its own; --no-scan does not
 qcow2 "$R/c/2026-10-01T00:00:00Z/vda.qcow2" 1G
@@ -66,27 +71,52 @@ check "broken once the base is gone" "2 9 9 5 0" "$(sj)"
 mv "$T/saved.qcow2" "$R/a/2026-10-01T00:00:00Z/vda.qcow2"
 check "whole again (the returning base read once)" "2 10 10 0 1" "$(sj)"
 
-# schema version and migrations
 py() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); $1" "$2"; }
-check "schema version" "5" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
-check "tables" "backups chains disks files meta verified vms" \
+# directory listings: kept once they are older than their directory's
+# last change by 2 s (a change within one timestamp tick is invisible)
+sleep 2.1
+check "settled: read again, nothing reopened" "2 10 10 0 0" "$(sj)"
+lsum() { py 'print(c.execute("SELECT count(*), group_concat(listed_ns) FROM (SELECT listed_ns FROM dirs ORDER BY path)").fetchone())' "$DB"; }
+before=$(lsum)
+check "unchanged tree: the listings are reused, not read again" "$before" \
+  "$(sj >/dev/null; lsum)"
+resized 2026-10-04T00:00:00Z 3G 3221225472 \
+  "an image changed in an unchanged directory"
+qcow2 "$R/a/2026-10-04T00:00:00Z/vdb.qcow2" 1G
+check "a new file in a listed directory: found" "2 10 11 0 1" "$(sj)"
+rm "$R/a/2026-10-04T00:00:00Z/vdb.qcow2"
+qcow2 "$R/b/2026-10-09T00:00:00Z/vda.qcow2" 1G
+check "a new directory: found" "2 11 11 0 1" "$(sj)"
+rm -r "$R/b/2026-10-09T00:00:00Z"
+check "removed again" "2 10 10 0 0" "$(sj)"
+
+# schema version and migrations
+check "schema version" "6" "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0])' "$DB")"
+check "tables" "backups chains dirs disks files meta verified vms" \
   "$(py 'print(" ".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name")))' "$DB")"
 check "recipes: a driver per layer" "qcow2 0" \
   "$(py 'print(c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0], c.execute("SELECT count(*) FROM chains WHERE driver IS NULL").fetchone()[0])' "$DB")"
 # a v3 catalog (chains without drivers) is migrated forward, not rebuilt
 cp "$DB" "$T/v3.db"
-py 'c.execute("DROP TABLE verified"); c.execute("ALTER TABLE chains DROP COLUMN driver"); c.execute("ALTER TABLE chains DROP COLUMN options"); c.execute("PRAGMA user_version = 3"); c.commit()' "$T/v3.db"
+py 'c.execute("DROP TABLE dirs"); c.execute("DROP TABLE verified"); c.execute("ALTER TABLE chains DROP COLUMN driver"); c.execute("ALTER TABLE chains DROP COLUMN options"); c.execute("PRAGMA user_version = 3"); c.commit()' "$T/v3.db"
 check "v3 catalog migrated" "2 10 10 0 0" \
   "$("$BACKUPFS" scan --json --catalog "$T/v3.db" "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"')"
-check "v3 catalog: version 5, drivers filled" "5 qcow2" \
+check "v3 catalog: version 6, drivers filled" "6 qcow2" \
   "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT group_concat(DISTINCT driver) FROM chains").fetchone()[0])' "$T/v3.db")"
 # a v4 catalog (no verify verdicts) gains the verified table, keeps its model
 cp "$DB" "$T/v4.db"
-py 'c.execute("DROP TABLE verified"); c.execute("PRAGMA user_version = 4"); c.commit()' "$T/v4.db"
+py 'c.execute("DROP TABLE dirs"); c.execute("DROP TABLE verified"); c.execute("PRAGMA user_version = 4"); c.commit()' "$T/v4.db"
 check "v4 catalog listed" "10" \
   "$("$BACKUPFS" list --json --no-scan --catalog "$T/v4.db" "$R" | jq '[.vms[].backups[] | select(.verify == null)] | length')"
-check "v4 catalog: version 5, verified table" "5 0" \
+check "v4 catalog: version 6, verified table" "6 0" \
   "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT count(*) FROM verified").fetchone()[0])' "$T/v4.db")"
+# a v5 catalog (no directory listings) gains the dirs table on its scan
+cp "$DB" "$T/v5.db"
+py 'c.execute("DROP TABLE dirs"); c.execute("PRAGMA user_version = 5"); c.commit()' "$T/v5.db"
+check "v5 catalog rescanned, nothing reopened" "2 10 10 0 0" \
+  "$("$BACKUPFS" scan --json --catalog "$T/v5.db" "$R" | jq -r '"\(.vms) \(.backups) \(.images) \(.broken) \(.reopened)"')"
+check "v5 catalog: version 6, listings stored" "6 13" \
+  "$(py 'print(c.execute("PRAGMA user_version").fetchone()[0], c.execute("SELECT count(*) FROM dirs").fetchone()[0])' "$T/v5.db")"
 py 'c.execute("PRAGMA user_version = 99"); c.commit()' "$T/new.db"
 out=$("$BACKUPFS" scan --catalog "$T/new.db" "$R" 2>&1) && rc=0 || rc=$?
 check "newer schema refused" "1" "$rc"

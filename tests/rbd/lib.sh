@@ -1,7 +1,8 @@
 # lib.sh — shared by the rbd suite (sourced): the catalog suite's helpers
 # ($T, check, check_match, finish) plus a single-node Ceph cluster
 # (tests/lib/ceph.sh) started in $T/ceph, stopped (OSD first, by PID) and
-# every mount made with mount_rbd unmounted in the EXIT trap.
+# every mount made with mount_rbd unmounted in the EXIT trap, and every
+# process whose pid file is in PIDFILES (nbdkit of a quick restore) ended.
 #
 # mount_rbd MNT [OPTS]   backupfs mount rbd:$POOL MNT -o ceph_conf=...,OPTS
 # make_image FILE MiB    raw file: random data, a 0x5a pattern, holes
@@ -18,9 +19,12 @@ command -v qemu-io >/dev/null || { echo "SKIP: qemu-io not installed"; exit 77; 
 # shellcheck source=../lib/ceph.sh
 . "$SRCDIR/tests/lib/ceph.sh"
 
-MOUNTS=()
+MOUNTS=() PIDFILES=()
 rbd_cleanup() {
   local m
+  for m in "${PIDFILES[@]}"; do
+    [ -s "$m" ] && kill "$(cat "$m")" 2>/dev/null || true
+  done
   for m in "${MOUNTS[@]}"; do
     mountpoint -q "$m" && fusermount3 -u "$m" 2>/dev/null
   done

@@ -41,6 +41,26 @@ cmp "$B/disks/vda.img" "$T/dir/vda.raw" || fail "DEST/vda.raw differs"
 rm -rf "$T/dir"
 ok "DEST directory"
 
+# the read-back: O_DIRECT where the size allows, buffered edges (a disk of
+# an odd size), and a destination on tmpfs
+O=$T/odd/$T2
+mkdir -p "$O/disks"
+head -c 3000000 /dev/urandom > "$O/disks/vda.img"
+printf 'tail' >> "$O/disks/vda.img"               # 3000004 bytes
+sed -e 's/"virtual_size":536870912/"virtual_size":3000004/' "$B/backup.json" \
+  > "$O/backup.json"
+"$BACKUPFS" restore disk "$O" vda "$T/odd.raw" >/dev/null || fail "odd size"
+cmp "$O/disks/vda.img" "$T/odd.raw" || fail "odd-size result differs"
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  S=$(mktemp /dev/shm/bfs-restore.XXXXXX) && rm -f "$S"
+  "$BACKUPFS" restore disk "$O" vda "$S" >/dev/null; rc=$?
+  cmp "$O/disks/vda.img" "$S"; same=$?
+  rm -f "$S"
+  [ $rc = 0 ] && [ $same = 0 ] || fail "restore onto tmpfs"
+fi
+rm -rf "$T/odd" "$T/odd.raw"
+ok "odd-size disk read back exactly (and onto tmpfs)"
+
 # qcow2 output, plain and compressed
 "$BACKUPFS" restore disk --format qcow2 "$B" vda "$T/out.qcow2" || fail "qcow2"
 oracle "$T/out.qcow2" "$T/out2.raw"
