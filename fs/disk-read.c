@@ -52,9 +52,9 @@ maybe_readahead(struct disk *d, struct disk_stream *s, uint64_t size_all,
 }
 
 void
-disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
-                struct disk_stream *s, uint64_t size_all, char *buf,
-                size_t size, uint64_t off)
+disk_read_reply(struct mnt *m, fuse_req_t req, struct disk *d,
+                struct bfs_blk *base, struct disk_stream *s, uint64_t size_all,
+                char *buf, size_t size, uint64_t off)
 {
   struct bfs_blk *b = disk_target(d, base);
   int r;
@@ -65,7 +65,7 @@ disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
     bfs_log(BFS_LOG_WARN, "%s: read %zu at %" PRIu64 ": %s", d->path, size,
             off, bfs_last_error());
     if (r == -ENOENT)               /* a layer gone (RBD snapshot removed) */
-      tree_request_rescan();
+      tree_request_rescan(m);
     fuse_reply_err(req, EIO);
     return;
   }

@@ -10,10 +10,16 @@
  *    name at open time, and whether it is this daemon or one of its
  *    descendants (libguestfs appliances read the disks through the mount:
  *    they are shown, but they do not keep the mount).  The records are one
- *    list under H.lock; H.others counts the handles of everyone else.
+ *    list in the mount's struct holders (mnt.holders) under its lock;
+ *    `others` counts the handles of everyone else.
  *  - SIGTERM/SIGINT/SIGHUP/SIGUSR1 handlers only write the signal number to
  *    a pipe (async-signal-safe; handlers are reset by exec, so appliances
- *    and other children are not affected), and one thread acts on it.  With
+ *    and other children are not affected), and one thread acts on it.  The
+ *    pipe's write end is the one file-scope variable of fs/ (signal_pipe):
+ *    a handler is given no argument to find the mount by.  libfuse's own
+ *    fuse_set_signal_handlers() would not spare it (it keeps the session
+ *    in a file-scope variable of its own) and would end the session at the
+ *    first SIGTERM, held disks or not.  With
  *    no disk held by others the session ends at once: fuse_session_exit,
  *    then SIGUSR2 (a no-op handler without SA_RESTART) to the loop's thread
  *    to interrupt its sem_wait()/read(), repeated until the loop returns so
@@ -28,7 +34,8 @@
  *    user mounts alike), it needs no extra thread, and the mount's own
  *    permissions decide who sees it.
  *
- * Locks: H.lock (mutex) guards the list, the counters and the stop state.
+ * Locks: the holders' lock (mutex) guards the list, the counters and the
+ * stop state.
  * It may be taken under the tree read lock (open) and nothing else is taken
  * under it; /proc is read before it is taken.
  */
@@ -62,7 +69,7 @@ struct holder {
   char comm[17];
 };
 
-static struct {
+struct holders {                    /* mnt.holders */
   pthread_mutex_t lock;
   struct holder *head;
   unsigned others;                  /* handles held by other processes */
@@ -70,11 +77,28 @@ static struct {
   unsigned stop_asks;               /* stop signals refused so far */
   int pipe[2];
   pid_t self;
-  struct fuse_session *se;
   pthread_t thread, loop_thread;
   bool started;
   atomic_bool ending, loop_done;
-} H = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 } };
+};
+
+/* The write end of hs->pipe, for on_signal: a signal handler is given no
+ * argument, so this is the one file-scope variable of the mount (see the
+ * note above and mount.h).  Set before the handlers are installed, -1
+ * again once they are gone. */
+static int signal_pipe = -1;
+
+int
+holders_init(struct mnt *m)
+{
+  struct holders *hs = calloc(1, sizeof *hs);
+  if (!hs)
+    return bfs_error(-ENOMEM, "out of memory");
+  pthread_mutex_init(&hs->lock, NULL);
+  hs->pipe[0] = hs->pipe[1] = -1;
+  m->holders = hs;
+  return 0;
+}
 
 /* ---- processes ---- */
 
@@ -110,10 +134,10 @@ proc_comm(pid_t pid, char *buf, size_t size)
 }
 
 static bool
-is_ours(pid_t pid)
+is_ours(const struct holders *hs, pid_t pid)
 {
   for (int i = 0; i < MAX_ANCESTRY && pid > 1; i++) {
-    if (pid == H.self)
+    if (pid == hs->self)
       return true;
     pid = proc_status_field(pid, "PPid");
   }
@@ -143,8 +167,9 @@ node_path(const struct node *n)
 /* ---- holders ---- */
 
 struct holder *
-holders_add(const struct node *n, pid_t tid)
+holders_add(struct mnt *m, const struct node *n, pid_t tid)
 {
+  struct holders *hs = m->holders;
   struct holder *h = calloc(1, sizeof *h);
   if (!h || !(h->path = node_path(n))) {
     free(h);
@@ -152,52 +177,54 @@ holders_add(const struct node *n, pid_t tid)
   }
   long tgid = tid > 0 ? proc_status_field(tid, "Tgid") : -1;
   h->pid = tgid > 0 ? (pid_t)tgid : tid;
-  h->ours = h->pid > 0 && is_ours(h->pid);
+  h->ours = h->pid > 0 && is_ours(hs, h->pid);
   if (h->pid > 0)
     proc_comm(h->pid, h->comm, sizeof h->comm);
   else
     snprintf(h->comm, sizeof h->comm, "?");   /* outside our pid namespace */
 
-  pthread_mutex_lock(&H.lock);
-  h->next = H.head;
-  if (H.head)
-    H.head->prev = h;
-  H.head = h;
+  pthread_mutex_lock(&hs->lock);
+  h->next = hs->head;
+  if (hs->head)
+    hs->head->prev = h;
+  hs->head = h;
   if (!h->ours)
-    H.others++;
-  pthread_mutex_unlock(&H.lock);
+    hs->others++;
+  pthread_mutex_unlock(&hs->lock);
   return h;
 }
 
 void
-holders_remove(struct holder *h)
+holders_remove(struct mnt *m, struct holder *h)
 {
+  struct holders *hs = m->holders;
+
   if (!h)
     return;
-  pthread_mutex_lock(&H.lock);
-  *(h->prev ? &h->prev->next : &H.head) = h->next;
+  pthread_mutex_lock(&hs->lock);
+  *(h->prev ? &h->prev->next : &hs->head) = h->next;
   if (h->next)
     h->next->prev = h->prev;
   bool notify = false;
   if (!h->ours)
-    notify = --H.others == 0 && H.stop_sig;
-  pthread_mutex_unlock(&H.lock);
+    notify = --hs->others == 0 && hs->stop_sig;
+  pthread_mutex_unlock(&hs->lock);
   if (notify) {
     unsigned char c = SIG_RELEASED;
-    if (write(H.pipe[1], &c, 1) < 0)
+    if (write(hs->pipe[1], &c, 1) < 0)
       bfs_log(BFS_LOG_ERROR, "signal pipe: %m");
   }
   free(h->path);
   free(h);
 }
 
-/* "web01/.../vda.img by 1234 (qemu-system-x86), ..." of others (H.lock) */
+/* "web01/.../vda.img by 1234 (qemu-system-x86), ..." of others (hs->lock) */
 static void
-others_text(char *buf, size_t size)
+others_text(const struct holders *hs, char *buf, size_t size)
 {
   size_t len = 0;
   buf[0] = '\0';
-  for (struct holder *h = H.head; h && len < size; h = h->next) {
+  for (struct holder *h = hs->head; h && len < size; h = h->next) {
     if (h->ours)
       continue;
     int w = snprintf(buf + len, size - len, "%s%s by %d (%s)",
@@ -213,7 +240,7 @@ on_signal(int sig)
 {
   int saved = errno;
   unsigned char c = (unsigned char)sig;
-  if (write(H.pipe[1], &c, 1) < 0) {
+  if (write(signal_pipe, &c, 1) < 0) {
     /* the pipe is full: signals are already pending */
   }
   errno = saved;
@@ -226,84 +253,92 @@ on_wake(int sig)
 }
 
 static void
-end_session(void)
+end_session(struct mnt *m)
 {
-  if (atomic_exchange(&H.ending, true))
+  struct holders *hs = m->holders;
+
+  if (atomic_exchange(&hs->ending, true))
     return;
-  fuse_session_exit(H.se);
-  pthread_kill(H.loop_thread, SIGUSR2);
+  fuse_session_exit(m->se);
+  pthread_kill(hs->loop_thread, SIGUSR2);
 }
 
 static void
-on_stop(int sig)
+on_stop(struct mnt *m, int sig)
 {
+  struct holders *hs = m->holders;
   char list[2048];
   const char *name = sigabbrev_np(sig);
 
-  pthread_mutex_lock(&H.lock);
-  unsigned others = H.others, asks = 0;
+  pthread_mutex_lock(&hs->lock);
+  unsigned others = hs->others, asks = 0;
   if (sig != SIG_RELEASED && sig != SIGUSR1) {
-    H.stop_sig = sig;
-    asks = others ? ++H.stop_asks : 0;
+    hs->stop_sig = sig;
+    asks = others ? ++hs->stop_asks : 0;
   }
-  others_text(list, sizeof list);
-  pthread_mutex_unlock(&H.lock);
+  others_text(hs, list, sizeof list);
+  pthread_mutex_unlock(&hs->lock);
 
   if (sig == SIGUSR1) {
     if (others)
       bfs_log(BFS_LOG_WARN, "SIGUSR1: forced unmount of %s although disks "
               "are held: %s; their readers will get I/O errors",
-              mnt.mountpoint, list);
-    end_session();
+              m->mountpoint, list);
+    end_session(m);
   }
   else if (sig == SIG_RELEASED) {
     if (others == 0) {
       bfs_log(BFS_LOG_WARN, "%s: the last disk held by another process was "
-              "closed; unmounting as asked", mnt.mountpoint);
-      end_session();
+              "closed; unmounting as asked", m->mountpoint);
+      end_session(m);
     }
   }
   else if (others == 0)
-    end_session();
+    end_session(m);
   else
     bfs_log(BFS_LOG_WARN, "SIG%s: not unmounting %s: disks are held by "
             "other processes: %s; the daemon keeps serving them and exits "
             "when they are closed (force: backupfs umount --force %s, or "
             "SIGKILL; running VMs on those disks would then fail; stop "
-            "request %u)", name ? name : "?", mnt.mountpoint, list,
-            mnt.mountpoint, asks);
+            "request %u)", name ? name : "?", m->mountpoint, list,
+            m->mountpoint, asks);
 }
 
 static void *
 signal_thread(void *arg)
 {
-  while (!atomic_load(&H.loop_done)) {
-    struct pollfd p = { .fd = H.pipe[0], .events = POLLIN };
-    bool ending = atomic_load(&H.ending);
+  struct mnt *m = arg;
+  struct holders *hs = m->holders;
+
+  while (!atomic_load(&hs->loop_done)) {
+    struct pollfd p = { .fd = hs->pipe[0], .events = POLLIN };
+    bool ending = atomic_load(&hs->ending);
     int r = poll(&p, 1, ending ? WAKE_MS : -1);
-    if (atomic_load(&H.loop_done))
+    if (atomic_load(&hs->loop_done))
       break;
     if (ending)
-      pthread_kill(H.loop_thread, SIGUSR2);   /* until the loop returns */
+      pthread_kill(hs->loop_thread, SIGUSR2);   /* until the loop returns */
     if (r <= 0)
       continue;
     unsigned char buf[64];
-    ssize_t n = read(H.pipe[0], buf, sizeof buf);
+    ssize_t n = read(hs->pipe[0], buf, sizeof buf);
     for (ssize_t i = 0; i < n; i++)
       if (buf[i] != SIG_QUIT)
-        on_stop(buf[i]);
+        on_stop(m, buf[i]);
   }
   return NULL;
 }
 
 int
-holders_signals_install(void)
+holders_signals_install(struct mnt *m)
 {
   static const int stops[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
   struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+  struct holders *hs = m->holders;
 
-  if (pipe2(H.pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+  if (pipe2(hs->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
     return bfs_error(-errno, "signal pipe: %m");
+  signal_pipe = hs->pipe[1];
   sigemptyset(&sa.sa_mask);
   for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
     if (sigaction(stops[i], &sa, NULL) < 0)
@@ -318,39 +353,66 @@ holders_signals_install(void)
 }
 
 int
-holders_signals_start(struct fuse_session *se)
+holders_signals_start(struct mnt *m)
 {
+  struct holders *hs = m->holders;
   sigset_t all, old;
 
-  H.self = getpid();                /* after fuse_daemonize's fork */
-  H.se = se;
-  H.loop_thread = pthread_self();
+  hs->self = getpid();              /* after fuse_daemonize's fork */
+  hs->loop_thread = pthread_self();
   sigfillset(&all);                 /* the handlers run in other threads */
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int r = pthread_create(&H.thread, NULL, signal_thread, NULL);
+  int r = pthread_create(&hs->thread, NULL, signal_thread, m);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (r)
     return bfs_error(-r, "signal thread: %s", strerror(r));
-  H.started = true;
+  hs->started = true;
   return 0;
 }
 
-void
-holders_signals_stop(void)
+/* default handlers again (SIGUSR2 ignored: a late wakeup is harmless) */
+static void
+signals_restore(void)
 {
   static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
-  unsigned char c = SIG_QUIT;
 
-  atomic_store(&H.loop_done, true);
-  if (H.started) {
-    if (write(H.pipe[1], &c, 1) < 0)
-      bfs_log(BFS_LOG_ERROR, "signal pipe: %m");
-    pthread_join(H.thread, NULL);
-    H.started = false;
-  }
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     signal(sigs[i], SIG_DFL);
   signal(SIGUSR2, SIG_IGN);
+}
+
+void
+holders_signals_stop(struct mnt *m)
+{
+  struct holders *hs = m->holders;
+  unsigned char c = SIG_QUIT;
+
+  atomic_store(&hs->loop_done, true);
+  if (hs->started) {
+    if (write(hs->pipe[1], &c, 1) < 0)
+      bfs_log(BFS_LOG_ERROR, "signal pipe: %m");
+    pthread_join(hs->thread, NULL);
+    hs->started = false;
+  }
+  signals_restore();
+}
+
+void
+holders_free(struct mnt *m)
+{
+  struct holders *hs = m->holders;
+
+  if (!hs)
+    return;
+  if (hs->pipe[0] >= 0) {           /* no handler writes to it any more */
+    signals_restore();
+    signal_pipe = -1;
+    close(hs->pipe[0]);
+    close(hs->pipe[1]);
+  }
+  pthread_mutex_destroy(&hs->lock);   /* no handle is left (ops.c) */
+  free(hs);
+  m->holders = NULL;
 }
 
 /* ---- the status file ---- */
@@ -380,12 +442,12 @@ add_count(struct json_object *o, const char *key)
                          json_object_new_int64(json_object_get_int64(c) + 1));
 }
 
-/* the disks and their holders (H.lock held) */
+/* the disks and their holders (hs->lock held) */
 static struct json_object *
-json_disks(void)
+json_disks(const struct holders *hs)
 {
   struct json_object *disks = json_object_new_array();
-  for (struct holder *h = H.head; h; h = h->next) {
+  for (struct holder *h = hs->head; h; h = h->next) {
     struct json_object *d = find_by(disks, "path", h->path, 0, false);
     if (!d) {
       d = json_object_new_object();
@@ -398,8 +460,8 @@ json_disks(void)
     add_count(d, "handles");
     if (!h->ours)
       add_count(d, "held_by_others");
-    struct json_object *hs = json_object_object_get(d, "holders");
-    struct json_object *o = find_by(hs, "pid", NULL, h->pid, h->ours);
+    struct json_object *list = json_object_object_get(d, "holders");
+    struct json_object *o = find_by(list, "pid", NULL, h->pid, h->ours);
     if (!o) {
       o = json_object_new_object();
       json_object_object_add(o, "pid", json_object_new_int64(h->pid));
@@ -407,7 +469,7 @@ json_disks(void)
       json_object_object_add(o, "daemon_child",
                              json_object_new_boolean(h->ours));
       json_object_object_add(o, "handles", json_object_new_int64(0));
-      json_object_array_add(hs, o);
+      json_object_array_add(list, o);
     }
     add_count(o, "handles");
   }
@@ -415,49 +477,50 @@ json_disks(void)
 }
 
 static char *
-status_json(size_t *len)
+status_json(struct mnt *m, size_t *len)
 {
+  struct holders *hs = m->holders;
   struct json_object *o = json_object_new_object();
   time_t last = 0;
-  bool scanning = pthread_mutex_trylock(&mnt.scan_lock) != 0;
+  bool scanning = pthread_mutex_trylock(&m->scan_lock) != 0;
 
   if (!scanning) {
-    last = mnt.last_scan;
-    pthread_mutex_unlock(&mnt.scan_lock);
+    last = m->last_scan;
+    pthread_mutex_unlock(&m->scan_lock);
   }
   json_object_object_add(o, "pid", json_object_new_int64(getpid()));
-  bfs_json_add_str(o, "mountpoint", mnt.mountpoint);
-  bfs_json_add_str(o, "repository", mnt.repo);
-  bfs_json_add_str(o, "catalog", mnt.cat ? catalog_path(mnt.cat) : NULL);
-  json_object_object_add(o, "writable", json_object_new_boolean(mnt.writable));
-  json_object_object_add(o, "started", bfs_json_time(mnt.start));
+  bfs_json_add_str(o, "mountpoint", m->mountpoint);
+  bfs_json_add_str(o, "repository", m->repo);
+  bfs_json_add_str(o, "catalog", m->cat ? catalog_path(m->cat) : NULL);
+  json_object_object_add(o, "writable", json_object_new_boolean(m->writable));
+  json_object_object_add(o, "started", bfs_json_time(m->start));
   json_object_object_add(o, "last_rescan", bfs_json_time(last));
   json_object_object_add(o, "rescan_running",
                          json_object_new_boolean(scanning));
   /* starting/running/failed appliances (guest/guest-status.c); their disk
    * handles show below as daemon_child holders */
 #if HAVE_GUESTFS
-  json_object_object_add(o, "appliances", mnt.guests ?
-                         guest_pool_status(mnt.guests) :
+  json_object_object_add(o, "appliances", m->guests ?
+                         guest_pool_status(m->guests) :
                          json_object_new_array());
 #else
   json_object_object_add(o, "appliances", json_object_new_array());
 #endif
 
-  pthread_mutex_lock(&H.lock);
-  const char *sig = H.stop_sig ? sigabbrev_np(H.stop_sig) : NULL;
+  pthread_mutex_lock(&hs->lock);
+  const char *sig = hs->stop_sig ? sigabbrev_np(hs->stop_sig) : NULL;
   char signame[16];
   snprintf(signame, sizeof signame, "SIG%s", sig ? sig : "?");
-  json_object_object_add(o, "stopping", json_object_new_boolean(H.stop_sig));
-  json_object_object_add(o, "stop_signal", H.stop_sig ?
+  json_object_object_add(o, "stopping", json_object_new_boolean(hs->stop_sig));
+  json_object_object_add(o, "stop_signal", hs->stop_sig ?
                          json_object_new_string(signame) : NULL);
-  json_object_object_add(o, "held_by_others", json_object_new_int64(H.others));
+  json_object_object_add(o, "held_by_others", json_object_new_int64(hs->others));
   unsigned ours = 0;
-  for (struct holder *h = H.head; h; h = h->next)
+  for (struct holder *h = hs->head; h; h = h->next)
     ours += h->ours;
   json_object_object_add(o, "appliance_handles", json_object_new_int64(ours));
-  json_object_object_add(o, "disks", json_disks());
-  pthread_mutex_unlock(&H.lock);
+  json_object_object_add(o, "disks", json_disks(hs));
+  pthread_mutex_unlock(&hs->lock);
 
   const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -471,26 +534,26 @@ status_json(size_t *len)
 }
 
 struct blob *
-holders_status_blob(void)
+holders_status_blob(struct mnt *m)
 {
   size_t len;
-  CLEANUP_FREE char *s = status_json(&len);
+  CLEANUP_FREE char *s = status_json(m, &len);
   return s ? blob_new(s, len) : NULL;
 }
 
 bool
-holders_status_attr(fuse_ino_t ino, struct stat *st)
+holders_status_attr(struct mnt *m, fuse_ino_t ino, struct stat *st)
 {
   size_t len = 0;
   if (ino != HOLDERS_STATUS_INO)
     return false;
-  free(status_json(&len));
+  free(status_json(m, &len));
   memset(st, 0, sizeof *st);
   st->st_ino = ino;
   st->st_mode = S_IFREG | 0444;
   st->st_nlink = 1;
-  st->st_uid = mnt.uid;
-  st->st_gid = mnt.gid;
+  st->st_uid = m->uid;
+  st->st_gid = m->gid;
   st->st_size = len;
   st->st_blksize = 4096;
   st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
@@ -498,12 +561,12 @@ holders_status_attr(fuse_ino_t ino, struct stat *st)
 }
 
 bool
-holders_status_entry(fuse_ino_t parent, const char *name,
+holders_status_entry(struct mnt *m, fuse_ino_t parent, const char *name,
                      struct fuse_entry_param *e)
 {
   if (parent != FUSE_ROOT_ID || strcmp(name, HOLDERS_STATUS_NAME))
     return false;
   memset(e, 0, sizeof *e);
   e->ino = HOLDERS_STATUS_INO;
-  return holders_status_attr(e->ino, &e->attr);   /* timeouts 0: fresh */
+  return holders_status_attr(m, e->ino, &e->attr);   /* timeouts 0: fresh */
 }

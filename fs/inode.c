@@ -1,10 +1,11 @@
 /* inode.c — the mount's nodes and inode numbers.
  *
  * Every node the kernel may know has a fuse_ino_t, never reused, found
- * through an open hash table.  The fixed part of the tree (VMs, backups and
- * what is inside them) lives in kids[] arrays; guest files under files/ are
- * created on lookup and also hashed by (files/ inode, guest path) so a path
- * keeps its inode number while the kernel remembers it.
+ * through the mount's itab (common/htab.h; the link is in the node).  The
+ * fixed part of the tree (VMs, backups and what is inside them) lives in
+ * kids[] arrays; guest files under files/ are created on lookup and also
+ * on gtab, by (files/ inode, guest path), so a path keeps its inode number
+ * while the kernel remembers it.
  *
  * Lifetime: a node is freed when it is unreachable (unlinked from the tree
  * by a refresh, or a guest node) and the kernel has forgotten it
@@ -18,8 +19,6 @@
 #include <unistd.h>
 
 #include "common/error.h"
-
-struct mnt mnt;
 
 struct blob *
 blob_new(const char *s, size_t len)
@@ -49,65 +48,34 @@ blob_unref(struct blob *b)
     free(b);
 }
 
-static size_t
-hash_ino(fuse_ino_t ino, size_t size)
+static uint64_t
+hash_guest(fuse_ino_t files_ino, const char *path)
 {
-  return (ino * 0x9E3779B97F4A7C15ull >> 17) & (size - 1);
-}
-
-static size_t
-hash_guest(fuse_ino_t files_ino, const char *path, size_t size)
-{
-  uint64_t h = 1469598103934665603ull ^ files_ino;
-  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-    h = (h ^ *p) * 1099511628211ull;
-  return h & (size - 1);
+  return bfs_hash_bytes(path, strlen(path), files_ino);
 }
 
 int
-nodes_init(void)
+nodes_init(struct mnt *m)
 {
-  mnt.itab_size = 1024;
-  mnt.itab = calloc(mnt.itab_size, sizeof *mnt.itab);
-  mnt.gtab_size = 1024;
-  mnt.gtab = calloc(mnt.gtab_size, sizeof *mnt.gtab);
-  if (!mnt.itab || !mnt.gtab)
+  if (bfs_htab_init(&m->itab, 1024) < 0 || bfs_htab_init(&m->gtab, 1024) < 0)
     return bfs_error(-ENOMEM, "out of memory");
-  mnt.next_ino = FUSE_ROOT_ID;
+  m->next_ino = FUSE_ROOT_ID;
   /* a store that is no directory (rbd:POOL) has no fd: nothing of the
    * tree is a file of it */
-  int fd = catalog_repo_not_dir(mnt.repo) ? -1 : bfs_dir_open(mnt.repo);
-  if (fd < 0 && !catalog_repo_not_dir(mnt.repo))
+  int fd = catalog_repo_not_dir(m->repo) ? -1 : bfs_dir_open(m->repo);
+  if (fd < 0 && !catalog_repo_not_dir(m->repo))
     return fd;
-  mnt.repo_fd = fd;
-  mnt.root = node_new(N_ROOT, "", NULL);
-  if (!mnt.root)
+  m->repo_fd = fd;
+  m->root = node_new(m, N_ROOT, "", NULL);
+  if (!m->root)
     return bfs_error(-ENOMEM, "out of memory");
-  atomic_store(&mnt.root->nlookup, 1);    /* the kernel never forgets root */
+  atomic_store(&m->root->nlookup, 1);    /* the kernel never forgets root */
   return 0;
 }
 
-static void
-itab_grow(void)
-{
-  size_t nsize = mnt.itab_size * 2;
-  struct node **nt = calloc(nsize, sizeof *nt);
-  if (!nt)
-    return;                               /* keep the longer chains */
-  for (size_t i = 0; i < mnt.itab_size; i++)
-    for (struct node *n = mnt.itab[i], *next; n; n = next) {
-      next = n->hnext;
-      size_t h = hash_ino(n->ino, nsize);
-      n->hnext = nt[h];
-      nt[h] = n;
-    }
-  free(mnt.itab);
-  mnt.itab = nt;
-  mnt.itab_size = nsize;
-}
-
 struct node *
-node_new(enum node_kind kind, const char *name, struct node *parent)
+node_new(struct mnt *m, enum node_kind kind, const char *name,
+         struct node *parent)
 {
   struct node *n = calloc(1, sizeof *n);
   if (!n)
@@ -119,15 +87,10 @@ node_new(enum node_kind kind, const char *name, struct node *parent)
   }
   n->kind = kind;
   n->parent = parent;
-  n->ino = mnt.next_ino++;
-  n->mtime = parent ? parent->mtime : mnt.start;
+  n->ino = m->next_ino++;
+  n->mtime = parent ? parent->mtime : m->start;
   atomic_init(&n->nlookup, 0);
-  if (mnt.nnodes >= mnt.itab_size)
-    itab_grow();
-  size_t h = hash_ino(n->ino, mnt.itab_size);
-  n->hnext = mnt.itab[h];
-  mnt.itab[h] = n;
-  mnt.nnodes++;
+  bfs_htab_insert(&m->itab, &n->ilink, bfs_hash_u64(n->ino));
   return n;
 }
 
@@ -160,12 +123,13 @@ node_remove_kid(struct node *dir, struct node *kid)
 }
 
 struct node *
-node_find(fuse_ino_t ino)
+node_find(struct mnt *m, fuse_ino_t ino)
 {
-  for (struct node *n = mnt.itab[hash_ino(ino, mnt.itab_size)]; n;
-       n = n->hnext)
+  BFS_HTAB_FOR_HASH(&m->itab, l, bfs_hash_u64(ino)) {
+    struct node *n = bfs_container_of(l, struct node, ilink);
     if (n->ino == ino)
       return n;
+  }
   return NULL;
 }
 
@@ -179,47 +143,34 @@ node_kid(const struct node *dir, const char *name)
 }
 
 struct node *
-node_guest_find(fuse_ino_t files_ino, const char *path)
+node_guest_find(struct mnt *m, fuse_ino_t files_ino, const char *path)
 {
-  for (struct node *n = mnt.gtab[hash_guest(files_ino, path, mnt.gtab_size)];
-       n; n = n->gnext)
+  BFS_HTAB_FOR_HASH(&m->gtab, l, hash_guest(files_ino, path)) {
+    struct node *n = bfs_container_of(l, struct node, glink);
     if (n->files_ino == files_ino && !strcmp(n->path, path))
       return n;
+  }
   return NULL;
 }
 
 void
-node_guest_insert(struct node *n)
+node_guest_insert(struct mnt *m, struct node *n)
 {
-  size_t h = hash_guest(n->files_ino, n->path, mnt.gtab_size);
-  n->gnext = mnt.gtab[h];
-  mnt.gtab[h] = n;
+  bfs_htab_insert(&m->gtab, &n->glink, hash_guest(n->files_ino, n->path));
 }
 
 static void
-unhash(struct node *n)
+unhash(struct mnt *m, struct node *n)
 {
-  struct node **pp = &mnt.itab[hash_ino(n->ino, mnt.itab_size)];
-  for (; *pp; pp = &(*pp)->hnext)
-    if (*pp == n) {
-      *pp = n->hnext;
-      mnt.nnodes--;
-      break;
-    }
-  if (n->kind == N_GUEST) {
-    pp = &mnt.gtab[hash_guest(n->files_ino, n->path, mnt.gtab_size)];
-    for (; *pp; pp = &(*pp)->gnext)
-      if (*pp == n) {
-        *pp = n->gnext;
-        break;
-      }
-  }
+  bfs_htab_remove(&m->itab, &n->ilink);
+  if (n->kind == N_GUEST)
+    bfs_htab_remove(&m->gtab, &n->glink);
 }
 
+/* n's memory and payload references (unhashed, or every node at once) */
 static void
-node_free(struct node *n)
+node_destroy(struct node *n)
 {
-  unhash(n);
   blob_unref(n->blob);
   if (n->disk)
     disk_unref(n->disk);
@@ -230,62 +181,60 @@ node_free(struct node *n)
   free(n);
 }
 
+static void
+node_free(struct mnt *m, struct node *n)
+{
+  unhash(m, n);
+  node_destroy(n);
+}
+
 /* Detach n and everything below it from the tree; free what the kernel
  * does not reference. */
 void
-node_unlink(struct node *n)
+node_unlink(struct mnt *m, struct node *n)
 {
   for (size_t i = 0; i < n->nkids; i++)
-    node_unlink(n->kids[i]);
+    node_unlink(m, n->kids[i]);
   free(n->kids);
   n->kids = NULL;
   n->nkids = n->kids_cap = 0;
   n->parent = NULL;
   n->unlinked = true;
   if (atomic_load(&n->nlookup) == 0)
-    node_free(n);
+    node_free(m, n);
 }
 
 void
-node_forget(fuse_ino_t ino, uint64_t nlookup)
+node_forget(struct mnt *m, fuse_ino_t ino, uint64_t nlookup)
 {
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   bool last = n && atomic_fetch_sub(&n->nlookup, nlookup) == nlookup;
   bool freeable = last && (n->unlinked || n->kind == N_GUEST);
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_unlock(&m->tree_lock);
   if (!freeable)
     return;
-  pthread_rwlock_wrlock(&mnt.tree_lock);
-  n = node_find(ino);                     /* a lookup may have revived it */
+  pthread_rwlock_wrlock(&m->tree_lock);
+  n = node_find(m, ino);                  /* a lookup may have revived it */
   if (n && atomic_load(&n->nlookup) == 0 &&
       (n->unlinked || n->kind == N_GUEST))
-    node_free(n);
-  pthread_rwlock_unlock(&mnt.tree_lock);
+    node_free(m, n);
+  pthread_rwlock_unlock(&m->tree_lock);
 }
 
 void
-nodes_free_all(void)
+nodes_free_all(struct mnt *m)
 {
-  for (size_t i = 0; i < mnt.itab_size; i++)
-    for (struct node *n = mnt.itab[i], *next; n; n = next) {
-      next = n->hnext;
-      blob_unref(n->blob);
-      if (n->disk)
-        disk_unref(n->disk);
-      free(n->kids);
-      free(n->path);
-      free(n->key);
-      free(n->name);
-      free(n);
-    }
-  free(mnt.itab);
-  free(mnt.gtab);
-  mnt.itab = mnt.gtab = NULL;
-  mnt.root = NULL;
-  if (mnt.repo_fd >= 0)
-    close(mnt.repo_fd);
-  mnt.repo_fd = -1;
+  struct bfs_htab_iter it;
+  bfs_htab_iter_init(&it, &m->itab);
+  for (struct bfs_hlink *l; (l = bfs_htab_iter_next(&it)); )
+    node_destroy(bfs_container_of(l, struct node, ilink));
+  bfs_htab_free(&m->itab);
+  bfs_htab_free(&m->gtab);
+  m->root = NULL;
+  if (m->repo_fd >= 0)
+    close(m->repo_fd);
+  m->repo_fd = -1;
 }
 
 bool
@@ -303,9 +252,10 @@ node_is_dir(const struct node *n)
 /* the repository's owner and permission bits (write bits off) of p, or
  * dflt with the mounting user */
 static mode_t
-perm_apply(const struct perm *p, mode_t dflt, mode_t keep, struct stat *st)
+perm_apply(const struct mnt *m, const struct perm *p, mode_t dflt,
+           mode_t keep, struct stat *st)
 {
-  if (!mnt.repo_perms || !p->mode)
+  if (!m->repo_perms || !p->mode)
     return dflt;
   st->st_uid = p->uid;
   st->st_gid = p->gid;
@@ -313,41 +263,41 @@ perm_apply(const struct perm *p, mode_t dflt, mode_t keep, struct stat *st)
 }
 
 void
-node_fill_stat(const struct node *n, struct stat *st)
+node_fill_stat(const struct mnt *m, const struct node *n, struct stat *st)
 {
   memset(st, 0, sizeof *st);
   st->st_ino = n->ino;
-  st->st_uid = mnt.uid;
-  st->st_gid = mnt.gid;
+  st->st_uid = m->uid;
+  st->st_gid = m->gid;
   st->st_blksize = 65536;
   st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = n->mtime;
   st->st_nlink = 1;
   switch (n->kind) {
   case N_ROOT: case N_VM: case N_BACKUP: case N_DISKS: case N_FILES:
-    st->st_mode = S_IFDIR | perm_apply(&n->perm, 0555, 0555, st);
+    st->st_mode = S_IFDIR | perm_apply(m, &n->perm, 0555, 0555, st);
     st->st_nlink = 2;
     for (size_t i = 0; i < n->nkids; i++)
       if (node_is_dir(n->kids[i]))
         st->st_nlink++;
     break;
   case N_LATEST:
-    perm_apply(&n->perm, 0, 0, st);
+    perm_apply(m, &n->perm, 0, 0, st);
     st->st_mode = S_IFLNK | 0777;
     st->st_size = n->blob ? n->blob->len : 0;
     break;
   case N_JSON:                      /* its backup directory's read bits */
-    st->st_mode = S_IFREG | perm_apply(&n->perm, 0444, 0444, st);
+    st->st_mode = S_IFREG | perm_apply(m, &n->perm, 0444, 0444, st);
     st->st_size = n->blob ? n->blob->len : 0;
     st->st_blocks = (st->st_size + 511) / 512;
     break;
   case N_DOMAIN:
-    st->st_mode = S_IFREG | perm_apply(&n->perm, 0444, 0555, st);
+    st->st_mode = S_IFREG | perm_apply(m, &n->perm, 0444, 0555, st);
     st->st_size = n->size;
     st->st_blocks = (st->st_size + 511) / 512;
     break;
   case N_DISK:
-    st->st_mode = S_IFREG | perm_apply(&n->disk->perm, 0444, 0555, st);
-    if (mnt.writable)
+    st->st_mode = S_IFREG | perm_apply(m, &n->disk->perm, 0444, 0555, st);
+    if (m->writable)
       st->st_mode |= S_IWUSR;
     st->st_size = n->disk->size;
     st->st_blocks = (n->disk->allocated + 511) / 512;

@@ -1,19 +1,28 @@
 /* mount-cmd.c — `backupfs mount [-f] [-o OPTS] REPO MOUNTPOINT` and the
  * mount.fuse3 form `backupfs REPO MOUNTPOINT -o OPTS`.
  *
- * Order matters: check the mount point (a stale FUSE mount is reported with
- * the fusermount3 hint; one inside the repository, a repository inside it,
- * a non-empty or already mounted one are refused unless -o nonempty), open
- * and scan the catalog (progress on a terminal; a repository where no
- * layout finds anything is refused unless --allow-empty), build the tree,
- * mount, then daemonise (run(): run_check, run_scan, run_state,
- * run_session, run_serve, in that order).  The catalog is closed
- * across the fork and reopened in the daemon; threads (watcher, guest pool,
- * FUSE workers) start only after it.  Options the mount owns (catalog=,
- * cloudstack_backups=, max_threads=) are taken out of -o; fstab-only words
- * (noauto, _netdev, x-systemd.*, ...) are dropped; the rest go to libfuse
- * together with ro,nosuid,nodev,auto_unmount (and default_permissions when
- * allow_other is given).
+ * run() allocates the mount's state (struct mnt, mount.h) and goes through
+ * named phases, in this order: run_check (the mount point: a stale FUSE
+ * mount is reported with the fusermount3 hint; one inside the repository,
+ * a repository inside it, a non-empty or already mounted one are refused
+ * unless -o nonempty; logging, -o writable's scratch directory), run_scan
+ * (open and scan the catalog, progress on a terminal; a repository where
+ * no layout finds anything is refused unless --allow-empty), run_state
+ * (locks, disk service, the first tree), run_session (the FUSE session,
+ * with the state as its userdata, mounted; the daemon forked), run_daemon
+ * (its log, the catalog again, the threads), run_serve (the loop), and
+ * always run_teardown, which undoes whatever the phases did.  The catalog
+ * is closed across the fork and reopened in the daemon; threads (watcher,
+ * guest pool, FUSE workers, the signal thread) start only after it.
+ *
+ * Options the mount owns (catalog=, keyfile=, cloudstack_backups=, the
+ * catalog's source options, max_threads=, readahead_kb=, guest_*=,
+ * writable, scratch=, log=, loglevel=, noinotify, show_removed,
+ * allow_empty, nonempty) are taken out of -o; fstab-only words (noauto,
+ * _netdev, x-systemd.*, ...) are dropped; the rest go to libfuse together
+ * with nosuid,nodev,auto_unmount,subtype=backupfs (and ro unless -o
+ * writable), max_read=1048576 unless given, fsname=REPO unless given, and
+ * default_permissions when allow_other is given.
  */
 #include "fs/mount.h"
 
@@ -523,7 +532,7 @@ check_log_file(char **path)
 }
 
 static int
-open_catalog(const struct opts *o, bool progress)
+open_catalog(struct mnt *m, const struct opts *o, bool progress)
 {
   struct catalog_opts copts = {
     .catalog_path = o->catalog,
@@ -535,7 +544,7 @@ open_catalog(const struct opts *o, bool progress)
     .progress = progress,
     .luks_key = o->key_file != NULL,
   };
-  return catalog_open(mnt.repo, &copts, &mnt.cat);
+  return catalog_open(m->repo, &copts, &m->cat);
 }
 
 /* The first scan of a repository that is no directory (rbd:POOL) runs in
@@ -544,9 +553,9 @@ open_catalog(const struct opts *o, bool progress)
  * connection; the daemon makes its own.  0 or the child's -errno and
  * message. */
 static int
-scan_in_child(struct catalog_scan_stats *st)
+scan_in_child(struct mnt *m, struct catalog_scan_stats *st)
 {
-  struct { int r; struct catalog_scan_stats st; char msg[2048]; } m;
+  struct { int r; struct catalog_scan_stats st; char msg[2048]; } res;
   int pfd[2];
 
   if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -559,15 +568,15 @@ scan_in_child(struct catalog_scan_stats *st)
   }
   if (pid == 0) {
     close(pfd[0]);
-    memset(&m, 0, sizeof m);
-    m.r = catalog_scan(mnt.cat, &m.st);
-    snprintf(m.msg, sizeof m.msg, "%s", m.r < 0 ? bfs_last_error() : "");
-    _exit(bfs_write_all(pfd[1], &m, sizeof m) < 0);
+    memset(&res, 0, sizeof res);
+    res.r = catalog_scan(m->cat, &res.st);
+    snprintf(res.msg, sizeof res.msg, "%s", res.r < 0 ? bfs_last_error() : "");
+    _exit(bfs_write_all(pfd[1], &res, sizeof res) < 0);
   }
   close(pfd[1]);
   size_t n = 0;
-  while (n < sizeof m) {
-    ssize_t k = read(pfd[0], (char *)&m + n, sizeof m - n);
+  while (n < sizeof res) {
+    ssize_t k = read(pfd[0], (char *)&res + n, sizeof res - n);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -578,17 +587,17 @@ scan_in_child(struct catalog_scan_stats *st)
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
-  if (n != sizeof m)
-    return bfs_error(-EIO, "scanning %s: the scan process died", mnt.repo);
-  if (m.r < 0)
-    return bfs_error(m.r, "%s", m.msg);
-  *st = m.st;
+  if (n != sizeof res)
+    return bfs_error(-EIO, "scanning %s: the scan process died", m->repo);
+  if (res.r < 0)
+    return bfs_error(res.r, "%s", res.msg);
+  *st = res.st;
   return 0;
 }
 
 /* Phase 1: the paths, their placement, logging and -o writable. */
 static int
-run_check(struct opts *o)
+run_check(struct mnt *m, struct opts *o)
 {
   int r;
 
@@ -596,17 +605,17 @@ run_check(struct opts *o)
   if (r < 0)
     return r;
   /* a layout's store that is no directory (rbd:POOL) stays as given */
-  mnt.repo = catalog_repo_not_dir(o->repo) ? strdup(o->repo)
-                                           : realpath(o->repo, NULL);
-  if (!mnt.repo)
+  m->repo = catalog_repo_not_dir(o->repo) ? strdup(o->repo)
+                                          : realpath(o->repo, NULL);
+  if (!m->repo)
     return bfs_error(-errno, "%s: %m", o->repo);
-  mnt.mountpoint = realpath(o->mountpoint, NULL);
-  if (!mnt.mountpoint)
+  m->mountpoint = realpath(o->mountpoint, NULL);
+  if (!m->mountpoint)
     return bfs_error(-errno, "%s: %m", o->mountpoint);
-  if (!strcmp(mnt.repo, mnt.mountpoint))
+  if (!strcmp(m->repo, m->mountpoint))
     return bfs_error(-EINVAL, "%s: the mount point is the repository itself",
-                     mnt.repo);
-  r = check_placement(o, mnt.repo, mnt.mountpoint);
+                     m->repo);
+  r = check_placement(o, m->repo, m->mountpoint);
   if (r < 0)
     return r;
   for (size_t i = 0; i < o->nextra; i++) {  /* the daemon runs in / */
@@ -615,7 +624,7 @@ run_check(struct opts *o)
       return bfs_error(-errno, "%s: %m", o->extra_repos[i]);
     free(o->extra_repos[i]);
     o->extra_repos[i] = real;
-    if ((r = check_placement(o, real, mnt.mountpoint)) < 0)
+    if ((r = check_placement(o, real, m->mountpoint)) < 0)
       return r;
   }
   if (o->log_level >= 0)
@@ -633,10 +642,10 @@ run_check(struct opts *o)
     if (!o->scratch)
       return bfs_error(-EINVAL, "-o writable needs a scratch directory "
                        "outside the repository (scratch=DIR or --scratch DIR)");
-    r = scratch_init(o->scratch);
+    r = scratch_init(m, o->scratch);
     if (r < 0)
       return r;
-    mnt.writable = true;
+    m->writable = true;
   }
 
   return 0;
@@ -644,7 +653,7 @@ run_check(struct opts *o)
 
 /* Phase 2: descriptors, the catalog opened and brought up to date. */
 static int
-run_scan(struct opts *o, struct catalog_scan_stats *stats)
+run_scan(struct mnt *m, struct opts *o, struct catalog_scan_stats *stats)
 {
   int r;
 
@@ -657,24 +666,24 @@ run_scan(struct opts *o, struct catalog_scan_stats *stats)
 
   /* read before the fork: the daemon may not see the file (relative path,
    * chdir) and the disk service keeps the key for its whole life */
-  if (o->key_file && (r = blk_key_from_file(o->key_file, &mnt.key)) < 0)
+  if (o->key_file && (r = blk_key_from_file(o->key_file, &m->key)) < 0)
     return bfs_error_prefix(r, "keyfile=%s: ", o->key_file);
-  r = open_catalog(o, isatty(2));
+  r = open_catalog(m, o, isatty(2));
   if (r < 0)
     return r;
-  r = catalog_repo_not_dir(mnt.repo) ? scan_in_child(stats)
-                                     : catalog_scan(mnt.cat, stats);
+  r = catalog_repo_not_dir(m->repo) ? scan_in_child(m, stats)
+                                    : catalog_scan(m->cat, stats);
   if (r < 0)
-    return bfs_error_prefix(r, "scanning %s: ", mnt.repo);
+    return bfs_error_prefix(r, "scanning %s: ", m->repo);
   if (isatty(2))
     fprintf(stderr, "backupfs: %s: %u VMs, %u backups (%u broken)\n",
-            mnt.repo, stats->vms, stats->backups, stats->broken);
+            m->repo, stats->vms, stats->backups, stats->broken);
   if (stats->vms == 0 && stats->backups == 0 && !o->allow_empty) {
     CLEANUP_FREE char *known = catalog_known_layouts();
     return bfs_error(-ENOENT, "%s: no backups here: no known layout "
                      "recognises anything in it (known layouts: %s); to "
                      "mount a repository that will fill later, add "
-                     "--allow-empty (-o allow_empty)", mnt.repo, known);
+                     "--allow-empty (-o allow_empty)", m->repo, known);
   }
 
   return 0;
@@ -682,47 +691,39 @@ run_scan(struct opts *o, struct catalog_scan_stats *stats)
 
 /* Phase 3: the mount's state, locks, disk service and first tree. */
 static int
-run_state(const struct opts *o)
+run_state(struct mnt *m, const struct opts *o)
 {
   int r;
 
-  mnt.uid = getuid();
-  mnt.repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
-  mnt.gid = getgid();
-  mnt.start = time(NULL);
-  mnt.entry_timeout = 3600;
-  mnt.max_threads = o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS;
-  mnt.wake_fd = mnt.ino_fd = -1;
-  mnt.no_inotify = o->no_inotify;
-  mnt.guest_timeout = o->guest_timeout;
-  mnt.guest_call_timeout = o->guest_call_timeout;
-  mnt.guest_idle = o->guest_idle;
-  mnt.guest_list_wait = o->guest_list_wait;
-  pthread_mutex_init(&mnt.scan_lock, NULL);
-  pthread_rwlock_init(&mnt.tree_lock, NULL);
-  pthread_mutex_init(&mnt.q_lock, NULL);
-  mnt.q_tail = &mnt.q_head;
-  r = nodes_init();
-  if (r < 0)
+  m->uid = getuid();
+  m->repo_perms = o->allow_other || geteuid() == 0;   /* fs/inode.c */
+  m->gid = getgid();
+  m->start = time(NULL);
+  m->entry_timeout = 3600;
+  m->max_threads = o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS;
+  m->no_inotify = o->no_inotify;
+  m->guest_timeout = o->guest_timeout;
+  m->guest_call_timeout = o->guest_call_timeout;
+  m->guest_idle = o->guest_idle;
+  m->guest_list_wait = o->guest_list_wait;
+  pthread_mutex_init(&m->scan_lock, NULL);
+  pthread_rwlock_init(&m->tree_lock, NULL);
+  pthread_mutex_init(&m->q_lock, NULL);
+  m->q_tail = &m->q_head;
+  if ((r = ops_init(m)) < 0 || (r = holders_init(m)) < 0 ||
+      (r = nodes_init(m)) < 0 || (r = disks_init(m)) < 0)
     return r;
-  r = disks_init();
-  if (r < 0)
-    return r;
-  r = tree_refresh(false);
-  if (r < 0)
-    return r;
-  return 0;
+  return tree_refresh(m, false);
 }
 
-/* Phase 4: the FUSE session mounted, the daemon forked, its log and
- * catalog opened again (no SQLite handle crosses fork()). */
+/* the options given to libfuse: the user's, ours, and fsname= the
+ * repository unless the user named it */
 static int
-run_session(struct opts *o, const struct catalog_scan_stats *stats)
+fuse_options(struct mnt *m, struct opts *o)
 {
-  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX], state_dir[PATH_MAX];
+  char buf[2 * PATH_MAX + 16], esc[2 * PATH_MAX];
   int r;
 
-  /* libfuse options */
   r = add_fuse_opt(o, o->writable ? "nosuid,nodev,auto_unmount,subtype=backupfs"
                                   : "ro,nosuid,nodev,auto_unmount,subtype=backupfs");
   if (r == 0 && !strstr(o->fuse_o, "max_read="))
@@ -730,125 +731,176 @@ run_session(struct opts *o, const struct catalog_scan_stats *stats)
   if (r == 0 && o->allow_other)
     r = add_fuse_opt(o, "allow_other,default_permissions");
   if (r == 0 && !strstr(o->fuse_o, "fsname=")) {
-    escape_opt(esc, sizeof esc, mnt.repo);
+    escape_opt(esc, sizeof esc, m->repo);
     snprintf(buf, sizeof buf, "fsname=%s", esc);
     r = add_fuse_opt(o, buf);
   }
-  if (r < 0)
+  return r;
+}
+
+/* Phase 4: the FUSE session (the mount its userdata) mounted and the
+ * daemon forked.  The catalog is closed across the fork (no SQLite handle
+ * crosses fork()); state_dir gets where the daemon's fallback log goes. */
+static int
+run_session(struct mnt *m, struct opts *o, char *state_dir, size_t size)
+{
+  int r;
+
+  if ((r = fuse_options(m, o)) < 0)
     return r;
   char *fargv[] = { (char *)"backupfs", (char *)"-o", o->fuse_o,
                     (char *)"-d", NULL };
   struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, fargv);
-  mnt.se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, NULL);
+  m->se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, m);
   fuse_opt_free_args(&args);
-  if (!mnt.se)
+  if (!m->se)
     return bfs_error(-EINVAL, "cannot start FUSE session (options: %s)",
                      o->fuse_o);
   /* SIGTERM & co. do not drop disks others hold (fs/holders.c) */
-  r = holders_signals_install();
+  r = holders_signals_install(m);
   if (r < 0)
     return r;
   /* the daemon's fallback log goes next to the catalog */
-  snprintf(state_dir, sizeof state_dir, "%s", catalog_path(mnt.cat));
+  snprintf(state_dir, size, "%s", catalog_path(m->cat));
   char *slash = strrchr(state_dir, '/');
   if (slash)
     *slash = '\0';
   else
-    snprintf(state_dir, sizeof state_dir, ".");
+    snprintf(state_dir, size, ".");
   /* the daemon reopens the catalog: no SQLite handle across fork() */
-  catalog_close(mnt.cat);
-  mnt.cat = NULL;
-  if (fuse_session_mount(mnt.se, mnt.mountpoint) < 0) {
+  catalog_close(m->cat);
+  m->cat = NULL;
+  if (fuse_session_mount(m->se, m->mountpoint) < 0) {
     if (o->allow_other && getuid() != 0)
       return bfs_error(-EPERM, "%s: mount failed (see above); a mount with "
                        "allow_other by a user other than root needs "
-                       "'user_allow_other' in /etc/fuse.conf", mnt.mountpoint);
-    return bfs_error(-EIO, "%s: mount failed (see above)", mnt.mountpoint);
+                       "'user_allow_other' in /etc/fuse.conf", m->mountpoint);
+    return bfs_error(-EIO, "%s: mount failed (see above)", m->mountpoint);
   }
-  set_readahead(mnt.mountpoint, o->readahead_kb);
+  set_readahead(m->mountpoint, o->readahead_kb);
   if (fuse_daemonize(o->foreground) < 0)
     return bfs_error(-EIO, "cannot daemonise");
+  return 0;
+}
+
+/* Phase 5, in the daemon: its log, the catalog opened again, then the
+ * threads (guest pool, watcher). */
+static int
+run_daemon(struct mnt *m, const struct opts *o,
+           const struct catalog_scan_stats *stats, const char *state_dir)
+{
+  int r;
+
   r = bfs_log_start(&(struct bfs_log_target){
     .file = o->log_file, .state_dir = state_dir, .foreground = o->foreground });
   if (r < 0)
     bfs_log(BFS_LOG_ERROR, "%s (logging to stderr)", bfs_last_error());
-  r = open_catalog(o, false);
+  r = open_catalog(m, o, false);
   if (r < 0) {
     bfs_log(BFS_LOG_ERROR, "%s", bfs_last_error());
-    fuse_session_unmount(mnt.se);
-    return r;
+    return r;                       /* run_teardown unmounts */
   }
-  bfs_disk_ctx_set_catalog(mnt.disks, mnt.cat);
+  bfs_disk_ctx_set_catalog(m->disks, m->cat);
   bfs_log(BFS_LOG_INFO, "mounted %s at %s: %u VMs, %u backups (%u broken); "
-          "catalog %s; log: %s", mnt.repo, mnt.mountpoint, stats->vms,
-          stats->backups, stats->broken, catalog_path(mnt.cat), bfs_log_where());
+          "catalog %s; log: %s", m->repo, m->mountpoint, stats->vms,
+          stats->backups, stats->broken, catalog_path(m->cat), bfs_log_where());
   bfs_log(BFS_LOG_DEBUG, "FUSE options: %s; %u worker threads%s", o->fuse_o,
-          mnt.max_threads, o->single ? " (single-threaded)" : "");
-  files_init();
-  r = tree_watch_start();
+          m->max_threads, o->single ? " (single-threaded)" : "");
+  files_init(m);
+  r = tree_watch_start(m);
   if (r < 0)
     bfs_log(BFS_LOG_WARN, "%s (new backups show on listing)",
             bfs_last_error());
 #if HAVE_LIBSYSTEMD
   /* Type=notify units: the mount is up and its catalog open */
-  sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", mnt.repo,
-             mnt.mountpoint);
+  sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", m->repo,
+             m->mountpoint);
 #endif
 
   return 0;
 }
 
-/* Phase 5: serve until unmounted or signalled; then take it all down. */
+/* Phase 6: serve until unmounted or signalled. */
 static int
-run_serve(const struct opts *o)
+run_serve(struct mnt *m, const struct opts *o)
 {
   int r;
 
-  r = holders_signals_start(mnt.se);
+  r = holders_signals_start(m);
   if (r < 0)
     bfs_log(BFS_LOG_ERROR, "%s: SIGTERM will not unmount", bfs_last_error());
   if (o->single)
-    r = fuse_session_loop(mnt.se);
+    r = fuse_session_loop(m->se);
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, mnt.max_threads);
-    fuse_loop_cfg_set_idle_threads(cfg, mnt.max_threads / 4);
-    r = fuse_session_loop_mt(mnt.se, cfg);
+    fuse_loop_cfg_set_max_threads(cfg, m->max_threads);
+    fuse_loop_cfg_set_idle_threads(cfg, m->max_threads / 4);
+    r = fuse_session_loop_mt(m->se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
-  holders_signals_stop();
-  struct fuse_session *se = mnt.se;
+  holders_signals_stop(m);
 #if HAVE_LIBSYSTEMD
   sd_notify(0, "STOPPING=1");
 #endif
-  if (mnt.wake_fd >= 0)
-    tree_watch_stop();
-  fuse_session_unmount(se);
-  fuse_session_destroy(se);
-  mnt.se = NULL;
-  ops_release_all();
-  files_shutdown();
-  disk_idle_flush();
-  nodes_free_all();
-  disks_shutdown();
-  catalog_close(mnt.cat);
   return r;
+}
+
+/* Last phase, after the loop or after any phase failed: take down what
+ * was set up, in reverse order (each step does nothing when its phase did
+ * not run). */
+static void
+run_teardown(struct mnt *m)
+{
+  struct fuse_session *se = m->se;
+
+  if (m->wake_fd >= 0)
+    tree_watch_stop(m);
+  if (se) {
+    /* the guest pool's stop poll reads it (mount-files.c) */
+    __atomic_store_n(&m->se, NULL, __ATOMIC_RELEASE);
+    fuse_session_unmount(se);
+    fuse_session_destroy(se);
+  }
+  ops_release_all(m);
+  files_shutdown(m);
+  disk_idle_flush(m);
+  nodes_free_all(m);
+  disks_shutdown(m);
+  holders_free(m);
+  catalog_close(m->cat);
+  m->cat = NULL;
 }
 
 static int
 run(struct opts *o)
 {
   struct catalog_scan_stats stats;
+  char state_dir[PATH_MAX];
+  struct mnt *m = calloc(1, sizeof *m);
   int r;
 
-  if ((r = run_check(o)) < 0 || (r = run_scan(o, &stats)) < 0 ||
-      (r = run_state(o)) < 0 || (r = run_session(o, &stats)) < 0)
-    return r;
-  r = run_serve(o);
-  if (r < 0)
-    return bfs_error(r, "FUSE loop: %s", strerror(-r));
-  bfs_log(BFS_LOG_INFO, "unmounted %s", mnt.mountpoint);
-  return 0;
+  if (!m)
+    return bfs_error(-ENOMEM, "out of memory");
+  m->repo_fd = m->wake_fd = m->ino_fd = -1;
+  bool served = false;
+  if ((r = run_check(m, o)) == 0 && (r = run_scan(m, o, &stats)) == 0 &&
+      (r = run_state(m, o)) == 0 &&
+      (r = run_session(m, o, state_dir, sizeof state_dir)) == 0 &&
+      (r = run_daemon(m, o, &stats, state_dir)) == 0) {
+    r = run_serve(m, o);
+    served = true;
+  }
+  run_teardown(m);
+  /* "unmounted" once all is down: whoever waits for it may mount again */
+  if (served && r < 0)
+    r = bfs_error(r, "FUSE loop: %s", strerror(-r));
+  else if (served)
+    bfs_log(BFS_LOG_INFO, "unmounted %s", m->mountpoint);
+  free(m->scratch);
+  free(m->mountpoint);
+  free(m->repo);
+  free(m);
+  return r;
 }
 
 int
@@ -870,8 +922,6 @@ fs_mount_cmd(int argc, char **argv)
     free(o.extra_repos[i]);
   free(o.scratch);
   free(o.key_file);
-  blk_key_free(mnt.key);                /* a failed run() still holds it */
-  mnt.key = NULL;
   free(o.log_file);
   if (r == 1)
     bfs_log(BFS_LOG_ERROR, "mount: %s", bfs_last_error());

@@ -21,7 +21,7 @@
  * file already exists; from then on d->cow never changes while the disk
  * lives, and every read of the disk goes through it.
  *
- * Read-ahead (ops.c detects a sequential stream per handle): the window
+ * Read-ahead (disk-read.c detects a sequential stream per handle): the window
  * ahead is prefetched on the disk service's worker pool (host page cache
  * of every layer's file, through the stack's prefetch), the task holding
  * a reference and a use of the stack until it ran or was dropped.
@@ -42,23 +42,24 @@
 #define IDLE_CHAINS 48                     /* descriptors: one per layer */
 
 int
-disks_init(void)
+disks_init(struct mnt *m)
 {
-  struct bfs_disk_opts o = { .idle_max = IDLE_CHAINS, .key = mnt.key };
-  return bfs_disk_ctx_new(mnt.cat, mnt.repo_fd, &o, &mnt.disks);
+  struct bfs_disk_opts o = { .idle_max = IDLE_CHAINS, .key = m->key };
+  return bfs_disk_ctx_new(m->cat, m->repo_fd, &o, &m->disks);
 }
 
 void
-disks_shutdown(void)
+disks_shutdown(struct mnt *m)
 {
-  bfs_disk_ctx_free(mnt.disks);
-  mnt.disks = NULL;
-  blk_key_free(mnt.key);                /* wiped */
-  mnt.key = NULL;
+  bfs_disk_ctx_free(m->disks);
+  m->disks = NULL;
+  blk_key_free(m->key);                /* wiped */
+  m->key = NULL;
 }
 
 struct disk *
-disk_new(const char *path, const struct catalog_disk *cd, const char *owner)
+disk_new(struct mnt *m, const char *path, const struct catalog_disk *cd,
+         const char *owner)
 {
   struct disk *d = calloc(1, sizeof *d);
   if (!d)
@@ -66,7 +67,7 @@ disk_new(const char *path, const struct catalog_disk *cd, const char *owner)
   d->path = strdup(path);
   d->ids = calloc(cd->chain_len + 1, sizeof *d->ids);
   if (!d->path || !d->ids ||
-      bfs_disk_get(mnt.disks, cd, mnt.writable ? owner : NULL, path,
+      bfs_disk_get(m->disks, cd, m->writable ? owner : NULL, path,
                    &d->sd) < 0) {
     free(d->ids);
     free(d->path);
@@ -105,12 +106,12 @@ disk_unref(struct disk *d)
 }
 
 static void
-open_failed(struct disk *d, bool changed)
+open_failed(struct mnt *m, struct disk *d, bool changed)
 {
   if (changed) {
     bfs_log(BFS_LOG_WARN, "%s: refused, the backup changed since the "
             "catalog was built: %s; rescanning", d->path, bfs_last_error());
-    tree_request_rescan();
+    tree_request_rescan(m);
   }
   else {
     if (!d->warned)
@@ -122,7 +123,7 @@ open_failed(struct disk *d, bool changed)
 
 /* -o writable: the copy-on-write filter over the disk (d->lock held) */
 static int
-make_cow(struct disk *d, bool create)
+make_cow(struct mnt *m, struct disk *d, bool create)
 {
   struct bfs_blk *below, *cow;
   bool changed = false;
@@ -132,7 +133,7 @@ make_cow(struct disk *d, bool create)
     return create ? -EIO : 0;               /* none yet: reads the backup */
   if ((r = bfs_disk_borrow(d->sd, &below, &changed)) < 0) {
     close(fd);
-    open_failed(d, changed);
+    open_failed(m, d, changed);
     return -EIO;
   }
   if ((r = blk_cow_open(below, fd, d->scratch_path, &cow)) < 0) {
@@ -144,7 +145,8 @@ make_cow(struct disk *d, bool create)
 }
 
 int
-disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out)
+disk_open_blk(struct mnt *m, struct disk *d, bool for_write,
+              struct bfs_blk **out)
 {
   bool changed = false;
   int r;
@@ -152,12 +154,12 @@ disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out)
   *out = NULL;
   bfs_clear_error();
   if ((r = bfs_disk_acquire(d->sd, out, &changed)) < 0) {
-    open_failed(d, changed);
+    open_failed(m, d, changed);
     return -EIO;
   }
-  if (mnt.writable && d->scratch_path) {
+  if (m->writable && d->scratch_path) {
     pthread_mutex_lock(&d->lock);
-    r = d->cow ? 0 : make_cow(d, for_write);
+    r = d->cow ? 0 : make_cow(m, d, for_write);
     pthread_mutex_unlock(&d->lock);
     if (r < 0) {
       bfs_disk_release(d->sd);
@@ -231,8 +233,8 @@ disk_readahead(struct disk *d, uint64_t off, uint64_t len)
 }
 
 void
-disk_idle_flush(void)
+disk_idle_flush(struct mnt *m)
 {
-  if (mnt.disks)
-    bfs_disk_ctx_flush(mnt.disks);
+  if (m->disks)
+    bfs_disk_ctx_flush(m->disks);
 }

@@ -33,61 +33,65 @@ files_enabled(void)
   return true;
 }
 
+/* the guest pool's stop poll (arg: the mount) */
 static bool
 session_stopping(void *arg)
 {
-  struct fuse_session *se = __atomic_load_n(&mnt.se, __ATOMIC_ACQUIRE);
+  struct mnt *m = arg;
+  struct fuse_session *se = __atomic_load_n(&m->se, __ATOMIC_ACQUIRE);
   return se && fuse_session_exited(se);
 }
 
+/* a guest call's canceller (arg: the request waiting) */
 static bool
 req_cancelled(void *arg)
 {
   fuse_req_t req = arg;
-  return (req && fuse_req_interrupted(req)) || session_stopping(NULL);
+  return fuse_req_interrupted(req) ||
+         session_stopping(fuse_req_userdata(req));
 }
 
 int
-files_init(void)
+files_init(struct mnt *m)
 {
-  mnt.guests = guest_pool_new(4, mnt.guest_idle ? mnt.guest_idle : 300);
-  if (mnt.guests) {
+  m->guests = guest_pool_new(4, m->guest_idle ? m->guest_idle : 300);
+  if (m->guests) {
     /* A listing of files/ waits for the appliance (bounded by guest_timeout,
      * interruptible): a partial listing would make find, cp -a and rsync
      * silently miss the guest's files.  With -o guest_list_wait it answers
      * with .backupfs-status alone after that long, for interactive use;
      * .backupfs-status can be read at any time while the appliance starts. */
-    guest_pool_set_limits(mnt.guests, mnt.guest_timeout,
-                          mnt.guest_call_timeout, mnt.guest_list_wait);
-    guest_pool_set_stop(mnt.guests, session_stopping, NULL);
+    guest_pool_set_limits(m->guests, m->guest_timeout,
+                          m->guest_call_timeout, m->guest_list_wait);
+    guest_pool_set_stop(m->guests, session_stopping, m);
   }
-  if (mnt.guests && mnt.cat) {
-    char *idx = guest_index_db_path(catalog_path(mnt.cat));
+  if (m->guests && m->cat) {
+    char *idx = guest_index_db_path(catalog_path(m->cat));
     if (idx)
-      guest_pool_set_index(mnt.guests, idx);
+      guest_pool_set_index(m->guests, idx);
     free(idx);
   }
-  if (!mnt.guests)
+  if (!m->guests)
     bfs_log(BFS_LOG_WARN, "guest files disabled: %s", bfs_last_error());
   /* Threads waiting for a slot still hold a FUSE worker: keep slots plus
    * waiters well under max_threads so that the appliance's own reads of
    * disks/<disk>.img through this mount always find a free worker. */
-  unsigned slots = mnt.max_threads / 8 ? mnt.max_threads / 8 : 1;
-  sem_init(&mnt.guest_slots, 0, slots);
+  unsigned slots = m->max_threads / 8 ? m->max_threads / 8 : 1;
+  sem_init(&m->guest_slots, 0, slots);
   return 0;
 }
 
 void
-files_shutdown(void)
+files_shutdown(struct mnt *m)
 {
-  if (mnt.guests)
-    guest_pool_free(mnt.guests);
-  mnt.guests = NULL;
+  if (m->guests)
+    guest_pool_free(m->guests);
+  m->guests = NULL;
 }
 
 /* Under the tree read lock. */
 int
-files_ref(const struct node *n, struct gref *ref)
+files_ref(const struct mnt *m, const struct node *n, struct gref *ref)
 {
   memset(ref, 0, sizeof *ref);
   ref->ino = n->ino;
@@ -112,7 +116,7 @@ files_ref(const struct node *n, struct gref *ref)
   if (!ref->path || !ref->key || !ref->disks)
     return -ENOMEM;
   for (size_t i = 0; i < dd->nkids; i++) {
-    if (asprintf(&ref->disks[i], "%s/%s/%s/disks/%s", mnt.mountpoint,
+    if (asprintf(&ref->disks[i], "%s/%s/%s/disks/%s", m->mountpoint,
                  vm->name, n->parent->name, dd->kids[i]->name) < 0)
       return -ENOMEM;
     ref->ndisks++;
@@ -133,10 +137,10 @@ files_ref_free(struct gref *ref)
 }
 
 static int
-guest_of(struct gref *ref)
+guest_of(struct mnt *m, struct gref *ref)
 {
-  if (!ref->g && mnt.guests && ref->key) {
-    ref->g = guest_get(mnt.guests, ref->key,
+  if (!ref->g && m->guests && ref->key) {
+    ref->g = guest_get(m->guests, ref->key,
                        (const char *const *)ref->disks, ref->ndisks);
     if (ref->g)                 /* a rescan may have mended it: NULL too */
       guest_set_broken(ref->g, ref->broken);
@@ -147,7 +151,7 @@ guest_of(struct gref *ref)
 /* A guest slot for request req, then its canceller for the guest calls:
  * 0, or -EINTR when the request is interrupted or the session ends. */
 static int
-slot_take(fuse_req_t req)
+slot_take(struct mnt *m, fuse_req_t req)
 {
   for (;;) {
     struct timespec ts;
@@ -157,7 +161,7 @@ slot_take(fuse_req_t req)
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000;
     }
-    if (sem_timedwait(&mnt.guest_slots, &ts) == 0)
+    if (sem_timedwait(&m->guest_slots, &ts) == 0)
       break;
     if (req_cancelled(req))
       return -EINTR;
@@ -167,10 +171,10 @@ slot_take(fuse_req_t req)
 }
 
 static void
-slot_give(void)
+slot_give(struct mnt *m)
 {
   guest_set_canceller(NULL, NULL);
-  sem_post(&mnt.guest_slots);
+  sem_post(&m->guest_slots);
 }
 
 /* The kernel knows a guest file by our node id; st_ino is what stat(2)
@@ -192,39 +196,39 @@ own_stat(struct stat *st, fuse_ino_t ino, fuse_ino_t files_ino)
 }
 
 int
-files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
-             struct fuse_entry_param *e)
+files_lookup(struct mnt *m, fuse_req_t req, const struct gref *dir,
+             const char *name, struct fuse_entry_param *e)
 {
   struct gref ref = *dir;
   char *path;
   struct stat st;
 
-  if (guest_of(&ref) < 0)
+  if (guest_of(m, &ref) < 0)
     return -EIO;
   if (asprintf(&path, "%s%s%s", dir->path,
                strcmp(dir->path, "/") ? "/" : "", name) < 0)
     return -ENOMEM;
-  int r = slot_take(req);
+  int r = slot_take(m, req);
   if (r == 0) {
     r = guest_lstat(ref.g, path, &st);
-    slot_give();
+    slot_give(m);
   }
   if (r < 0) {
     free(path);
     return r;
   }
-  pthread_rwlock_wrlock(&mnt.tree_lock);
-  struct node *n = node_guest_find(dir->files_ino, path);
-  if (!n && (n = node_new(N_GUEST, name, NULL))) {
+  pthread_rwlock_wrlock(&m->tree_lock);
+  struct node *n = node_guest_find(m, dir->files_ino, path);
+  if (!n && (n = node_new(m, N_GUEST, name, NULL))) {
     n->path = path;
     path = NULL;
     n->guest = ref.g;
     n->files_ino = dir->files_ino;
-    node_guest_insert(n);
+    node_guest_insert(m, n);
   }
   if (n)
     atomic_fetch_add(&n->nlookup, 1);
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_unlock(&m->tree_lock);
   free(path);
   if (!n)
     return -ENOMEM;
@@ -232,7 +236,7 @@ files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
   e->ino = n->ino;
   e->attr = st;
   own_stat(&e->attr, n->ino, dir->files_ino);
-  e->attr_timeout = e->entry_timeout = mnt.entry_timeout;
+  e->attr_timeout = e->entry_timeout = m->entry_timeout;
   if (!strcmp(dir->path, "/") && (!strcmp(name, GUEST_ERROR_NAME) ||
                                   !strcmp(name, GUEST_STATUS_NAME)))
     e->attr_timeout = e->entry_timeout = 0;   /* they come and go */
@@ -240,7 +244,8 @@ files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
 }
 
 int
-files_stat(fuse_req_t req, const struct gref *ref0, struct stat *st)
+files_stat(struct mnt *m, fuse_req_t req, const struct gref *ref0,
+           struct stat *st)
 {
   struct gref ref = *ref0;
   if (ref.ino == ref.files_ino) {           /* files/ itself */
@@ -248,16 +253,16 @@ files_stat(fuse_req_t req, const struct gref *ref0, struct stat *st)
     st->st_ino = ref.ino;
     st->st_mode = S_IFDIR | 0555;
     st->st_nlink = 2;
-    st->st_uid = mnt.uid;
-    st->st_gid = mnt.gid;
+    st->st_uid = m->uid;
+    st->st_gid = m->gid;
     return 0;
   }
-  if (guest_of(&ref) < 0)
+  if (guest_of(m, &ref) < 0)
     return -EIO;
-  int r = slot_take(req);
+  int r = slot_take(m, req);
   if (r == 0) {
     r = guest_lstat(ref.g, ref.path, st);
-    slot_give();
+    slot_give(m);
   }
   if (r == 0)
     own_stat(st, ref.ino, ref.files_ino);
@@ -265,19 +270,20 @@ files_stat(fuse_req_t req, const struct gref *ref0, struct stat *st)
 }
 
 int
-files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl)
+files_list(struct mnt *m, fuse_req_t req, const struct gref *dir,
+           struct guest_listing *gl)
 {
   struct gref ref = *dir;
   struct guest_dirent *ents = NULL;
   size_t n = 0;
 
   memset(gl, 0, sizeof *gl);
-  if (guest_of(&ref) < 0)
+  if (guest_of(m, &ref) < 0)
     return -EIO;
-  int r = slot_take(req);
+  int r = slot_take(m, req);
   if (r == 0) {
     r = guest_readdir(ref.g, ref.path, &ents, &n);
-    slot_give();
+    slot_give(m);
   }
   if (r < 0)
     return r;
@@ -302,30 +308,31 @@ files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl)
 }
 
 int
-files_readlink(fuse_req_t req, const struct gref *ref0, char **target)
+files_readlink(struct mnt *m, fuse_req_t req, const struct gref *ref0,
+               char **target)
 {
   struct gref ref = *ref0;
-  if (guest_of(&ref) < 0)
+  if (guest_of(m, &ref) < 0)
     return -EIO;
-  int r = slot_take(req);
+  int r = slot_take(m, req);
   if (r == 0) {
     r = guest_readlink(ref.g, ref.path, target);
-    slot_give();
+    slot_give(m);
   }
   return r;
 }
 
 int
-files_pread(fuse_req_t req, const struct gref *ref0, void *buf, size_t len,
-            uint64_t off, size_t *got)
+files_pread(struct mnt *m, fuse_req_t req, const struct gref *ref0, void *buf,
+            size_t len, uint64_t off, size_t *got)
 {
   struct gref ref = *ref0;
-  if (guest_of(&ref) < 0)
+  if (guest_of(m, &ref) < 0)
     return -EIO;
-  int r = slot_take(req);
+  int r = slot_take(m, req);
   if (r == 0) {
     r = guest_pread(ref.g, ref.path, buf, len, off, got);
-    slot_give();
+    slot_give(m);
   }
   return r;
 }
@@ -333,21 +340,26 @@ files_pread(fuse_req_t req, const struct gref *ref0, void *buf, size_t len,
 #else /* !HAVE_GUESTFS */
 
 bool files_enabled(void) { return false; }
-int files_init(void) { return 0; }
-void files_shutdown(void) { }
-int files_ref(const struct node *n, struct gref *ref)
+int files_init(struct mnt *m) { return 0; }
+void files_shutdown(struct mnt *m) { }
+int files_ref(const struct mnt *m, const struct node *n, struct gref *ref)
 { memset(ref, 0, sizeof *ref); return -ENOENT; }
 void files_ref_free(struct gref *ref) { }
-int files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
-                 struct fuse_entry_param *e) { return -ENOENT; }
-int files_stat(fuse_req_t req, const struct gref *ref, struct stat *st)
+int files_lookup(struct mnt *m, fuse_req_t req, const struct gref *dir,
+                 const char *name, struct fuse_entry_param *e)
 { return -ENOENT; }
-int files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl)
+int files_stat(struct mnt *m, fuse_req_t req, const struct gref *ref,
+               struct stat *st)
+{ return -ENOENT; }
+int files_list(struct mnt *m, fuse_req_t req, const struct gref *dir,
+               struct guest_listing *gl)
 { memset(gl, 0, sizeof *gl); return -ENOENT; }
-int files_readlink(fuse_req_t req, const struct gref *ref, char **target)
+int files_readlink(struct mnt *m, fuse_req_t req, const struct gref *ref,
+                   char **target)
 { return -ENOENT; }
-int files_pread(fuse_req_t req, const struct gref *ref, void *buf, size_t len,
-                uint64_t off, size_t *got) { return -ENOENT; }
+int files_pread(struct mnt *m, fuse_req_t req, const struct gref *ref,
+                void *buf, size_t len, uint64_t off, size_t *got)
+{ return -ENOENT; }
 
 #endif
 

@@ -27,15 +27,15 @@
 /* real (a resolved path) is the repository or lies inside it: by name, or
  * through another path to the same directory (a bind mount) */
 static bool
-inside_repo(const char *real)
+inside_repo(const struct mnt *m, const char *real)
 {
   CLEANUP_FREE char *p = strdup(real);
   struct stat rs, st;
-  size_t rl = strlen(mnt.repo);
+  size_t rl = strlen(m->repo);
 
-  if (!strncmp(real, mnt.repo, rl) && (real[rl] == '/' || real[rl] == '\0'))
+  if (!strncmp(real, m->repo, rl) && (real[rl] == '/' || real[rl] == '\0'))
     return true;
-  if (!p || stat(mnt.repo, &rs) < 0)
+  if (!p || stat(m->repo, &rs) < 0)
     return true;                    /* cannot tell: refuse */
   for (;;) {
     if (stat(p[0] ? p : "/", &st) == 0 && st.st_dev == rs.st_dev &&
@@ -52,7 +52,7 @@ inside_repo(const char *real)
  * opened and checked, and the directory made beneath that descriptor, so
  * a symlink into the repository can never have us create a file there. */
 int
-scratch_init(const char *dir)
+scratch_init(struct mnt *m, const char *dir)
 {
   CLEANUP_FREE char *c1 = strdup(dir), *c2 = strdup(dir), *preal = NULL;
   CLEANUP_CLOSE int pfd = -1;
@@ -60,10 +60,10 @@ scratch_init(const char *dir)
 
   if (!c1 || !c2)
     return bfs_error(-ENOMEM, "out of memory");
-  if ((mnt.scratch = realpath(dir, NULL))) {      /* it exists */
-    if (inside_repo(mnt.scratch))
+  if ((m->scratch = realpath(dir, NULL))) {      /* it exists */
+    if (inside_repo(m, m->scratch))
       return bfs_error(-EINVAL, "scratch %s: inside the repository %s; "
-                       "backups are never written", mnt.scratch, mnt.repo);
+                       "backups are never written", m->scratch, m->repo);
   }
   else if (errno != ENOENT)
     return bfs_error(-errno, "scratch %s: %m", dir);
@@ -75,24 +75,24 @@ scratch_init(const char *dir)
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", pfd);
     if (!(preal = realpath(fdpath, NULL)))
       return bfs_error(-errno, "scratch %s: %s: %m", dir, parent);
-    if (inside_repo(preal))
+    if (inside_repo(m, preal))
       return bfs_error(-EINVAL, "scratch %s: inside the repository %s (in "
                        "%s); backups are never written: nothing created",
-                       dir, mnt.repo, preal);
+                       dir, m->repo, preal);
     if (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))
       return bfs_error(-EINVAL, "scratch %s: not a directory name", dir);
     if (mkdirat(pfd, base, 0700) < 0 && errno != EEXIST)
       return bfs_error(-errno, "scratch %s: %m", dir);
-    mnt.scratch = realpath(dir, NULL);
-    if (!mnt.scratch)
+    m->scratch = realpath(dir, NULL);
+    if (!m->scratch)
       return bfs_error(-errno, "scratch %s: %m", dir);
-    if (inside_repo(mnt.scratch))       /* raced: a symlink put in place */
+    if (inside_repo(m, m->scratch))       /* raced: a symlink put in place */
       return bfs_error(-EINVAL, "scratch %s: inside the repository %s; "
-                       "backups are never written", mnt.scratch, mnt.repo);
+                       "backups are never written", m->scratch, m->repo);
   }
   struct stat st;
-  if (stat(mnt.scratch, &st) < 0 || !S_ISDIR(st.st_mode))
-    return bfs_error(-ENOTDIR, "scratch %s: not a directory", mnt.scratch);
+  if (stat(m->scratch, &st) < 0 || !S_ISDIR(st.st_mode))
+    return bfs_error(-ENOTDIR, "scratch %s: not a directory", m->scratch);
   return 0;
 }
 

@@ -1,16 +1,28 @@
 /* mount.h — internals of the FUSE mount (fs/mount-*.c, tree.c, inode.c, ops.c).
  *
+ * STATE
+ *
+ *   Everything the mount knows is one struct mnt, allocated by the mount
+ *   command (mount-cmd.c) and given to libfuse as the session's userdata:
+ *   an operation finds it with fuse_req_userdata(req), every helper below
+ *   takes it as its first argument, and the threads we start (the watcher,
+ *   the signal thread, the guest pool's stop poll) get it as theirs.  The
+ *   one file-scope mutable variable of fs/ is holders.c's signal pipe: an
+ *   asynchronous signal handler is given no argument, so the descriptor it
+ *   writes to must be found without one.
+ *
  * THREAD MODEL (who locks what)
  *
  *   The FUSE session runs a multithreaded loop: any number of worker threads
  *   call the operations in ops.c at once.  One background thread (tree.c,
  *   "watcher") reads inotify events, runs debounced rescans and sends kernel
- *   cache invalidations.  Locks, always taken in this order:
+ *   cache invalidations.  Locks (fields of struct mnt unless named
+ *   otherwise), always taken in this order:
  *
- *   mnt.scan_lock   (mutex)   one catalog scan + tree rebuild at a time.  Held
+ *   scan_lock       (mutex)   one catalog scan + tree rebuild at a time.  Held
  *                             by whoever refreshes (watcher or a readdir of the
  *                             root / a VM dir); never held by the read path.
- *   mnt.tree_lock   (rwlock)  the tree shape: every node's kids[], parent,
+ *   tree_lock       (rwlock)  the tree shape: every node's kids[], parent,
  *                             name, payload pointers, and the inode hash.
  *                             Read-locked by lookup/getattr/opendir/open;
  *                             write-locked only by a refresh applying its diff
@@ -27,7 +39,10 @@
  *                             (disk/disk.h; its locks are taken after
  *                             ours); partial-block writes lock inside the
  *                             COW filter (blk/cow.c).
- *   mnt.q_lock      (mutex)   the queue of pending kernel invalidations.
+ *   q_lock          (mutex)   the queue of pending kernel invalidations.
+ *   open_lock       (mutex)   ops.c's lists of open handles and directories.
+ *   holders.c's lock (mutex)  who holds disks (may be taken under the tree
+ *                             read lock; nothing is taken under it).
  *
  *   The read path takes no lock of ours: open() resolves the node under the
  *   read lock, takes counted references to the payload (a struct disk or a
@@ -42,7 +57,7 @@
  *   Guest files: guest_* calls may wait a long time on an appliance that
  *   itself reads our disks/<disk>.img through this mount.  They run with no lock
  *   of ours held, and at most max_threads/8 worker threads may be inside a
- *   guest call at once (mnt.guest_slots).  Threads waiting for a slot hold a
+ *   guest call at once (guest_slots).  Threads waiting for a slot hold a
  *   worker too, so guest files are opened direct_io (no kernel readahead
  *   flooding the workers with parallel reads): only as many workers wait as
  *   processes read guest files, and disk reads find a free worker unless
@@ -67,6 +82,7 @@
 
 #include "catalog/catalog.h"
 #include "common/beneath.h"
+#include "common/htab.h"
 #include "fs/mount-config.h"
 #include "blk/blk.h"
 #include "disk/disk.h"
@@ -82,6 +98,7 @@ typedef struct guest_pool guest_pool_t;
 
 /* The repository's owner, group and mode of what a node shows (mode 0: not
  * known, the defaults apply).  Used only when mnt.repo_perms. */
+struct mnt;
 struct perm {
   uid_t uid;
   gid_t gid;
@@ -111,16 +128,17 @@ struct disk {                       /* disks/<disk>.img */
   char *scratch_path;               /* -o writable: its scratch file */
 };
 /* the disk service's context for the mount (mnt.disks) */
-int disks_init(void);
-void disks_shutdown(void);
+int disks_init(struct mnt *m);
+void disks_shutdown(struct mnt *m);
 /* a disk of the tree from the catalog's recipe; owner: "vm/time/disk" */
-struct disk *disk_new(const char *path, const struct catalog_disk *cd,
-                      const char *owner);
+struct disk *disk_new(struct mnt *m, const char *path,
+                      const struct catalog_disk *cd, const char *owner);
 struct disk *disk_ref(struct disk *d);
 void disk_unref(struct disk *d);
 /* the disk's stack, opened on first use, for one more handle: 0 or -EIO;
  * for_write makes the -o writable overlay */
-int disk_open_blk(struct disk *d, bool for_write, struct bfs_blk **out);
+int disk_open_blk(struct mnt *m, struct disk *d, bool for_write,
+                  struct bfs_blk **out);
 /* what reads and writes of the disk go to: the overlay once there is one,
  * else base (the handle's stack) */
 struct bfs_blk *disk_target(struct disk *d, struct bfs_blk *base);
@@ -129,7 +147,7 @@ void disk_release(struct disk *d);
 /* start reading [off, off+len) of the disk's backup into the page cache,
  * asynchronously (best effort) */
 void disk_readahead(struct disk *d, uint64_t off, uint64_t len);
-void disk_idle_flush(void);
+void disk_idle_flush(struct mnt *m);
 
 /* disk-read.c — one read of a disk and its reply; read-ahead state per
  * handle; size is at most buf's */
@@ -138,12 +156,12 @@ struct disk_stream {
   _Atomic uint64_t end;             /* read ahead up to here */
   _Atomic uint32_t streak;          /* reads in a row near the last one */
 };
-void disk_read_reply(fuse_req_t req, struct disk *d, struct bfs_blk *base,
-                     struct disk_stream *s, uint64_t size_all, char *buf,
-                     size_t size, uint64_t off);
+void disk_read_reply(struct mnt *m, fuse_req_t req, struct disk *d,
+                     struct bfs_blk *base, struct disk_stream *s,
+                     uint64_t size_all, char *buf, size_t size, uint64_t off);
 
 /* mount-scratch.c — -o writable */
-int scratch_init(const char *dir);
+int scratch_init(struct mnt *m, const char *dir);
 /* the disk's scratch file, read-write: opened if it exists, created (with
  * the disk's size) if create; a new descriptor, or -errno */
 int scratch_open(struct disk *d, bool create);
@@ -164,8 +182,8 @@ struct node {
   size_t nkids, kids_cap;
   atomic_uint_fast64_t nlookup;     /* kernel references */
   bool unlinked;                    /* no longer reachable from the root */
-  struct node *hnext;               /* inode hash chain */
-  struct node *gnext;               /* guest path hash chain */
+  struct bfs_hlink ilink;           /* on mnt.itab, by ino */
+  struct bfs_hlink glink;           /* N_GUEST: on mnt.gtab */
   time_t mtime;
   /* payload by kind */
   struct blob *blob;                /* N_JSON, N_LATEST */
@@ -207,10 +225,8 @@ struct mnt {
 
   pthread_rwlock_t tree_lock;
   struct node *root;
-  struct node **itab;               /* inode hash */
-  size_t itab_size, nnodes;
-  struct node **gtab;               /* guest (files_ino, path) hash */
-  size_t gtab_size;
+  struct bfs_htab itab;             /* every node, by ino */
+  struct bfs_htab gtab;             /* guest nodes, by (files_ino, path) */
   fuse_ino_t next_ino;
 
   pthread_mutex_t q_lock;
@@ -219,6 +235,17 @@ struct mnt {
   int ino_fd;                       /* inotify, or -1 */
   pthread_t watcher;
   atomic_bool stop;
+  char **wd_paths;                  /* the watcher's: path of each watch */
+  int *wd_depth;                    /* ... and its depth, by descriptor */
+  size_t wd_cap;
+
+  pthread_mutex_t open_lock;        /* ops.c: what the kernel has open */
+  struct handle *open_files;
+  struct dirbuf *open_dirs;
+  pthread_key_t buf_key;            /* ops.c: each worker's read buffer */
+  bool buf_key_made;
+
+  struct holders *holders;          /* holders.c */
 
   guest_pool_t *guests;
   unsigned guest_timeout, guest_call_timeout, guest_idle; /* s, 0: default */
@@ -227,37 +254,43 @@ struct mnt {
   unsigned max_threads;
 };
 
-extern struct mnt mnt;
-
 /* inode.c — nodes and the inode hash (callers hold tree_lock as noted) */
-struct node *node_new(enum node_kind kind, const char *name,
+struct node *node_new(struct mnt *m, enum node_kind kind, const char *name,
                       struct node *parent);          /* write lock */
 int node_add_kid(struct node *dir, struct node *kid); /* write lock */
 void node_remove_kid(struct node *dir, struct node *kid); /* write lock */
-struct node *node_find(fuse_ino_t ino);               /* read lock */
+struct node *node_find(struct mnt *m, fuse_ino_t ino); /* read lock */
 struct node *node_kid(const struct node *dir, const char *name); /* read */
-void node_unlink(struct node *n);                     /* write lock */
-void node_forget(fuse_ino_t ino, uint64_t nlookup);   /* takes the lock */
-struct node *node_guest_find(fuse_ino_t files_ino, const char *path); /* read */
-void node_guest_insert(struct node *n);               /* write lock */
-void node_fill_stat(const struct node *n, struct stat *st);
+void node_unlink(struct mnt *m, struct node *n);      /* write lock */
+void node_forget(struct mnt *m, fuse_ino_t ino,
+                 uint64_t nlookup);                   /* takes the lock */
+struct node *node_guest_find(struct mnt *m, fuse_ino_t files_ino,
+                             const char *path);       /* read lock */
+void node_guest_insert(struct mnt *m, struct node *n); /* write lock */
+void node_fill_stat(const struct mnt *m, const struct node *n,
+                    struct stat *st);
 bool node_is_dir(const struct node *n);
-int nodes_init(void);
-void nodes_free_all(void);
+int nodes_init(struct mnt *m);
+void nodes_free_all(struct mnt *m);
 
 /* tree.c — catalog to tree, inotify, invalidations */
-int tree_refresh(bool scan);        /* scan the catalog and apply the diff */
-void tree_maybe_refresh(void);      /* readdir of root / VM dir */
-void tree_request_rescan(void);     /* a file changed under us: rescan soon */
-int tree_watch_start(void);
-void tree_watch_stop(void);
-void tree_queue_inval_entry(fuse_ino_t parent, const char *name);
-void tree_queue_inval_inode(fuse_ino_t ino);
+/* scan the catalog (if scan) and apply the diff */
+int tree_refresh(struct mnt *m, bool scan);
+void tree_maybe_refresh(struct mnt *m);     /* readdir of root / VM dir */
+/* a file changed under us: rescan soon */
+void tree_request_rescan(struct mnt *m);
+int tree_watch_start(struct mnt *m);
+void tree_watch_stop(struct mnt *m);
+void tree_queue_inval_entry(struct mnt *m, fuse_ino_t parent,
+                            const char *name);
+void tree_queue_inval_inode(struct mnt *m, fuse_ino_t ino);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* before the session: the lists of open handles, the buffers' key */
+int ops_init(struct mnt *m);
 /* after the FUSE loop: free the handles the kernel never released */
-void ops_release_all(void);
+void ops_release_all(struct mnt *m);
 
 /* mount-files.c — files/ through guest/guest.h.  files_ref() is called under
  * the tree read lock and copies what the other calls need; those run with
@@ -281,18 +314,21 @@ struct guest_listing {
 bool files_enabled(void);
 /* why the catalog calls b broken ("vda: ..."; malloc'd), NULL when ok */
 char *files_broken_reason(const struct catalog_backup *b);
-int files_init(void);
-void files_shutdown(void);
-int files_ref(const struct node *n, struct gref *ref);
+int files_init(struct mnt *m);
+void files_shutdown(struct mnt *m);
+int files_ref(const struct mnt *m, const struct node *n, struct gref *ref);
 void files_ref_free(struct gref *ref);
 /* req: the FUSE request waiting (interrupts end the wait with -EINTR) */
-int files_lookup(fuse_req_t req, const struct gref *dir, const char *name,
-                 struct fuse_entry_param *e);
-int files_stat(fuse_req_t req, const struct gref *ref, struct stat *st);
-int files_list(fuse_req_t req, const struct gref *dir, struct guest_listing *gl);
+int files_lookup(struct mnt *m, fuse_req_t req, const struct gref *dir,
+                 const char *name, struct fuse_entry_param *e);
+int files_stat(struct mnt *m, fuse_req_t req, const struct gref *ref,
+               struct stat *st);
+int files_list(struct mnt *m, fuse_req_t req, const struct gref *dir,
+               struct guest_listing *gl);
 void files_list_free(struct guest_listing *gl);
-int files_readlink(fuse_req_t req, const struct gref *ref, char **target);
-int files_pread(fuse_req_t req, const struct gref *ref, void *buf, size_t len,
-                uint64_t off, size_t *got);
+int files_readlink(struct mnt *m, fuse_req_t req, const struct gref *ref,
+                   char **target);
+int files_pread(struct mnt *m, fuse_req_t req, const struct gref *ref,
+                void *buf, size_t len, uint64_t off, size_t *got);
 
 #endif

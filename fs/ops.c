@@ -1,13 +1,20 @@
 /* ops.c — the FUSE low-level operations.
  *
- * Metadata requests resolve inodes under the tree read lock and copy out
- * what they need.  open() turns a node into a handle holding counted
- * references (disk + its block stack, a blob, a file descriptor, a guest
- * path);
+ * Each operation finds the mount (struct mnt) as the session's userdata,
+ * fuse_req_userdata(req), and passes it on to the helpers.  Metadata
+ * requests resolve inodes under the tree read lock and copy out what they
+ * need.  open() turns a node into a handle holding counted references
+ * (disk + its block stack, a blob, a file descriptor, a guest path);
  * read() and lseek() then touch only the handle — no lock of ours on the
  * read path (THREAD MODEL in mount.h; a disk's read is disk-read.c's).
- * Directory listings are snapshotted
- * at opendir so offsets stay stable while the tree changes.
+ * Directory listings are snapshotted at opendir so offsets stay stable
+ * while the tree changes.
+ *
+ * Every handle and directory opened and not yet released is on a list of
+ * the mount's (open_files, open_dirs): the kernel sends no RELEASE(DIR)
+ * for what is still open when the session ends (an appliance killed at
+ * SIGTERM holds its disks, a shell sits in a directory), so
+ * ops_release_all frees them after the loop.
  *
  * Everything is read-only (each modifying operation answers EROFS) except,
  * with -o writable, the disks: their writes go to the disk's bfs_blk (the
@@ -40,19 +47,9 @@ struct handle {
   int fd;
   struct gref gref;
   struct holder *holder;            /* N_DISK: who opened it (holders.c) */
-  struct handle *prev, *next;       /* open_handles */
+  struct handle *prev, *next;       /* mnt.open_files */
   struct disk_stream stream;        /* N_DISK: read-ahead (disk-read.c) */
 };
-
-/* Every handle and directory opened and not yet released.  The kernel
- * sends no RELEASE(DIR) for what is still open when the session ends (an
- * appliance killed at SIGTERM holds its disks, a shell sits in a
- * directory): ops_release_all frees them after the loop. */
-static struct {
-  pthread_mutex_t lock;
-  struct handle *head;
-  struct dirbuf *dirs;              /* open directories, the same way */
-} open_handles = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 
 struct dirbuf {
   atomic_uint refs;                 /* opendir + each readdir in flight */
@@ -60,14 +57,12 @@ struct dirbuf {
   size_t size, cap;
   size_t *ends;                     /* end offset of each entry */
   size_t n;
-  struct dirbuf *prev, *next;       /* open_handles.dirs */
+  struct dirbuf *prev, *next;       /* mnt.open_dirs */
 };
 
 /* ---- per-thread read buffer (threads come and go with the loop): an
- * anonymous mapping, whose pages cost memory only once touched ---- */
-
-static pthread_key_t buf_key;
-static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+ * anonymous mapping, whose pages cost memory only once touched, under the
+ * mount's thread-specific key (mnt.buf_key) ---- */
 
 static void
 buf_free(void *b)
@@ -75,17 +70,10 @@ buf_free(void *b)
   munmap(b, MAX_IO);
 }
 
-static void
-buf_key_init(void)
-{
-  pthread_key_create(&buf_key, buf_free);
-}
-
 static void *
-thread_buf(void)
+thread_buf(struct mnt *m)
 {
-  pthread_once(&buf_once, buf_key_init);
-  void *b = pthread_getspecific(buf_key);
+  void *b = pthread_getspecific(m->buf_key);
   if (!b) {
     /* mmap, not malloc: once glibc's mmap threshold has grown (a freed
      * big block raises it) a 1 MiB block comes from the thread's heap
@@ -94,7 +82,7 @@ thread_buf(void)
              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED)
       return NULL;
-    pthread_setspecific(buf_key, b);
+    pthread_setspecific(m->buf_key, b);
   }
   return b;
 }
@@ -102,18 +90,19 @@ thread_buf(void)
 /* ---- helpers ---- */
 
 static double
-timeout_of(const struct node *n)
+timeout_of(const struct mnt *m, const struct node *n)
 {
-  return mnt.entry_timeout;
+  return m->entry_timeout;
 }
 
 static void
-fill_entry(const struct node *n, struct fuse_entry_param *e)
+fill_entry(const struct mnt *m, const struct node *n,
+           struct fuse_entry_param *e)
 {
   memset(e, 0, sizeof *e);
   e->ino = n->ino;
-  e->attr_timeout = e->entry_timeout = timeout_of(n);
-  node_fill_stat(n, &e->attr);
+  e->attr_timeout = e->entry_timeout = timeout_of(m, n);
+  node_fill_stat(m, n, &e->attr);
 }
 
 static bool
@@ -143,25 +132,26 @@ op_init(void *userdata, struct fuse_conn_info *conn)
 static void
 op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct fuse_entry_param e;
   struct gref ref = { 0 };
 
-  if (holders_status_entry(parent, name, &e)) {
+  if (holders_status_entry(m, parent, name, &e)) {
     fuse_reply_entry(req, &e);
     return;
   }
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *p = node_find(parent);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *p = node_find(m, parent);
   if (!p || (!node_is_dir(p) && p->kind != N_GUEST)) {
-    pthread_rwlock_unlock(&mnt.tree_lock);
+    pthread_rwlock_unlock(&m->tree_lock);
     fuse_reply_err(req, p ? ENOTDIR : ENOENT);
     return;
   }
   if (is_files(p)) {
-    int r = files_ref(p, &ref);
-    pthread_rwlock_unlock(&mnt.tree_lock);
+    int r = files_ref(m, p, &ref);
+    pthread_rwlock_unlock(&m->tree_lock);
     if (r == 0)
-      r = files_lookup(req, &ref, name, &e);
+      r = files_lookup(m, req, &ref, name, &e);
     files_ref_free(&ref);
     if (r < 0)
       fuse_reply_err(req, -r);
@@ -172,54 +162,57 @@ op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
   struct node *n = node_kid(p, name);
   if (n) {
     atomic_fetch_add(&n->nlookup, 1);
-    fill_entry(n, &e);
+    fill_entry(m, n, &e);
   }
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_unlock(&m->tree_lock);
   if (!n)
     fuse_reply_err(req, ENOENT);
   else if (fuse_reply_entry(req, &e) == -ENOENT)
-    node_forget(e.ino, 1);                  /* the request was interrupted */
+    node_forget(m, e.ino, 1);                  /* the request was interrupted */
 }
 
 static void
 op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-  node_forget(ino, nlookup);
+  struct mnt *m = fuse_req_userdata(req);
+  node_forget(m, ino, nlookup);
   fuse_reply_none(req);
 }
 
 static void
 op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fs)
 {
+  struct mnt *m = fuse_req_userdata(req);
   for (size_t i = 0; i < count; i++)
-    node_forget(fs[i].ino, fs[i].nlookup);
+    node_forget(m, fs[i].ino, fs[i].nlookup);
   fuse_reply_none(req);
 }
 
 static void
 op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct stat st;
   struct gref ref = { 0 };
   double t;
   int r = 0;
 
-  if (holders_status_attr(ino, &st)) {
+  if (holders_status_attr(m, ino, &st)) {
     fuse_reply_attr(req, &st, 0);
     return;
   }
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   if (!n)
     r = -ENOENT;
   else if (n->kind == N_GUEST)
-    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
+    r = files_ref(m, n, &ref) < 0 ? -ENOENT : 1;
   else
-    node_fill_stat(n, &st);
-  t = n ? timeout_of(n) : 0;
-  pthread_rwlock_unlock(&mnt.tree_lock);
+    node_fill_stat(m, n, &st);
+  t = n ? timeout_of(m, n) : 0;
+  pthread_rwlock_unlock(&m->tree_lock);
   if (r == 1) {
-    r = files_stat(req, &ref, &st);
+    r = files_stat(m, req, &ref, &st);
     files_ref_free(&ref);
   }
   if (r < 0)
@@ -231,19 +224,20 @@ op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct gref ref = { 0 };
   struct blob *b = NULL;
   int r = -EINVAL;
 
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   if (!n)
     r = -ENOENT;
   else if (n->kind == N_LATEST && n->blob)
     b = blob_ref(n->blob);
   else if (n->kind == N_GUEST)
-    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
-  pthread_rwlock_unlock(&mnt.tree_lock);
+    r = files_ref(m, n, &ref) < 0 ? -ENOENT : 1;
+  pthread_rwlock_unlock(&m->tree_lock);
   if (b) {
     fuse_reply_readlink(req, b->data);
     blob_unref(b);
@@ -251,7 +245,7 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
   }
   if (r == 1) {
     char *target = NULL;
-    r = files_readlink(req, &ref, &target);
+    r = files_readlink(m, req, &ref, &target);
     files_ref_free(&ref);
     if (r == 0) {
       fuse_reply_readlink(req, target);
@@ -263,26 +257,26 @@ op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 static void
-handle_link(struct handle *h)
+handle_link(struct mnt *m, struct handle *h)
 {
-  pthread_mutex_lock(&open_handles.lock);
-  h->next = open_handles.head;
+  pthread_mutex_lock(&m->open_lock);
+  h->next = m->open_files;
   if (h->next)
     h->next->prev = h;
-  open_handles.head = h;
-  pthread_mutex_unlock(&open_handles.lock);
+  m->open_files = h;
+  pthread_mutex_unlock(&m->open_lock);
 }
 
 static void
-handle_free(struct handle *h)
+handle_free(struct mnt *m, struct handle *h)
 {
-  pthread_mutex_lock(&open_handles.lock);
-  if (h->prev || open_handles.head == h) {
-    *(h->prev ? &h->prev->next : &open_handles.head) = h->next;
+  pthread_mutex_lock(&m->open_lock);
+  if (h->prev || m->open_files == h) {
+    *(h->prev ? &h->prev->next : &m->open_files) = h->next;
     if (h->next)
       h->next->prev = h->prev;
   }
-  pthread_mutex_unlock(&open_handles.lock);
+  pthread_mutex_unlock(&m->open_lock);
   if (h->blk)
     disk_release(h->disk);
   if (h->disk)
@@ -291,36 +285,31 @@ handle_free(struct handle *h)
   if (h->fd >= 0)
     close(h->fd);
   files_ref_free(&h->gref);
-  holders_remove(h->holder);
+  holders_remove(m, h->holder);
   free(h);
 }
 
-static void
-op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* What the handle h of inode ino holds: counted references to the node's
+ * payload, taken under the tree read lock.  0 or -errno. */
+static int
+handle_fill(struct mnt *m, fuse_req_t req, fuse_ino_t ino, int flags,
+            bool wr, struct handle *h)
 {
-  struct handle *h = calloc(1, sizeof *h);
   int r = 0;
 
-  if (!h) {
-    fuse_reply_err(req, ENOMEM);
-    return;
-  }
-  h->fd = -1;
-  bool wr = (fi->flags & O_ACCMODE) != O_RDONLY ||
-            (fi->flags & (O_TRUNC | O_APPEND));
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   if (ino == HOLDERS_STATUS_INO) {          /* a fresh snapshot per open */
     h->kind = N_JSON;
-    h->blob = wr ? NULL : holders_status_blob();
+    h->blob = wr ? NULL : holders_status_blob(m);
     h->size = h->blob ? h->blob->len : 0;
     r = wr ? -EROFS : h->blob ? 0 : -ENOMEM;
   }
   else if (!n)
     r = -ENOENT;
-  else if (wr && !(mnt.writable && n->kind == N_DISK))
+  else if (wr && !(m->writable && n->kind == N_DISK))
     r = -EROFS;
-  else if (wr && (fi->flags & (O_TRUNC | O_APPEND)))
+  else if (wr && (flags & (O_TRUNC | O_APPEND)))
     r = -EPERM;                             /* fixed-size disks */
   else {
     h->kind = n->kind;
@@ -328,7 +317,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_DISK:
       h->disk = disk_ref(n->disk);
       h->size = n->disk->size;
-      h->holder = holders_add(n, fuse_req_ctx(req)->pid);
+      h->holder = holders_add(m, n, fuse_req_ctx(req)->pid);
       r = h->holder ? 0 : -ENOMEM;
       break;
     case N_JSON: case N_LATEST:
@@ -338,7 +327,7 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case N_DOMAIN: {                        /* beneath the repository */
       struct stat st;
       h->size = n->size;
-      h->fd = bfs_open_beneath(mnt.repo_fd, mnt.repo, n->path);
+      h->fd = bfs_open_beneath(m->repo_fd, m->repo, n->path);
       if (h->fd >= 0 && (fstat(h->fd, &st) < 0 ||
                          bfs_file_id_check(n->path, &n->id, &st) < 0)) {
         close(h->fd);
@@ -346,37 +335,67 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       }
       if (h->fd < 0) {
         bfs_log(BFS_LOG_WARN, "%s; rescanning", bfs_last_error());
-        tree_request_rescan();
+        tree_request_rescan(m);
         h->fd = -1;
         r = -EIO;
       }
       break;
     }
     case N_GUEST:
-      r = files_ref(n, &h->gref);
+      r = files_ref(m, n, &h->gref);
       break;
     default:
       r = -EISDIR;
     }
   }
-  pthread_rwlock_unlock(&mnt.tree_lock);
-  if (r == 0 && h->disk) {
-    r = disk_open_blk(h->disk, wr, &h->blk);  /* lazily, outside the lock */
+  pthread_rwlock_unlock(&m->tree_lock);
+  return r;
+}
+
+/* What may wait, with no lock held: a disk's stack opened (lazily), a
+ * guest file's size asked.  0 or -errno. */
+static int
+handle_open(struct mnt *m, fuse_req_t req, bool wr, struct handle *h)
+{
+  int r = 0;
+
+  if (h->disk) {
+    r = disk_open_blk(m, h->disk, wr, &h->blk);
     if (r == 0 && h->blk->size < h->size)
       h->size = h->blk->size;
   }
   if (r == 0 && h->kind == N_GUEST) {
     struct stat st;
-    if (files_stat(req, &h->gref, &st) == 0)
+    if (files_stat(m, req, &h->gref, &st) == 0)
       h->size = st.st_size;
   }
+  return r;
+}
+
+static void
+op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct mnt *m = fuse_req_userdata(req);
+  struct handle *h = calloc(1, sizeof *h);
+  int r;
+
+  if (!h) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  h->fd = -1;
+  bool wr = (fi->flags & O_ACCMODE) != O_RDONLY ||
+            (fi->flags & (O_TRUNC | O_APPEND));
+  r = handle_fill(m, req, ino, fi->flags, wr, h);
+  if (r == 0)
+    r = handle_open(m, req, wr, h);
   if (r < 0) {
-    handle_free(h);
+    handle_free(m, h);
     fuse_reply_err(req, -r);
     return;
   }
   fi->fh = (uintptr_t)h;
-  handle_link(h);
+  handle_link(m, h);
   fi->keep_cache = h->kind != N_GUEST && ino != HOLDERS_STATUS_INO;
   /* Guest files bypass the page cache: kernel readahead would send many
    * parallel reads that all wait on one appliance and hold every worker,
@@ -385,18 +404,19 @@ op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fi->direct_io = h->kind == N_GUEST || ino == HOLDERS_STATUS_INO;
   fi->noflush = 1;
   if (fuse_reply_open(req, fi) == -ENOENT)   /* the opener went away */
-    handle_free(h);
+    handle_free(m, h);
 }
 
 static void
 op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  handle_free((struct handle *)(uintptr_t)fi->fh);
+  struct mnt *m = fuse_req_userdata(req);
+  handle_free(m, (struct handle *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
 static void
-read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
+read_disk(struct mnt *m, fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
   if ((uint64_t)off >= h->size) {
     fuse_reply_buf(req, NULL, 0);
@@ -406,12 +426,12 @@ read_disk(fuse_req_t req, struct handle *h, size_t size, off_t off)
     size = h->size - off;
   if (size > MAX_IO)
     size = MAX_IO;
-  char *buf = thread_buf();
+  char *buf = thread_buf(m);
   if (!buf) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  disk_read_reply(req, h->disk, h->blk, &h->stream, h->size, buf, size,
+  disk_read_reply(m, req, h->disk, h->blk, &h->stream, h->size, buf, size,
                   off);
 }
 
@@ -419,13 +439,14 @@ static void
 op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
   if (size > MAX_IO)
     size = MAX_IO;
   switch (h->kind) {
   case N_DISK:
-    read_disk(req, h, size, off);
+    read_disk(m, req, h, size, off);
     return;
   case N_JSON: case N_LATEST:
     if ((uint64_t)off >= h->blob->len)
@@ -435,7 +456,7 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      size < h->blob->len - off ? size : h->blob->len - off);
     return;
   case N_DOMAIN: {
-    void *buf = thread_buf();
+    void *buf = thread_buf(m);
     ssize_t n = buf ? pread(h->fd, buf, size, off) : -1;
     if (n < 0)
       fuse_reply_err(req, EIO);
@@ -444,9 +465,9 @@ op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     return;
   }
   case N_GUEST: {
-    void *buf = thread_buf();
+    void *buf = thread_buf(m);
     size_t got = 0;
-    int r = buf ? files_pread(req, &h->gref, buf, size, off, &got) : -ENOMEM;
+    int r = buf ? files_pread(m, req, &h->gref, buf, size, off, &got) : -ENOMEM;
     if (r < 0)
       fuse_reply_err(req, -r);
     else
@@ -542,58 +563,48 @@ dirbuf_add(fuse_req_t req, struct dirbuf *d, const char *name,
 }
 
 static void
-dirbuf_link(struct dirbuf *d)
+dirbuf_link(struct mnt *m, struct dirbuf *d)
 {
-  pthread_mutex_lock(&open_handles.lock);
-  d->next = open_handles.dirs;
+  pthread_mutex_lock(&m->open_lock);
+  d->next = m->open_dirs;
   if (d->next)
     d->next->prev = d;
-  open_handles.dirs = d;
-  pthread_mutex_unlock(&open_handles.lock);
+  m->open_dirs = d;
+  pthread_mutex_unlock(&m->open_lock);
 }
 
 static void
-dirbuf_unref(struct dirbuf *d)
+dirbuf_unref(struct mnt *m, struct dirbuf *d)
 {
   if (atomic_fetch_sub(&d->refs, 1) == 1) {
-    pthread_mutex_lock(&open_handles.lock);
-    if (d->prev || open_handles.dirs == d) {
-      *(d->prev ? &d->prev->next : &open_handles.dirs) = d->next;
+    pthread_mutex_lock(&m->open_lock);
+    if (d->prev || m->open_dirs == d) {
+      *(d->prev ? &d->prev->next : &m->open_dirs) = d->next;
       if (d->next)
         d->next->prev = d->prev;
     }
-    pthread_mutex_unlock(&open_handles.lock);
+    pthread_mutex_unlock(&m->open_lock);
     free(d->ends);
     free(d->p);
     free(d);
   }
 }
 
-static void
-op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The listing of directory ino of the fixed tree into d, under the tree
+ * read lock: 0, 1 for a files/ directory (then ref is what the guest is
+ * asked), or -errno. */
+static int
+dir_list(struct mnt *m, fuse_req_t req, fuse_ino_t ino, struct dirbuf *d,
+         struct gref *ref)
 {
-  struct dirbuf *d = calloc(1, sizeof *d);
-  struct gref ref = { 0 };
-  int r = 0;
+  int r;
 
-  if (!d) {
-    fuse_reply_err(req, ENOMEM);
-    return;
-  }
-  atomic_init(&d->refs, 1);
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
-  bool rescan = n && (n->kind == N_ROOT || n->kind == N_VM);
-  pthread_rwlock_unlock(&mnt.tree_lock);
-  if (rescan)
-    tree_maybe_refresh();
-
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   if (!n)
     r = -ENOENT;
   else if (is_files(n))
-    r = files_ref(n, &ref) < 0 ? -ENOENT : 1;
+    r = files_ref(m, n, ref) < 0 ? -ENOENT : 1;
   else if (!node_is_dir(n))
     r = -ENOTDIR;
   else {
@@ -603,24 +614,57 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       r = dirbuf_add(req, d, "..", up, S_IFDIR);
     for (size_t i = 0; r == 0 && i < n->nkids; i++) {
       struct stat st;
-      node_fill_stat(n->kids[i], &st);
+      node_fill_stat(m, n->kids[i], &st);
       r = dirbuf_add(req, d, n->kids[i]->name, n->kids[i]->ino, st.st_mode);
     }
   }
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_unlock(&m->tree_lock);
+  return r;
+}
 
-  if (r == 1) {                             /* files/: ask the guest */
-    struct guest_listing gl = { 0 };
-    r = files_list(req, &ref, &gl);
-    files_ref_free(&ref);
-    if (r == 0)
-      r = dirbuf_add(req, d, ".", ino, S_IFDIR);
-    if (r == 0)
-      r = dirbuf_add(req, d, "..", ino, S_IFDIR);
-    for (size_t i = 0; r == 0 && i < gl.n; i++)
-      r = dirbuf_add(req, d, gl.names[i], gl.inos[i], gl.modes[i]);
-    files_list_free(&gl);
+/* The listing of a files/ directory (or one below it) from the guest, with
+ * no lock held.  0 or -errno. */
+static int
+guest_list(struct mnt *m, fuse_req_t req, fuse_ino_t ino,
+           const struct gref *ref, struct dirbuf *d)
+{
+  struct guest_listing gl = { 0 };
+  int r = files_list(m, req, ref, &gl);
+
+  if (r == 0)
+    r = dirbuf_add(req, d, ".", ino, S_IFDIR);
+  if (r == 0)
+    r = dirbuf_add(req, d, "..", ino, S_IFDIR);
+  for (size_t i = 0; r == 0 && i < gl.n; i++)
+    r = dirbuf_add(req, d, gl.names[i], gl.inos[i], gl.modes[i]);
+  files_list_free(&gl);
+  return r;
+}
+
+static void
+op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct mnt *m = fuse_req_userdata(req);
+  struct dirbuf *d = calloc(1, sizeof *d);
+  struct gref ref = { 0 };
+  int r;
+
+  if (!d) {
+    fuse_reply_err(req, ENOMEM);
+    return;
   }
+  atomic_init(&d->refs, 1);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
+  bool rescan = n && (n->kind == N_ROOT || n->kind == N_VM);
+  pthread_rwlock_unlock(&m->tree_lock);
+  if (rescan)
+    tree_maybe_refresh(m);
+
+  r = dir_list(m, req, ino, d, &ref);
+  if (r == 1)                               /* files/: ask the guest */
+    r = guest_list(m, req, ino, &ref, d);
+  files_ref_free(&ref);
   if (r < 0) {
     free(d->ends);
     free(d->p);
@@ -630,15 +674,16 @@ op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
   fi->fh = (uintptr_t)d;
   fi->cache_readdir = 0;
-  dirbuf_link(d);                   /* before the reply: releasedir may race */
+  dirbuf_link(m, d);                /* before the reply: releasedir may race */
   if (fuse_reply_open(req, fi) == -ENOENT)
-    dirbuf_unref(d);
+    dirbuf_unref(m, d);
 }
 
 static void
 op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
            struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct dirbuf *d = (struct dirbuf *)(uintptr_t)fi->fh;
 
   /* a reference while the reply is written: a racing releasedir (after an
@@ -656,26 +701,28 @@ op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   if (lo > 0 && d->ends[lo - 1] > (size_t)off)
     end = d->ends[lo - 1];
   fuse_reply_buf(req, end > (size_t)off ? d->p + off : NULL, end - off);
-  dirbuf_unref(d);
+  dirbuf_unref(m, d);
 }
 
 static void
 op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  dirbuf_unref((struct dirbuf *)(uintptr_t)fi->fh);
+  struct mnt *m = fuse_req_userdata(req);
+  dirbuf_unref(m, (struct dirbuf *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
 static void
 op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct statvfs sv = {
     .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255,
     .f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV,
   };
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  sv.f_files = mnt.nnodes;
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  sv.f_files = bfs_htab_count(&m->itab);
+  pthread_rwlock_unlock(&m->tree_lock);
   fuse_reply_statfs(req, &sv);
 }
 
@@ -685,14 +732,15 @@ static void
 op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
            struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct stat st;
   int err = EROFS;
 
-  pthread_rwlock_rdlock(&mnt.tree_lock);
-  struct node *n = node_find(ino);
+  pthread_rwlock_rdlock(&m->tree_lock);
+  struct node *n = node_find(m, ino);
   /* a writable disk keeps its size; time updates are accepted and ignored */
-  if (n && n->kind == N_DISK && mnt.writable) {
-    node_fill_stat(n, &st);
+  if (n && n->kind == N_DISK && m->writable) {
+    node_fill_stat(m, n, &st);
     if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
                    FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                    FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
@@ -702,11 +750,11 @@ op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     else
       err = 0;
   }
-  pthread_rwlock_unlock(&mnt.tree_lock);
+  pthread_rwlock_unlock(&m->tree_lock);
   if (err)
     fuse_reply_err(req, err);
   else
-    fuse_reply_attr(req, &st, mnt.entry_timeout);
+    fuse_reply_attr(req, &st, m->entry_timeout);
 }
 
 static void
@@ -753,9 +801,10 @@ static void
 op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
          off_t off, struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-  if (!mnt.writable || h->kind != N_DISK) {
+  if (!m->writable || h->kind != N_DISK) {
     fuse_reply_err(req, EROFS);
     return;
   }
@@ -780,8 +829,9 @@ static void
 op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
          struct fuse_file_info *fi)
 {
+  struct mnt *m = fuse_req_userdata(req);
   struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-  struct bfs_blk *b = h->kind == N_DISK && mnt.writable
+  struct bfs_blk *b = h->kind == N_DISK && m->writable
                      ? disk_target(h->disk, h->blk) : NULL;
   fuse_reply_err(req, b && bfs_blk_flush(b) < 0 ? EIO : 0);
 }
@@ -797,7 +847,8 @@ static void
 op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
              off_t length, struct fuse_file_info *fi)
 {
-  fuse_reply_err(req, mnt.writable ? EOPNOTSUPP : EROFS);
+  struct mnt *m = fuse_req_userdata(req);
+  fuse_reply_err(req, m->writable ? EOPNOTSUPP : EROFS);
 }
 
 static void
@@ -844,30 +895,51 @@ const struct fuse_lowlevel_ops fs_ops = {
   .removexattr = op_removexattr,
 };
 
+int
+ops_init(struct mnt *m)
+{
+  pthread_mutex_init(&m->open_lock, NULL);
+  int r = pthread_key_create(&m->buf_key, buf_free);
+  if (r)
+    return bfs_error(-r, "pthread_key_create: %s", strerror(r));
+  m->buf_key_made = true;
+  return 0;
+}
+
 void
-ops_release_all(void)
+ops_release_all(struct mnt *m)
 {
   unsigned n = 0;
+
+  if (!m->buf_key_made)
+    return;                         /* ops_init did not run: nothing open */
   for (;;) {
-    pthread_mutex_lock(&open_handles.lock);
-    struct handle *h = open_handles.head;
-    pthread_mutex_unlock(&open_handles.lock);
+    pthread_mutex_lock(&m->open_lock);
+    struct handle *h = m->open_files;
+    pthread_mutex_unlock(&m->open_lock);
     if (!h)
       break;
-    handle_free(h);
+    handle_free(m, h);
     n++;
   }
   for (;;) {                         /* no readdir is in flight any more */
-    pthread_mutex_lock(&open_handles.lock);
-    struct dirbuf *d = open_handles.dirs;
-    pthread_mutex_unlock(&open_handles.lock);
+    pthread_mutex_lock(&m->open_lock);
+    struct dirbuf *d = m->open_dirs;
+    pthread_mutex_unlock(&m->open_lock);
     if (!d)
       break;
     atomic_store(&d->refs, 1);
-    dirbuf_unref(d);
+    dirbuf_unref(m, d);
     n++;
   }
   if (n)
     bfs_log(BFS_LOG_INFO, "%u file(s) and directories still open at unmount "
             "closed", n);
+  /* the workers are gone (their buffers with them); with -s the loop ran
+   * on this thread */
+  void *b = pthread_getspecific(m->buf_key);
+  if (b)
+    buf_free(b);
+  pthread_key_delete(m->buf_key);
+  m->buf_key_made = false;
 }

@@ -6,9 +6,9 @@
  * disks are held by processes other than the daemon and its appliances and
  * names them; otherwise it runs `fusermount3 -u` (or, when only the daemon's
  * own appliances hold disks, which the kernel would call busy, sends the
- * daemon SIGTERM) and waits for the daemon to exit.  --force sends the daemon SIGUSR1 (it drops the mount even though
- * disks are held), detaches the mount lazily, and says that running VMs on
- * those disks will fail.  A stale mount (daemon gone) has no status: both
+ * daemon SIGTERM) and waits for the daemon to exit.  --force sends the
+ * daemon SIGUSR1 (it drops the mount even though disks are held), detaches
+ * the mount lazily, and says that running VMs on those disks will fail.  A stale mount (daemon gone) has no status: both
  * say so, and umount cleans it up lazily.
  */
 #include "fs/fs.h"
@@ -281,6 +281,60 @@ wait_exit(pid_t pid, long timeout)
   return alive(pid) ? -ETIMEDOUT : 0;
 }
 
+/* umount without --force: refused while others hold disks, else unmounted
+ * (or the daemon asked to, when only its appliances hold disks): 0 or 1 */
+static int
+umount_asked(const char *mp, struct json_object *st, pid_t pid)
+{
+  if (jint(st, "held_by_others") > 0) {
+    fprintf(stderr, "backupfs: umount: %s: not unmounting: disks are held "
+            "by other processes (a running VM on a quick restore?):\n", mp);
+    print_disks(stderr, st, true);
+    fprintf(stderr, "Stop them first, or force it with backupfs umount "
+            "--force %s (they will get I/O errors)\n", mp);
+    return 1;
+  }
+  if (jint(st, "appliance_handles") > 0) {
+    /* the kernel would answer busy: the daemon closes its appliances */
+    if (pid > 0 && kill(pid, SIGTERM) < 0) {
+      fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
+              strerror(errno));
+      return 1;
+    }
+  }
+  else if (fusermount("-u", mp) != 0) {
+    fprintf(stderr, "backupfs: umount: %s: busy, but no disk is held by "
+            "another process: a shell or program has its directory or a "
+            "file there (see: fuser -vm %s)\n", mp, mp);
+    return 1;
+  }
+  return 0;
+}
+
+/* umount --force: the daemon told to end (SIGUSR1) and the mount detached,
+ * held disks or not: 0, or 1 when the daemon could not be signalled */
+static int
+umount_forced(const char *mp, struct json_object *st, pid_t pid)
+{
+  int rc = 0;
+
+  if (jint(st, "held_by_others") > 0) {
+    fprintf(stderr, "backupfs: umount: warning: %s: forcing although disks "
+            "are held; running VMs on them will fail (I/O errors):\n", mp);
+    print_disks(stderr, st, true);
+  }
+  if (pid > 0 && kill(pid, SIGUSR1) < 0) {
+    fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
+            strerror(errno));
+    rc = 1;
+  }
+  /* detach now; the daemon closes its end as it exits */
+  if (fusermount("-uz", mp) != 0 && rc == 0)
+    fprintf(stderr, "backupfs: umount: %s: fusermount3 -uz failed; the "
+            "daemon unmounts it as it exits\n", mp);
+  return rc;
+}
+
 int
 fs_umount_cmd(int argc, char **argv)
 {
@@ -315,58 +369,13 @@ fs_umount_cmd(int argc, char **argv)
     return 1;
   }
   pid_t pid = (pid_t)jint(st, "pid");
-  int64_t others = jint(st, "held_by_others");
-  int rc = 0;
+  int rc = force ? umount_forced(mp, st, pid) : umount_asked(mp, st, pid);
 
-  if (!force) {
-    if (others > 0) {
-      fprintf(stderr, "backupfs: umount: %s: not unmounting: disks are held "
-              "by other processes (a running VM on a quick restore?):\n", mp);
-      print_disks(stderr, st, true);
-      fprintf(stderr, "Stop them first, or force it with backupfs umount "
-              "--force %s (they will get I/O errors)\n", mp);
-      rc = 1;
-      goto out;
-    }
-    if (jint(st, "appliance_handles") > 0) {
-      /* the kernel would answer busy: the daemon closes its appliances */
-      if (pid > 0 && kill(pid, SIGTERM) < 0) {
-        fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
-                strerror(errno));
-        rc = 1;
-        goto out;
-      }
-    }
-    else if (fusermount("-u", mp) != 0) {
-      fprintf(stderr, "backupfs: umount: %s: busy, but no disk is held by "
-              "another process: a shell or program has its directory or a "
-              "file there (see: fuser -vm %s)\n", mp, mp);
-      rc = 1;
-      goto out;
-    }
-  }
-  else {
-    if (others > 0) {
-      fprintf(stderr, "backupfs: umount: warning: %s: forcing although disks "
-              "are held; running VMs on them will fail (I/O errors):\n", mp);
-      print_disks(stderr, st, true);
-    }
-    if (pid > 0 && kill(pid, SIGUSR1) < 0) {
-      fprintf(stderr, "backupfs: umount: daemon %d: %s\n", (int)pid,
-              strerror(errno));
-      rc = 1;
-    }
-    /* detach now; the daemon closes its end as it exits */
-    if (fusermount("-uz", mp) != 0 && rc == 0)
-      fprintf(stderr, "backupfs: umount: %s: fusermount3 -uz failed; the "
-              "daemon unmounts it as it exits\n", mp);
-  }
-  if (pid > 0 && wait_exit(pid, timeout) < 0) {
+  if ((rc == 0 || force) && pid > 0 && wait_exit(pid, timeout) < 0) {
     fprintf(stderr, "backupfs: umount: %s: unmounted, but daemon %d has not "
             "exited after %ld s\n", mp, (int)pid, timeout);
     rc = 1;
   }
-out:
   json_object_put(st);
   return rc;
 }

@@ -55,57 +55,57 @@ struct inval {
 /* ---- invalidation queue ---- */
 
 static void
-queue(fuse_ino_t ino, const char *name)
+queue(struct mnt *m, fuse_ino_t ino, const char *name)
 {
-  if (!mnt.se)
+  if (!m->se)
     return;                         /* not mounted: the kernel knows nothing */
   struct inval *v = calloc(1, sizeof *v);
   if (!v)
     return;
   v->ino = ino;
   v->name = name ? strdup(name) : NULL;
-  pthread_mutex_lock(&mnt.q_lock);
-  *mnt.q_tail = v;
-  mnt.q_tail = &v->next;
-  pthread_mutex_unlock(&mnt.q_lock);
+  pthread_mutex_lock(&m->q_lock);
+  *m->q_tail = v;
+  m->q_tail = &v->next;
+  pthread_mutex_unlock(&m->q_lock);
 }
 
 void
-tree_queue_inval_entry(fuse_ino_t parent, const char *name)
+tree_queue_inval_entry(struct mnt *m, fuse_ino_t parent, const char *name)
 {
-  queue(parent, name);
+  queue(m, parent, name);
 }
 
 void
-tree_queue_inval_inode(fuse_ino_t ino)
+tree_queue_inval_inode(struct mnt *m, fuse_ino_t ino)
 {
-  queue(ino, NULL);
+  queue(m, ino, NULL);
 }
 
 static void
-wake(void)
+wake(struct mnt *m)
 {
   uint64_t one = 1;
-  if (mnt.wake_fd >= 0 && write(mnt.wake_fd, &one, sizeof one) < 0)
+  if (m->wake_fd >= 0 && write(m->wake_fd, &one, sizeof one) < 0)
     bfs_log(BFS_LOG_DEBUG, "eventfd: %m");
 }
 
 static void
-send_invalidations(void)
+send_invalidations(struct mnt *m)
 {
-  pthread_mutex_lock(&mnt.q_lock);
-  struct inval *v = mnt.q_head;
-  mnt.q_head = NULL;
-  mnt.q_tail = &mnt.q_head;
-  pthread_mutex_unlock(&mnt.q_lock);
+  pthread_mutex_lock(&m->q_lock);
+  struct inval *v = m->q_head;
+  m->q_head = NULL;
+  m->q_tail = &m->q_head;
+  pthread_mutex_unlock(&m->q_lock);
   while (v) {
     struct inval *next = v->next;
-    if (mnt.se) {
+    if (m->se) {
       if (v->name)
-        fuse_lowlevel_notify_inval_entry(mnt.se, v->ino, v->name,
+        fuse_lowlevel_notify_inval_entry(m->se, v->ino, v->name,
                                          strlen(v->name));
       else
-        fuse_lowlevel_notify_inval_inode(mnt.se, v->ino, 0, 0);
+        fuse_lowlevel_notify_inval_inode(m->se, v->ino, 0, 0);
     }
     free(v->name);
     free(v);
@@ -127,14 +127,14 @@ struct want {                       /* one backup as the catalog has it */
 /* ---- the repository's permissions ---- */
 
 static bool
-perm_of(const char *rel, struct perm *p, struct stat *out)
+perm_of(struct mnt *m, const char *rel, struct perm *p, struct stat *out)
 {
   struct stat st;
-  int fd = mnt.repo_fd, root;
+  int fd = m->repo_fd, root;
   /* a layer in another store (catalog.h: ".root<i>/" locators) */
-  if (rel && *rel && (root = catalog_locator_root(mnt.cat, rel, &rel)) != 0) {
+  if (rel && *rel && (root = catalog_locator_root(m->cat, rel, &rel)) != 0) {
     if (root < 0) return false;
-    fd = catalog_root_fd(mnt.cat, (size_t)root);
+    fd = catalog_root_fd(m->cat, (size_t)root);
   }
   if (fstatat(fd, rel && *rel ? rel : ".", &st,
               AT_SYMLINK_NOFOLLOW | (rel && *rel ? 0 : AT_EMPTY_PATH)) < 0)
@@ -168,7 +168,7 @@ perm_meet(struct perm *a, const struct perm *b)
 }
 
 static void
-want_perms(struct want *w)
+want_perms(struct mnt *m, struct want *w)
 {
   const struct catalog_backup *b = w->b;
   struct stat st;
@@ -178,7 +178,7 @@ want_perms(struct want *w)
     const struct catalog_disk *cd = &b->disks[i];
     struct perm p;
     for (size_t k = 0; k < cd->chain_len; k++) {
-      if (!perm_of(cd->chain[k], &p, NULL)) {
+      if (!perm_of(m, cd->chain[k], &p, NULL)) {
         w->disks[i].mode = 0;
         break;
       }
@@ -191,9 +191,9 @@ want_perms(struct want *w)
   if (b->ndisks && b->disks[0].image) {
     CLEANUP_FREE char *d = dir_of(b->disks[0].image);
     if (d)
-      perm_of(d, &w->dir, NULL);
+      perm_of(m, d, &w->dir, NULL);
   }
-  if (b->domain_xml && perm_of(b->domain_xml, &w->domain, &st)) {
+  if (b->domain_xml && perm_of(m, b->domain_xml, &w->domain, &st)) {
     if (S_ISREG(st.st_mode))
       bfs_file_id_of(&st, &w->domain_id);
     else
@@ -253,19 +253,20 @@ valid_name(const char *s)
 }
 
 static void
-drop_kid(struct node *dir, struct node *kid)
+drop_kid(struct mnt *m, struct node *dir, struct node *kid)
 {
-  tree_queue_inval_entry(dir->ino, kid->name);
+  tree_queue_inval_entry(m, dir->ino, kid->name);
   node_remove_kid(dir, kid);
-  node_unlink(kid);
+  node_unlink(m, kid);
 }
 
 static struct node *
-add_kid(struct node *dir, enum node_kind kind, const char *name)
+add_kid(struct mnt *m, struct node *dir, enum node_kind kind,
+        const char *name)
 {
-  struct node *n = node_new(kind, name, dir);
+  struct node *n = node_new(m, kind, name, dir);
   if (n && node_add_kid(dir, n) < 0) {
-    node_unlink(n);
+    node_unlink(m, n);
     return NULL;
   }
   return n;
@@ -277,7 +278,7 @@ add_kid(struct node *dir, enum node_kind kind, const char *name)
  * or <backup>/domain.xml, read-only text served from memory like
  * backup.json (and changing with it). */
 static void
-add_vm_config(struct node *bn, const struct want *w)
+add_vm_config(struct mnt *m, struct node *bn, const struct want *w)
 {
   static const char *const keys[][2] = {
     { "vm_config", "qemu-server.conf" }, { "vm_domain_xml", "domain.xml" },
@@ -289,7 +290,7 @@ add_vm_config(struct node *bn, const struct want *w)
     if (json_object_object_get_ex(o, keys[i][0], &v) &&
         json_object_is_type(v, json_type_string) &&
         !node_kid(bn, keys[i][1])) {
-      struct node *c = add_kid(bn, N_JSON, keys[i][1]);
+      struct node *c = add_kid(m, bn, N_JSON, keys[i][1]);
       if (c) {
         c->blob = blob_new(json_object_get_string(v),
                            (size_t)json_object_get_string_len(v));
@@ -299,22 +300,55 @@ add_vm_config(struct node *bn, const struct want *w)
   json_object_put(o);
 }
 
-/* Fill an empty backup directory. */
+/* disks/<disk>.img of each of the backup's disks, into dd */
 static void
-build_backup(struct node *bn, const struct want *w)
+add_disks(struct mnt *m, struct node *dd, const struct want *w)
 {
   const struct catalog_backup *b = w->b;
   char path[PATH_MAX];
 
+  for (size_t i = 0; i < b->ndisks; i++) {
+    const struct catalog_disk *cd = &b->disks[i];
+    char name[NAME_MAX + 1];
+    if (!valid_name(cd->name) || !cd->image ||
+        snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
+        snprintf(path, sizeof path, "%s/%s", m->repo, cd->image) >=
+        (int)sizeof path || node_kid(dd, name))
+      continue;
+    char owner[3 * NAME_MAX + 8];
+    snprintf(owner, sizeof owner, "%s/%s/%s", b->vm, b->name, name);
+    struct disk *d = disk_new(m, path, cd, owner);
+    if (!d)
+      continue;
+    if (w->disks)
+      d->perm = w->disks[i];
+    if (m->scratch &&
+        asprintf(&d->scratch_path, "%s/%s/%s/%s", m->scratch, b->vm,
+                 b->name, name) < 0)
+      d->scratch_path = NULL;
+    struct node *dn = add_kid(m, dd, N_DISK, name);
+    if (dn)
+      dn->disk = d;
+    else
+      disk_unref(d);
+  }
+}
+
+/* Fill an empty backup directory. */
+static void
+build_backup(struct mnt *m, struct node *bn, const struct want *w)
+{
+  const struct catalog_backup *b = w->b;
+
   bn->mtime = b->time;
   bn->perm = w->dir;
-  struct node *j = add_kid(bn, N_JSON, "backup.json");
+  struct node *j = add_kid(m, bn, N_JSON, "backup.json");
   if (j) {
     j->blob = blob_new(w->json, strlen(w->json));
     j->perm = w->dir;
   }
   if (b->domain_xml && w->domain.mode) {
-    struct node *x = add_kid(bn, N_DOMAIN, "domain.xml");
+    struct node *x = add_kid(m, bn, N_DOMAIN, "domain.xml");
     if (x) {
       x->path = strdup(b->domain_xml);
       x->size = w->domain_id.size;
@@ -322,38 +356,14 @@ build_backup(struct node *bn, const struct want *w)
       x->perm = w->domain;
     }
   }
-  add_vm_config(bn, w);
-  struct node *dd = add_kid(bn, N_DISKS, "disks");
+  add_vm_config(m, bn, w);
+  struct node *dd = add_kid(m, bn, N_DISKS, "disks");
   if (!dd)
     return;
   dd->perm = w->dir;
-  for (size_t i = 0; i < b->ndisks; i++) {
-    const struct catalog_disk *cd = &b->disks[i];
-    char name[NAME_MAX + 1];
-    if (!valid_name(cd->name) || !cd->image ||
-        snprintf(name, sizeof name, "%s.img", cd->name) >= (int)sizeof name ||
-        snprintf(path, sizeof path, "%s/%s", mnt.repo, cd->image) >=
-        (int)sizeof path || node_kid(dd, name))
-      continue;
-    char owner[3 * NAME_MAX + 8];
-    snprintf(owner, sizeof owner, "%s/%s/%s", b->vm, b->name, name);
-    struct disk *d = disk_new(path, cd, owner);
-    if (!d)
-      continue;
-    if (w->disks)
-      d->perm = w->disks[i];
-    if (mnt.scratch &&
-        asprintf(&d->scratch_path, "%s/%s/%s/%s", mnt.scratch, b->vm,
-                 b->name, name) < 0)
-      d->scratch_path = NULL;
-    struct node *dn = add_kid(dd, N_DISK, name);
-    if (dn)
-      dn->disk = d;
-    else
-      disk_unref(d);
-  }
+  add_disks(m, dd, w);
   if (files_enabled() && dd->nkids > 0) {
-    struct node *f = add_kid(bn, N_FILES, "files");
+    struct node *f = add_kid(m, bn, N_FILES, "files");
     if (f && asprintf(&f->key, "%s/%s", b->vm, b->name) < 0)
       f->key = NULL;
     if (f)
@@ -364,15 +374,15 @@ build_backup(struct node *bn, const struct want *w)
 }
 
 static void
-clear_dir(struct node *dir)
+clear_dir(struct mnt *m, struct node *dir)
 {
   while (dir->nkids)
-    drop_kid(dir, dir->kids[dir->nkids - 1]);
+    drop_kid(m, dir, dir->kids[dir->nkids - 1]);
 }
 
 /* Bring one VM directory in line with its backups (write lock held). */
 static void
-apply_vm(struct node *vn, struct want *ws, size_t nw)
+apply_vm(struct mnt *m, struct node *vn, struct want *ws, size_t nw)
 {
   struct node **kids = calloc(nw + 1, sizeof *kids);
   size_t nk = 0;
@@ -389,18 +399,18 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     for (size_t j = 0; j < nw && !keep; j++)
       keep = !strcmp(ws[j].b->name, k->name);
     if (!keep)
-      drop_kid(vn, k);
+      drop_kid(m, vn, k);
   }
   /* new and changed ones, in catalog (chronological) order */
   if (nw > 0) {
     const char *target = ws[nw - 1].b->name;
     if (!latest)
-      latest = node_new(N_LATEST, "latest", vn);
+      latest = node_new(m, N_LATEST, "latest", vn);
     if (latest && (!latest->blob || strcmp(latest->blob->data, target))) {
       blob_unref(latest->blob);
       latest->blob = blob_new(target, strlen(target));
       latest->mtime = ws[nw - 1].b->time;
-      tree_queue_inval_inode(latest->ino);
+      tree_queue_inval_inode(m, latest->ino);
     }
     if (latest) {
       latest->perm = vn->perm;
@@ -409,8 +419,8 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     vn->mtime = ws[nw - 1].b->time;
   }
   else if (latest) {
-    tree_queue_inval_entry(vn->ino, "latest");
-    node_unlink(latest);
+    tree_queue_inval_entry(m, vn->ino, "latest");
+    node_unlink(m, latest);
   }
   for (size_t j = 0; j < nw; j++) {
     if (!valid_name(ws[j].b->name) || !strcmp(ws[j].b->name, "latest"))
@@ -418,13 +428,13 @@ apply_vm(struct node *vn, struct want *ws, size_t nw)
     struct node *bn = node_kid(vn, ws[j].b->name);
     if (bn && bn->kind == N_BACKUP) {
       if (!backup_same(bn, &ws[j])) {
-        clear_dir(bn);
-        build_backup(bn, &ws[j]);
-        tree_queue_inval_inode(bn->ino);
+        clear_dir(m, bn);
+        build_backup(m, bn, &ws[j]);
+        tree_queue_inval_inode(m, bn->ino);
       }
     }
-    else if ((bn = node_new(N_BACKUP, ws[j].b->name, vn)))
-      build_backup(bn, &ws[j]);
+    else if ((bn = node_new(m, N_BACKUP, ws[j].b->name, vn)))
+      build_backup(m, bn, &ws[j]);
     if (bn)
       kids[nk++] = bn;
   }
@@ -445,14 +455,14 @@ struct want_vm {
 };
 
 static void
-vm_perm(struct want_vm *v)
+vm_perm(struct mnt *m, struct want_vm *v)
 {
   const struct catalog_backup *b = &v->bs[v->n - 1];
   if (b->ndisks && b->disks[0].image) {
     CLEANUP_FREE char *d = dir_of(b->disks[0].image);
     CLEANUP_FREE char *up = d ? dir_of(d) : NULL;
     if (up)
-      perm_of(up, &v->perm, NULL);
+      perm_of(m, up, &v->perm, NULL);
   }
   else
     v->perm = v->ws[v->n - 1].dir;
@@ -477,9 +487,9 @@ free_want_vms(struct want_vm *vms, size_t nvms)
  * first and "<name>-<vm>" for the others.  Rebuilt when it changes (write
  * lock held). */
 static void
-apply_by_name(struct node *root, struct want_vm *vms, size_t nvms)
+apply_by_name(struct mnt *m, struct node *root, struct want_vm *vms, size_t nvms)
 {
-  struct node *by = node_kid(root, "by-name"), *nb = node_new(N_VM, "by-name",
+  struct node *by = node_kid(root, "by-name"), *nb = node_new(m, N_VM, "by-name",
                                                               root);
   for (size_t j = 0; nb && j < nvms; j++) {
     CLEANUP_FREE char *d = vms[j].n ? catalog_backup_extra(
@@ -490,7 +500,7 @@ apply_by_name(struct node *root, struct want_vm *vms, size_t nvms)
                          : asprintf(&name, "%s", d)) < 0 ||
         !valid_name(name) || asprintf(&target, "../%s", vms[j].name) < 0)
       continue;
-    struct node *l = add_kid(nb, N_LATEST, name);
+    struct node *l = add_kid(m, nb, N_LATEST, name);
     if (l && (l->blob = blob_new(target, strlen(target)))) {
       l->perm = root->perm;
       l->mtime = root->mtime;
@@ -503,76 +513,56 @@ apply_by_name(struct node *root, struct want_vm *vms, size_t nvms)
            !strcmp(o->blob->data, nb->kids[i]->blob->data);
   }
   if (same || !nb || !nb->nkids) {
-    if (nb) node_unlink(nb);
-    if (by && !same) drop_kid(root, by);
+    if (nb) node_unlink(m, nb);
+    if (by && !same) drop_kid(m, root, by);
     return;
   }
-  if (by) drop_kid(root, by);
+  if (by) drop_kid(m, root, by);
   nb->perm = root->perm;
   nb->mtime = root->mtime;
-  if (node_add_kid(root, nb) < 0) node_unlink(nb);
+  if (node_add_kid(root, nb) < 0) node_unlink(m, nb);
 }
 
-int
-tree_refresh(bool scan)
+/* Every VM's backups as the catalog has them, with their backup.json and
+ * the repository's permissions (no tree lock held).  vms has nnames
+ * entries, those of VMs the catalog could not list empty. */
+static int
+read_vms(struct mnt *m, char **names, size_t nnames, struct want_vm *vms)
 {
-  char **names = NULL;
-  size_t nnames = 0;
-  struct want_vm *vms = NULL;
-  int r;
-
-  pthread_mutex_lock(&mnt.scan_lock);
-  atomic_store(&mnt.dirty, false);
-  mnt.last_scan = time(NULL);
-  if (scan) {
-    struct catalog_scan_stats stats;
-    r = catalog_scan(mnt.cat, &stats);
-    if (r < 0) {
-      bfs_log(BFS_LOG_WARN, "rescan of %s: %s", mnt.repo, bfs_last_error());
-      goto out;
-    }
-  }
-  r = catalog_vms(mnt.cat, &names, &nnames);
-  if (r < 0)
-    goto out;
-  vms = calloc(nnames ? nnames : 1, sizeof *vms);
-  if (!vms) {
-    r = -ENOMEM;
-    goto out;
-  }
   for (size_t i = 0; i < nnames; i++) {
     vms[i].name = names[i];
-    r = catalog_backups(mnt.cat, names[i], &vms[i].bs, &vms[i].n);
-    if (r < 0) {
+    if (catalog_backups(m->cat, names[i], &vms[i].bs, &vms[i].n) < 0) {
       bfs_log(BFS_LOG_WARN, "%s: %s", names[i], bfs_last_error());
       vms[i].bs = NULL;
       vms[i].n = 0;
       continue;
     }
     vms[i].ws = calloc(vms[i].n ? vms[i].n : 1, sizeof *vms[i].ws);
-    if (!vms[i].ws) {
-      r = -ENOMEM;
-      nnames = i + 1;
-      goto out;
-    }
+    if (!vms[i].ws)
+      return -ENOMEM;
     for (size_t j = 0; j < vms[i].n; j++) {
       vms[i].ws[j].b = &vms[i].bs[j];
-      vms[i].ws[j].json = catalog_backup_json(mnt.cat, &vms[i].bs[j]);
+      vms[i].ws[j].json = catalog_backup_json(m->cat, &vms[i].bs[j]);
       if (!vms[i].ws[j].json)
         vms[i].ws[j].json = strdup("{}\n");
-      want_perms(&vms[i].ws[j]);
+      want_perms(m, &vms[i].ws[j]);
     }
     if (vms[i].n)
-      vm_perm(&vms[i]);
+      vm_perm(m, &vms[i]);
   }
-  struct perm root_perm = { 0 };
-  perm_of("", &root_perm, NULL);
+  return 0;
+}
 
-  pthread_rwlock_wrlock(&mnt.tree_lock);
-  struct node *root = mnt.root;
-  if (!perm_eq(&root->perm, &root_perm)) {
-    root->perm = root_perm;
-    tree_queue_inval_inode(root->ino);
+/* Bring the root in line with the VMs read (write lock held). */
+static void
+apply_root(struct mnt *m, const struct perm *root_perm, char **names,
+           struct want_vm *vms, size_t nnames)
+{
+  struct node *root = m->root;
+
+  if (!perm_eq(&root->perm, root_perm)) {
+    root->perm = *root_perm;
+    tree_queue_inval_inode(m, root->ino);
   }
   bool by_name = true;              /* by-name/, unless a VM is called so */
   for (size_t j = 0; j < nnames; j++)
@@ -582,61 +572,89 @@ tree_refresh(bool scan)
     for (size_t j = 0; j < nnames && !keep; j++)
       keep = !strcmp(names[j], root->kids[i]->name) && vms[j].n > 0;
     if (!keep)
-      drop_kid(root, root->kids[i]);
+      drop_kid(m, root, root->kids[i]);
   }
   for (size_t j = 0; j < nnames; j++) {
     if (vms[j].n == 0 || !vms[j].ws || !valid_name(names[j]))
       continue;
     struct node *vn = node_kid(root, names[j]);
-    if (!vn && !(vn = add_kid(root, N_VM, names[j])))
+    if (!vn && !(vn = add_kid(m, root, N_VM, names[j])))
       continue;
     if (!perm_eq(&vn->perm, &vms[j].perm)) {
       vn->perm = vms[j].perm;
-      tree_queue_inval_inode(vn->ino);
+      tree_queue_inval_inode(m, vn->ino);
     }
-    apply_vm(vn, vms[j].ws, vms[j].n);
+    apply_vm(m, vn, vms[j].ws, vms[j].n);
     if (vn->mtime > root->mtime)
       root->mtime = vn->mtime;
   }
   if (by_name)
-    apply_by_name(root, vms, nnames);
-  pthread_rwlock_unlock(&mnt.tree_lock);
-  r = 0;
+    apply_by_name(m, root, vms, nnames);
+}
+
+int
+tree_refresh(struct mnt *m, bool scan)
+{
+  char **names = NULL;
+  size_t nnames = 0;
+  struct want_vm *vms = NULL;
+  struct perm root_perm = { 0 };
+  int r;
+
+  pthread_mutex_lock(&m->scan_lock);
+  atomic_store(&m->dirty, false);
+  m->last_scan = time(NULL);
+  if (scan) {
+    struct catalog_scan_stats stats;
+    r = catalog_scan(m->cat, &stats);
+    if (r < 0) {
+      bfs_log(BFS_LOG_WARN, "rescan of %s: %s", m->repo, bfs_last_error());
+      goto out;
+    }
+  }
+  r = catalog_vms(m->cat, &names, &nnames);
+  if (r < 0)
+    goto out;
+  vms = calloc(nnames ? nnames : 1, sizeof *vms);
+  r = vms ? read_vms(m, names, nnames, vms) : -ENOMEM;
+  if (r < 0)
+    goto out;
+  perm_of(m, "", &root_perm, NULL);
+
+  pthread_rwlock_wrlock(&m->tree_lock);
+  apply_root(m, &root_perm, names, vms, nnames);
+  pthread_rwlock_unlock(&m->tree_lock);
 
 out:
   if (vms)
     free_want_vms(vms, nnames);
   catalog_names_free(names, nnames);
-  pthread_mutex_unlock(&mnt.scan_lock);
-  wake();                           /* the watcher sends the invalidations */
+  pthread_mutex_unlock(&m->scan_lock);
+  wake(m);                          /* the watcher sends the invalidations */
   return r;
 }
 
 void
-tree_request_rescan(void)
+tree_request_rescan(struct mnt *m)
 {
-  atomic_store(&mnt.dirty, true);
-  wake();
+  atomic_store(&m->dirty, true);
+  wake(m);
 }
 
 void
-tree_maybe_refresh(void)
+tree_maybe_refresh(struct mnt *m)
 {
-  if (mnt.inotify_ok ? atomic_load(&mnt.dirty)
-                     : time(NULL) - mnt.last_scan >= RESCAN_INTERVAL)
-    tree_refresh(true);
+  if (m->inotify_ok ? atomic_load(&m->dirty)
+                     : time(NULL) - m->last_scan >= RESCAN_INTERVAL)
+    tree_refresh(m, true);
 }
 
 /* ---- inotify ---- */
 
-static char **wd_paths;             /* indexed by watch descriptor */
-static int *wd_depth;
-static size_t wd_cap;
-
 static int
-watch_dir(const char *path, int depth)
+watch_dir(struct mnt *m, const char *path, int depth)
 {
-  int wd = inotify_add_watch(mnt.ino_fd, path,
+  int wd = inotify_add_watch(m->ino_fd, path,
                              IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                              IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF |
                              IN_ATTRIB |
@@ -645,24 +663,24 @@ watch_dir(const char *path, int depth)
     bfs_log(BFS_LOG_DEBUG, "inotify %s: %m", path);
     return -1;
   }
-  if ((size_t)wd >= wd_cap) {
-    size_t ncap = wd_cap ? wd_cap : 64;
+  if ((size_t)wd >= m->wd_cap) {
+    size_t ncap = m->wd_cap ? m->wd_cap : 64;
     while (ncap <= (size_t)wd)
       ncap *= 2;
-    char **np = realloc(wd_paths, ncap * sizeof *np);
+    char **np = realloc(m->wd_paths, ncap * sizeof *np);
     if (np)
-      wd_paths = np;
-    int *nd = realloc(wd_depth, ncap * sizeof *nd);
+      m->wd_paths = np;
+    int *nd = realloc(m->wd_depth, ncap * sizeof *nd);
     if (nd)
-      wd_depth = nd;
+      m->wd_depth = nd;
     if (!np || !nd)
       return wd;
-    memset(wd_paths + wd_cap, 0, (ncap - wd_cap) * sizeof *np);
-    wd_cap = ncap;
+    memset(m->wd_paths + m->wd_cap, 0, (ncap - m->wd_cap) * sizeof *np);
+    m->wd_cap = ncap;
   }
-  free(wd_paths[wd]);
-  wd_paths[wd] = strdup(path);
-  wd_depth[wd] = depth;
+  free(m->wd_paths[wd]);
+  m->wd_paths[wd] = strdup(path);
+  m->wd_depth[wd] = depth;
   if (depth >= WATCH_DEPTH)
     return wd;
   DIR *d = opendir(path);
@@ -678,37 +696,38 @@ watch_dir(const char *path, int depth)
     struct stat st;
     if (de->d_type == DT_UNKNOWN && (lstat(sub, &st) < 0 || !S_ISDIR(st.st_mode)))
       continue;
-    watch_dir(sub, depth + 1);
+    watch_dir(m, sub, depth + 1);
   }
   closedir(d);
   return wd;
 }
 
 static void
-read_events(void)
+read_events(struct mnt *m)
 {
   char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
   ssize_t len;
 
-  while ((len = read(mnt.ino_fd, buf, sizeof buf)) > 0) {
+  while ((len = read(m->ino_fd, buf, sizeof buf)) > 0) {
     for (char *p = buf; p < buf + len;) {
       struct inotify_event *ev = (struct inotify_event *)p;
       p += sizeof *ev + ev->len;
-      atomic_store(&mnt.dirty, true);
-      if (ev->mask & IN_IGNORED && ev->wd >= 0 && (size_t)ev->wd < wd_cap) {
-        free(wd_paths[ev->wd]);
-        wd_paths[ev->wd] = NULL;
+      atomic_store(&m->dirty, true);
+      if (ev->mask & IN_IGNORED && ev->wd >= 0 &&
+          (size_t)ev->wd < m->wd_cap) {
+        free(m->wd_paths[ev->wd]);
+        m->wd_paths[ev->wd] = NULL;
       }
       if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && (ev->mask & IN_ISDIR) &&
-          ev->len && ev->wd >= 0 && (size_t)ev->wd < wd_cap &&
-          wd_paths[ev->wd] && wd_depth[ev->wd] < WATCH_DEPTH) {
+          ev->len && ev->wd >= 0 && (size_t)ev->wd < m->wd_cap &&
+          m->wd_paths[ev->wd] && m->wd_depth[ev->wd] < WATCH_DEPTH) {
         char sub[PATH_MAX];
-        if (snprintf(sub, sizeof sub, "%s/%s", wd_paths[ev->wd], ev->name) <
-            (int)sizeof sub)
-          watch_dir(sub, wd_depth[ev->wd] + 1);
+        if (snprintf(sub, sizeof sub, "%s/%s", m->wd_paths[ev->wd],
+                     ev->name) < (int)sizeof sub)
+          watch_dir(m, sub, m->wd_depth[ev->wd] + 1);
       }
       if (ev->mask & IN_Q_OVERFLOW)
-        atomic_store(&mnt.dirty, true);
+        atomic_store(&m->dirty, true);
     }
   }
 }
@@ -724,12 +743,13 @@ now_ms(void)
 static void *
 watcher(void *arg)
 {
+  struct mnt *m = arg;
   int64_t first = 0, last = 0;
 
-  while (!atomic_load(&mnt.stop)) {
+  while (!atomic_load(&m->stop)) {
     struct pollfd p[2] = {
-      { .fd = mnt.wake_fd, .events = POLLIN },
-      { .fd = mnt.ino_fd, .events = POLLIN },
+      { .fd = m->wake_fd, .events = POLLIN },
+      { .fd = m->ino_fd, .events = POLLIN },
     };
     int timeout = -1;
     if (first) {
@@ -739,30 +759,30 @@ watcher(void *arg)
         due = first + DEBOUNCE_MAX_MS;
       timeout = due > t ? (int)(due - t) : 0;
     }
-    int n = poll(p, mnt.ino_fd >= 0 ? 2 : 1, timeout);
+    int n = poll(p, m->ino_fd >= 0 ? 2 : 1, timeout);
     if (n < 0 && errno != EINTR)
       break;
     if (p[0].revents & POLLIN) {
       uint64_t v;
-      if (read(mnt.wake_fd, &v, sizeof v) < 0)
+      if (read(m->wake_fd, &v, sizeof v) < 0)
         bfs_log(BFS_LOG_DEBUG, "eventfd: %m");
     }
-    if (mnt.ino_fd >= 0 && (p[1].revents & POLLIN)) {
-      read_events();
+    if (m->ino_fd >= 0 && (p[1].revents & POLLIN)) {
+      read_events(m);
       last = now_ms();
       if (!first)
         first = last;
     }
-    if (first && !atomic_load(&mnt.dirty))
+    if (first && !atomic_load(&m->dirty))
       first = 0;                    /* a readdir already rescanned */
-    if (!first && atomic_load(&mnt.dirty))
+    if (!first && atomic_load(&m->dirty))
       first = last = now_ms();      /* tree_request_rescan() */
     if (first && (now_ms() >= last + DEBOUNCE_MS ||
                   now_ms() >= first + DEBOUNCE_MAX_MS)) {
       first = 0;
-      tree_refresh(true);
+      tree_refresh(m, true);
     }
-    send_invalidations();
+    send_invalidations(m);
   }
   return NULL;
 }
@@ -789,41 +809,42 @@ network_fs(const char *path)
 }
 
 int
-tree_watch_start(void)
+tree_watch_start(struct mnt *m)
 {
-  mnt.q_tail = &mnt.q_head;
-  mnt.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (mnt.wake_fd < 0)
+  m->q_tail = &m->q_head;
+  m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (m->wake_fd < 0)
     return bfs_error(-errno, "eventfd: %m");
-  mnt.ino_fd = mnt.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (mnt.ino_fd >= 0)
-    mnt.inotify_ok = watch_dir(mnt.repo, 0) >= 0 && !network_fs(mnt.repo);
-  if (!mnt.inotify_ok)
+  m->ino_fd = m->no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (m->ino_fd >= 0)
+    m->inotify_ok = watch_dir(m, m->repo, 0) >= 0 && !network_fs(m->repo);
+  if (!m->inotify_ok)
     bfs_log(BFS_LOG_INFO, "%s: inotify unavailable or blind to remote "
-            "writers: rescanning on listing", mnt.repo);
-  int r = pthread_create(&mnt.watcher, NULL, watcher, NULL);
+            "writers: rescanning on listing", m->repo);
+  int r = pthread_create(&m->watcher, NULL, watcher, m);
   if (r)
     return bfs_error(-r, "pthread_create: %s", strerror(r));
   return 0;
 }
 
 void
-tree_watch_stop(void)
+tree_watch_stop(struct mnt *m)
 {
-  atomic_store(&mnt.stop, true);
-  wake();
-  pthread_join(mnt.watcher, NULL);
+  atomic_store(&m->stop, true);
+  wake(m);
+  pthread_join(m->watcher, NULL);
   /* drop what is still queued; atomic: the guest pool's reaper reads it
    * (session_stopping) */
-  __atomic_store_n(&mnt.se, NULL, __ATOMIC_RELEASE);
-  send_invalidations();
-  if (mnt.ino_fd >= 0)
-    close(mnt.ino_fd);
-  close(mnt.wake_fd);
-  for (size_t i = 0; i < wd_cap; i++)
-    free(wd_paths[i]);
-  free(wd_paths);
-  free(wd_depth);
-  wd_paths = NULL;
-  wd_cap = 0;
+  __atomic_store_n(&m->se, NULL, __ATOMIC_RELEASE);
+  send_invalidations(m);
+  if (m->ino_fd >= 0)
+    close(m->ino_fd);
+  close(m->wake_fd);
+  for (size_t i = 0; i < m->wd_cap; i++)
+    free(m->wd_paths[i]);
+  free(m->wd_paths);
+  free(m->wd_depth);
+  m->wd_paths = NULL;
+  m->wd_depth = NULL;
+  m->wd_cap = 0;
 }
