@@ -160,22 +160,6 @@ static const struct bfs_cmd mount_cmd = {
   .more = o_keys,
 };
 
-/* the field of a NAME=SECONDS option, or NULL */
-static unsigned *
-seconds_option(struct opts *o, const char *tok)
-{
-  static const struct { const char *name; size_t off; } tab[] = {
-    { "guest_timeout=", offsetof(struct opts, guest_timeout) },
-    { "guest_call_timeout=", offsetof(struct opts, guest_call_timeout) },
-    { "guest_idle=", offsetof(struct opts, guest_idle) },
-    { "guest_list_wait=", offsetof(struct opts, guest_list_wait) },
-  };
-  for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-    if (!strncmp(tok, tab[i].name, strlen(tab[i].name)))
-      return (unsigned *)((char *)o + tab[i].off);
-  return NULL;
-}
-
 static bool
 is_ignored(const char *o)
 {
@@ -201,101 +185,144 @@ add_fuse_opt(struct opts *o, const char *opt)
   return 0;
 }
 
+/* the -o keys the mount owns that set one field of struct opts: a flag,
+ * a string (NAME=VALUE) or a number in a range (NAME=N) */
+enum okind { OK_FLAG, OK_STR, OK_UINT };
+
+struct okey {
+  const char *name;
+  enum okind kind;
+  size_t off;                       /* of the bool, char * or unsigned */
+  unsigned long min, max;           /* OK_UINT */
+  const char *unit;                 /* OK_UINT, for the error */
+};
+
+#define OFLAG(n, f) { n, OK_FLAG, offsetof(struct opts, f), 0, 0, NULL }
+#define OSTR(n, f) { n, OK_STR, offsetof(struct opts, f), 0, 0, NULL }
+#define OUINT(n, f, lo, hi, u) { n, OK_UINT, offsetof(struct opts, f), lo, hi, u }
+
+static const struct okey okeys[] = {
+  OSTR("catalog", catalog),
+  OSTR("keyfile", key_file),
+  OSTR("cloudstack_backups", cloudstack_backups),
+  OSTR("scratch", scratch),
+  OSTR("log", log_file),
+  OUINT("max_threads", max_threads, 2, 1024, ""),
+  OUINT("readahead_kb", readahead_kb, 0, 1048576, ""),
+  OUINT("guest_timeout", guest_timeout, 1, 86400, " seconds"),
+  OUINT("guest_call_timeout", guest_call_timeout, 1, 86400, " seconds"),
+  OUINT("guest_idle", guest_idle, 1, 86400, " seconds"),
+  OUINT("guest_list_wait", guest_list_wait, 1, 86400, " seconds"),
+  OFLAG("noinotify", no_inotify),
+  OFLAG("show_removed", show_removed),
+  OFLAG("allow_other", allow_other),
+  OFLAG("writable", writable),
+  OFLAG("allow_empty", allow_empty),
+  OFLAG("nonempty", nonempty),      /* ours: libfuse 3 mounts over anything */
+};
+
+/* the key tok sets, with its value in *val (NULL for a flag), or NULL */
+static const struct okey *
+find_okey(const char *tok, const char **val)
+{
+  for (size_t i = 0; i < sizeof okeys / sizeof okeys[0]; i++) {
+    const struct okey *k = &okeys[i];
+    size_t len = strlen(k->name);
+    if (strncmp(tok, k->name, len))
+      continue;
+    if (k->kind == OK_FLAG && !tok[len]) {
+      *val = NULL;
+      return k;
+    }
+    if (k->kind != OK_FLAG && tok[len] == '=') {
+      *val = tok + len + 1;
+      return k;
+    }
+  }
+  return NULL;
+}
+
+static int
+set_okey(struct opts *o, const struct okey *k, const char *val)
+{
+  void *field = (char *)o + k->off;
+  char *s, *end;
+  unsigned long n;
+
+  switch (k->kind) {
+  case OK_FLAG:
+    *(bool *)field = true;
+    return 0;
+  case OK_STR:
+    if (!(s = strdup(val)))
+      return -ENOMEM;
+    free(*(char **)field);
+    *(char **)field = s;
+    return 0;
+  case OK_UINT:
+    n = strtoul(val, &end, 10);
+    if (!*val || *end || *val == '-' || n < k->min || n > k->max)
+      return bfs_error(-EINVAL, "%s: want %lu..%lu%s, got '%s'", k->name,
+                       k->min, k->max, k->unit, val);
+    *(unsigned *)field = n;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* NAME=VALUE of catalog_source_option_names, kept for the catalog */
+static int
+set_source_option(struct opts *o, const char *name, const char *val)
+{
+  char *next = bfs_kvopt_set(o->source_options, name, val);
+  if (!next)
+    return bfs_error(-ENOMEM, "out of memory");
+  free(o->source_options);
+  o->source_options = next;
+  return 0;
+}
+
+static int
+parse_o_token(struct opts *o, const char *tok)
+{
+  const struct okey *k;
+  const char *val;
+  int l;
+
+  if ((k = find_okey(tok, &val)))
+    return set_okey(o, k, val);
+  if (!strcmp(tok, "debug")) {
+    o->debug = o->foreground = true;
+    return 0;
+  }
+  if (!strncmp(tok, "loglevel=", 9)) {
+    if ((l = bfs_log_parse_level(tok + 9)) < 0)
+      return l;
+    o->log_level = l;
+    return 0;
+  }
+  if (catalog_is_source_option(tok)) {
+    CLEANUP_FREE char *name = strndup(tok, strcspn(tok, "="));
+    return name ? set_source_option(o, name, tok + strlen(name) + 1)
+                : -ENOMEM;
+  }
+  if (!strcmp(tok, "default_permissions") || is_ignored(tok))
+    return 0;                 /* default_permissions: added when it matters */
+  return add_fuse_opt(o, tok);
+}
+
 static int
 parse_o(struct opts *o, const char *arg)
 {
   CLEANUP_FREE char *s = strdup(arg);
   char *save, *tok;
-  unsigned *secs;
+  int r;
 
   if (!s)
     return -ENOMEM;
-  for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    if (!strncmp(tok, "catalog=", 8)) {
-      free(o->catalog);
-      o->catalog = strdup(tok + 8);
-    }
-    else if (!strncmp(tok, "keyfile=", 8)) {
-      free(o->key_file);
-      o->key_file = strdup(tok + 8);
-    }
-    else if (!strncmp(tok, "cloudstack_backups=", 19)) {
-      free(o->cloudstack_backups);
-      o->cloudstack_backups = strdup(tok + 19);
-    }
-    else if (!strncmp(tok, "max_threads=", 12)) {
-      char *end;
-      unsigned long n = strtoul(tok + 12, &end, 10);
-      if (*end || n < 2 || n > 1024)
-        return bfs_error(-EINVAL, "max_threads: want 2..1024, got '%s'",
-                         tok + 12);
-      o->max_threads = n;
-    }
-    else if (!strncmp(tok, "readahead_kb=", 13)) {
-      char *end;
-      unsigned long n = strtoul(tok + 13, &end, 10);
-      if (*end || n > 1048576)
-        return bfs_error(-EINVAL, "readahead_kb: want 0..1048576, got '%s'",
-                         tok + 13);
-      o->readahead_kb = n;
-    }
-    else if ((secs = seconds_option(o, tok))) {
-      const char *v = strchr(tok, '=') + 1;
-      char *end;
-      unsigned long n = strtoul(v, &end, 10);
-      if (*end || !*v || n < 1 || n > 86400)
-        return bfs_error(-EINVAL, "%.*s: want 1..86400 seconds, got '%s'",
-                         (int)(v - 1 - tok), tok, v);
-      *secs = n;
-    }
-    else if (catalog_is_source_option(tok)) {
-      char *name = strndup(tok, strcspn(tok, "="));
-      char *next = name ? bfs_kvopt_set(o->source_options, name,
-                                        tok + strlen(name) + 1) : NULL;
-      free(name);
-      if (!next)
-        return -ENOMEM;
-      free(o->source_options);
-      o->source_options = next;
-    }
-    else if (!strcmp(tok, "noinotify"))
-      o->no_inotify = true;
-    else if (!strcmp(tok, "show_removed"))
-      o->show_removed = true;
-    else if (!strcmp(tok, "debug"))
-      o->debug = o->foreground = true;
-    else if (!strcmp(tok, "allow_other"))
-      o->allow_other = true;
-    else if (!strcmp(tok, "default_permissions"))
-      ;                               /* added below when it matters */
-    else if (!strncmp(tok, "scratch=", 8)) {
-      free(o->scratch);
-      o->scratch = strdup(tok + 8);
-    }
-    else if (!strcmp(tok, "writable"))
-      o->writable = true;
-    else if (!strncmp(tok, "log=", 4)) {
-      free(o->log_file);
-      o->log_file = strdup(tok + 4);
-    }
-    else if (!strncmp(tok, "loglevel=", 9)) {
-      int l = bfs_log_parse_level(tok + 9);
-      if (l < 0)
-        return l;
-      o->log_level = l;
-    }
-    else if (!strcmp(tok, "allow_empty"))
-      o->allow_empty = true;
-    else if (!strcmp(tok, "nonempty"))
-      o->nonempty = true;          /* ours: libfuse 3 mounts over anything */
-    else if (is_ignored(tok))
-      ;
-    else {
-      int r = add_fuse_opt(o, tok);
-      if (r < 0)
-        return r;
-    }
-  }
+  for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+    if ((r = parse_o_token(o, tok)) < 0)
+      return r;
   return 0;
 }
 
@@ -315,15 +342,13 @@ parse_args(struct bfs_args *g, struct opts *o)
       o->scratch = strdup(g->optarg);
       break;
     case OPT_CEPH_CONF:
-    case OPT_CEPH_ID: {
-      char *next = bfs_kvopt_set(o->source_options, c == OPT_CEPH_CONF
-                                 ? "ceph_conf" : "ceph_id", g->optarg);
-      if (!next)
-        abort();
-      free(o->source_options);
-      o->source_options = next;
+    case OPT_CEPH_ID:
+      if (set_source_option(o, c == OPT_CEPH_CONF ? "ceph_conf" : "ceph_id",
+                            g->optarg) < 0) {
+        g->status = bfs_opts_bad(g, "%s", bfs_last_error());
+        return -1;
+      }
       break;
-    }
     case 'o':
       if ((r = parse_o(o, g->optarg)) < 0) {
         g->status = bfs_opts_bad(g, "%s", bfs_last_error());

@@ -11,6 +11,12 @@ grep -q "REPO and MOUNTPOINT" "$T/err" || fail "usage message: $(cat "$T/err")"
 "$BACKUPFS" mount --bogus "$T" "$T" 2>/dev/null && fail "--bogus accepted"
 "$BACKUPFS" mount "$T/nonexistent" "$T" 2>"$T/err" && fail "missing repo accepted"
 grep -q nonexistent "$T/err" || fail "error does not name the repo: $(cat "$T/err")"
+# -o values out of range or not numbers are refused, naming the key
+for o in max_threads=1 max_threads= readahead_kb=-1 guest_idle=0 guest_timeout=5x; do
+  "$BACKUPFS" mount -o "$o" "$T" "$T" 2>"$T/err" && fail "-o $o accepted"
+  grep -q "^backupfs mount: ${o%%=*}: want " "$T/err" ||
+    fail "-o $o: $(cat "$T/err")"
+done
 ok "usage errors"
 
 R=$T/repo
