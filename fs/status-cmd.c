@@ -30,8 +30,8 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/opts.h"
+#include "fs/holders.h"
 
-#define STATUS_NAME ".backupfs-status"
 #define STATUS_MAX (16 << 20)
 #define DEFAULT_TIMEOUT 60
 #define BFS_STR_(x) #x
@@ -41,14 +41,14 @@ static int
 read_status(const char *mp, struct json_object **out)
 {
   char path[4096];
-  snprintf(path, sizeof path, "%s/%s", mp, STATUS_NAME);
+  snprintf(path, sizeof path, "%s/%s", mp, HOLDERS_STATUS_NAME);
   CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOTCONN)
     return bfs_error(-ENOTCONN, "%s: stale FUSE mount (its daemon died); "
                      "clean it up with: backupfs umount --force %s", mp, mp);
   if (fd < 0 && errno == ENOENT)
     return bfs_error(-ENOENT, "%s: not a backupfs mount (no %s)", mp,
-                     STATUS_NAME);
+                     HOLDERS_STATUS_NAME);
   if (fd < 0)
     return bfs_error(-errno, "%s: %m", path);
   CLEANUP_FREE char *buf = malloc(STATUS_MAX);

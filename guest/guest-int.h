@@ -23,7 +23,6 @@
 #define KILL_GRACE_SECONDS 5    /* a killed launch that still has not
                                    returned is given up on after this */
 #define ERROR_NAME GUEST_ERROR_NAME
-#define STATUS_NAME GUEST_STATUS_NAME
 
 struct rabuf {
   char *path;

@@ -269,7 +269,7 @@ is_launch_error_path(const char *path)
 static bool
 is_status_path(const char *path)
 {
-  return !strcmp(path, "/" STATUS_NAME);
+  return !strcmp(path, "/" GUEST_STATUS_NAME);
 }
 
 static void
@@ -419,7 +419,7 @@ guest_readdir(guest_t *g, const char *path,
       return guest_readdir(g, path, ents, n);
     return r < 0 ? r : 0;
   }
-  int e = status ? add_text_entry(ents, n, STATUS_NAME, status, 3)
+  int e = status ? add_text_entry(ents, n, GUEST_STATUS_NAME, status, 3)
                  : add_text_entry(ents, n, ERROR_NAME, err, 2);
   if (e < 0) {
     guest_dirents_free(*ents, *n);
