@@ -165,6 +165,16 @@ int vma_parse_name(const char *s, size_t len, size_t *idlen, int64_t *t,
  * of <dev> at s + 6, or 0) */
 int pbs_parse_snapshot(const char *s, size_t len, size_t *idlen, int64_t *t);
 size_t pbs_drive_name(const char *s, size_t len);
+/* RBD (layout-rbd.c): the time in a virt-rbd-backup snapshot name
+ * "<image>-backup-YYYY_MM_DD[_<epoch>]" (-1: none), and the length of the
+ * VM name rbd_group=prefix takes from an image name (0: the whole name) */
+int64_t rbd_snap_name_time(const char *snap);
+size_t rbd_prefix_vm_len(const char *image);
+/* restic (layout-restic.c): the extension that makes a snapshot's file a
+ * disk (".img", ".raw", ".qcow2" in path, or NULL), and the VM a tag
+ * "vm=NAME" or "vm:NAME" names (in tag, or NULL) */
+const char *restic_disk_ext(const char *path);
+const char *restic_tag_vm(const char *tag);
 
 /* virsh dumpxml / domblklist: VM name, uuid, (target, source) per disk;
  * protocol: a network disk's <source protocol> ("rbd"), else NULL (not

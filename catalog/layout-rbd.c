@@ -64,9 +64,8 @@ rbd_names(const char *repo)
          repo[strlen(RBD_PREFIX)];
 }
 
-/* the time in a virt-rbd-backup snapshot name, or -1 */
-static int64_t
-name_time(const char *snap)
+int64_t
+rbd_snap_name_time(const char *snap)
 {
   const char *p = NULL, *q = snap;
   while ((q = strstr(q, "-backup-")))
@@ -76,6 +75,10 @@ name_time(const char *snap)
   p += strlen("-backup-");
   unsigned y, m, d;
   int n = 0;
+  /* digits only: %u alone would take a sign or blanks ("-026") */
+  for (int i = 0; i < 10; i++)
+    if (i == 4 || i == 7 ? p[i] != '_' : !(p[i] >= '0' && p[i] <= '9'))
+      return -1;
   if (sscanf(p, "%4u_%2u_%2u%n", &y, &m, &d, &n) != 3 || n != 10 ||
       y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
     return -1;
@@ -292,21 +295,24 @@ group_open(struct group *g, const char *opt, const char *pool)
   return xml ? group_xml(g, arg, pool) : group_cloudstack(g, arg);
 }
 
+size_t
+rbd_prefix_vm_len(const char *image)
+{
+  const char *a = NULL;
+  for (const char *q = image; (q = strpbrk(q, "-_")); q++)
+    if (!strncmp(q + 1, "disk", 4) && q > image)
+      a = q;
+  return a ? (size_t)(a - image) : 0;
+}
+
 /* the VM of image, and the mapping's entry for it (or NULL) */
 static char *
 vm_of(const struct group *g, const char *image, const struct member **m)
 {
   if ((*m = group_find(g, image)))
     return cat_xstrdup((*m)->vm);
-  if (!strcmp(g->rule, "prefix")) {
-    const char *a = NULL;
-    for (const char *q = image; (q = strpbrk(q, "-_")); q++)
-      if (!strncmp(q + 1, "disk", 4) && q > image)
-        a = q;
-    if (a)
-      return cat_xstrndup(image, (size_t)(a - image));
-  }
-  return cat_xstrdup(image);
+  size_t n = !strcmp(g->rule, "prefix") ? rbd_prefix_vm_len(image) : 0;
+  return n ? cat_xstrndup(image, n) : cat_xstrdup(image);
 }
 
 static int
@@ -355,7 +361,7 @@ add_image(struct scan *s, struct rbd_conn *c, const char *image,
   const char *disk = m && m->disk ? m->disk : image;
   for (int i = 0; i < n; i++) {
     struct timespec ts = { 0 };
-    int64_t t = name_time(snaps[i].name);
+    int64_t t = rbd_snap_name_time(snaps[i].name);
     if (t < 0 && rbd_snap_get_timestamp(img, snaps[i].id, &ts) == 0)
       t = ts.tv_sec;
     if (t < 0)

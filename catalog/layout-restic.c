@@ -56,9 +56,8 @@ is_snapshot_id(const char *s)
          strspn(s, "0123456789abcdef") == 2 * RESTIC_ID_LEN;
 }
 
-/* the extension that makes a snapshot's file a disk, or NULL */
-static const char *
-disk_ext(const char *path)
+const char *
+restic_disk_ext(const char *path)
 {
   const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
   if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : path))
@@ -80,7 +79,7 @@ walk_cb(const struct restic_node *n, void *opaque)
   struct walk *w = opaque;
   if (++w->nodes > RESTIC_WALK_MAX)
     return 1;
-  if (n->type != RESTIC_NODE_FILE || !disk_ext(n->path))
+  if (n->type != RESTIC_NODE_FILE || !restic_disk_ext(n->path))
     return 0;
   struct json_object *f = json_object_new_object();
   json_object_object_add(f, "path", json_object_new_string(n->path));
@@ -159,16 +158,22 @@ repo_get(struct repo_scan *rs)
   return rs->repo;
 }
 
+const char *
+restic_tag_vm(const char *tag)
+{
+  return tag && (!strncmp(tag, "vm=", 3) || !strncmp(tag, "vm:", 3)) &&
+         tag[3] ? tag + 3 : NULL;
+}
+
 static const char *
 vm_tag(struct json_object *tags)
 {
   size_t n = tags ? json_object_array_length(tags) : 0;
-  for (size_t i = 0; i < n; i++) {
-    const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-    if (t && (!strncmp(t, "vm=", 3) || !strncmp(t, "vm:", 3)) && t[3])
-      return t + 3;
-  }
-  return NULL;
+  const char *vm = NULL;
+  for (size_t i = 0; i < n && !vm; i++)
+    vm = restic_tag_vm(json_object_get_string(
+      json_object_array_get_idx(tags, i)));
+  return vm;
 }
 
 static struct json_object *
@@ -196,7 +201,7 @@ add_snapshot(struct repo_scan *rs, const char *id, const char *snaprel,
     struct json_object *f = json_object_array_get_idx(files, i);
     const char *path = json_object_get_string(jget(f, "path"));
     uint64_t size = (uint64_t)json_object_get_int64(jget(f, "size"));
-    const char *ext = path ? disk_ext(path) : NULL;
+    const char *ext = path ? restic_disk_ext(path) : NULL;
     if (!ext) continue;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     CLEANUP_FREE char *stem = cat_xstrndup(base, (size_t)(ext - base));
