@@ -30,6 +30,13 @@
  * its region only when it changed, so the lookup path writes no shared
  * cache line but the read lock's.  The unit LRU is
  * under cc_lock (a mutex), bounded by cc_cap; hits are copied out under it.
+ * Evicted entries are kept (CACHE_SPARE_BYTES of them, or one, on the
+ * spare list under cc_lock) for the next miss of the same unit size
+ * instead of going back
+ * to malloc: a full cache then recycles its own blocks, where malloc and
+ * free on different FUSE threads spread them over every thread's arena
+ * (measured: a 32 MiB cache held 70 MiB of anonymous memory after random
+ * reads of a zstd image).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +59,7 @@
 #define CACHE_BATCH 32                            /* pieces per pool loop */
 #define CACHE_RUN_MAX (8u << 20)                  /* bytes per unit run */
 #define CACHE_PLAIN_SLICE (256u << 10)
+#define CACHE_SPARE_BYTES (2u << 20)              /* kept evicted entries */
 
 enum seg_kind { SEG_ZERO, SEG_HOLE, SEG_PLAIN, SEG_UNIT, SEG_OTHER };
 
@@ -89,6 +97,8 @@ struct cache {
   struct centry *cc_buckets[CACHE_CC_BUCKETS];
   struct centry lru;      /* lru.lru_next is the newest */
   size_t cc_bytes, cc_cap;
+  struct centry *spare;   /* evicted entries for reuse (next-linked) */
+  size_t spare_bytes;
   struct bfs_pool *pool;  /* not owned; NULL: one thread */
 };
 
@@ -313,6 +323,19 @@ lru_push(struct cache *c, struct centry *e)
   c->lru.lru_next = e;
 }
 
+/* An entry no one holds back to the spare list, or freed (cc_lock held). */
+static void
+cc_recycle(struct cache *c, struct centry *e)
+{
+  if (c->spare && c->spare_bytes + e->len > CACHE_SPARE_BYTES) {
+    free(e);
+    return;
+  }
+  e->next = c->spare;
+  c->spare = e;
+  c->spare_bytes += e->len;
+}
+
 static void
 cc_remove(struct cache *c, struct centry *e)
 {
@@ -322,7 +345,36 @@ cc_remove(struct cache *c, struct centry *e)
   *pp = e->next;
   lru_unlink(e);
   c->cc_bytes -= e->len;
-  free(e);
+  cc_recycle(c, e);
+}
+
+/* An entry for a unit of len bytes: a spare of that size, or new. */
+static struct centry *
+cc_alloc(struct cache *c, size_t len)
+{
+  struct centry *e;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&c->cc_lock);
+    for (struct centry **pp = &c->spare; (e = *pp); pp = &e->next)
+      if (e->len == len) {
+        *pp = e->next;
+        c->spare_bytes -= e->len;
+        return e;
+      }
+  }
+  if (!(e = malloc(sizeof *e + len)))
+    return NULL;
+  e->data = (unsigned char *)(e + 1);
+  e->len = len;
+  return e;
+}
+
+static void
+cc_drop(struct cache *c, struct centry *e)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE(&c->cc_lock);
+  cc_recycle(c, e);
 }
 
 static bool
@@ -348,7 +400,7 @@ cc_insert(struct cache *c, struct centry *e)
 
   for (struct centry *o = c->cc_buckets[h]; o; o = o->next)
     if (o->unit_off == e->unit_off && o->len == e->len) {
-      free(e);                      /* another thread won */
+      cc_recycle(c, e);             /* another thread won */
       return;
     }
   while (c->cc_bytes + e->len > c->cc_cap && c->lru.lru_prev != &c->lru)
@@ -373,14 +425,12 @@ read_unit_part(struct cache *c, const struct seg *s, void *buf, uint64_t off,
 
   if (cc_copy_out(c, s, buf, off, len))
     return 0;
-  if (!(e = malloc(sizeof *e + s->unit_len)))
+  if (!(e = cc_alloc(c, s->unit_len)))
     return bfs_error(-ENOMEM, "%s: out of memory for a decoded unit",
                      c->b.name);
-  e->data = (unsigned char *)(e + 1);
   e->unit_off = s->host;
-  e->len = s->unit_len;
   if ((r = bfs_blk_pread(c->b.below, e->data, s->unit_len, s->host)) < 0) {
-    free(e);
+    cc_drop(c, e);
     return r;
   }
   memcpy(buf, e->data + (off - s->host), len);
@@ -610,6 +660,11 @@ cache_close(struct bfs_blk *b)
     }
   while (c->lru.lru_next != &c->lru)
     cc_remove(c, c->lru.lru_next);
+  while (c->spare) {
+    struct centry *e = c->spare;
+    c->spare = e->next;
+    free(e);
+  }
   pthread_rwlock_destroy(&c->map_lock);
   pthread_mutex_destroy(&c->cc_lock);
   free(c);

@@ -7,8 +7,12 @@
  * the in-order writer cannot deadlock however the readers race.  Each
  * chunk records its runs (data or not) as the source's extents said, data
  * runs read with one pread each; readers start page-cache read-ahead of
- * the chunk `threads` ahead of theirs.  The first error (its message
- * copied from the failing thread) stops everyone.
+ * the chunk `threads` ahead of theirs.  With copy_plain, a data run that
+ * is plain bytes of a layer file is not read by the reader: the writer
+ * copies it file to file (copy_file_range: one copy in the kernel, or a
+ * reflink, instead of a copy out and one back in; measured on the depth-8
+ * bench chain, 215 of 811 MiB plain: see the commit).  The first error
+ * (its message copied from the failing thread) stops everyone.
  */
 #include "blk/flatten.h"
 
@@ -30,6 +34,8 @@
 struct run {
   uint64_t off, len;
   bool data;
+  int fd;                           /* copy_plain: a plain run's file, or -1 */
+  uint64_t fd_off;
 };
 
 struct chunk {
@@ -42,6 +48,7 @@ struct chunk {
 
 struct job {
   const struct blk_flatten_src *src;
+  bool copy_plain;
   unsigned threads;
   pthread_mutex_t lock;
   pthread_cond_t have_full, have_free;
@@ -66,24 +73,33 @@ job_fail(struct job *j, int r)
   pthread_mutex_unlock(&j->lock);
 }
 
-static int
-add_run(struct chunk *c, uint64_t off, uint64_t len, bool data)
+static bool
+run_continues(const struct run *a, const struct run *u)
 {
-  if (c->nr > 0 && c->r[c->nr - 1].data == data &&
-      c->r[c->nr - 1].off + c->r[c->nr - 1].len == off) {
-    c->r[c->nr - 1].len += len;
+  if (a->data != u->data || a->off + a->len != u->off || a->fd != u->fd)
+    return false;
+  return a->fd < 0 || a->fd_off + a->len == u->fd_off;
+}
+
+static int
+add_run(struct chunk *c, const struct run *u)
+{
+  if (c->nr > 0 && run_continues(&c->r[c->nr - 1], u)) {
+    c->r[c->nr - 1].len += u->len;
     return 0;
   }
   if (bfs_vec_reserve_((void **)&c->r, &c->cap, sizeof *c->r, c->nr + 1) < 0)
     return bfs_error(-ENOMEM, "out of memory");
-  c->r[c->nr++] = (struct run){ off, len, data };
+  c->r[c->nr++] = *u;
   return 0;
 }
 
-/* The runs of chunk c, then its data runs read (one pread each). */
+/* The runs of chunk c, then its data runs read (one pread each; plain
+ * runs left to the writer under copy_plain). */
 static int
-fill_chunk(const struct blk_flatten_src *src, struct chunk *c)
+fill_chunk(const struct job *j, struct chunk *c)
 {
+  const struct blk_flatten_src *src = j->src;
   const uint64_t start = c->idx * FLAT_CHUNK;
   const uint64_t end = src->size - start < FLAT_CHUNK ? src->size
                        : start + FLAT_CHUNK;
@@ -100,12 +116,16 @@ fill_chunk(const struct blk_flatten_src *src, struct chunk *c)
                        (unsigned long long)off);
     if (len > end - off)
       len = end - off;
-    if ((r = add_run(c, off, len, data)) < 0)
+    struct run u = { .off = off, .len = len, .data = data, .fd = -1 };
+    if (data && j->copy_plain &&
+        (r = src->plain(src->ctx, off, len, &u.fd, &u.fd_off)) < 0)
+      return r;
+    if ((r = add_run(c, &u)) < 0)
       return r;
     off += len;
   }
   for (size_t i = 0; i < c->nr; i++)
-    if (c->r[i].data &&
+    if (c->r[i].data && c->r[i].fd < 0 &&
         (r = src->pread(src->ctx, c->data + (c->r[i].off - start),
                         (size_t)c->r[i].len, c->r[i].off)) < 0)
       return r;
@@ -143,7 +163,7 @@ reader(void *arg)
       if (ahead < src->size)
         src->prefetch(src->ctx, ahead, FLAT_CHUNK);
     }
-    if ((r = fill_chunk(src, c)) < 0)
+    if ((r = fill_chunk(j, c)) < 0)
       job_fail(j, r);
     pthread_mutex_lock(&j->lock);
     c->next = j->full;
@@ -180,6 +200,44 @@ take(struct job *j, uint64_t idx)
   return c;
 }
 
+/* Plain run u from its file into fd at the same guest offset; buf (room
+ * for u->len) when the kernel cannot copy between these two files.  The
+ * source ending early is EIO, as a pread of it would be. */
+static int
+copy_run(int fd, const char *name, const struct run *u, unsigned char *buf)
+{
+  loff_t in = (loff_t)u->fd_off, out = (loff_t)u->off;
+  size_t left = (size_t)u->len;
+  int r;
+
+  while (left > 0) {
+    ssize_t n = copy_file_range(u->fd, &in, fd, &out, left, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                  errno == EOPNOTSUPP || errno == EBADF))
+      break;                        /* not between these two: by hand */
+    if (n < 0)
+      return bfs_error(-errno, "%s: copying %zu bytes at offset %llu: %s",
+                       name, left, (unsigned long long)out, strerror(errno));
+    if (n == 0)
+      return bfs_error(-EIO, "%s: a layer file ended early at host offset "
+                       "%llu (changed under us?)", name,
+                       (unsigned long long)in);
+    left -= (size_t)n;
+  }
+  if (left == 0)
+    return 0;
+  if ((r = bfs_pread_all(u->fd, buf, left, (uint64_t)in)) < 0)
+    return bfs_error(-EIO, "%s: reading %zu bytes of a layer at host offset "
+                     "%llu: %s", name, left, (unsigned long long)in,
+                     r == -EIO ? "file ended early (changed under us?)"
+                     : strerror(-r));
+  if ((r = bfs_pwrite_all(fd, buf, left, (uint64_t)out)) < 0)
+    return bfs_error(r, "%s: write: %s", name, strerror(-r));
+  return 0;
+}
+
 static int
 write_chunk(const struct blk_flatten_opts *o, int fd, const char *name,
             const struct chunk *c)
@@ -195,7 +253,9 @@ write_chunk(const struct blk_flatten_opts *o, int fd, const char *name,
         r = o->hole(o->ctx, u->off, u->len);
       continue;
     }
-    if (o->write)
+    if (u->fd >= 0)
+      r = copy_run(fd, name, u, c->data + (u->off - start));
+    else if (o->write)
       r = o->write(o->ctx, fd, p, (size_t)u->len, u->off);
     else if ((r = bfs_pwrite_all(fd, p, (size_t)u->len, u->off)) < 0)
       r = bfs_error(r, "%s: write: %s", name, strerror(-r));
@@ -215,6 +275,7 @@ blk_flatten(const struct blk_flatten_src *src, int fd, const char *name,
   unsigned nbufs, started = 0;
   int r = 0;
 
+  j.copy_plain = o->copy_plain && src->plain && !o->write && !o->data;
   j.threads = o->threads;
   if (j.threads == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -294,6 +355,18 @@ blk_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
 }
 
 static int
+blk_plain(void *ctx, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
+{
+  struct bfs_blk_status st;
+  int r = bfs_blk_block_status(ctx, off, len, &st);
+  if (r < 0)
+    return r;
+  *fd = st.kind == BFS_BLK_DATA && st.len >= len ? st.fd : -1;
+  *fd_off = st.fd_off;
+  return 0;
+}
+
+static int
 blk_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
   return bfs_blk_pread(ctx, buf, len, off);
@@ -312,5 +385,5 @@ blk_flatten_src_blk(struct bfs_blk *b, struct blk_flatten_src *src)
 {
   *src = (struct blk_flatten_src){ .size = b->size, .ctx = b,
                                    .extent = blk_extent, .pread = blk_read,
-                                   .prefetch = blk_ahead };
+                                   .prefetch = blk_ahead, .plain = blk_plain };
 }

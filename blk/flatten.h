@@ -29,13 +29,21 @@ struct blk_flatten_src {
   int (*pread)(void *ctx, void *buf, size_t len, uint64_t off);
   /* optional: start reading [off, off+len) into the page cache */
   void (*prefetch)(void *ctx, uint64_t off, uint64_t len);
+  /* optional, thread-safe: *fd >= 0 and *fd_off when the data at off is
+   * plain bytes of a file for *len (as extent gave it); else *fd = -1 */
+  int (*plain)(void *ctx, uint64_t off, uint64_t len, int *fd,
+               uint64_t *fd_off);
 };
 
-/* A bfs_blk as the source (DATA is data; ZERO and HOLE are holes). */
+/* A bfs_blk as the source (DATA is data; ZERO and HOLE are holes; plain
+ * from block status). */
 void blk_flatten_src_blk(struct bfs_blk *b, struct blk_flatten_src *src);
 
 struct blk_flatten_opts {
   unsigned threads;            /* readers; 0: one per CPU (at most 64) */
+  /* plain file ranges (src->plain) go file to file by copy_file_range on
+   * the writer, never through a buffer; only with write and data NULL */
+  bool copy_plain;
   /* all on the writer (calling) thread, in disk order; a negative return
    * stops the copy with that error */
   /* write one data range; NULL: pwrite it whole */

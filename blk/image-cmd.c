@@ -294,7 +294,7 @@ static int
 cat_parallel(struct bfs_blk *c, int fd, const char *out, unsigned nthreads)
 {
   struct blk_flatten_src src;
-  struct blk_flatten_opts fo = { .threads = nthreads };
+  struct blk_flatten_opts fo = { .threads = nthreads, .copy_plain = true };
 
   if (ftruncate(fd, (off_t)c->size) < 0)
     return bfs_error(-errno, "%s: %s", out, strerror(errno));

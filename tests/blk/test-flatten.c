@@ -285,12 +285,86 @@ test_flatten(void)
   free(m.data);
 }
 
+/* ---- copy_plain: plain runs go file to file ---- */
+
+struct plain_model {
+  struct model m;
+  int src_fd;                       /* holds m.bytes at their guest offsets */
+};
+
+/* every other 64 KiB of data is plain bytes of src_fd */
+static int
+m_plain(void *ctx, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
+{
+  struct plain_model *pm = ctx;
+  (void)len;
+  *fd = (off >> 16) % 2 == 0 ? pm->src_fd : -1;
+  *fd_off = off;
+  return 0;
+}
+
+static int
+m_extent_plain(void *ctx, uint64_t off, uint64_t max, uint64_t *len,
+               bool *data)
+{
+  uint64_t to64k = 65536 - (off & 65535);
+  return m_extent(ctx, off, max < to64k ? max : to64k, len, data);
+}
+
+static int
+run_copy_plain(struct plain_model *pm, unsigned threads, int *fdp)
+{
+  struct blk_flatten_src src = { .size = pm->m.size, .ctx = pm,
+                                 .extent = m_extent_plain, .pread = m_pread,
+                                 .plain = m_plain };
+  struct blk_flatten_opts o = { .threads = threads, .copy_plain = true };
+  int fd = memfd_create("flat", MFD_CLOEXEC);
+
+  *fdp = fd;
+  if (fd < 0 || ftruncate(fd, (off_t)pm->m.size) < 0)
+    return -errno;
+  return blk_flatten(&src, fd, "memfd", &o);
+}
+
+static void
+test_copy_plain(void)
+{
+  struct plain_model pm;
+  const uint64_t size = (9u << 20) + 4096 * 5;
+  unsigned char *got = malloc(size);
+  int fd;
+
+  model_init(&pm.m, size, 99);
+  pm.src_fd = memfd_create("src", MFD_CLOEXEC);
+  CHECK(pm.src_fd >= 0 &&
+        pwrite(pm.src_fd, pm.m.bytes, size, 0) == (ssize_t)size,
+        "source file");
+  CHECK(run_copy_plain(&pm, 3, &fd) == 0, "copy_plain: %s",
+        bfs_last_error());
+  CHECK(pread(fd, got, size, 0) == (ssize_t)size &&
+        !memcmp(got, pm.m.bytes, size), "copy_plain: output bytes");
+  close(fd);
+
+  /* the layer file ends early: EIO, never zeros */
+  CHECK(ftruncate(pm.src_fd, 5u << 20) == 0, "truncate the source");
+  bfs_clear_error();
+  CHECK(run_copy_plain(&pm, 3, &fd) == -EIO &&
+        strstr(bfs_last_error(), "ended early"),
+        "a plain run past the file's end is EIO (%s)", bfs_last_error());
+  close(fd);
+  close(pm.src_fd);
+  free(got);
+  free(pm.m.bytes);
+  free(pm.m.data);
+}
+
 int
 main(void)
 {
   bfs_log_level = BFS_LOG_ERROR;
   test_pool();
   test_flatten();
+  test_copy_plain();
   printf("%d failures\n", failures);
   return failures ? 1 : 0;
 }
