@@ -415,13 +415,28 @@ out:
   return r;
 }
 
+/* BLOB order of the primary key (memcmp, then length) */
+static int
+cmp_listing(const void *a, const void *b)
+{
+  const struct scan_listing *x = *(struct scan_listing *const *)a;
+  const struct scan_listing *y = *(struct scan_listing *const *)b;
+  size_t n = x->path_len < y->path_len ? x->path_len : y->path_len;
+  int c = memcmp(x->path, y->path, n);
+  return c ? c : (x->path_len > y->path_len) - (x->path_len < y->path_len);
+}
+
 /* the listings read this scan; those of directories gone (or no longer
- * reached) are dropped */
+ * reached) are dropped.  Written in key order: the hash table's order
+ * would insert at random places of the B-tree, and a fresh catalog's
+ * 100,000 listings then cost more than all the files' rows. */
 static int
 store_dirs(sqlite3 *db, struct scan *s)
 {
   sqlite3_stmt *ins = NULL, *del = NULL;
   struct bfs_htab_iter it;
+  struct scan_listing **v = NULL;
+  size_t n = 0, cap = 0;
   int r = 0;
   if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO dirs VALUES (?1, ?2, ?3,"
                          " ?4, ?5, ?6, ?7, ?8)", -1, &ins, NULL) != SQLITE_OK ||
@@ -431,16 +446,21 @@ store_dirs(sqlite3 *db, struct scan *s)
     goto out;
   }
   bfs_htab_iter_init(&it, &s->dirs);
-  for (struct bfs_hlink *h; r == 0 && (h = bfs_htab_iter_next(&it)); ) {
+  for (struct bfs_hlink *h; (h = bfs_htab_iter_next(&it)); ) {
     struct scan_listing *l = bfs_container_of(h, struct scan_listing, h);
+    if (l->seen ? l->dirty : l->in_db) {
+      CAT_GROW(v, cap, n);
+      v[n++] = l;
+    }
+  }
+  if (n > 1) qsort(v, n, sizeof *v, cmp_listing);
+  for (size_t i = 0; i < n && r == 0; i++) {
+    struct scan_listing *l = v[i];
     if (!l->seen) {
-      if (l->in_db) {
-        sqlite3_bind_blob(del, 1, l->path, (int)l->path_len, SQLITE_STATIC);
-        r = step(db, del, "delete directory");
-      }
+      sqlite3_bind_blob(del, 1, l->path, (int)l->path_len, SQLITE_STATIC);
+      r = step(db, del, "delete directory");
       continue;
     }
-    if (!l->dirty) continue;
     sqlite3_bind_blob(ins, 1, l->path, (int)l->path_len, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 2, (int64_t)l->dev);
     sqlite3_bind_int64(ins, 3, (int64_t)l->ino);
@@ -454,6 +474,7 @@ store_dirs(sqlite3 *db, struct scan *s)
     r = step(db, ins, "store directory");
   }
 out:
+  free(v);
   sqlite3_finalize(ins);
   sqlite3_finalize(del);
   return r;
