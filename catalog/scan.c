@@ -551,26 +551,35 @@ list_dir(struct scan *s, const char *rel, struct names *files,
               strerror(errno));
     return;
   }
-  DIR *d = fdopendir(fd);
-  if (!d) { close(fd); return; }
-  struct dirent *e;
-  errno = 0;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    unsigned char type = e->d_type;
-    if (type == DT_UNKNOWN) {
-      struct stat est;
-      if (fstatat(fd, e->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0) continue;
-      type = S_ISDIR(est.st_mode) ? DT_DIR : S_ISREG(est.st_mode) ? DT_REG : 0;
+  /* getdents64 rather than fdopendir/readdir: a first scan reads each of
+   * 100,000 directories once, and fdopendir's fstat and two fcntl calls
+   * were as many system calls as the reading */
+  union { struct dirent64 e; char b[16384]; } buf;
+  bool complete = true;           /* a failed read is never kept */
+  for (ssize_t got; complete; ) {
+    if ((got = getdents64(fd, buf.b, sizeof buf.b)) <= 0) {
+      complete = got == 0;
+      break;
     }
-    struct names *into = type == DT_DIR ? dirs : type == DT_REG ? files : NULL;
-    if (!into) continue;
-    CAT_GROW(into->v, into->cap, into->n);
-    into->v[into->n++] = cat_xstrdup(e->d_name);
-    errno = 0;
+    for (ssize_t off = 0; off < got; ) {
+      const struct dirent64 *e = (const struct dirent64 *)(buf.b + off);
+      off += e->d_reclen;
+      if (e->d_name[0] == '.') continue;
+      unsigned char type = e->d_type;
+      if (type == DT_UNKNOWN) {
+        struct stat est;
+        if (fstatat(fd, e->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        type = S_ISDIR(est.st_mode) ? DT_DIR : S_ISREG(est.st_mode) ? DT_REG
+                                                                    : 0;
+      }
+      struct names *into = type == DT_DIR ? dirs : type == DT_REG ? files
+                                                                  : NULL;
+      if (!into) continue;
+      CAT_GROW(into->v, into->cap, into->n);
+      into->v[into->n++] = cat_xstrdup(e->d_name);
+    }
   }
-  bool complete = errno == 0;     /* a failed read is never kept */
-  closedir(d);
+  close(fd);
   if (files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
   if (dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
   if (have_st && complete)
