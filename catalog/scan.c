@@ -780,7 +780,8 @@ add_layer(struct scan *s, struct model_disk *d, size_t *cap, const char *rel,
 {
   size_t c = *cap;
   CAT_GROW(d->chain, c, d->chain_len);
-  d->drivers = cat_xrealloc(d->drivers, c, sizeof *d->drivers);
+  if (c != *cap)                  /* drivers keeps chain's capacity */
+    d->drivers = cat_xrealloc(d->drivers, c, sizeof *d->drivers);
   *cap = c;
   files[d->chain_len] = f;
   d->chain[d->chain_len] = f ? f->path : scan_intern(s, rel);
