@@ -85,6 +85,8 @@ struct job {
   struct progress pr;
   struct verifier *v;        /* the read-back behind the copy */
   XXH3_state_t *hash;        /* copy: the data bytes in disk order */
+  pthread_mutex_t pf_lock;
+  uint64_t pf_end;           /* pf_lock: read-ahead asked for below this */
   bool json;             /* --json: the summary as JSON */
 };
 
@@ -413,14 +415,38 @@ verifier_finish(struct verifier *v, int r, XXH128_hash_t want)
 /* ---- the copy: the sparse-flatten engine (blk/flatten.h) over the
  * source; its writer thread calls these in disk order ---- */
 
+/* the entry of ext[] holding off (< the size): a binary search, so the
+ * engine's extent queries cost no SEEK_DATA/SEEK_HOLE round trips
+ * through a mount; list_extents() already asked the source once */
+static const struct ext *
+ext_at(const struct job *j, uint64_t off)
+{
+  size_t lo = 0, hi = j->next;        /* ext[lo].off <= off < ext[hi].off */
+
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (j->ext[mid].off <= off)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return &j->ext[lo];
+}
+
 static int
 src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
 {
   struct job *j = ctx;
-  int r = restore_src_extent(j->src, off, len, data);
-  if (r == 0 && *len > max)
+
+  if (j->next == 0 || off >= restore_src_size(j->src))
+    return bfs_error(-EIO, "%s: no extent at %llu", restore_src_name(j->src),
+                     (unsigned long long) off);
+  const struct ext *e = ext_at(j, off);
+  *len = e->off + e->len - off;
+  *data = e->data;
+  if (*len > max)
     *len = max;
-  return r;
+  return 0;
 }
 
 static int
@@ -429,10 +455,35 @@ src_pread(void *ctx, void *buf, size_t len, uint64_t off)
   return restore_src_pread(((struct job *)ctx)->src, buf, len, off);
 }
 
+/* Read-ahead in windows of PF_WINDOW bytes of the disk, each asked once
+ * when the engine's request comes within half a window of the last, and
+ * only for the data extents in it: the engine asks per chunk, a hint
+ * through a mount is a round trip, and a hole needs none. */
+#define PF_WINDOW (32u << 20)
+
 static void
 src_prefetch(void *ctx, uint64_t off, uint64_t len)
 {
-  restore_src_prefetch(((struct job *)ctx)->src, off, len);
+  struct job *j = ctx;
+  uint64_t start, end;
+
+  pthread_mutex_lock(&j->pf_lock);
+  if (off + len + PF_WINDOW / 2 <= j->pf_end) {
+    pthread_mutex_unlock(&j->pf_lock);
+    return;
+  }
+  start = off > j->pf_end ? off : j->pf_end;
+  end = off + len > start + PF_WINDOW ? off + len : start + PF_WINDOW;
+  j->pf_end = end;
+  pthread_mutex_unlock(&j->pf_lock);
+  if (j->next == 0 || start >= restore_src_size(j->src))
+    return;
+  for (const struct ext *e = ext_at(j, start); e->len && e->off < end; e++) {
+    uint64_t a = e->off > start ? e->off : start;
+    uint64_t b = e->off + e->len < end ? e->off + e->len : end;
+    if (e->data && a < b)
+      restore_src_prefetch(j->src, a, b - a);
+  }
 }
 
 static int
@@ -637,7 +688,8 @@ restore_disk_cmd(int argc, char **argv)
   struct blk_key *key = NULL;
   bool compress = false, force = false;
   double mibps = 0;
-  struct job j = { .fd = -1, .th_lock = PTHREAD_MUTEX_INITIALIZER };
+  struct job j = { .fd = -1, .th_lock = PTHREAD_MUTEX_INITIALIZER,
+                  .pf_lock = PTHREAD_MUTEX_INITIALIZER };
   struct bfs_args g;
   int c, r;
 
