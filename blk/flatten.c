@@ -109,17 +109,20 @@ fill_chunk(const struct job *j, struct chunk *c)
   for (uint64_t off = start; off < end;) {
     uint64_t len = 0;
     bool data = true;
-    if ((r = src->extent(src->ctx, off, end - off, &len, &data)) < 0)
+    struct run u = { .fd = -1 };
+    if ((r = src->extent(src->ctx, off, end - off, &len, &data,
+                         j->copy_plain ? &u.fd : NULL, &u.fd_off)) < 0)
       return r;
     if (len == 0)
       return bfs_error(-EIO, "empty extent at offset %llu",
                        (unsigned long long)off);
     if (len > end - off)
       len = end - off;
-    struct run u = { .off = off, .len = len, .data = data, .fd = -1 };
-    if (data && j->copy_plain &&
-        (r = src->plain(src->ctx, off, len, &u.fd, &u.fd_off)) < 0)
-      return r;
+    u.off = off;
+    u.len = len;
+    u.data = data;
+    if (!data)
+      u.fd = -1;                    /* only data is copied file to file */
     if ((r = add_run(c, &u)) < 0)
       return r;
     off += len;
@@ -275,7 +278,7 @@ blk_flatten(const struct blk_flatten_src *src, int fd, const char *name,
   unsigned nbufs, started = 0;
   int r = 0;
 
-  j.copy_plain = o->copy_plain && src->plain && !o->write && !o->data;
+  j.copy_plain = o->copy_plain && !o->write && !o->data;
   j.threads = o->threads;
   if (j.threads == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -343,7 +346,8 @@ out:
 /* ---- a bfs_blk as the source ---- */
 
 static int
-blk_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
+blk_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data,
+           int *fd, uint64_t *fd_off)
 {
   struct bfs_blk_status st;
   int r = bfs_blk_block_status(ctx, off, max, &st);
@@ -351,18 +355,10 @@ blk_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
     return r;
   *len = st.len;
   *data = st.kind == BFS_BLK_DATA;
-  return 0;
-}
-
-static int
-blk_plain(void *ctx, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
-{
-  struct bfs_blk_status st;
-  int r = bfs_blk_block_status(ctx, off, len, &st);
-  if (r < 0)
-    return r;
-  *fd = st.kind == BFS_BLK_DATA && st.len >= len ? st.fd : -1;
-  *fd_off = st.fd_off;
+  if (fd && *data) {          /* plain for all of len: st.fd, else -1 */
+    *fd = st.fd;
+    *fd_off = st.fd_off;
+  }
   return 0;
 }
 
@@ -385,5 +381,5 @@ blk_flatten_src_blk(struct bfs_blk *b, struct blk_flatten_src *src)
 {
   *src = (struct blk_flatten_src){ .size = b->size, .ctx = b,
                                    .extent = blk_extent, .pread = blk_read,
-                                   .prefetch = blk_ahead, .plain = blk_plain };
+                                   .prefetch = blk_ahead };
 }

@@ -22,27 +22,26 @@ struct bfs_blk;
 struct blk_flatten_src {
   uint64_t size;
   void *ctx;
-  /* thread-safe: the extent at off, 0 < *len (clamped to max here) */
+  /* thread-safe: the extent at off, 0 < *len (clamped to max here); with
+   * fd (copy_plain; else NULL), data that is plain bytes of a file for all
+   * of *len also sets *fd >= 0 and *fd_off (left -1 otherwise) */
   int (*extent)(void *ctx, uint64_t off, uint64_t max, uint64_t *len,
-                bool *data);
+                bool *data, int *fd, uint64_t *fd_off);
   /* thread-safe, exact */
   int (*pread)(void *ctx, void *buf, size_t len, uint64_t off);
   /* optional: start reading [off, off+len) into the page cache */
   void (*prefetch)(void *ctx, uint64_t off, uint64_t len);
-  /* optional, thread-safe: *fd >= 0 and *fd_off when the data at off is
-   * plain bytes of a file for *len (as extent gave it); else *fd = -1 */
-  int (*plain)(void *ctx, uint64_t off, uint64_t len, int *fd,
-               uint64_t *fd_off);
 };
 
 /* A bfs_blk as the source (DATA is data; ZERO and HOLE are holes; plain
- * from block status). */
+ * files from block status). */
 void blk_flatten_src_blk(struct bfs_blk *b, struct blk_flatten_src *src);
 
 struct blk_flatten_opts {
   unsigned threads;            /* readers; 0: one per CPU (at most 64) */
-  /* plain file ranges (src->plain) go file to file by copy_file_range on
-   * the writer, never through a buffer; only with write and data NULL */
+  /* plain file ranges (src->extent's fd) go file to file by
+   * copy_file_range on the writer, never through a buffer; only with write
+   * and data NULL */
   bool copy_plain;
   /* all on the writer (calling) thread, in disk order; a negative return
    * stops the copy with that error */

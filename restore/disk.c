@@ -434,10 +434,12 @@ ext_at(const struct job *j, uint64_t off)
 }
 
 static int
-src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
+src_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data,
+           int *fd, uint64_t *fd_off)
 {
   struct job *j = ctx;
 
+  (void)fd, (void)fd_off;         /* never copy_plain: the copy hashes */
   if (j->next == 0 || off >= restore_src_size(j->src))
     return bfs_error(-EIO, "%s: no extent at %llu", restore_src_name(j->src),
                      (unsigned long long) off);

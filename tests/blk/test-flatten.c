@@ -119,9 +119,12 @@ struct model {
 };
 
 static int
-m_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data)
+m_extent(void *ctx, uint64_t off, uint64_t max, uint64_t *len, bool *data,
+         int *fd, uint64_t *fd_off)
 {
   struct model *m = ctx;
+
+  (void)fd, (void)fd_off;           /* no plain files: fd stays -1 */
   uint64_t b = off / MODEL_EXT, end = off;
 
   *data = m->data[b];
@@ -292,31 +295,29 @@ struct plain_model {
   int src_fd;                       /* holds m.bytes at their guest offsets */
 };
 
-/* every other 64 KiB of data is plain bytes of src_fd */
-static int
-m_plain(void *ctx, uint64_t off, uint64_t len, int *fd, uint64_t *fd_off)
-{
-  struct plain_model *pm = ctx;
-  (void)len;
-  *fd = (off >> 16) % 2 == 0 ? pm->src_fd : -1;
-  *fd_off = off;
-  return 0;
-}
-
+/* extents within one 64 KiB each; every other 64 KiB of data is plain
+ * bytes of src_fd */
 static int
 m_extent_plain(void *ctx, uint64_t off, uint64_t max, uint64_t *len,
-               bool *data)
+               bool *data, int *fd, uint64_t *fd_off)
 {
+  struct plain_model *pm = ctx;
   uint64_t to64k = 65536 - (off & 65535);
-  return m_extent(ctx, off, max < to64k ? max : to64k, len, data);
+  int r = m_extent(ctx, off, max < to64k ? max : to64k, len, data, NULL,
+                   NULL);
+
+  if (r == 0 && fd && *data && (off >> 16) % 2 == 0) {
+    *fd = pm->src_fd;
+    *fd_off = off;
+  }
+  return r;
 }
 
 static int
 run_copy_plain(struct plain_model *pm, unsigned threads, int *fdp)
 {
   struct blk_flatten_src src = { .size = pm->m.size, .ctx = pm,
-                                 .extent = m_extent_plain, .pread = m_pread,
-                                 .plain = m_plain };
+                                 .extent = m_extent_plain, .pread = m_pread };
   struct blk_flatten_opts o = { .threads = threads, .copy_plain = true };
   int fd = memfd_create("flat", MFD_CLOEXEC);
 
