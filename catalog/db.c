@@ -581,30 +581,29 @@ struct chain_row {
   const char *path, *driver, *options;
 };
 
-static int
-store_chain_rows(sqlite3 *db, sqlite3_stmt *ins, const struct chain_row *c,
-                 size_t n)
+static void
+bind_chain(sqlite3_stmt *ins, int p, const void *row)
 {
-  for (size_t i = 0; i < n; i++) {
-    int p = (int)i * CHAIN_COLS;
-    sqlite3_bind_int64(ins, p + 1, c[i].bid);
-    sqlite3_bind_int64(ins, p + 2, (int64_t)c[i].disk);
-    sqlite3_bind_int64(ins, p + 3, (int64_t)c[i].depth);
-    bind_str(ins, p + 4, c[i].path);
-    bind_str(ins, p + 5, c[i].driver);
-    bind_str(ins, p + 6, c[i].options);
-  }
-  return step(db, ins, "store chain");
+  const struct chain_row *c = row;
+  sqlite3_bind_int64(ins, p + 1, c->bid);
+  sqlite3_bind_int64(ins, p + 2, (int64_t)c->disk);
+  sqlite3_bind_int64(ins, p + 3, (int64_t)c->depth);
+  bind_str(ins, p + 4, c->path);
+  bind_str(ins, p + 5, c->driver);
+  bind_str(ins, p + 6, c->options);
 }
 
 static int
 store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st,
          sqlite3_stmt *chains)
 {
-  struct chain_row pend[ROWS_BATCH];
+  struct chain_row pend[ROWS_BATCH];       /* a VM's layers, batched */
+  void *rows[ROWS_BATCH];
   size_t npend = 0;
   char hs[32];
   int r;
+  for (size_t i = 0; i < ROWS_BATCH; i++)
+    rows[i] = &pend[i];
   snprintf(hs, sizeof hs, "%016" PRIx64, vm->hash);
   bind_str(st[0], 1, vm->name);
   bind_str(st[0], 2, s->backups[vm->first].source);
@@ -653,14 +652,16 @@ store_vm(sqlite3 *db, struct scan *s, struct model_vm *vm, sqlite3_stmt **st,
         pend[npend++] = (struct chain_row){ bid, j, k, d->chain[k],
           d->drivers[k], d->options ? d->options[k] : NULL };
         if (npend == ROWS_BATCH) {
-          r = store_chain_rows(db, chains, pend, npend);
+          r = insert_rows(db, chains, st[3], CHAIN_COLS, rows, npend,
+                          bind_chain, "store chain");
           npend = 0;
         }
       }
     }
   }
-  for (size_t i = 0; i < npend && r == 0; i++)        /* the VM's last few */
-    r = store_chain_rows(db, st[3], pend + i, 1);
+  if (r == 0)                                  /* the VM's last few */
+    r = insert_rows(db, chains, st[3], CHAIN_COLS, rows, npend, bind_chain,
+                    "store chain");
   return r;
 }
 
