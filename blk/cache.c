@@ -32,11 +32,10 @@
  * under cc_lock (a mutex), bounded by cc_cap; hits are copied out under it.
  * Evicted entries are kept (CACHE_SPARE_BYTES of them, or one, on the
  * spare list under cc_lock) for the next miss of the same unit size
- * instead of going back
- * to malloc: a full cache then recycles its own blocks, where malloc and
- * free on different FUSE threads spread them over every thread's arena
- * (measured: a 32 MiB cache held 70 MiB of anonymous memory after random
- * reads of a zstd image).
+ * instead of going back to malloc: a full cache then recycles its own
+ * blocks, where malloc and free on different FUSE threads spread them
+ * over every thread's arena (measured: a 32 MiB cache held 70 MiB of
+ * anonymous memory after random reads of a zstd image).
  */
 #include <errno.h>
 #include <fcntl.h>
